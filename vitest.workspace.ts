@@ -1,0 +1,25 @@
+import type { TestProjectInlineConfiguration } from "vitest/config"
+
+/**
+ * Every test project of the workspace. Vitest reads projects from the root
+ * config, which loads this list; add a project here when a package gains tests.
+ * Integration tests (`*.integration.test.ts`) talk to real servers that
+ * `pnpm test` brings up first.
+ */
+const project = (name: string, root: string): TestProjectInlineConfiguration => ({
+  test: {
+    name,
+    root,
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 120_000
+  }
+})
+
+export const projects: Array<TestProjectInlineConfiguration> = [
+  project("domain", "packages/domain"),
+  project("api", "packages/api"),
+  project("streams", "packages/streams"),
+  project("ports", "packages/ports"),
+  project("services", "services/standalone")
+]
