@@ -1,0 +1,212 @@
+import { Effect, Layer, Schedule, Stream } from "effect"
+import { SqlClient } from "effect/sql"
+import { runMigrations } from "../postgres/Migrations.ts"
+import {
+  type ConsumeOptions,
+  type ConsumerRecord,
+  EventLog,
+  EventLogError,
+  type PartitionBatch,
+  type ProducerRecord,
+  type RecordPosition
+} from "./EventLog.ts"
+import { partitionForKey } from "./Partitioner.ts"
+import { Topics } from "./Topics.ts"
+
+/** How long an idle consumer waits before it looks for new records again. */
+const IDLE_POLL = "20 millis"
+/** How often a consumer tries to take over partitions that another member of its group held. */
+const CLAIM_INTERVAL_MS = 1_000
+
+const migrations = {
+  "0001_event_log": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE event_log_partitions (
+      topic text NOT NULL,
+      partition integer NOT NULL,
+      next_offset bigint NOT NULL DEFAULT 0,
+      PRIMARY KEY (topic, partition)
+    )`
+    yield* sql`CREATE TABLE event_log_records (
+      topic text NOT NULL,
+      partition integer NOT NULL,
+      "offset" bigint NOT NULL,
+      key text NOT NULL,
+      value bytea NOT NULL,
+      headers jsonb NOT NULL,
+      appended_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (topic, partition, "offset")
+    )`
+    yield* sql`CREATE TABLE event_log_commits (
+      group_id text NOT NULL,
+      topic text NOT NULL,
+      partition integer NOT NULL,
+      next_offset bigint NOT NULL,
+      committed_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (group_id, topic, partition)
+    )`
+  })
+}
+
+const failWith = (operation: string) => (cause: unknown) =>
+  new EventLogError({ operation, message: cause instanceof Error ? cause.message : String(cause), cause })
+
+/**
+ * The embedded event log: Kafka's model (partitioned topics, offsets, consumer
+ * groups with committed offsets) kept in PostgreSQL tables, so an append that
+ * returned survives a crash of the process.
+ *
+ * - Offsets are dense per partition. An append locks the rows of the partitions
+ *   it writes (in partition order, so concurrent appends cannot deadlock) until
+ *   it commits, so a consumer never sees offset n+1 before offset n.
+ * - A consumer owns a partition while it holds a PostgreSQL advisory lock on
+ *   `(group, topic, partition)` on its own connection; when its process dies the
+ *   lock goes with the connection and another member takes the partition over.
+ */
+export const make = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const topics = yield* Topics
+  yield* runMigrations("event_log", migrations)
+
+  for (const topic of topics) {
+    yield* sql`INSERT INTO event_log_partitions (topic, partition)
+      SELECT ${topic.name}, generate_series(0, ${topic.partitions}::int - 1)
+      ON CONFLICT DO NOTHING`
+  }
+  const partitionRows = yield* sql<{ topic: string; partitions: number }>`
+    SELECT topic, count(*)::int AS partitions FROM event_log_partitions GROUP BY topic`
+  const partitionCounts = new Map(partitionRows.map((row) => [row.topic, Number(row.partitions)]))
+
+  const partitionsOf = (topic: string) => {
+    const count = partitionCounts.get(topic)
+    return count === undefined
+      ? Effect.fail(new EventLogError({ operation: "append", message: `unknown topic ${topic}` }))
+      : Effect.succeed(count)
+  }
+
+  const append = Effect.fn("EventLog.append")(function* (topic: string, records: ReadonlyArray<ProducerRecord>) {
+    if (records.length === 0) return [] as ReadonlyArray<RecordPosition>
+    const count = yield* partitionsOf(topic)
+    const partitions = records.map((record) => partitionForKey(record.key, count))
+    const touched = [...new Set(partitions)].sort((a, b) => a - b)
+    return yield* sql
+      .withTransaction(
+        Effect.gen(function* () {
+          const heads = yield* sql<{ partition: number; next_offset: string }>`
+            SELECT partition, next_offset FROM event_log_partitions
+            WHERE topic = ${topic} AND partition = ANY(${touched}::int[])
+            ORDER BY partition FOR UPDATE`
+          const next = new Map(heads.map((row) => [row.partition, Number(row.next_offset)]))
+          const offsets = partitions.map((partition) => {
+            const offset = next.get(partition)!
+            next.set(partition, offset + 1)
+            return offset
+          })
+          yield* sql`INSERT INTO event_log_records (topic, partition, "offset", key, value, headers)
+            SELECT ${topic}, p, o, k, decode(v, 'base64'), h::jsonb
+            FROM unnest(${partitions}::int[], ${offsets}::bigint[], ${records.map((r) => r.key)}::text[],
+              ${records.map((r) => Buffer.from(r.value).toString("base64"))}::text[],
+              ${records.map((r) => JSON.stringify(r.headers))}::text[]) AS t(p, o, k, v, h)`
+          yield* sql`UPDATE event_log_partitions AS lp SET next_offset = t.next_offset
+            FROM unnest(${touched}::int[], ${touched.map((p) => next.get(p)!)}::bigint[]) AS t(partition, next_offset)
+            WHERE lp.topic = ${topic} AND lp.partition = t.partition`
+          return partitions.map((partition, i): RecordPosition => ({ topic, partition, offset: offsets[i]! }))
+        })
+      )
+      .pipe(Effect.mapError(failWith("append")))
+  })
+
+  const consume = (options: ConsumeOptions): Stream.Stream<PartitionBatch, EventLogError> =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        const count = yield* partitionsOf(options.topic)
+        const maxBatchSize = options.maxBatchSize ?? 500
+        const lockName = `${options.groupId}/${options.topic}`
+        // The advisory locks live on this connection: it is held for as long as the stream runs.
+        const connection = yield* Effect.acquireRelease(
+          sql.reserve.pipe(Effect.mapError(failWith("join group"))),
+          (conn) => Effect.ignore(conn.executeUnprepared("SELECT pg_advisory_unlock_all()", [], undefined))
+        )
+        const positions = new Map<number, number>()
+        let lastClaimAt = 0
+
+        const claim = Effect.gen(function* () {
+          lastClaimAt = performance.now()
+          for (let partition = 0; partition < count; partition++) {
+            if (positions.has(partition)) continue
+            const [row] = yield* connection.execute(
+              "SELECT pg_try_advisory_lock(hashtext($1), $2) AS locked",
+              [lockName, partition],
+              undefined
+            )
+            if (row?.locked !== true) continue
+            const committed = yield* sql<{ next_offset: string }>`
+              SELECT next_offset FROM event_log_commits
+              WHERE group_id = ${options.groupId} AND topic = ${options.topic} AND partition = ${partition}`
+            positions.set(partition, committed.length === 0 ? 0 : Number(committed[0]!.next_offset))
+          }
+        }).pipe(Effect.mapError(failWith("join group")))
+
+        const commitFor = (partition: number, nextOffset: number) =>
+          sql`INSERT INTO event_log_commits (group_id, topic, partition, next_offset)
+            VALUES (${options.groupId}, ${options.topic}, ${partition}, ${nextOffset})
+            ON CONFLICT (group_id, topic, partition) DO UPDATE
+            SET next_offset = GREATEST(event_log_commits.next_offset, EXCLUDED.next_offset), committed_at = now()`.pipe(
+            Effect.asVoid,
+            Effect.mapError(failWith("commit")),
+            Effect.withSpan("EventLog.commit", { attributes: { partition, nextOffset } })
+          )
+
+        const fetchOnce = Effect.gen(function* () {
+          if (positions.size < count && performance.now() - lastClaimAt >= CLAIM_INTERVAL_MS) yield* claim
+          if (positions.size === 0) return []
+          const owned = [...positions.keys()]
+          const rows = yield* sql<{
+            partition: number
+            offset: string
+            key: string
+            value: string
+            headers: Record<string, string>
+            appended_at: Date
+          }>`SELECT r.partition, r."offset", r.key, encode(r.value, 'base64') AS value, r.headers, r.appended_at
+            FROM unnest(${owned}::int[], ${owned.map((p) => positions.get(p)!)}::bigint[]) AS o(partition, position)
+            CROSS JOIN LATERAL (
+              SELECT * FROM event_log_records e
+              WHERE e.topic = ${options.topic} AND e.partition = o.partition AND e."offset" >= o.position
+              ORDER BY e."offset" LIMIT ${maxBatchSize}
+            ) AS r
+            ORDER BY r.partition, r."offset"`
+          const byPartition = new Map<number, Array<ConsumerRecord>>()
+          for (const row of rows) {
+            const records = byPartition.get(row.partition) ?? []
+            records.push({
+              topic: options.topic,
+              partition: row.partition,
+              offset: Number(row.offset),
+              key: row.key,
+              value: Buffer.from(row.value, "base64"),
+              headers: typeof row.headers === "string" ? JSON.parse(row.headers) : row.headers,
+              timestamp: row.appended_at instanceof Date ? row.appended_at.getTime() : Date.parse(row.appended_at)
+            })
+            byPartition.set(row.partition, records)
+          }
+          return [...byPartition].map(([partition, records]): PartitionBatch => {
+            const nextOffset = records[records.length - 1]!.offset + 1
+            positions.set(partition, nextOffset)
+            return { topic: options.topic, partition, records, commit: commitFor(partition, nextOffset) }
+          })
+        }).pipe(Effect.mapError(failWith("consume")))
+
+        yield* claim
+        const nextBatches = fetchOnce.pipe(
+          Effect.repeat({ schedule: Schedule.spaced(IDLE_POLL), until: (batches) => batches.length > 0 })
+        )
+        return Stream.fromEffectRepeat(nextBatches).pipe(Stream.flattenIterable)
+      })
+    )
+
+  return EventLog.of({ append, consume })
+})
+
+/** The embedded event log, on whatever PostgreSQL the `SqlClient` points at. */
+export const layer = Layer.effect(EventLog, make)

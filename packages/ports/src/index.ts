@@ -1,0 +1,8 @@
+export * from "./DeploymentProfile.ts"
+export * from "./event-log/EventLog.ts"
+export * from "./event-log/Partitioner.ts"
+export * as PostgresEventLog from "./event-log/PostgresEventLog.ts"
+export * from "./event-log/Topics.ts"
+export * as Database from "./postgres/Database.ts"
+export * from "./postgres/EmbeddedPostgres.ts"
+export * from "./postgres/FreePort.ts"

