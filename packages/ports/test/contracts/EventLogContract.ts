@@ -61,7 +61,9 @@ export const eventLogContract = (name: string, eventLogLayer: Layer.Layer<EventL
         const positions = yield* log.append(topic, input)
         assert.strictEqual(positions.length, input.length)
         const byKey = new Map<string, Array<{ partition: number; offset: number }>>()
-        input.forEach((record, i) => byKey.set(record.key, [...(byKey.get(record.key) ?? []), positions[i]!]))
+        input.forEach((record, i) => {
+          byKey.set(record.key, [...(byKey.get(record.key) ?? []), positions[i]!])
+        })
         for (const [, keyPositions] of byKey) {
           assert.strictEqual(new Set(keyPositions.map((p) => p.partition)).size, 1)
           for (let i = 1; i < keyPositions.length; i++)
