@@ -1,0 +1,64 @@
+import type { EventId, Reading, SensorId, Source, UserId } from "@dexmon/domain"
+import { Context, type Effect, Schema } from "effect"
+import type { InvalidCursor } from "../Cursor.ts"
+
+/** One event's proposal for the reading at `(sensor_id, timestamp)`. */
+export interface ReadingWrite {
+  readonly event_id: EventId
+  readonly sensor_id: SensorId
+  readonly user_id: UserId
+  readonly timestamp: number
+  readonly glucose_value: number
+  readonly source: Source
+}
+
+/** What a batch did: rows inserted, rows whose content changed, and events that changed nothing. */
+export interface UpsertSummary {
+  readonly inserted: number
+  readonly replaced: number
+  readonly unchanged: number
+}
+
+export interface ReadingQuery {
+  readonly user_id: UserId
+  /** Inclusive lower bound, epoch milliseconds. */
+  readonly from: number
+  /** Exclusive upper bound, epoch milliseconds. */
+  readonly to: number
+  readonly sensor_id?: SensorId | undefined
+  readonly limit: number
+  readonly cursor?: string | undefined
+}
+
+export interface ReadingPage {
+  readonly items: ReadonlyArray<Reading>
+  readonly next_cursor: string | null
+}
+
+export class ReadingStoreError extends Schema.TaggedError<ReadingStoreError>()("ReadingStoreError", {
+  operation: Schema.String,
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+/**
+ * The hot store of readings, one row per `(sensor_id, timestamp)`, written by
+ * the processor under the conflict rule and read by the gateway.
+ */
+export class ReadingStore extends Context.Service<
+  ReadingStore,
+  {
+    /**
+     * Applies events in the order given, each under the conflict rule, as one
+     * transaction: either every event of the batch is applied or none is.
+     */
+    readonly upsert: (batch: ReadonlyArray<ReadingWrite>) => Effect.Effect<UpsertSummary, ReadingStoreError>
+    /** A user's readings in a time range, oldest first. */
+    readonly list: (query: ReadingQuery) => Effect.Effect<ReadingPage, ReadingStoreError | InvalidCursor>
+    /** The values a reading had before its current one, oldest first. */
+    readonly history: (
+      sensorId: SensorId,
+      timestamp: number
+    ) => Effect.Effect<ReadonlyArray<Reading>, ReadingStoreError>
+  }
+>()("dexmon/ports/reading-store/ReadingStore") {}

@@ -1,0 +1,220 @@
+import { contentHash, Reading } from "@dexmon/domain"
+import { Effect, Layer, Schema } from "effect"
+import { SqlClient } from "effect/sql"
+import { decodeCursor, encodeCursor } from "../Cursor.ts"
+import { runMigrations } from "../postgres/Migrations.ts"
+import {
+  type ReadingQuery,
+  ReadingStore,
+  ReadingStoreError,
+  type ReadingWrite,
+  type UpsertSummary
+} from "./ReadingStore.ts"
+
+const migrations = {
+  "0001_glucose_readings": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE SEQUENCE glucose_readings_id_seq`
+    yield* sql`CREATE TABLE glucose_readings (
+      id bigint NOT NULL DEFAULT nextval('glucose_readings_id_seq'),
+      sensor_id text NOT NULL,
+      user_id text NOT NULL,
+      "timestamp" timestamptz NOT NULL,
+      glucose_value double precision NOT NULL,
+      source text NOT NULL CHECK (source IN ('SENSOR', 'MANUAL')),
+      version integer NOT NULL,
+      etag text NOT NULL,
+      content_hash text NOT NULL,
+      event_id uuid NOT NULL,
+      created_at timestamptz NOT NULL,
+      updated_at timestamptz NOT NULL,
+      CONSTRAINT glucose_readings_identity UNIQUE (sensor_id, "timestamp")
+    )`
+    yield* sql`CREATE INDEX glucose_readings_by_user ON glucose_readings (user_id, "timestamp", sensor_id)`
+    yield* sql`CREATE TABLE glucose_readings_history (
+      history_id bigserial PRIMARY KEY,
+      id bigint NOT NULL,
+      sensor_id text NOT NULL,
+      user_id text NOT NULL,
+      "timestamp" timestamptz NOT NULL,
+      glucose_value double precision NOT NULL,
+      source text NOT NULL,
+      version integer NOT NULL,
+      etag text NOT NULL,
+      event_id uuid NOT NULL,
+      created_at timestamptz NOT NULL,
+      updated_at timestamptz NOT NULL,
+      superseded_at timestamptz NOT NULL DEFAULT now(),
+      superseded_by_event uuid NOT NULL
+    )`
+    yield* sql`CREATE INDEX glucose_readings_history_by_key ON glucose_readings_history (sensor_id, "timestamp", version)`
+    // The superseded value is copied by the database itself, in the statement that replaces it:
+    // no path can change a reading without keeping what it said before.
+    yield* sql.unsafe(`CREATE FUNCTION glucose_readings_keep_history() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO glucose_readings_history (id, sensor_id, user_id, "timestamp", glucose_value, source, version,
+          etag, event_id, created_at, updated_at, superseded_by_event)
+        VALUES (OLD.id, OLD.sensor_id, OLD.user_id, OLD."timestamp", OLD.glucose_value, OLD.source, OLD.version,
+          OLD.etag, OLD.event_id, OLD.created_at, OLD.updated_at, NEW.event_id);
+        RETURN NULL;
+      END $$`)
+    yield* sql`CREATE TRIGGER glucose_readings_history AFTER UPDATE ON glucose_readings
+      FOR EACH ROW WHEN (OLD.version IS DISTINCT FROM NEW.version) EXECUTE FUNCTION glucose_readings_keep_history()`
+  })
+}
+
+const failWith = (operation: string) => (cause: unknown) =>
+  new ReadingStoreError({ operation, message: cause instanceof Error ? cause.message : String(cause), cause })
+
+/**
+ * Splits a batch into rounds so that no round holds two events for one key:
+ * round k holds the k-th event of every key, in batch order. One statement per
+ * round then applies exactly what applying the events one by one would, and a
+ * batch without repeated keys (the usual case) is one statement.
+ */
+export const splitIntoRounds = (batch: ReadonlyArray<ReadingWrite>): ReadonlyArray<ReadonlyArray<ReadingWrite>> => {
+  const rounds: Array<Array<ReadingWrite>> = []
+  const seenPerKey = new Map<string, number>()
+  for (const write of batch) {
+    const key = `${write.sensor_id}\u0000${write.timestamp}`
+    const round = seenPerKey.get(key) ?? 0
+    seenPerKey.set(key, round + 1)
+    ;(rounds[round] ??= []).push(write)
+  }
+  return rounds
+}
+
+const ReadingRow = Schema.Struct({
+  id: Schema.String,
+  sensor_id: Schema.String,
+  user_id: Schema.String,
+  timestamp_ms: Schema.Number,
+  glucose_value: Schema.Number,
+  source: Schema.String,
+  version: Schema.Number,
+  etag: Schema.String,
+  created_ms: Schema.Number,
+  updated_ms: Schema.Number
+})
+const toReading = (row: typeof ReadingRow.Type) =>
+  Schema.decodeUnknownEffect(Reading)({
+    id: row.id,
+    sensor_id: row.sensor_id,
+    user_id: row.user_id,
+    timestamp: new Date(row.timestamp_ms).toISOString(),
+    glucose_value: row.glucose_value,
+    source: row.source,
+    version: row.version,
+    etag: row.etag,
+    created_at: new Date(row.created_ms).toISOString(),
+    updated_at: new Date(row.updated_ms).toISOString()
+  })
+
+/**
+ * The readings store on PostgreSQL or TimescaleDB. The conflict rule of the
+ * design runs inside the upsert (`ON CONFLICT ... DO UPDATE ... WHERE`), with
+ * the version bump and the etag in the same statement; the domain's
+ * `applyConflictRule` is the reference the contract suite checks it against.
+ */
+export const make = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* runMigrations("readings", migrations)
+
+  const upsertRound = (round: ReadonlyArray<ReadingWrite>) =>
+    sql<{ inserted: number; replaced: number; touched: number }>`
+      WITH incoming AS (
+        SELECT * FROM unnest(
+          ${round.map((w) => w.sensor_id)}::text[],
+          ${round.map((w) => w.user_id)}::text[],
+          ${round.map((w) => new Date(w.timestamp).toISOString())}::timestamptz[],
+          ${round.map((w) => w.glucose_value)}::float8[],
+          ${round.map((w) => w.source)}::text[],
+          ${round.map((w) => w.event_id)}::uuid[],
+          ${round.map(contentHash)}::text[]
+        ) AS t(sensor_id, user_id, "timestamp", glucose_value, source, event_id, content_hash)
+      ),
+      written AS (
+        INSERT INTO glucose_readings AS r (sensor_id, user_id, "timestamp", glucose_value, source, version, etag,
+          content_hash, event_id, created_at, updated_at)
+        SELECT sensor_id, user_id, "timestamp", glucose_value, source, 1, content_hash || '-1', content_hash, event_id,
+          now(), now()
+        FROM incoming
+        ON CONFLICT (sensor_id, "timestamp") DO UPDATE SET
+          glucose_value = EXCLUDED.glucose_value,
+          source = EXCLUDED.source,
+          content_hash = EXCLUDED.content_hash,
+          event_id = EXCLUDED.event_id,
+          version = r.version + (r.content_hash <> EXCLUDED.content_hash)::int,
+          etag = EXCLUDED.content_hash || '-' || (r.version + (r.content_hash <> EXCLUDED.content_hash)::int),
+          updated_at = CASE WHEN r.content_hash <> EXCLUDED.content_hash THEN now() ELSE r.updated_at END
+        WHERE
+          -- a replay with a newer event id: content and version stay, the newer id is kept
+          (r.content_hash = EXCLUDED.content_hash AND EXCLUDED.event_id > r.event_id)
+          -- a sensor value replaces a manual one; within one source the newer event wins
+          OR (r.content_hash <> EXCLUDED.content_hash AND (
+            (r.source = 'MANUAL' AND EXCLUDED.source = 'SENSOR')
+            OR (r.source = EXCLUDED.source AND EXCLUDED.event_id > r.event_id)))
+        RETURNING (xmax = 0) AS inserted, updated_at = now() AS changed
+      )
+      SELECT count(*) FILTER (WHERE inserted)::int AS inserted,
+             count(*) FILTER (WHERE NOT inserted AND changed)::int AS replaced,
+             count(*)::int AS touched
+      FROM written`
+
+  const upsert = Effect.fn("ReadingStore.upsert")(function* (batch: ReadonlyArray<ReadingWrite>) {
+    if (batch.length === 0) return { inserted: 0, replaced: 0, unchanged: 0 } satisfies UpsertSummary
+    const totals = yield* sql
+      .withTransaction(Effect.forEach(splitIntoRounds(batch), upsertRound))
+      .pipe(Effect.mapError(failWith("upsert")))
+    const inserted = totals.reduce((n, [row]) => n + Number(row!.inserted), 0)
+    const replaced = totals.reduce((n, [row]) => n + Number(row!.replaced), 0)
+    return { inserted, replaced, unchanged: batch.length - inserted - replaced } satisfies UpsertSummary
+  })
+
+  const list = Effect.fn("ReadingStore.list")(function* (query: ReadingQuery) {
+    const after = query.cursor === undefined ? undefined : yield* decodeCursor(query.cursor, ["number", "string"])
+    const rows = yield* sql`
+      SELECT id::text AS id, sensor_id, user_id,
+        (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms,
+        glucose_value, source, version, etag,
+        (extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
+        (extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms
+      FROM glucose_readings
+      WHERE user_id = ${query.user_id}
+        AND "timestamp" >= ${new Date(query.from).toISOString()}::timestamptz
+        AND "timestamp" < ${new Date(query.to).toISOString()}::timestamptz
+        ${query.sensor_id === undefined ? sql`` : sql`AND sensor_id = ${query.sensor_id}`}
+        ${after === undefined ? sql`` : sql`AND ("timestamp", sensor_id) > (${new Date(after[0]).toISOString()}::timestamptz, ${after[1]})`}
+      ORDER BY "timestamp", sensor_id
+      LIMIT ${query.limit + 1}`.pipe(Effect.mapError(failWith("list")))
+    const decoded = yield* Effect.forEach(rows.slice(0, query.limit), (row) =>
+      Schema.decodeUnknownEffect(ReadingRow)(row).pipe(Effect.flatMap(toReading))
+    ).pipe(Effect.mapError(failWith("list")))
+    const last = decoded[decoded.length - 1]
+    return {
+      items: decoded,
+      next_cursor:
+        rows.length > query.limit && last !== undefined ? encodeCursor([last.timestamp, last.sensor_id]) : null
+    }
+  })
+
+  const history = Effect.fn("ReadingStore.history")(function* (sensorId: string, timestamp: number) {
+    const rows = yield* sql`
+      SELECT id::text AS id, sensor_id, user_id,
+        (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms,
+        glucose_value, source, version, etag,
+        (extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
+        (extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms
+      FROM glucose_readings_history
+      WHERE sensor_id = ${sensorId} AND "timestamp" = ${new Date(timestamp).toISOString()}::timestamptz
+      ORDER BY version`.pipe(Effect.mapError(failWith("history")))
+    return yield* Effect.forEach(rows, (row) =>
+      Schema.decodeUnknownEffect(ReadingRow)(row).pipe(Effect.flatMap(toReading))
+    ).pipe(Effect.mapError(failWith("history")))
+  })
+
+  return ReadingStore.of({ upsert, list, history })
+})
+
+/** The readings store on whatever PostgreSQL the `SqlClient` points at. */
+export const layer = Layer.effect(ReadingStore, make)

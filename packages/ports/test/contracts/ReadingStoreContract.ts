@@ -1,0 +1,175 @@
+import {
+  applyConflictRule,
+  computeEtag,
+  EventId,
+  type ReadingState,
+  SensorId,
+  type Source,
+  UserId
+} from "@dexmon/domain"
+import { assert, layer } from "@effect/vitest"
+import { Effect, type Layer } from "effect"
+import { type ReadingQuery, ReadingStore, type ReadingWrite } from "../../src/index.ts"
+
+let runCounter = 0
+const newRun = () => `r${Date.now().toString(36)}${runCounter++}`
+const user = UserId.make("contract-user")
+const t0 = Date.parse("2026-11-20T00:00:00.000Z")
+/** A UUIDv7-shaped id whose order is the order of `n`. */
+const eventId = (n: number) => EventId.make(`01900000-0000-7000-8000-${n.toString(16).padStart(12, "0")}`)
+const write = (sensor: string, value: number, source: Source, n: number, timestamp = t0): ReadingWrite => ({
+  event_id: eventId(n),
+  sensor_id: SensorId.make(sensor),
+  user_id: user,
+  timestamp,
+  glucose_value: value,
+  source
+})
+const everything = (sensor?: string): ReadingQuery => ({
+  user_id: user,
+  from: t0 - 86_400_000,
+  to: t0 + 86_400_000,
+  sensor_id: sensor === undefined ? undefined : SensorId.make(sensor),
+  limit: 1000
+})
+
+/** The domain's conflict rule replayed in memory: what the store must end up holding. */
+const reference = (writes: ReadonlyArray<ReadingWrite>) => {
+  const table = new Map<string, ReadingState>()
+  for (const w of writes) {
+    const key = `${w.sensor_id}|${w.timestamp}`
+    const outcome = applyConflictRule(table.get(key), w)
+    if (outcome._tag !== "Keep") table.set(key, outcome.next)
+  }
+  return table
+}
+
+const assertMatchesReference = (sensor: string, writes: ReadonlyArray<ReadingWrite>) =>
+  Effect.gen(function* () {
+    const store = yield* ReadingStore
+    const stored = (yield* store.list(everything(sensor))).items
+    const expected = [...reference(writes).values()].sort((a, b) => a.timestamp - b.timestamp)
+    assert.deepStrictEqual(
+      stored.map((r) => [r.timestamp, r.glucose_value, r.source, r.version, r.etag]),
+      expected.map((s) => [s.timestamp, s.glucose_value, s.source, s.version, computeEtag(s, s.version)])
+    )
+  })
+
+/** The behaviour every layer of the readings-store port must have. */
+export const readingStoreContract = (name: string, storeLayer: Layer.Layer<ReadingStore, unknown>) =>
+  layer(storeLayer, { timeout: 120_000, excludeTestServices: true })(`ReadingStore contract: ${name}`, (it) => {
+    it.effect("applies the conflict rule for every pair of stored and incoming source, value and event age", () =>
+      Effect.gen(function* () {
+        const store = yield* ReadingStore
+        const storedCases: ReadonlyArray<readonly [Source, number] | undefined> = [
+          undefined,
+          ["SENSOR", 100],
+          ["MANUAL", 100]
+        ]
+        const incomingCases: ReadonlyArray<readonly [Source, number]> = [
+          ["SENSOR", 100],
+          ["SENSOR", 110],
+          ["MANUAL", 100],
+          ["MANUAL", 110]
+        ]
+        for (const stored of storedCases) {
+          for (const [source, value] of incomingCases) {
+            for (const incomingIsNewer of [true, false]) {
+              const sensor = newRun()
+              const writes = [
+                ...(stored === undefined ? [] : [write(sensor, stored[1], stored[0], 50)]),
+                write(sensor, value, source, incomingIsNewer ? 60 : 40)
+              ]
+              for (const w of writes) yield* store.upsert([w])
+              yield* assertMatchesReference(sensor, writes)
+            }
+          }
+        }
+      })
+    )
+
+    it.effect(
+      "MANUAL 100 then SENSOR 110 in one batch gives SENSOR 110 at version 2 and keeps MANUAL 100 in history",
+      () =>
+        Effect.gen(function* () {
+          const store = yield* ReadingStore
+          const sensor = newRun()
+          const summary = yield* store.upsert([write(sensor, 100, "MANUAL", 1), write(sensor, 110, "SENSOR", 2)])
+          assert.deepStrictEqual(summary, { inserted: 1, replaced: 1, unchanged: 0 })
+          const later = yield* store.upsert([write(sensor, 90, "MANUAL", 3)])
+          assert.deepStrictEqual(later, { inserted: 0, replaced: 0, unchanged: 1 })
+          const [reading] = (yield* store.list(everything(sensor))).items
+          assert.strictEqual(reading!.source, "SENSOR")
+          assert.strictEqual(reading!.glucose_value, 110)
+          assert.strictEqual(reading!.version, 2)
+          const history = yield* store.history(SensorId.make(sensor), t0)
+          assert.deepStrictEqual(
+            history.map((r) => [r.source, r.glucose_value, r.version]),
+            [["MANUAL", 100, 1]]
+          )
+        })
+    )
+
+    it.effect("any event sequence, in any batching, redelivered from any point, ends where the domain rule says", () =>
+      Effect.gen(function* () {
+        const store = yield* ReadingStore
+        // A deterministic pseudo-random generator, so a failure can be replayed.
+        let seed = 42
+        const random = (n: number) => {
+          seed = (seed * 1103515245 + 12345) % 2147483648
+          return Math.floor(seed / 65_536) % n
+        }
+        for (let run = 0; run < 30; run++) {
+          const sensor = newRun()
+          const writes = Array.from({ length: 1 + random(12) }, (_, i) =>
+            write(
+              sensor,
+              [90, 100, 110][random(3)]!,
+              random(2) === 0 ? "SENSOR" : "MANUAL",
+              random(1000) * 100 + i,
+              t0 + random(3) * 300_000
+            )
+          )
+          const cut = random(writes.length + 1)
+          const delivered = [...writes, ...writes.slice(cut)]
+          for (let i = 0; i < delivered.length; ) {
+            const size = 1 + random(4)
+            yield* store.upsert(delivered.slice(i, i + size))
+            i += size
+          }
+          yield* assertMatchesReference(sensor, writes)
+        }
+      })
+    )
+
+    it.effect("pages through a range in time order, each reading exactly once, only the caller's own", () =>
+      Effect.gen(function* () {
+        const store = yield* ReadingStore
+        const sensor = newRun()
+        yield* store.upsert(Array.from({ length: 25 }, (_, i) => write(sensor, 100 + i, "SENSOR", i, t0 + i * 300_000)))
+        yield* store.upsert([
+          { ...write(sensor, 120, "SENSOR", 99, t0 + 99 * 300_000), user_id: UserId.make("someone-else") }
+        ])
+        const seen: Array<number> = []
+        let cursor: string | undefined
+        do {
+          const page = yield* store.list({ ...everything(sensor), limit: 7, cursor })
+          assert.isTrue(page.items.length <= 7)
+          seen.push(...page.items.map((r) => r.timestamp))
+          cursor = page.next_cursor ?? undefined
+        } while (cursor !== undefined)
+        assert.deepStrictEqual(
+          seen,
+          Array.from({ length: 25 }, (_, i) => t0 + i * 300_000)
+        )
+      })
+    )
+
+    it.effect("refuses a cursor it did not issue", () =>
+      Effect.gen(function* () {
+        const store = yield* ReadingStore
+        const error = yield* store.list({ ...everything(), cursor: "not-a-cursor" }).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "InvalidCursor")
+      })
+    )
+  })
