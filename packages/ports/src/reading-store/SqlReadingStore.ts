@@ -79,7 +79,8 @@ export const splitIntoRounds = (batch: ReadonlyArray<ReadingWrite>): ReadonlyArr
     const key = `${write.sensor_id}\u0000${write.timestamp}`
     const round = seenPerKey.get(key) ?? 0
     seenPerKey.set(key, round + 1)
-    ;(rounds[round] ??= []).push(write)
+    if (round === rounds.length) rounds.push([])
+    rounds[round]!.push(write)
   }
   return rounds
 }
