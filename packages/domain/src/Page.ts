@@ -6,3 +6,10 @@ export const Page = <S extends Schema.Top>(item: S) =>
     items: Schema.Array(item),
     next_cursor: Schema.NullOr(Schema.String)
   })
+
+/** 400: a pagination cursor that this server did not issue. */
+export class InvalidCursor extends Schema.TaggedError<InvalidCursor>()(
+  "InvalidCursor",
+  { message: Schema.String },
+  { httpApiStatus: 400 }
+) {}

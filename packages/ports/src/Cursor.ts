@@ -1,10 +1,5 @@
-import { Effect, Schema } from "effect"
-
-export class InvalidCursor extends Schema.TaggedError<InvalidCursor>()(
-  "InvalidCursor",
-  { message: Schema.String },
-  { httpApiStatus: 400 }
-) {}
+import { InvalidCursor } from "@dexmon/domain"
+import { Effect } from "effect"
 
 /**
  * Keyset cursors: the sort key of the last item of a page, as opaque

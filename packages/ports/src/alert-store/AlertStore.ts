@@ -1,6 +1,5 @@
-import type { Alert, UserId } from "@dexmon/domain"
+import type { Alert, InvalidCursor, UserId } from "@dexmon/domain"
 import { Context, type Effect, Schema } from "effect"
-import type { InvalidCursor } from "../Cursor.ts"
 
 export interface AlertQuery {
   readonly user_id: UserId

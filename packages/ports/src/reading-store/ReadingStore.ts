@@ -1,6 +1,5 @@
-import type { EventId, Reading, SensorId, Source, UserId } from "@dexmon/domain"
+import type { EventId, InvalidCursor, Reading, SensorId, Source, UserId } from "@dexmon/domain"
 import { Context, type Effect, Schema } from "effect"
-import type { InvalidCursor } from "../Cursor.ts"
 
 /** One event's proposal for the reading at `(sensor_id, timestamp)`. */
 export interface ReadingWrite {

@@ -1,0 +1,34 @@
+import { HttpApi, OpenApi } from "effect/http-api"
+import { AlertsGroup, HealthGroup, IngestionGroup, ReadingsGroup } from "./Groups.ts"
+import { RequestValidation } from "./Middleware.ts"
+
+/**
+ * The whole DexMon HTTP API, declared once: servers implement it, the SDK is
+ * derived from it and `/openapi.json` is generated from it.
+ */
+export class DexMonApi extends HttpApi.make("dexmon")
+  .add(IngestionGroup)
+  .add(ReadingsGroup)
+  .add(AlertsGroup)
+  .add(HealthGroup)
+  .middleware(RequestValidation)
+  .annotateMerge(
+    OpenApi.annotations({
+      title: "DexMon",
+      version: "1.0.0",
+      description: "Continuous glucose monitor readings: ingestion, readings and alerts"
+    })
+  ) {}
+
+/** What the receiver serves when it runs alone: ingestion and health, from the same declarations. */
+export class ReceiverApi extends HttpApi.make("dexmon-receiver")
+  .add(IngestionGroup)
+  .add(HealthGroup)
+  .middleware(RequestValidation) {}
+
+/** What the gateway serves when it runs alone. */
+export class GatewayApi extends HttpApi.make("dexmon-gateway")
+  .add(ReadingsGroup)
+  .add(AlertsGroup)
+  .add(HealthGroup)
+  .middleware(RequestValidation) {}

@@ -1,0 +1,25 @@
+import { Schema } from "effect"
+
+/** Where a request value was wrong and why: `path` names the field, with the item index in a batch. */
+export const ValidationIssue = Schema.Struct({
+  path: Schema.String,
+  message: Schema.String
+})
+export type ValidationIssue = typeof ValidationIssue.Type
+
+/** 400: the request was refused as a whole and nothing was produced. */
+export class ValidationError extends Schema.TaggedError<ValidationError>()(
+  "ValidationError",
+  {
+    message: Schema.String,
+    issues: Schema.Array(ValidationIssue)
+  },
+  { httpApiStatus: 400 }
+) {}
+
+/** 503: a store the request needs is unreachable; the client may retry, nothing was accepted. */
+export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()(
+  "ServiceUnavailable",
+  { message: Schema.String },
+  { httpApiStatus: 503 }
+) {}

@@ -1,0 +1,103 @@
+import { Alert, GlucoseValue, InvalidCursor, IsoTimestamp, Page, Reading, SensorId } from "@dexmon/domain"
+import { Schema } from "effect"
+import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
+import { ServiceUnavailable } from "./Errors.ts"
+import { Caller } from "./Middleware.ts"
+
+/** The most readings one batch may carry. */
+export const MAX_BATCH_SIZE = 1000
+
+/** One reading as the app posts it. The owner is the caller, never a field of the body. */
+export const ReadingInput = Schema.Struct({
+  sensor_id: SensorId,
+  timestamp: IsoTimestamp,
+  glucose_value: GlucoseValue
+})
+export type ReadingInput = typeof ReadingInput.Type
+
+export const ReadingBatchInput = Schema.Struct({
+  readings: Schema.Array(ReadingInput).check(
+    Schema.isMinLength(1, { message: "must hold at least one reading" }),
+    Schema.isMaxLength(MAX_BATCH_SIZE, { message: `must hold at most ${MAX_BATCH_SIZE} readings` })
+  )
+})
+
+/** `202 Accepted`: the events are durable in the event log; processing follows asynchronously. */
+export const IngestAccepted = Schema.Struct({
+  accepted: Schema.Int,
+  event_ids: Schema.Array(Schema.String)
+}).pipe(HttpApiSchema.status(202))
+
+export class IngestionGroup extends HttpApiGroup.make("ingestion")
+  .add(
+    HttpApiEndpoint.post("postSensor", "/sensor", {
+      payload: Schema.Union([ReadingBatchInput, ReadingInput]),
+      success: IngestAccepted,
+      error: ServiceUnavailable
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: 'Post one sensor reading, or a batch of up to 1,000 as {"readings": [...]}'
+      })
+    ),
+    HttpApiEndpoint.post("postManual", "/manual", {
+      payload: ReadingInput,
+      success: IngestAccepted,
+      error: ServiceUnavailable
+    }).annotateMerge(OpenApi.annotations({ summary: "Post one manual (finger-stick) reading" }))
+  )
+  .middleware(Caller)
+  .prefix("/api/v1/glucose")
+  .annotateMerge(OpenApi.annotations({ title: "Ingestion", description: "Readings from the app" })) {}
+
+/** The range and page of a listing; `from` inclusive, `to` exclusive. */
+const RangeQuery = {
+  from: IsoTimestamp,
+  to: IsoTimestamp,
+  limit: Schema.optional(
+    Schema.NumberFromString.check(
+      Schema.isInt(),
+      Schema.isBetween({ minimum: 1, maximum: 1000 }, { message: "must be an integer from 1 to 1000" })
+    )
+  ),
+  cursor: Schema.optional(Schema.String)
+}
+
+export const ReadingsPage = Page(Reading)
+export const AlertsPage = Page(Alert)
+
+export class ReadingsGroup extends HttpApiGroup.make("readings")
+  .add(
+    HttpApiEndpoint.get("list", "/readings", {
+      query: { ...RangeQuery, sensor_id: Schema.optional(SensorId) },
+      success: ReadingsPage,
+      error: [InvalidCursor, ServiceUnavailable]
+    }).annotateMerge(OpenApi.annotations({ summary: "The caller's readings in [from, to), oldest first" }))
+  )
+  .middleware(Caller)
+  .prefix("/api/v1") {}
+
+export class AlertsGroup extends HttpApiGroup.make("alerts")
+  .add(
+    HttpApiEndpoint.get("list", "/alerts", {
+      query: RangeQuery,
+      success: AlertsPage,
+      error: [InvalidCursor, ServiceUnavailable]
+    }).annotateMerge(OpenApi.annotations({ summary: "The caller's alerts in [from, to), newest first" }))
+  )
+  .middleware(Caller)
+  .prefix("/api/v1") {}
+
+export const HealthStatus = Schema.Struct({
+  status: Schema.Literals(["ok", "unavailable"]),
+  checks: Schema.Record(Schema.String, Schema.Literals(["ok", "unavailable"]))
+})
+
+export class HealthGroup extends HttpApiGroup.make("health", { topLevel: true }).add(
+  HttpApiEndpoint.get("healthz", "/healthz", { success: HealthStatus }).annotateMerge(
+    OpenApi.annotations({ summary: "Liveness: the process is running" })
+  ),
+  HttpApiEndpoint.get("readyz", "/readyz", {
+    success: HealthStatus,
+    error: HealthStatus.pipe(HttpApiSchema.status(503))
+  }).annotateMerge(OpenApi.annotations({ summary: "Readiness: the stores this process needs answer" }))
+) {}

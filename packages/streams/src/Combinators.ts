@@ -1,0 +1,164 @@
+import type { EventLog, PartitionBatch, ProducerRecord } from "@dexmon/ports"
+import { Clock, Effect, Schedule, Stream } from "effect"
+import type { Decoded, DecodedBatch, Failed } from "./DecodedBatch.ts"
+
+const describe = (error: unknown): { readonly tag: string; readonly message: string } => ({
+  tag:
+    typeof error === "object" && error !== null && "_tag" in error
+      ? String(error._tag)
+      : error instanceof Error
+        ? error.name
+        : "Unknown",
+  message: error instanceof Error ? error.message : String(error)
+})
+
+/**
+ * Decodes every record of each batch. A record that cannot be decoded is not
+ * retried (it will never decode); it is set aside as failed, for the DLQ.
+ */
+export const decodeRecords =
+  <A, E>(decode: (value: Uint8Array) => Effect.Effect<A, E>) =>
+  <E2, R>(batches: Stream.Stream<PartitionBatch, E2, R>): Stream.Stream<DecodedBatch<A>, E2, R> =>
+    Stream.mapEffect(
+      batches,
+      Effect.fnUntraced(function* (batch) {
+        const now = yield* Clock.currentTimeMillis
+        const decoded: Array<Decoded<A>> = []
+        const failed: Array<Failed> = []
+        for (const record of batch.records) {
+          const result = yield* Effect.result(decode(record.value))
+          if (result._tag === "Success") decoded.push({ record, value: result.success })
+          else {
+            const { tag, message } = describe(result.failure)
+            failed.push({ record, errorTag: tag, errorMessage: message, attempts: 1, firstFailureAt: now })
+          }
+        }
+        return { batch, decoded, failed }
+      })
+    )
+
+/**
+ * Drops, within each batch, every value whose key was already seen earlier in
+ * the batch: Kafka redelivers whole runs after a crash, and one event id need
+ * only be applied once.
+ */
+export const dedupWithinBatch =
+  <A>(keyOf: (value: A) => string) =>
+  <E, R>(batches: Stream.Stream<DecodedBatch<A>, E, R>): Stream.Stream<DecodedBatch<A>, E, R> =>
+    Stream.map(batches, (batch) => {
+      const seen = new Set<string>()
+      return {
+        ...batch,
+        decoded: batch.decoded.filter(({ value }) => {
+          const key = keyOf(value)
+          if (seen.has(key)) return false
+          seen.add(key)
+          return true
+        })
+      }
+    })
+
+export interface RetryPolicy {
+  /** Attempts after the first one. */
+  readonly retries: number
+  readonly initialDelay: number
+  readonly maxDelay: number
+}
+
+/** Exponential backoff with jitter, capped, for at most `retries` retries. */
+export const backoff = (policy: RetryPolicy) =>
+  Schedule.min([Schedule.exponential(policy.initialDelay), Schedule.spaced(policy.maxDelay)]).pipe(
+    Schedule.jittered,
+    Schedule.upTo({ times: policy.retries })
+  )
+
+/**
+ * Applies the decoded values of each batch with `write`, retrying with
+ * backoff. When the whole batch still fails, each value is tried on its own
+ * (with the same retries), so one bad value cannot hold back the others; the
+ * values that still fail join the batch's failed records, for the DLQ.
+ */
+export const writeWithRetry =
+  <A, E>(write: (values: ReadonlyArray<A>) => Effect.Effect<void, E>, policy: RetryPolicy) =>
+  <E2, R>(batches: Stream.Stream<DecodedBatch<A>, E2, R>): Stream.Stream<DecodedBatch<A>, E2, R> => {
+    const attempt = (values: ReadonlyArray<A>) => write(values).pipe(Effect.retry(backoff(policy)), Effect.result)
+    return Stream.mapEffect(
+      batches,
+      Effect.fnUntraced(function* (batch) {
+        if (batch.decoded.length === 0) return batch
+        const firstTry = yield* Clock.currentTimeMillis
+        const whole = yield* attempt(batch.decoded.map((d) => d.value))
+        if (whole._tag === "Success") return batch
+        yield* Effect.logWarning("batch write failed after retries; writing its values one by one", whole.failure)
+        const failed: Array<Failed> = [...batch.failed]
+        for (const item of batch.decoded) {
+          const single = yield* attempt([item.value])
+          if (single._tag === "Failure") {
+            const { tag, message } = describe(single.failure)
+            failed.push({
+              record: item.record,
+              errorTag: tag,
+              errorMessage: message,
+              attempts: 2 * (policy.retries + 1),
+              firstFailureAt: firstTry
+            })
+          }
+        }
+        const failedRecords = new Set(failed.map((f) => f.record))
+        return { ...batch, decoded: batch.decoded.filter((d) => !failedRecords.has(d.record)), failed }
+      })
+    )
+  }
+
+/** The DLQ message for a failed record: its original key, value and headers, plus why and where it failed. */
+export const deadLetterRecord = (failed: Failed): ProducerRecord => ({
+  key: failed.record.key,
+  value: failed.record.value,
+  headers: {
+    ...failed.record.headers,
+    "dlq-error-tag": failed.errorTag,
+    "dlq-error-message": failed.errorMessage.slice(0, 2000),
+    "dlq-source-topic": failed.record.topic,
+    "dlq-source-partition": String(failed.record.partition),
+    "dlq-source-offset": String(failed.record.offset),
+    "dlq-attempts": String(failed.attempts),
+    "dlq-first-failure-at": new Date(failed.firstFailureAt).toISOString()
+  }
+})
+
+/**
+ * Sends each batch's failed records to the dead-letter topic. The append is
+ * retried without bound: a batch is not done (and its offsets not committed)
+ * until every record has either been applied or reached the DLQ.
+ */
+export const routeFailuresToDeadLetters =
+  (eventLog: EventLog["Service"], deadLetterTopic: string) =>
+  <A, E, R>(batches: Stream.Stream<DecodedBatch<A>, E, R>): Stream.Stream<DecodedBatch<A>, E, R> =>
+    Stream.mapEffect(batches, (batch) =>
+      batch.failed.length === 0
+        ? Effect.succeed(batch)
+        : eventLog.append(deadLetterTopic, batch.failed.map(deadLetterRecord)).pipe(
+            Effect.tapError((error) => Effect.logError(`cannot write to ${deadLetterTopic}; retrying`, error)),
+            Effect.retry(Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("10 seconds")])),
+            // The schedule has no end: this only dies if the fiber is interrupted mid-retry.
+            Effect.orDie,
+            Effect.tap(() =>
+              Effect.logWarning(`${batch.failed.length} record(s) sent to ${deadLetterTopic}`, {
+                offsets: batch.failed.map((f) => `${f.record.partition}:${f.record.offset}`)
+              })
+            ),
+            Effect.as(batch)
+          )
+    )
+
+/** Commits each batch once everything before it in the pipeline is durable. */
+export const commitBatches = <A, E, R>(
+  batches: Stream.Stream<DecodedBatch<A>, E, R>
+): Stream.Stream<DecodedBatch<A>, E, R> =>
+  Stream.mapEffect(batches, (batch) =>
+    batch.batch.commit.pipe(
+      Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 5 }))),
+      Effect.orDie,
+      Effect.as(batch)
+    )
+  )

@@ -1,0 +1,2 @@
+export * from "./Combinators.ts"
+export * from "./DecodedBatch.ts"

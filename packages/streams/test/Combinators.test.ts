@@ -1,0 +1,150 @@
+import type { ConsumerRecord, PartitionBatch } from "@dexmon/ports"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber, Schema, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import {
+  commitBatches,
+  deadLetterRecord,
+  decodeRecords,
+  dedupWithinBatch,
+  type RetryPolicy,
+  writeWithRetry
+} from "../src/index.ts"
+
+const encoder = new TextEncoder()
+const record = (offset: number, value: string): ConsumerRecord => ({
+  topic: "t",
+  partition: 3,
+  offset,
+  key: `k${offset}`,
+  value: encoder.encode(value),
+  headers: { origin: "test" },
+  timestamp: 0
+})
+const batchOf = (values: ReadonlyArray<string>, commits: Array<number> = []): PartitionBatch => ({
+  topic: "t",
+  partition: 3,
+  records: values.map((value, i) => record(i, value)),
+  commit: Effect.sync(() => {
+    commits.push(values.length)
+  })
+})
+const decodeNumber = (bytes: Uint8Array) =>
+  Schema.decodeUnknownEffect(Schema.fromJsonString(Schema.Number))(new TextDecoder().decode(bytes))
+const policy: RetryPolicy = { retries: 3, initialDelay: 100, maxDelay: 1_000 }
+
+describe("decodeRecords", () => {
+  it.effect("keeps what decodes and sets aside what does not, with the error", () =>
+    Effect.gen(function* () {
+      const [out] = yield* Stream.make(batchOf(["1", "{oops", "3"])).pipe(
+        decodeRecords(decodeNumber),
+        Stream.runCollect
+      )
+      assert.deepStrictEqual(
+        out!.decoded.map((d) => d.value),
+        [1, 3]
+      )
+      assert.strictEqual(out!.failed.length, 1)
+      assert.strictEqual(out!.failed[0]!.record.offset, 1)
+      assert.strictEqual(out!.failed[0]!.errorTag, "SchemaError")
+    })
+  )
+})
+
+describe("dedupWithinBatch", () => {
+  it.effect("keeps the first of each key, in order", () =>
+    Effect.gen(function* () {
+      const [out] = yield* Stream.make(batchOf(["1", "2", "1", "3", "2"])).pipe(
+        decodeRecords(decodeNumber),
+        dedupWithinBatch((n) => String(n)),
+        Stream.runCollect
+      )
+      assert.deepStrictEqual(
+        out!.decoded.map((d) => [d.value, d.record.offset]),
+        [
+          [1, 0],
+          [2, 1],
+          [3, 3]
+        ]
+      )
+    })
+  )
+})
+
+describe("writeWithRetry", () => {
+  it.effect("retries a failing write with backoff until it succeeds, and commits only then", () =>
+    Effect.gen(function* () {
+      let calls = 0
+      const commits: Array<number> = []
+      const write = () => Effect.suspend(() => (++calls < 3 ? Effect.fail("store down") : Effect.void))
+      const fiber = yield* Stream.make(batchOf(["1", "2"], commits)).pipe(
+        decodeRecords(decodeNumber),
+        writeWithRetry(write, policy),
+        commitBatches,
+        Stream.runCollect,
+        Effect.forkChild
+      )
+      yield* TestClock.adjust(10)
+      assert.strictEqual(calls, 1)
+      assert.deepStrictEqual(commits, [])
+      // Jittered exponential backoff: two retries are due within 100 ms + 200 ms, plus jitter.
+      yield* TestClock.adjust(1_000)
+      const [out] = yield* Fiber.join(fiber)
+      assert.strictEqual(calls, 3)
+      assert.deepStrictEqual(commits, [2])
+      assert.strictEqual(out!.failed.length, 0)
+    })
+  )
+
+  it.effect("after the retries, isolates the value that keeps failing and applies the others", () =>
+    Effect.gen(function* () {
+      const applied: Array<number> = []
+      const write = (values: ReadonlyArray<number>) =>
+        values.includes(2)
+          ? Effect.fail(new Error("value 2 violates a constraint"))
+          : Effect.sync(() => applied.push(...values))
+      const fiber = yield* Stream.make(batchOf(["1", "2", "3"])).pipe(
+        decodeRecords(decodeNumber),
+        writeWithRetry(write, policy),
+        Stream.runCollect,
+        Effect.forkChild
+      )
+      yield* TestClock.adjust(60_000)
+      const [out] = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(applied, [1, 3])
+      assert.deepStrictEqual(
+        out!.decoded.map((d) => d.value),
+        [1, 3]
+      )
+      assert.strictEqual(out!.failed.length, 1)
+      assert.strictEqual(out!.failed[0]!.record.offset, 1)
+      assert.strictEqual(out!.failed[0]!.errorMessage, "value 2 violates a constraint")
+      assert.strictEqual(out!.failed[0]!.attempts, 8)
+    })
+  )
+})
+
+describe("deadLetterRecord", () => {
+  it("keeps the original key, bytes and headers and adds where and why it failed", () => {
+    const original = record(42, "{oops")
+    const letter = deadLetterRecord({
+      record: original,
+      errorTag: "SchemaError",
+      errorMessage: "Expected JSON",
+      attempts: 1,
+      firstFailureAt: Date.parse("2026-11-24T00:00:00.000Z")
+    })
+    assert.strictEqual(letter.key, original.key)
+    assert.deepStrictEqual(letter.value, original.value)
+    assert.deepStrictEqual(letter.headers, {
+      origin: "test",
+      "dlq-error-tag": "SchemaError",
+      "dlq-error-message": "Expected JSON",
+      "dlq-source-topic": "t",
+      "dlq-source-partition": "3",
+      "dlq-source-offset": "42",
+      "dlq-attempts": "1",
+      "dlq-first-failure-at": "2026-11-24T00:00:00.000Z"
+    })
+  })
+})
