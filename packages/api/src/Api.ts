@@ -20,15 +20,21 @@ export class DexMonApi extends HttpApi.make("dexmon")
     })
   ) {}
 
+// The per-service APIs share the id "dexmon" with the whole API, so one handler
+// layer per group serves every API that includes the group.
+
 /** What the receiver serves when it runs alone: ingestion and health, from the same declarations. */
-export class ReceiverApi extends HttpApi.make("dexmon-receiver")
+export class ReceiverApi extends HttpApi.make("dexmon")
   .add(IngestionGroup)
   .add(HealthGroup)
   .middleware(RequestValidation) {}
 
 /** What the gateway serves when it runs alone. */
-export class GatewayApi extends HttpApi.make("dexmon-gateway")
+export class GatewayApi extends HttpApi.make("dexmon")
   .add(ReadingsGroup)
   .add(AlertsGroup)
   .add(HealthGroup)
   .middleware(RequestValidation) {}
+
+/** What the processor and the notifier serve: health only, for probes. */
+export class HealthApi extends HttpApi.make("dexmon").add(HealthGroup) {}

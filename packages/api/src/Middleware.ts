@@ -1,3 +1,4 @@
+import type { UserId } from "@dexmon/domain"
 import { Context, Schema } from "effect"
 import { HttpApiMiddleware } from "effect/http-api"
 import { ValidationError } from "./Errors.ts"
@@ -14,7 +15,7 @@ export class RequestValidation extends HttpApiMiddleware.Service<RequestValidati
 export class CurrentCaller extends Context.Service<
   CurrentCaller,
   {
-    readonly userId: string
+    readonly userId: UserId
   }
 >()("dexmon/api/CurrentCaller") {}
 

@@ -162,3 +162,32 @@ export const commitBatches = <A, E, R>(
       Effect.as(batch)
     )
   )
+
+/**
+ * Maps each decoded value to what the next stage writes, or to nothing. A
+ * record whose value maps to nothing is done (its offset is committed with
+ * the batch); failed records pass through untouched.
+ */
+export const mapDecoded =
+  <A, B>(f: (value: A) => B | undefined) =>
+  <E, R>(batches: Stream.Stream<DecodedBatch<A>, E, R>): Stream.Stream<DecodedBatch<B>, E, R> =>
+    Stream.map(batches, (batch) => ({
+      ...batch,
+      decoded: batch.decoded.flatMap(({ record, value }) => {
+        const mapped = f(value)
+        return mapped === undefined ? [] : [{ record, value: mapped }]
+      })
+    }))
+
+/**
+ * Runs a consumer pipeline for as long as the scope lives. When it fails (a
+ * store down for longer than the retries, a lost connection), the failure is
+ * logged and the pipeline starts again from the last committed offsets.
+ */
+export const superviseConsumer = <E, R>(name: string, pipeline: Effect.Effect<void, E, R>) =>
+  pipeline.pipe(
+    Effect.catchCause((cause) => Effect.logError(`${name} stopped; restarting from the last committed offsets`, cause)),
+    Effect.andThen(Effect.sleep("1 second")),
+    Effect.forever,
+    Effect.annotateLogs({ consumer: name })
+  )

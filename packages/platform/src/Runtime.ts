@@ -1,0 +1,17 @@
+import { NodeRuntime } from "@effect/platform-node"
+import { Config, Effect, Layer, Logger } from "effect"
+
+/** Log lines as JSON (`DEXMON_LOG_FORMAT=json`, for log shippers) or for people (`pretty`, the default). */
+export const LoggerLive = Layer.unwrap(
+  Effect.map(Config.Literals(["pretty", "json"], "DEXMON_LOG_FORMAT").pipe(Config.withDefault("pretty")), (format) =>
+    Logger.layer([format === "json" ? Logger.consoleJson : Logger.consolePretty()])
+  )
+)
+
+/**
+ * Runs a service until SIGINT or SIGTERM, then closes its layers in reverse
+ * order: consumers stop, in-flight batches finish or are handed back
+ * uncommitted, servers close, embedded stores shut down cleanly.
+ */
+export const runService = (name: string, app: Layer.Layer<never, unknown, never>) =>
+  Layer.launch(app).pipe(Effect.annotateLogs({ service: name }), Effect.provide(LoggerLive), NodeRuntime.runMain)

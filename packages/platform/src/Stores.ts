@@ -1,0 +1,44 @@
+import {
+  Database,
+  PostgresAlertStore,
+  PostgresEventLog,
+  requireEmbeddedAllowed,
+  SqlReadingStore,
+  Topics
+} from "@dexmon/ports"
+import { Config, Effect, Layer, Option } from "effect"
+
+/**
+ * The store layers, chosen by configuration. Each real store is selected by its
+ * connection variable; without it the embedded store is used, except under
+ * `DEXMON_PROFILE=production`, where a missing variable stops start-up.
+ */
+const unavailableInThisBuild = (variable: string, store: string) =>
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const value = yield* Config.option(Config.String(variable))
+      if (Option.isSome(value)) {
+        return yield* Effect.die(
+          new Error(`${variable} is set, but this build has no ${store} layer yet: unset it to use the embedded store`)
+        )
+      }
+      yield* requireEmbeddedAllowed(variable)
+      return Layer.empty
+    })
+  )
+
+/** PostgreSQL: `DATABASE_URL`, or the embedded server under `DEXMON_DATA_DIR`. */
+export const SqlClientLive = Database.layerConfig
+
+/** The event log: Kafka when `KAFKA_BROKERS` is set, otherwise the embedded log in PostgreSQL. */
+export const EventLogLive = PostgresEventLog.layer.pipe(
+  Layer.provide(Topics.layerConfig),
+  Layer.provide(unavailableInThisBuild("KAFKA_BROKERS", "Kafka"))
+)
+
+export const ReadingStoreLive = SqlReadingStore.layer
+
+/** Alerts: Cassandra when `CASSANDRA_CONTACT_POINTS` is set, otherwise a table in PostgreSQL. */
+export const AlertStoreLive = PostgresAlertStore.layer.pipe(
+  Layer.provide(unavailableInThisBuild("CASSANDRA_CONTACT_POINTS", "Cassandra"))
+)

@@ -1,0 +1,7 @@
+export * from "./DevelopmentCaller.ts"
+export * from "./HealthHttp.ts"
+export * from "./HttpServerLive.ts"
+export * from "./Readiness.ts"
+export * from "./RequestValidationLive.ts"
+export * from "./Runtime.ts"
+export * from "./Stores.ts"

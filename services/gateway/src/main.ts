@@ -1,0 +1,21 @@
+import { GatewayApi } from "@dexmon/api"
+import {
+  AlertStoreLive,
+  HealthHttp,
+  layerHttpServer,
+  Readiness,
+  ReadingStoreLive,
+  runService,
+  SqlClientLive
+} from "@dexmon/platform"
+import { Layer } from "effect"
+import { GatewayHttp } from "./GatewayHttp.ts"
+
+/** The gateway alone: `GET /api/v1/readings` and `/api/v1/alerts`. */
+runService(
+  "gateway",
+  layerHttpServer(GatewayApi, Layer.mergeAll(GatewayHttp, HealthHttp)).pipe(
+    Layer.provide(Layer.mergeAll(ReadingStoreLive, AlertStoreLive, Readiness.layerSql)),
+    Layer.provide(SqlClientLive)
+  )
+)

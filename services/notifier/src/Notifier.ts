@@ -1,0 +1,75 @@
+import {
+  Alert,
+  AlertThresholds,
+  classifyGlucose,
+  decodeGlucoseEventBytes,
+  deriveAlertId,
+  type GlucoseEvent
+} from "@dexmon/domain"
+import { AlertStore, EventLog, TopicNames } from "@dexmon/ports"
+import {
+  commitBatches,
+  decodeRecords,
+  dedupWithinBatch,
+  mapDecoded,
+  type RetryPolicy,
+  routeFailuresToDeadLetters,
+  superviseConsumer,
+  writeWithRetry
+} from "@dexmon/streams"
+import { Config, Effect, Layer, Stream } from "effect"
+
+export const NotifierConfig = Config.all({
+  groupId: Config.String("DEXMON_NOTIFIER_GROUP").pipe(Config.withDefault("dexmon-notifier")),
+  maxBatchSize: Config.Int("DEXMON_NOTIFIER_BATCH_SIZE").pipe(Config.withDefault(500)),
+  retries: Config.Int("DEXMON_WRITE_RETRIES").pipe(Config.withDefault(5))
+})
+
+/** The alert an event raises, if any; its id is derived, so a replayed event yields the same alert. */
+export const alertFor =
+  (thresholds: AlertThresholds["Service"]) =>
+  (event: GlucoseEvent): Alert | undefined => {
+    const type = classifyGlucose(event.glucose_value, thresholds)
+    return type === undefined
+      ? undefined
+      : new Alert({
+          alert_id: deriveAlertId(event.sensor_id, event.timestamp, type),
+          user_id: event.user_id,
+          sensor_id: event.sensor_id,
+          timestamp: event.timestamp,
+          glucose_value: event.glucose_value,
+          alert_type: type,
+          status: "SENT"
+        })
+  }
+
+/**
+ * The notifier: reads `glucose.events` as its own consumer group, raises LOW
+ * and HIGH alerts by the configured thresholds, stores them idempotently by
+ * alert id, sends what cannot be stored to `glucose.events.alerts.dlq`, and
+ * commits a batch only after every alert in it is durable.
+ */
+export const NotifierLive = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const eventLog = yield* EventLog
+    const store = yield* AlertStore
+    const thresholds = yield* AlertThresholds
+    const config = yield* NotifierConfig
+    const policy: RetryPolicy = { retries: config.retries, initialDelay: 100, maxDelay: 5_000 }
+    const pipeline = eventLog
+      .consume({ topic: TopicNames.events, groupId: config.groupId, maxBatchSize: config.maxBatchSize })
+      .pipe(
+        decodeRecords(decodeGlucoseEventBytes),
+        mapDecoded(alertFor(thresholds)),
+        dedupWithinBatch((alert) => alert.alert_id),
+        writeWithRetry((alerts) => store.save(alerts), policy),
+        routeFailuresToDeadLetters(eventLog, TopicNames.alertsDlq),
+        commitBatches,
+        Stream.runDrain
+      )
+    yield* Effect.forkScoped(superviseConsumer("notifier", pipeline))
+    yield* Effect.logInfo(
+      `notifier consuming ${TopicNames.events} as group ${config.groupId} (LOW < ${thresholds.lowBelow}, HIGH > ${thresholds.highAbove})`
+    )
+  })
+)

@@ -1,0 +1,56 @@
+import { decodeGlucoseEventBytes, type GlucoseEvent } from "@dexmon/domain"
+import { EventLog, ReadingStore, type ReadingWrite, TopicNames } from "@dexmon/ports"
+import {
+  commitBatches,
+  decodeRecords,
+  dedupWithinBatch,
+  mapDecoded,
+  type RetryPolicy,
+  routeFailuresToDeadLetters,
+  superviseConsumer,
+  writeWithRetry
+} from "@dexmon/streams"
+import { Config, Effect, Layer, Stream } from "effect"
+
+const toReadingWrite = (event: GlucoseEvent): ReadingWrite => ({
+  event_id: event.event_id,
+  sensor_id: event.sensor_id,
+  user_id: event.user_id,
+  timestamp: event.timestamp,
+  glucose_value: event.glucose_value,
+  source: event.source
+})
+
+export const ProcessorConfig = Config.all({
+  groupId: Config.String("DEXMON_PROCESSOR_GROUP").pipe(Config.withDefault("dexmon-processor")),
+  maxBatchSize: Config.Int("DEXMON_PROCESSOR_BATCH_SIZE").pipe(Config.withDefault(500)),
+  retries: Config.Int("DEXMON_WRITE_RETRIES").pipe(Config.withDefault(5))
+})
+
+/**
+ * The processor: reads `glucose.events` in partition order, drops events
+ * already seen in the batch, applies the rest to the readings store under the
+ * conflict rule in one transaction per batch, sends what cannot be applied to
+ * `glucose.events.dlq`, and commits the batch only after all of that is durable.
+ */
+export const ProcessorLive = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const eventLog = yield* EventLog
+    const store = yield* ReadingStore
+    const config = yield* ProcessorConfig
+    const policy: RetryPolicy = { retries: config.retries, initialDelay: 100, maxDelay: 5_000 }
+    const pipeline = eventLog
+      .consume({ topic: TopicNames.events, groupId: config.groupId, maxBatchSize: config.maxBatchSize })
+      .pipe(
+        decodeRecords(decodeGlucoseEventBytes),
+        dedupWithinBatch((event) => event.event_id),
+        mapDecoded(toReadingWrite),
+        writeWithRetry((writes) => store.upsert(writes), policy),
+        routeFailuresToDeadLetters(eventLog, TopicNames.eventsDlq),
+        commitBatches,
+        Stream.runDrain
+      )
+    yield* Effect.forkScoped(superviseConsumer("processor", pipeline))
+    yield* Effect.logInfo(`processor consuming ${TopicNames.events} as group ${config.groupId}`)
+  })
+)

@@ -1,0 +1,106 @@
+import { type ReadingInput, ServiceUnavailable, ValidationError, type ValidationIssue } from "@dexmon/api"
+import {
+  EventIds,
+  encodeGlucoseEvent,
+  eventHeaders,
+  GlucoseEvent,
+  HotRetention,
+  type Source,
+  type UserId
+} from "@dexmon/domain"
+import { EventLog, TopicNames } from "@dexmon/ports"
+import { Clock, Context, Effect, Layer } from "effect"
+
+/** How far ahead of the server clock a reading may be stamped (phone clocks drift). */
+export const MAX_FUTURE_SKEW_MS = 5 * 60_000
+
+export interface Accepted {
+  readonly accepted: number
+  readonly event_ids: ReadonlyArray<string>
+}
+
+const encoder = new TextEncoder()
+
+/**
+ * Turns accepted readings into events on `glucose.events`, keyed by sensor so
+ * one sensor's events stay in order, and answers only once the event log holds
+ * them durably. A batch is refused whole when any reading is out of range.
+ */
+export class Ingestion extends Context.Service<
+  Ingestion,
+  {
+    readonly accept: (
+      userId: UserId,
+      source: Source,
+      readings: ReadonlyArray<ReadingInput>,
+      pathOf: (index: number) => string
+    ) => Effect.Effect<Accepted, ValidationError | ServiceUnavailable>
+  }
+>()("dexmon/receiver/Ingestion") {
+  static readonly layer = Layer.effect(
+    Ingestion,
+    Effect.gen(function* () {
+      const eventLog = yield* EventLog
+      const ids = yield* EventIds
+      const retention = yield* HotRetention
+
+      const accept = Effect.fn("Ingestion.accept")(function* (
+        userId: UserId,
+        source: Source,
+        readings: ReadonlyArray<ReadingInput>,
+        pathOf: (index: number) => string
+      ) {
+        const now = yield* Clock.currentTimeMillis
+        const issues: Array<ValidationIssue> = []
+        readings.forEach((reading, index) => {
+          if (reading.timestamp > now + MAX_FUTURE_SKEW_MS) {
+            issues.push({ path: `${pathOf(index)}timestamp`, message: "must not be more than 5 minutes in the future" })
+          } else if (reading.timestamp < now - retention.millis) {
+            issues.push({
+              path: `${pathOf(index)}timestamp`,
+              message: `must not be older than the hot retention (${Math.round(retention.millis / 86_400_000)} days)`
+            })
+          }
+        })
+        if (issues.length > 0) {
+          return yield* new ValidationError({
+            message: `invalid request payload: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`,
+            issues
+          })
+        }
+        const events: Array<GlucoseEvent> = []
+        for (const reading of readings) {
+          events.push(
+            new GlucoseEvent({
+              schema_version: 1,
+              event_id: yield* ids.next,
+              sensor_id: reading.sensor_id,
+              user_id: userId,
+              timestamp: reading.timestamp,
+              glucose_value: reading.glucose_value,
+              source,
+              received_at: now
+            })
+          )
+        }
+        yield* eventLog
+          .append(
+            TopicNames.events,
+            events.map((event) => ({
+              key: event.sensor_id,
+              value: encoder.encode(encodeGlucoseEvent(event)),
+              headers: eventHeaders(event)
+            }))
+          )
+          .pipe(
+            Effect.tapError((error) => Effect.logError("event log append failed; nothing was accepted", error)),
+            Effect.mapError(() => new ServiceUnavailable({ message: "the event log is unavailable; retry later" }))
+          )
+        yield* Effect.annotateCurrentSpan({ "dexmon.readings": events.length, "dexmon.source": source })
+        return { accepted: events.length, event_ids: events.map((event) => event.event_id) }
+      })
+
+      return Ingestion.of({ accept })
+    })
+  )
+}

@@ -1,0 +1,2 @@
+export * from "./Ingestion.ts"
+export * from "./IngestionHttp.ts"

@@ -1,0 +1,4 @@
+import { runService } from "@dexmon/platform"
+import { StandaloneLive } from "./Standalone.ts"
+
+runService("dexmon", StandaloneLive)
