@@ -12,6 +12,8 @@ export class DexMonApi extends HttpApi.make("dexmon")
   .add(AlertsGroup)
   .add(HealthGroup)
   .middleware(RequestValidation)
+  // Report every bad field of a request at once, not just the first.
+  .annotate(HttpApi.ParseOptions, { errors: "all" })
   .annotateMerge(
     OpenApi.annotations({
       title: "DexMon",
@@ -27,14 +29,16 @@ export class DexMonApi extends HttpApi.make("dexmon")
 export class ReceiverApi extends HttpApi.make("dexmon")
   .add(IngestionGroup)
   .add(HealthGroup)
-  .middleware(RequestValidation) {}
+  .middleware(RequestValidation)
+  .annotate(HttpApi.ParseOptions, { errors: "all" }) {}
 
 /** What the gateway serves when it runs alone. */
 export class GatewayApi extends HttpApi.make("dexmon")
   .add(ReadingsGroup)
   .add(AlertsGroup)
   .add(HealthGroup)
-  .middleware(RequestValidation) {}
+  .middleware(RequestValidation)
+  .annotate(HttpApi.ParseOptions, { errors: "all" }) {}
 
 /** What the processor and the notifier serve: health only, for probes. */
 export class HealthApi extends HttpApi.make("dexmon").add(HealthGroup) {}

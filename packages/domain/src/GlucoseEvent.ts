@@ -4,7 +4,7 @@ import { Source } from "./Source.ts"
 import { IsoTimestamp } from "./Timestamp.ts"
 
 /** Lowest and highest glucose value a meter can report, in mg/dL. */
-export const GlucoseValue = Schema.Number.check(
+export const GlucoseValue = Schema.Finite.check(
   Schema.isBetween({ minimum: 20, maximum: 600 }, { message: "must be a number from 20 to 600 (mg/dL)" })
 )
 

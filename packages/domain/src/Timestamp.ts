@@ -13,6 +13,8 @@ export const IsoTimestamp = Schema.String.check(
     message: "must be an ISO-8601 UTC timestamp such as 2026-11-24T08:15:00.000Z"
   }),
   Schema.makeFilter((text: string) => {
+    // Only a well-formed timestamp can name a day that does not exist; the pattern reports the rest.
+    if (!isoUtcPattern.test(text)) return true
     const millis = Date.parse(text)
     // Date.parse rolls 2026-02-30 over to March; a calendar date must read back unchanged.
     return (
