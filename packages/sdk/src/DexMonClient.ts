@@ -1,0 +1,51 @@
+import { DexMonApi } from "@dexmon/api"
+import { Config, Context, Effect, Layer } from "effect"
+import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
+import { HttpApiClient } from "effect/http-api"
+
+export interface DexMonClientOptions {
+  /** Where DexMon listens, e.g. `http://127.0.0.1:8080`. */
+  readonly baseUrl: string
+  /** The caller in development mode (sent as `X-User-Id`). */
+  readonly userId?: string | undefined
+}
+
+/**
+ * The typed DexMon client, derived from the one HttpApi declaration: every
+ * endpoint, payload, response and error is typed from the server's schemas.
+ *
+ * ```ts
+ * const client = yield* DexMonClient
+ * const { event_ids } = yield* client.ingestion.postSensor({
+ *   payload: { sensor_id: "cgm-1", timestamp: Date.now(), glucose_value: 65 }
+ * })
+ * ```
+ */
+export class DexMonClient extends Context.Service<DexMonClient, HttpApiClient.ForApi<typeof DexMonApi>>()(
+  "dexmon/sdk/DexMonClient"
+) {
+  static readonly layer = (options: DexMonClientOptions) =>
+    Layer.effect(
+      DexMonClient,
+      HttpApiClient.make(DexMonApi, {
+        transformClient: (client) =>
+          client.pipe(
+            HttpClient.mapRequest((request) => {
+              const withBase = HttpClientRequest.prependUrl(request, options.baseUrl)
+              return options.userId === undefined
+                ? withBase
+                : HttpClientRequest.setHeader(withBase, "x-user-id", options.userId)
+            })
+          )
+      })
+    ).pipe(Layer.provide(FetchHttpClient.layer))
+
+  /** `DEXMON_URL` (default `http://127.0.0.1:8080`) and `DEXMON_USER_ID`. */
+  static readonly layerConfig = Layer.unwrap(
+    Effect.gen(function* () {
+      const baseUrl = yield* Config.String("DEXMON_URL").pipe(Config.withDefault("http://127.0.0.1:8080"))
+      const userId = yield* Config.option(Config.String("DEXMON_USER_ID"))
+      return DexMonClient.layer({ baseUrl, userId: userId._tag === "Some" ? userId.value : undefined })
+    })
+  )
+}

@@ -1,0 +1,139 @@
+import { DexMonClient } from "@dexmon/sdk"
+import { assert, describe, it } from "@effect/vitest"
+import { Clock, Effect, Schedule } from "effect"
+import { type DexMonProcess, makeDexMonProcess } from "./support/DexMonProcess.ts"
+
+const HOUR = 3_600_000
+
+/** Polls a query until its answer satisfies `done`: waits on the data itself, never on a fixed delay. */
+const eventually = <A, E, R>(query: Effect.Effect<A, E, R>, done: (a: A) => boolean) =>
+  query.pipe(
+    Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: done, times: 400 }),
+    Effect.filterOrFail(done, (a) => new Error(`condition not reached; last answer: ${JSON.stringify(a)}`))
+  )
+
+const withClient = (dexmon: DexMonProcess, userId: string) =>
+  Effect.provide(DexMonClient.layer({ baseUrl: dexmon.baseUrl, userId }))
+
+const readingsOf = (sensor: string, now: number) =>
+  Effect.gen(function* () {
+    const client = yield* DexMonClient
+    return yield* client.readings.list({ query: { from: now - 24 * HOUR, to: now + HOUR, sensor_id: sensor as never } })
+  })
+const alertsNow = (now: number) =>
+  Effect.gen(function* () {
+    const client = yield* DexMonClient
+    return yield* client.alerts.list({ query: { from: now - 24 * HOUR, to: now + HOUR } })
+  })
+
+/**
+ * Posts a reading for the same sensor at another timestamp and waits until it
+ * is stored. One sensor's events are processed in order, so once the marker is
+ * stored, everything posted before it for that sensor has been processed too.
+ */
+const postMarkerAndWait = (sensor: string, timestamp: number, now: number) =>
+  Effect.gen(function* () {
+    const client = yield* DexMonClient
+    yield* client.ingestion.postSensor({ payload: { sensor_id: sensor as never, timestamp, glucose_value: 100 } })
+    yield* eventually(readingsOf(sensor, now), (page) => page.items.some((r) => r.timestamp === timestamp))
+  })
+
+describe("DexMon on its embedded default (pnpm start)", () => {
+  it.live(
+    "a LOW sensor reading is stored at version 1 with an etag and raises one alert; posting it again changes nothing",
+    () =>
+      Effect.gen(function* () {
+        const dexmon = yield* makeDexMonProcess
+        yield* dexmon.start
+        const now = yield* Clock.currentTimeMillis
+        const timestamp = now - 60_000
+        yield* Effect.gen(function* () {
+          const client = yield* DexMonClient
+          const accepted = yield* client.ingestion.postSensor({
+            payload: { sensor_id: "cgm-1" as never, timestamp, glucose_value: 65 }
+          })
+          assert.strictEqual(accepted.accepted, 1)
+          assert.strictEqual(accepted.event_ids.length, 1)
+          const page = yield* eventually(readingsOf("cgm-1", now), (p) => p.items.length === 1)
+          const reading = page.items[0]!
+          assert.strictEqual(reading.glucose_value, 65)
+          assert.strictEqual(reading.source, "SENSOR")
+          assert.strictEqual(reading.version, 1)
+          assert.match(reading.etag, /^[0-9a-f]{20}-1$/)
+          const alerts = yield* eventually(alertsNow(now), (p) => p.items.length === 1)
+          assert.strictEqual(alerts.items[0]!.alert_type, "LOW")
+          assert.strictEqual(alerts.items[0]!.status, "SENT")
+
+          yield* client.ingestion.postSensor({ payload: { sensor_id: "cgm-1" as never, timestamp, glucose_value: 65 } })
+          yield* postMarkerAndWait("cgm-1", timestamp + 300_000, now)
+          const after = yield* readingsOf("cgm-1", now)
+          assert.deepStrictEqual(
+            after.items.find((r) => r.timestamp === timestamp),
+            reading
+          )
+          assert.strictEqual((yield* alertsNow(now)).items.length, 1)
+        }).pipe(withClient(dexmon, "user-a"))
+      }),
+    120_000
+  )
+
+  it.live(
+    "MANUAL 100 then SENSOR 110 ends at SENSOR 110 version 2 with a new etag; a later MANUAL 90 changes nothing",
+    () =>
+      Effect.gen(function* () {
+        const dexmon = yield* makeDexMonProcess
+        yield* dexmon.start
+        const now = yield* Clock.currentTimeMillis
+        const timestamp = now - 120_000
+        yield* Effect.gen(function* () {
+          const client = yield* DexMonClient
+          const key = { sensor_id: "cgm-2" as never, timestamp }
+          yield* client.ingestion.postManual({ payload: { ...key, glucose_value: 100 } })
+          const first = yield* eventually(readingsOf("cgm-2", now), (p) => p.items.length === 1)
+          yield* client.ingestion.postSensor({ payload: { ...key, glucose_value: 110 } })
+          const second = yield* eventually(readingsOf("cgm-2", now), (p) => p.items[0]?.version === 2)
+          assert.strictEqual(second.items[0]!.source, "SENSOR")
+          assert.strictEqual(second.items[0]!.glucose_value, 110)
+          assert.notStrictEqual(second.items[0]!.etag, first.items[0]!.etag)
+
+          yield* client.ingestion.postManual({ payload: { ...key, glucose_value: 90 } })
+          yield* postMarkerAndWait("cgm-2", timestamp + 300_000, now)
+          const third = yield* readingsOf("cgm-2", now)
+          assert.deepStrictEqual(
+            third.items.find((r) => r.timestamp === timestamp),
+            second.items[0]
+          )
+        }).pipe(withClient(dexmon, "user-b"))
+      }),
+    120_000
+  )
+
+  it.live(
+    "killed with SIGKILL right after a 202, then started again: the reading is stored and its alert raised",
+    () =>
+      Effect.gen(function* () {
+        const dexmon = yield* makeDexMonProcess
+        yield* dexmon.start
+        const now = yield* Clock.currentTimeMillis
+        const timestamp = now - 30_000
+        const post = Effect.gen(function* () {
+          const client = yield* DexMonClient
+          return yield* client.ingestion.postSensor({
+            payload: { sensor_id: "cgm-3" as never, timestamp, glucose_value: 300 }
+          })
+        })
+        const accepted = yield* post.pipe(withClient(dexmon, "user-c"))
+        assert.strictEqual(accepted.accepted, 1)
+        yield* dexmon.kill9
+        yield* dexmon.start
+        yield* Effect.gen(function* () {
+          const page = yield* eventually(readingsOf("cgm-3", now), (p) => p.items.length === 1)
+          assert.strictEqual(page.items[0]!.glucose_value, 300)
+          assert.strictEqual(page.items[0]!.version, 1)
+          const alerts = yield* eventually(alertsNow(now), (p) => p.items.length === 1)
+          assert.strictEqual(alerts.items[0]!.alert_type, "HIGH")
+        }).pipe(withClient(dexmon, "user-c"))
+      }),
+    120_000
+  )
+})
