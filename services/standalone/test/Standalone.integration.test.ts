@@ -136,4 +136,16 @@ describe("DexMon on its embedded default (pnpm start)", () => {
       }),
     120_000
   )
+
+  it.live(
+    "with DEXMON_PROFILE=production a missing connection variable stops start-up instead of falling back",
+    () =>
+      Effect.gen(function* () {
+        const dexmon = yield* makeDexMonProcess
+        const { code, output } = yield* dexmon.runToExit({ DEXMON_PROFILE: "production" })
+        assert.notStrictEqual(code, 0)
+        assert.include(output, "DATABASE_URL is required when DEXMON_PROFILE=production")
+      }),
+    60_000
+  )
 })

@@ -34,21 +34,35 @@ export const makeDexMonProcess = Effect.gen(function* () {
     Effect.orElseSucceed(() => false)
   )
 
-  /** Starts the process and waits until `/readyz` answers 200. */
-  const start = Effect.gen(function* () {
+  const launch = (env: Record<string, string>) => {
     const proc = spawn(process.execPath, [mainModule], {
       env: {
         ...process.env,
         PORT: String(port),
         DEXMON_DATA_DIR: dataDir,
         DEXMON_EMBEDDED_PG_PORT: String(pgPort),
-        DEXMON_LOG_FORMAT: "json"
+        DEXMON_LOG_FORMAT: "json",
+        ...env
       },
       stdio: ["ignore", "pipe", "pipe"]
     })
     child = proc
     proc.stdout?.on("data", (chunk) => output.push(String(chunk)))
     proc.stderr?.on("data", (chunk) => output.push(String(chunk)))
+    return proc
+  }
+
+  /** Starts the process with extra environment and waits for it to exit on its own. */
+  const runToExit = (env: Record<string, string>) =>
+    Effect.gen(function* () {
+      const proc = launch(env)
+      yield* exited(proc)
+      return { code: proc.exitCode, output: output.join("") }
+    })
+
+  /** Starts the process and waits until `/readyz` answers 200. */
+  const start = Effect.gen(function* () {
+    const proc = launch({})
     const ready = yield* isReady.pipe(
       Effect.repeat({
         schedule: Schedule.spaced("100 millis"),
@@ -76,7 +90,7 @@ export const makeDexMonProcess = Effect.gen(function* () {
   })
 
   yield* Effect.addFinalizer(() => stop)
-  return { baseUrl, start, kill9, stop, output: () => output.join("") }
+  return { baseUrl, start, runToExit, kill9, stop, output: () => output.join("") }
 })
 
 export type DexMonProcess = Effect.Success<typeof makeDexMonProcess>
