@@ -191,3 +191,37 @@ export const superviseConsumer = <E, R>(name: string, pipeline: Effect.Effect<vo
     Effect.forever,
     Effect.annotateLogs({ consumer: name })
   )
+
+export interface ConsumerPipelineOptions<A, B, E> {
+  readonly eventLog: EventLog["Service"]
+  readonly topic: string
+  readonly groupId: string
+  readonly maxBatchSize: number
+  readonly decode: (value: Uint8Array) => Effect.Effect<A, unknown>
+  /** What a decoded record asks to write, or nothing. */
+  readonly toWrite: (value: A) => B | undefined
+  /** Writes with the same key within one batch are written once. */
+  readonly writeKey: (write: B) => string
+  readonly write: (writes: ReadonlyArray<B>) => Effect.Effect<void, E>
+  readonly policy: RetryPolicy
+  readonly deadLetterTopic: string
+}
+
+/**
+ * The consumer pipeline both the processor and the notifier run: decode,
+ * collapse repeats within the batch, write with retries, route what fails to
+ * the DLQ, and commit only then. One partition's batches are handled one at a
+ * time, in order.
+ */
+export const consumerPipeline = <A, B, E>(options: ConsumerPipelineOptions<A, B, E>) =>
+  options.eventLog
+    .consume({ topic: options.topic, groupId: options.groupId, maxBatchSize: options.maxBatchSize })
+    .pipe(
+      decodeRecords(options.decode),
+      mapDecoded(options.toWrite),
+      dedupWithinBatch(options.writeKey),
+      writeWithRetry(options.write, options.policy),
+      routeFailuresToDeadLetters(options.eventLog, options.deadLetterTopic),
+      commitBatches,
+      Stream.runDrain
+    )

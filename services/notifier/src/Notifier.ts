@@ -7,17 +7,8 @@ import {
   type GlucoseEvent
 } from "@dexmon/domain"
 import { AlertStore, EventLog, TopicNames } from "@dexmon/ports"
-import {
-  commitBatches,
-  decodeRecords,
-  dedupWithinBatch,
-  mapDecoded,
-  type RetryPolicy,
-  routeFailuresToDeadLetters,
-  superviseConsumer,
-  writeWithRetry
-} from "@dexmon/streams"
-import { Config, Effect, Layer, Stream } from "effect"
+import { consumerPipeline, superviseConsumer } from "@dexmon/streams"
+import { Config, Effect, Layer } from "effect"
 
 export const NotifierConfig = Config.all({
   groupId: Config.String("DEXMON_NOTIFIER_GROUP").pipe(Config.withDefault("dexmon-notifier")),
@@ -55,18 +46,18 @@ export const NotifierLive = Layer.effectDiscard(
     const store = yield* AlertStore
     const thresholds = yield* AlertThresholds
     const config = yield* NotifierConfig
-    const policy: RetryPolicy = { retries: config.retries, initialDelay: 100, maxDelay: 5_000 }
-    const pipeline = eventLog
-      .consume({ topic: TopicNames.events, groupId: config.groupId, maxBatchSize: config.maxBatchSize })
-      .pipe(
-        decodeRecords(decodeGlucoseEventBytes),
-        mapDecoded(alertFor(thresholds)),
-        dedupWithinBatch((alert) => alert.alert_id),
-        writeWithRetry((alerts) => store.save(alerts), policy),
-        routeFailuresToDeadLetters(eventLog, TopicNames.alertsDlq),
-        commitBatches,
-        Stream.runDrain
-      )
+    const pipeline = consumerPipeline({
+      eventLog,
+      topic: TopicNames.events,
+      groupId: config.groupId,
+      maxBatchSize: config.maxBatchSize,
+      decode: decodeGlucoseEventBytes,
+      toWrite: alertFor(thresholds),
+      writeKey: (alert) => alert.alert_id,
+      write: (alerts) => store.save(alerts),
+      policy: { retries: config.retries, initialDelay: 100, maxDelay: 5_000 },
+      deadLetterTopic: TopicNames.alertsDlq
+    })
     yield* Effect.forkScoped(superviseConsumer("notifier", pipeline))
     yield* Effect.logInfo(
       `notifier consuming ${TopicNames.events} as group ${config.groupId} (LOW < ${thresholds.lowBelow}, HIGH > ${thresholds.highAbove})`

@@ -1,16 +1,7 @@
 import { decodeGlucoseEventBytes, type GlucoseEvent } from "@dexmon/domain"
 import { EventLog, ReadingStore, type ReadingWrite, TopicNames } from "@dexmon/ports"
-import {
-  commitBatches,
-  decodeRecords,
-  dedupWithinBatch,
-  mapDecoded,
-  type RetryPolicy,
-  routeFailuresToDeadLetters,
-  superviseConsumer,
-  writeWithRetry
-} from "@dexmon/streams"
-import { Config, Effect, Layer, Stream } from "effect"
+import { consumerPipeline, superviseConsumer } from "@dexmon/streams"
+import { Config, Effect, Layer } from "effect"
 
 const toReadingWrite = (event: GlucoseEvent): ReadingWrite => ({
   event_id: event.event_id,
@@ -38,18 +29,19 @@ export const ProcessorLive = Layer.effectDiscard(
     const eventLog = yield* EventLog
     const store = yield* ReadingStore
     const config = yield* ProcessorConfig
-    const policy: RetryPolicy = { retries: config.retries, initialDelay: 100, maxDelay: 5_000 }
-    const pipeline = eventLog
-      .consume({ topic: TopicNames.events, groupId: config.groupId, maxBatchSize: config.maxBatchSize })
-      .pipe(
-        decodeRecords(decodeGlucoseEventBytes),
-        dedupWithinBatch((event) => event.event_id),
-        mapDecoded(toReadingWrite),
-        writeWithRetry((writes) => store.upsert(writes), policy),
-        routeFailuresToDeadLetters(eventLog, TopicNames.eventsDlq),
-        commitBatches,
-        Stream.runDrain
-      )
+    const pipeline = consumerPipeline({
+      eventLog,
+      topic: TopicNames.events,
+      groupId: config.groupId,
+      maxBatchSize: config.maxBatchSize,
+      decode: decodeGlucoseEventBytes,
+      toWrite: toReadingWrite,
+      // A redelivered event is applied once; distinct events at one key all reach the store, in order.
+      writeKey: (write) => write.event_id,
+      write: (writes) => store.upsert(writes),
+      policy: { retries: config.retries, initialDelay: 100, maxDelay: 5_000 },
+      deadLetterTopic: TopicNames.eventsDlq
+    })
     yield* Effect.forkScoped(superviseConsumer("processor", pipeline))
     yield* Effect.logInfo(`processor consuming ${TopicNames.events} as group ${config.groupId}`)
   })

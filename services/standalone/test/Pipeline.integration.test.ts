@@ -94,28 +94,24 @@ layer(pipeline, { timeout: 120_000, excludeTestServices: true })(
           ])
 
           const query = { user_id: UserId.make("pipeline-user"), from: t0 - 3_600_000, to: t0 + 3_600_000, limit: 100 }
-          const stored = yield* readings
-            .list({ ...query, sensor_id: SensorId.make(sensor) })
-            .pipe(
-              Effect.repeat({
-                schedule: Schedule.spaced("50 millis"),
-                until: (page) => page.items.length === 2,
-                times: 400
-              })
-            )
+          const stored = yield* readings.list({ ...query, sensor_id: SensorId.make(sensor) }).pipe(
+            Effect.repeat({
+              schedule: Schedule.spaced("50 millis"),
+              until: (page) => page.items.length === 2,
+              times: 400
+            })
+          )
           assert.deepStrictEqual(
             stored.items.map((r) => r.glucose_value),
             [55, 120]
           )
-          const raised = yield* alerts
-            .list(query)
-            .pipe(
-              Effect.repeat({
-                schedule: Schedule.spaced("50 millis"),
-                until: (page) => page.items.length === 1,
-                times: 400
-              })
-            )
+          const raised = yield* alerts.list(query).pipe(
+            Effect.repeat({
+              schedule: Schedule.spaced("50 millis"),
+              until: (page) => page.items.length === 1,
+              times: 400
+            })
+          )
           assert.strictEqual(raised.items[0]!.alert_type, "LOW")
 
           for (const dlq of [TopicNames.eventsDlq, TopicNames.alertsDlq]) {

@@ -121,6 +121,13 @@ export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   yield* runMigrations("readings", migrations)
 
+  // The columns of a Reading, with instants as epoch milliseconds (exact for millisecond precision).
+  const readingColumns = sql.literal(`id::text AS id, sensor_id, user_id,
+    (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms,
+    glucose_value, source, version, etag,
+    (extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
+    (extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms`)
+
   const upsertRound = (round: ReadonlyArray<ReadingWrite>) =>
     sql<{ inserted: number; replaced: number; touched: number }>`
       WITH incoming AS (
@@ -175,11 +182,7 @@ export const make = Effect.gen(function* () {
   const list = Effect.fn("ReadingStore.list")(function* (query: ReadingQuery) {
     const after = query.cursor === undefined ? undefined : yield* decodeCursor(query.cursor, ["number", "string"])
     const rows = yield* sql`
-      SELECT id::text AS id, sensor_id, user_id,
-        (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms,
-        glucose_value, source, version, etag,
-        (extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
-        (extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms
+      SELECT ${readingColumns}
       FROM glucose_readings
       WHERE user_id = ${query.user_id}
         AND "timestamp" >= ${new Date(query.from).toISOString()}::timestamptz
@@ -201,11 +204,7 @@ export const make = Effect.gen(function* () {
 
   const history = Effect.fn("ReadingStore.history")(function* (sensorId: string, timestamp: number) {
     const rows = yield* sql`
-      SELECT id::text AS id, sensor_id, user_id,
-        (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms,
-        glucose_value, source, version, etag,
-        (extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
-        (extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms
+      SELECT ${readingColumns}
       FROM glucose_readings_history
       WHERE sensor_id = ${sensorId} AND "timestamp" = ${new Date(timestamp).toISOString()}::timestamptz
       ORDER BY version`.pipe(Effect.mapError(failWith("history")))
