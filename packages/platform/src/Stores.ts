@@ -1,5 +1,7 @@
 import {
   Database,
+  type EventLog,
+  KafkaEventLog,
   PostgresAlertStore,
   PostgresEventLog,
   requireEmbeddedAllowed,
@@ -7,6 +9,7 @@ import {
   Topics
 } from "@dexmon/ports"
 import { Config, Effect, Layer, Option } from "effect"
+import type { SqlClient } from "effect/sql"
 
 /**
  * The store layers, chosen by configuration. Each real store is selected by its
@@ -31,10 +34,16 @@ const unavailableInThisBuild = (variable: string, store: string) =>
 export const SqlClientLive = Database.layerConfig
 
 /** The event log: Kafka when `KAFKA_BROKERS` is set, otherwise the embedded log in PostgreSQL. */
-export const EventLogLive = PostgresEventLog.layer.pipe(
-  Layer.provide(Topics.layerConfig),
-  Layer.provide(unavailableInThisBuild("KAFKA_BROKERS", "Kafka"))
-)
+export const EventLogLive = Layer.unwrap(
+  Effect.gen(function* () {
+    const brokers = yield* Config.option(Config.String("KAFKA_BROKERS"))
+    const layer: Layer.Layer<EventLog, unknown, SqlClient.SqlClient | Topics> = Option.isSome(brokers)
+      ? KafkaEventLog.layer
+      : PostgresEventLog.layer
+    if (Option.isNone(brokers)) yield* requireEmbeddedAllowed("KAFKA_BROKERS")
+    return layer
+  })
+).pipe(Layer.provide(Topics.layerConfig))
 
 export const ReadingStoreLive = SqlReadingStore.layer
 

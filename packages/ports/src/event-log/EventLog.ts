@@ -69,5 +69,7 @@ export class EventLog extends Context.Service<
      * Leaving the stream leaves the group; uncommitted records are delivered again.
      */
     readonly consume: (options: ConsumeOptions) => Stream.Stream<PartitionBatch, EventLogError>
+    /** The offset the next append to each partition will get (Kafka's high watermark), by partition. */
+    readonly endOffsets: (topic: string) => Effect.Effect<ReadonlyMap<number, number>, EventLogError>
   }
 >()("dexmon/ports/event-log/EventLog") {}

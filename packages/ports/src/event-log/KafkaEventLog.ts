@@ -1,0 +1,278 @@
+import { Config, Deferred, Effect, Layer, Queue, Stream } from "effect"
+import { type Consumer, type EachBatchPayload, Kafka, logLevel, type Message, type Producer } from "kafkajs"
+import {
+  type ConsumeOptions,
+  type ConsumerRecord,
+  EventLog,
+  EventLogError,
+  type PartitionBatch,
+  type ProducerRecord,
+  type RecordPosition
+} from "./EventLog.ts"
+import { partitionForKey } from "./Partitioner.ts"
+import { Topics } from "./Topics.ts"
+
+/** `KAFKA_BROKERS` (comma-separated), `KAFKA_CLIENT_ID`, `KAFKA_REPLICATION_FACTOR`. */
+export const kafkaConfig = Config.all({
+  brokers: Config.String("KAFKA_BROKERS"),
+  clientId: Config.String("KAFKA_CLIENT_ID").pipe(Config.withDefault("dexmon")),
+  replicationFactor: Config.Int("KAFKA_REPLICATION_FACTOR").pipe(Config.withDefault(1))
+}).pipe(
+  Config.map(({ brokers, clientId, replicationFactor }) => ({
+    brokers: brokers
+      .split(",")
+      .map((broker) => broker.trim())
+      .filter((broker) => broker !== ""),
+    clientId,
+    replicationFactor
+  }))
+)
+
+const failWith = (operation: string) => (cause: unknown) =>
+  new EventLogError({ operation, message: cause instanceof Error ? cause.message : String(cause), cause })
+
+/** Largest number of records one produce request carries. */
+const MAX_RECORDS_PER_SEND = 10_000
+
+interface PendingAppend {
+  readonly topic: string
+  readonly records: ReadonlyArray<ProducerRecord>
+  readonly partitions: ReadonlyArray<number>
+  readonly done: Deferred.Deferred<ReadonlyArray<RecordPosition>, EventLogError>
+}
+
+const toHeaders = (headers: KafkaHeaders): Record<string, string> => {
+  const out: Record<string, string> = {}
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (value === undefined) continue
+    out[name] = Array.isArray(value)
+      ? String(value[value.length - 1])
+      : Buffer.isBuffer(value)
+        ? value.toString("utf8")
+        : String(value)
+  }
+  return out
+}
+type KafkaHeaders = Message["headers"]
+
+/**
+ * The event log on Apache Kafka (kafkajs).
+ *
+ * - One idempotent producer with `acks=all`. Appends are not sent one by one:
+ *   concurrent appends queue up and a single sender fiber sends everything
+ *   queued as one produce request, then answers each caller with its offsets.
+ *   Only one request is ever in flight, which is what keeps the idempotent
+ *   producer's sequence numbers in order: concurrent `send` calls on one
+ *   kafkajs producer fail with OUT_OF_ORDER_SEQUENCE_NUMBER once they outnumber
+ *   the partitions.
+ * - Partitions are chosen here with Kafka's murmur2 partitioner (the same
+ *   function the embedded log uses), so a record's position is known exactly.
+ * - A consumer hands each fetched partition batch downstream and waits until it
+ *   is taken (backpressure); offsets are committed only by `batch.commit`, and
+ *   never for a partition this member no longer owns after a rebalance.
+ */
+export const make = Effect.gen(function* () {
+  const config = yield* kafkaConfig
+  const topics = yield* Topics
+  const kafka = new Kafka({
+    clientId: config.clientId,
+    brokers: [...config.brokers],
+    logLevel: logLevel.WARN,
+    retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 5_000 }
+  })
+
+  const admin = kafka.admin()
+  yield* Effect.acquireRelease(Effect.tryPromise({ try: () => admin.connect(), catch: failWith("connect") }), () =>
+    Effect.promise(() => admin.disconnect())
+  )
+  const created = yield* Effect.tryPromise({
+    try: () =>
+      admin.createTopics({
+        waitForLeaders: true,
+        topics: topics.map((topic) => ({
+          topic: topic.name,
+          numPartitions: topic.partitions,
+          replicationFactor: config.replicationFactor
+        }))
+      }),
+    catch: failWith("create topics")
+  })
+  const metadata = yield* Effect.tryPromise({
+    try: () => admin.fetchTopicMetadata({ topics: topics.map((topic) => topic.name) }),
+    catch: failWith("topic metadata")
+  })
+  const partitionCounts = new Map(metadata.topics.map((topic) => [topic.name, topic.partitions.length]))
+  yield* Effect.logInfo(
+    `Kafka ${config.brokers.join(",")}: topics ${[...partitionCounts].map(([n, p]) => `${n} (${p} partitions)`).join(", ")}${created ? " created" : ""}`
+  )
+
+  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+  yield* Effect.acquireRelease(Effect.tryPromise({ try: () => producer.connect(), catch: failWith("connect") }), () =>
+    Effect.promise(() => producer.disconnect())
+  )
+
+  const pending = yield* Queue.unbounded<PendingAppend>()
+
+  /** Sends one produce request for everything queued, and answers each append with its positions. */
+  const sendQueued = Effect.gen(function* () {
+    const appends = yield* Queue.takeBetween(pending, 1, MAX_RECORDS_PER_SEND)
+    const byTopic = new Map<string, Array<Message>>()
+    for (const append of appends) {
+      const messages = byTopic.get(append.topic) ?? []
+      append.records.forEach((record, i) =>
+        messages.push({
+          key: record.key,
+          value: Buffer.from(record.value),
+          headers: { ...record.headers },
+          partition: append.partitions[i]!
+        })
+      )
+      byTopic.set(append.topic, messages)
+    }
+    const result = yield* Effect.tryPromise({
+      try: () =>
+        producer.sendBatch({
+          acks: -1,
+          topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages }))
+        }),
+      catch: failWith("append")
+    }).pipe(Effect.result)
+    if (result._tag === "Failure") {
+      yield* Effect.forEach(appends, (append) => Deferred.fail(append.done, result.failure), { discard: true })
+      return
+    }
+    // Within one request, a partition's records are appended in request order from its base offset.
+    const next = new Map<string, number>()
+    for (const meta of result.success) {
+      next.set(`${meta.topicName}/${meta.partition}`, Number(meta.baseOffset ?? meta.offset))
+    }
+    for (const append of appends) {
+      const positions = append.partitions.map((partition): RecordPosition => {
+        const key = `${append.topic}/${partition}`
+        const offset = next.get(key)!
+        next.set(key, offset + 1)
+        return { topic: append.topic, partition, offset }
+      })
+      yield* Deferred.succeed(append.done, positions)
+    }
+  })
+  yield* Effect.forkScoped(Effect.forever(sendQueued))
+
+  const append = Effect.fn("EventLog.append")(function* (topic: string, records: ReadonlyArray<ProducerRecord>) {
+    if (records.length === 0) return [] as ReadonlyArray<RecordPosition>
+    const count = partitionCounts.get(topic)
+    if (count === undefined) return yield* new EventLogError({ operation: "append", message: `unknown topic ${topic}` })
+    const done = yield* Deferred.make<ReadonlyArray<RecordPosition>, EventLogError>()
+    yield* Queue.offer(pending, { topic, records, partitions: records.map((r) => partitionForKey(r.key, count)), done })
+    return yield* Deferred.await(done)
+  })
+
+  const consume = (options: ConsumeOptions): Stream.Stream<PartitionBatch, EventLogError> =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        if (!partitionCounts.has(options.topic)) {
+          return yield* new EventLogError({ operation: "consume", message: `unknown topic ${options.topic}` })
+        }
+        const batches = yield* Queue.bounded<PartitionBatch, EventLogError>(1)
+        const consumer: Consumer = kafka.consumer({
+          groupId: options.groupId,
+          allowAutoTopicCreation: false,
+          maxBytesPerPartition: 1_048_576,
+          sessionTimeout: 30_000,
+          heartbeatInterval: 3_000
+        })
+        const owned = new Set<number>()
+        consumer.on(consumer.events.GROUP_JOIN, (event) => {
+          owned.clear()
+          for (const partition of event.payload.memberAssignment[options.topic] ?? []) owned.add(partition)
+        })
+        consumer.on(consumer.events.CRASH, (event) => {
+          // kafkajs restarts the consumer itself after retriable errors; anything else ends the stream.
+          if (!event.payload.restart) Effect.runFork(Queue.fail(batches, failWith("consume")(event.payload.error)))
+        })
+        const run = (fn: () => Promise<unknown>, operation: string) =>
+          Effect.tryPromise({ try: fn, catch: failWith(operation) })
+
+        const commit = (partition: number, nextOffset: number) =>
+          Effect.suspend(() =>
+            owned.has(partition)
+              ? run(
+                  () => consumer.commitOffsets([{ topic: options.topic, partition, offset: String(nextOffset) }]),
+                  "commit"
+                )
+              : Effect.logWarning(
+                  `not committing ${options.topic}/${partition}: the partition was reassigned; its new owner redelivers from the last commit`
+                )
+          ).pipe(Effect.withSpan("EventLog.commit", { attributes: { partition, nextOffset } }))
+
+        const eachBatch = async ({
+          batch,
+          resolveOffset,
+          heartbeat,
+          isRunning,
+          isStale
+        }: EachBatchPayload & {
+          isRunning: () => boolean
+          isStale: () => boolean
+        }) => {
+          const maxBatchSize = options.maxBatchSize ?? 500
+          for (let start = 0; start < batch.messages.length && isRunning() && !isStale(); start += maxBatchSize) {
+            const slice = batch.messages.slice(start, start + maxBatchSize)
+            const records = slice.map(
+              (message): ConsumerRecord => ({
+                topic: batch.topic,
+                partition: batch.partition,
+                offset: Number(message.offset),
+                key: message.key?.toString("utf8") ?? "",
+                value: message.value ?? Buffer.alloc(0),
+                headers: toHeaders(message.headers),
+                timestamp: Number(message.timestamp)
+              })
+            )
+            const last = records[records.length - 1]!.offset
+            // Blocks until the pipeline takes the batch: Kafka is read no faster than it is processed.
+            await Effect.runPromise(
+              Queue.offer(batches, {
+                topic: batch.topic,
+                partition: batch.partition,
+                records,
+                commit: commit(batch.partition, last + 1)
+              })
+            )
+            resolveOffset(String(last))
+            await heartbeat()
+          }
+        }
+
+        yield* Effect.acquireRelease(
+          run(() => consumer.connect(), "join group"),
+          () => Effect.promise(() => consumer.disconnect())
+        )
+        yield* run(() => consumer.subscribe({ topic: options.topic, fromBeginning: true }), "join group")
+        yield* run(
+          () =>
+            consumer.run({
+              autoCommit: false,
+              eachBatchAutoResolve: false,
+              partitionsConsumedConcurrently: 1,
+              eachBatch: eachBatch as (payload: EachBatchPayload) => Promise<void>
+            }),
+          "join group"
+        )
+        return Stream.fromQueue(batches)
+      })
+    )
+
+  const endOffsets = Effect.fn("EventLog.endOffsets")(function* (topic: string) {
+    const offsets = yield* Effect.tryPromise({
+      try: () => admin.fetchTopicOffsets(topic),
+      catch: failWith("end offsets")
+    })
+    return new Map(offsets.map((o) => [o.partition, Number(o.high)])) as ReadonlyMap<number, number>
+  })
+
+  return EventLog.of({ append, consume, endOffsets })
+})
+
+/** The event log on the Kafka cluster `KAFKA_BROKERS` names. */
+export const layer = Layer.effect(EventLog, make)

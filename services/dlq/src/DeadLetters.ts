@@ -1,0 +1,93 @@
+import { type ConsumerRecord, EventLog, type ProducerRecord, TopicNames } from "@dexmon/ports"
+import { Context, Effect, Layer, Stream } from "effect"
+
+/** A message of a dead-letter topic, with where it sits and why it is there. */
+export interface DeadLetter {
+  readonly partition: number
+  readonly offset: number
+  readonly key: string
+  readonly value: string
+  readonly errorTag: string | undefined
+  readonly errorMessage: string | undefined
+  readonly source: string | undefined
+  readonly attempts: string | undefined
+  readonly firstFailureAt: string | undefined
+}
+
+const DLQ_HEADER = /^dlq-/
+
+/** The message to put back on its source topic: the original key, value and headers, without the DLQ's. */
+export const originalOf = (record: ConsumerRecord): ProducerRecord => ({
+  key: record.key,
+  value: record.value,
+  headers: Object.fromEntries(Object.entries(record.headers).filter(([name]) => !DLQ_HEADER.test(name)))
+})
+
+const describe = (record: ConsumerRecord): DeadLetter => ({
+  partition: record.partition,
+  offset: record.offset,
+  key: record.key,
+  value: Buffer.from(record.value).toString("utf8"),
+  errorTag: record.headers["dlq-error-tag"],
+  errorMessage: record.headers["dlq-error-message"],
+  source: record.headers["dlq-source-topic"]
+    ? `${record.headers["dlq-source-topic"]}/${record.headers["dlq-source-partition"]}@${record.headers["dlq-source-offset"]}`
+    : undefined,
+  attempts: record.headers["dlq-attempts"],
+  firstFailureAt: record.headers["dlq-first-failure-at"]
+})
+
+/**
+ * Reading and replaying dead letters. Reading uses a throw-away consumer group
+ * and stops at the topic's end offsets as they were when it started, so it
+ * never commits anything nor waits for new messages.
+ */
+export class DeadLetters extends Context.Service<
+  DeadLetters,
+  {
+    readonly list: (topic: string) => Effect.Effect<ReadonlyArray<DeadLetter>, unknown>
+    /** Appends the chosen dead letters (`partition:offset`, or all) back to `glucose.events`; returns how many. */
+    readonly replay: (topic: string, chosen: ReadonlySet<string> | "all") => Effect.Effect<number, unknown>
+  }
+>()("dexmon/dlq/DeadLetters") {
+  static readonly layer = Layer.effect(
+    DeadLetters,
+    Effect.gen(function* () {
+      const eventLog = yield* EventLog
+
+      const readAll = Effect.fn("DeadLetters.readAll")(function* (topic: string) {
+        const ends = yield* eventLog.endOffsets(topic)
+        const remaining = new Map([...ends].filter(([, end]) => end > 0))
+        if (remaining.size === 0) return [] as ReadonlyArray<ConsumerRecord>
+        const records: Array<ConsumerRecord> = []
+        yield* eventLog.consume({ topic, groupId: `dexmon-dlq-reader-${crypto.randomUUID()}` }).pipe(
+          Stream.map((batch) => {
+            for (const record of batch.records) {
+              if (record.offset < (ends.get(record.partition) ?? 0)) records.push(record)
+            }
+            const last = batch.records[batch.records.length - 1]!.offset
+            if (last + 1 >= (ends.get(batch.partition) ?? 0)) remaining.delete(batch.partition)
+            return remaining.size === 0
+          }),
+          Stream.takeUntil((done) => done),
+          Stream.runDrain
+        )
+        return records.sort((a, b) => a.partition - b.partition || a.offset - b.offset)
+      })
+
+      const list = Effect.fn("DeadLetters.list")(function* (topic: string) {
+        return (yield* readAll(topic)).map(describe)
+      })
+
+      const replay = Effect.fn("DeadLetters.replay")(function* (topic: string, chosen: ReadonlySet<string> | "all") {
+        const picked = (yield* readAll(topic)).filter(
+          (record) => chosen === "all" || chosen.has(`${record.partition}:${record.offset}`)
+        )
+        yield* eventLog.append(TopicNames.events, picked.map(originalOf))
+        return picked.length
+      })
+
+      return DeadLetters.of({ list, replay })
+    })
+  )
+}
