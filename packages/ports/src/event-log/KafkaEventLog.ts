@@ -31,8 +31,8 @@ export const kafkaConfig = Config.all({
 const failWith = (operation: string) => (cause: unknown) =>
   new EventLogError({ operation, message: cause instanceof Error ? cause.message : String(cause), cause })
 
-/** Largest number of records one produce request carries. */
-const MAX_RECORDS_PER_SEND = 10_000
+/** Most records one produce request carries (about 1.5 MB of events, well under the broker's limits per partition). */
+const MAX_RECORDS_PER_SEND = 5_000
 
 interface PendingAppend {
   readonly topic: string
@@ -112,21 +112,35 @@ export const make = Effect.gen(function* () {
   )
 
   const pending = yield* Queue.unbounded<PendingAppend>()
+  const waiting: Array<PendingAppend> = []
 
   /** Sends one produce request for everything queued, and answers each append with its positions. */
   const sendQueued = Effect.gen(function* () {
-    const appends = yield* Queue.takeBetween(pending, 1, MAX_RECORDS_PER_SEND)
+    if (waiting.length === 0) waiting.push(yield* Queue.take(pending))
+    // Everything else queued meanwhile, without waiting for more.
+    waiting.push(...(yield* Queue.clear(pending)))
+    // Whole appends, up to MAX_RECORDS_PER_SEND records (always at least one append); the rest waits its turn.
+    const appends: Array<PendingAppend> = []
+    let recordCount = 0
+    while (
+      waiting.length > 0 &&
+      (appends.length === 0 || recordCount + waiting[0]!.records.length <= MAX_RECORDS_PER_SEND)
+    ) {
+      const next = waiting.shift()!
+      appends.push(next)
+      recordCount += next.records.length
+    }
     const byTopic = new Map<string, Array<Message>>()
     for (const append of appends) {
       const messages = byTopic.get(append.topic) ?? []
-      append.records.forEach((record, i) =>
+      append.records.forEach((record, i) => {
         messages.push({
           key: record.key,
           value: Buffer.from(record.value),
           headers: { ...record.headers },
           partition: append.partitions[i]!
         })
-      )
+      })
       byTopic.set(append.topic, messages)
     }
     const result = yield* Effect.tryPromise({
@@ -174,6 +188,7 @@ export const make = Effect.gen(function* () {
           return yield* new EventLogError({ operation: "consume", message: `unknown topic ${options.topic}` })
         }
         const batches = yield* Queue.bounded<PartitionBatch, EventLogError>(1)
+        const stopped = yield* Deferred.make<boolean>()
         const consumer: Consumer = kafka.consumer({
           groupId: options.groupId,
           allowAutoTopicCreation: false,
@@ -231,14 +246,18 @@ export const make = Effect.gen(function* () {
             )
             const last = records[records.length - 1]!.offset
             // Blocks until the pipeline takes the batch: Kafka is read no faster than it is processed.
-            await Effect.runPromise(
-              Queue.offer(batches, {
-                topic: batch.topic,
-                partition: batch.partition,
-                records,
-                commit: commit(batch.partition, last + 1)
-              })
+            const handedOver = await Effect.runPromise(
+              Effect.raceFirst(
+                Queue.offer(batches, {
+                  topic: batch.topic,
+                  partition: batch.partition,
+                  records,
+                  commit: commit(batch.partition, last + 1)
+                }).pipe(Effect.as(true)),
+                Deferred.await(stopped).pipe(Effect.as(false))
+              )
             )
+            if (!handedOver) return
             resolveOffset(String(last))
             await heartbeat()
           }
@@ -248,6 +267,9 @@ export const make = Effect.gen(function* () {
           run(() => consumer.connect(), "join group"),
           () => Effect.promise(() => consumer.disconnect())
         )
+        // Runs before the disconnect: a batch handler waiting to hand a batch to a pipeline that has
+        // stopped would otherwise keep `disconnect` waiting for ever. That batch is neither resolved nor committed.
+        yield* Effect.addFinalizer(() => Deferred.succeed(stopped, true))
         yield* run(() => consumer.subscribe({ topic: options.topic, fromBeginning: true }), "join group")
         yield* run(
           () =>

@@ -71,7 +71,7 @@ const start = Effect.fn("EmbeddedPostgres.start")(function* (options: EmbeddedPo
     yield* Effect.tryPromise({ try: () => cluster.initialise(), catch: fail("initdb failed") })
   }
   const running = runningServer(options.dataDir)
-  if (running !== undefined && running.ownerAlive) {
+  if (running?.ownerAlive) {
     // Another DexMon process (say `pnpm dlq` next to `pnpm start`) owns the server: share it.
     yield* Effect.logInfo(`using the embedded PostgreSQL of process ${running.ownerPid} on port ${running.port}`)
     return EmbeddedPostgres.of({ url: urlFor(running.port), port: running.port, dataDir: options.dataDir })

@@ -7,6 +7,12 @@ import { Effect, Schedule, type Scope } from "effect"
 
 const mainModule = resolve(import.meta.dirname, "../../src/main.ts")
 
+/** The environment without the connection variables the test runner sets: this process runs on embedded stores. */
+const embeddedOnly = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => {
+  const { KAFKA_BROKERS: _kafka, DATABASE_URL: _database, CASSANDRA_CONTACT_POINTS: _cassandra, ...rest } = env
+  return rest
+}
+
 /**
  * DexMon started the way a user starts it (`node services/standalone/src/main.ts`,
  * which is what `pnpm start` runs) as a separate OS process, on its own data
@@ -37,7 +43,7 @@ export const makeDexMonProcess = Effect.gen(function* () {
   const launch = (env: Record<string, string>) => {
     const proc = spawn(process.execPath, [mainModule], {
       env: {
-        ...process.env,
+        ...embeddedOnly(process.env),
         PORT: String(port),
         DEXMON_DATA_DIR: dataDir,
         DEXMON_EMBEDDED_PG_PORT: String(pgPort),

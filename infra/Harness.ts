@@ -1,0 +1,126 @@
+// The programmatic face of the real-server harness, used by `infra/cli.ts` and by the
+// test runner: `up` starts (or reuses) the servers and returns the environment variables
+// that point clients at them; `down` stops what `up` started.
+import {
+  isRunning,
+  kafkaAnswers,
+  kafkaBrokers,
+  kafkaEnvironment,
+  kafkaPorts,
+  kafkaVersion,
+  startKafka,
+  stopKafka,
+  waitUntilKafkaAnswers
+} from "./kafka/Kafka.ts"
+import { log, seconds } from "./Processes.ts"
+import { type InfraState, readState, withLock, writeState } from "./State.ts"
+
+export type Service = "kafka"
+export const allServices: ReadonlyArray<Service> = ["kafka"]
+
+export const isService = (name: string): name is Service => (allServices as ReadonlyArray<string>).includes(name)
+
+/** How long an already running server (ours or from KAFKA_BROKERS) gets to answer before `up` gives up. */
+const existingServerTimeoutMs = 30_000
+
+export async function up(services: ReadonlyArray<Service> = allServices): Promise<Record<string, string>> {
+  const environment: Record<string, string> = {}
+  for (const service of services) {
+    switch (service) {
+      case "kafka":
+        Object.assign(environment, await upKafka())
+        break
+    }
+  }
+  return environment
+}
+
+const upKafka = async (): Promise<Record<string, string>> => {
+  const external = process.env.KAFKA_BROKERS
+  if (external !== undefined && external !== "") {
+    log(`kafka: using KAFKA_BROKERS=${external} from the environment instead of starting one`)
+    if (!(await waitUntilKafkaAnswers(external, existingServerTimeoutMs))) {
+      throw new Error(
+        `KAFKA_BROKERS=${external} does not answer a metadata request within ${seconds(existingServerTimeoutMs)}`
+      )
+    }
+    return kafkaEnvironment(external)
+  }
+
+  return withLock(async () => {
+    const started = performance.now()
+    const previous = readState().kafka
+    if (previous !== undefined) {
+      if (isRunning(previous)) {
+        if (await waitUntilKafkaAnswers(kafkaBrokers(previous), existingServerTimeoutMs, () => isRunning(previous))) {
+          log(
+            `kafka ${previous.version} already running on ${kafkaBrokers(previous)} (pid ${previous.pid}, since ${previous.startedAt}); reused`
+          )
+          const { brokerPort } = kafkaPorts()
+          if (previous.version !== kafkaVersion() || previous.brokerPort !== brokerPort) {
+            log(`kafka: note: asked for ${kafkaVersion()} on port ${brokerPort}; run \`down\` first to get that`)
+          }
+          return kafkaEnvironment(kafkaBrokers(previous))
+        }
+        log(`kafka pid ${previous.pid} runs but does not answer; stopping it and starting a new one`)
+      } else {
+        log(`kafka pid ${previous.pid} from ${previous.startedAt} is gone; cleaning up after it`)
+      }
+      await stopKafka(previous)
+      writeState(withoutKafka(readState()))
+    }
+
+    const { state, timings } = await startKafka((spawned) => writeState({ ...readState(), kafka: spawned })).catch(
+      (error: unknown) => {
+        writeState(withoutKafka(readState()))
+        throw error
+      }
+    )
+    const jars = timings.jarsDownloaded ? `jars downloaded ${seconds(timings.jarsMs)}` : "jars cached"
+    log(
+      `kafka ${state.version} ready on ${kafkaBrokers(state)} in ${seconds(performance.now() - started)} ` +
+        `(${jars}, format ${seconds(timings.formatMs)}, start ${seconds(timings.startMs)}; pid ${state.pid}, data ${state.dataDirectory})`
+    )
+    return kafkaEnvironment(kafkaBrokers(state))
+  })
+}
+
+const withoutKafka = ({ kafka: _kafka, ...rest }: InfraState): InfraState => rest
+
+/** Stops every server `up` started (not one given by KAFKA_BROKERS) and removes its data. */
+export async function down(): Promise<void> {
+  await withLock(async () => {
+    const kafka = readState().kafka
+    if (kafka === undefined) {
+      log("kafka: not started by this harness; nothing to stop")
+      return
+    }
+    const started = performance.now()
+    const wasRunning = isRunning(kafka)
+    await stopKafka(kafka)
+    writeState(withoutKafka(readState()))
+    log(
+      wasRunning
+        ? `kafka (pid ${kafka.pid}) stopped in ${seconds(performance.now() - started)}; removed ${kafka.dataDirectory}`
+        : `kafka (pid ${kafka.pid}) was no longer running; removed ${kafka.dataDirectory}`
+    )
+  })
+}
+
+/** The environment variables of the servers that run now (started by `up`). */
+export function environment(): Record<string, string> {
+  const kafka = readState().kafka
+  return kafka !== undefined && isRunning(kafka) ? kafkaEnvironment(kafkaBrokers(kafka)) : {}
+}
+
+/** One line per known service: whether it runs, where, and whether it answers. */
+export async function status(): Promise<ReadonlyArray<string>> {
+  const kafka = readState().kafka
+  if (kafka === undefined) return ["kafka: not running"]
+  if (!isRunning(kafka)) return [`kafka: not running (stale state: pid ${kafka.pid} is gone; \`down\` cleans up)`]
+  const answers = (await kafkaAnswers(kafkaBrokers(kafka))) ? "answers" : "does NOT answer"
+  return [
+    `kafka: ${kafka.version} on ${kafkaBrokers(kafka)} (controller ${kafka.host}:${kafka.controllerPort}), ` +
+      `pid ${kafka.pid}, since ${kafka.startedAt}, ${answers}; data ${kafka.dataDirectory}`
+  ]
+}
