@@ -43,7 +43,7 @@ export const EventLogLive = Layer.unwrap(
     if (Option.isNone(brokers)) yield* requireEmbeddedAllowed("KAFKA_BROKERS")
     return layer
   })
-).pipe(Layer.provide(Topics.layerConfig))
+).pipe(Layer.provideMerge(Topics.layerConfig))
 
 export const ReadingStoreLive = SqlReadingStore.layer
 

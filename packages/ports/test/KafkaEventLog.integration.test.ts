@@ -8,7 +8,7 @@ const brokers = requiredServer("KAFKA_BROKERS")
 eventLogContract(
   `Kafka at ${brokers}`,
   KafkaEventLog.layer.pipe(
-    Layer.provide(Layer.succeed(Topics, contractTopics)),
+    Layer.provide(Topics.only(contractTopics)),
     Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv()))
   )
 )

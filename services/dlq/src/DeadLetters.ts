@@ -1,4 +1,4 @@
-import { type ConsumerRecord, EventLog, type ProducerRecord, TopicNames } from "@dexmon/ports"
+import { type ConsumerRecord, EventLog, type ProducerRecord, Topics } from "@dexmon/ports"
 import { Context, Effect, Layer, Stream } from "effect"
 
 /** A message of a dead-letter topic, with where it sits and why it is there. */
@@ -15,6 +15,9 @@ export interface DeadLetter {
 }
 
 const DLQ_HEADER = /^dlq-/
+
+/** `events`: what the processor could not apply; `alerts`: what the notifier could not store. */
+export type DeadLetterQueue = "events" | "alerts"
 
 /** The message to put back on its source topic: the original key, value and headers, without the DLQ's. */
 export const originalOf = (record: ConsumerRecord): ProducerRecord => ({
@@ -45,15 +48,18 @@ const describe = (record: ConsumerRecord): DeadLetter => ({
 export class DeadLetters extends Context.Service<
   DeadLetters,
   {
-    readonly list: (topic: string) => Effect.Effect<ReadonlyArray<DeadLetter>, unknown>
+    readonly list: (queue: DeadLetterQueue) => Effect.Effect<ReadonlyArray<DeadLetter>, unknown>
     /** Appends the chosen dead letters (`partition:offset`, or all) back to `glucose.events`; returns how many. */
-    readonly replay: (topic: string, chosen: ReadonlySet<string> | "all") => Effect.Effect<number, unknown>
+    readonly replay: (queue: DeadLetterQueue, chosen: ReadonlySet<string> | "all") => Effect.Effect<number, unknown>
+    /** The topic name of a dead-letter queue in this deployment. */
+    readonly topicOf: (queue: DeadLetterQueue) => string
   }
 >()("dexmon/dlq/DeadLetters") {
   static readonly layer = Layer.effect(
     DeadLetters,
     Effect.gen(function* () {
       const eventLog = yield* EventLog
+      const { names } = yield* Topics
 
       const readAll = Effect.fn("DeadLetters.readAll")(function* (topic: string) {
         const ends = yield* eventLog.endOffsets(topic)
@@ -75,19 +81,24 @@ export class DeadLetters extends Context.Service<
         return records.sort((a, b) => a.partition - b.partition || a.offset - b.offset)
       })
 
-      const list = Effect.fn("DeadLetters.list")(function* (topic: string) {
-        return (yield* readAll(topic)).map(describe)
+      const topicOf = (queue: DeadLetterQueue) => (queue === "events" ? names.eventsDlq : names.alertsDlq)
+
+      const list = Effect.fn("DeadLetters.list")(function* (queue: DeadLetterQueue) {
+        return (yield* readAll(topicOf(queue))).map(describe)
       })
 
-      const replay = Effect.fn("DeadLetters.replay")(function* (topic: string, chosen: ReadonlySet<string> | "all") {
-        const picked = (yield* readAll(topic)).filter(
+      const replay = Effect.fn("DeadLetters.replay")(function* (
+        queue: DeadLetterQueue,
+        chosen: ReadonlySet<string> | "all"
+      ) {
+        const picked = (yield* readAll(topicOf(queue))).filter(
           (record) => chosen === "all" || chosen.has(`${record.partition}:${record.offset}`)
         )
-        yield* eventLog.append(TopicNames.events, picked.map(originalOf))
+        yield* eventLog.append(names.events, picked.map(originalOf))
         return picked.length
       })
 
-      return DeadLetters.of({ list, replay })
+      return DeadLetters.of({ list, replay, topicOf })
     })
   )
 }

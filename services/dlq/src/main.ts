@@ -1,20 +1,20 @@
 import { EventLogLive, LoggerLive, SqlClientLive } from "@dexmon/platform"
-import { TopicNames } from "@dexmon/ports"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Console, Effect, Layer } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { DeadLetters } from "./DeadLetters.ts"
 
-const topic = Flag.Literals("topic", [TopicNames.eventsDlq, TopicNames.alertsDlq]).pipe(
-  Flag.withDescription("The dead-letter topic"),
-  Flag.withDefault(TopicNames.eventsDlq)
+const queue = Flag.Literals("queue", ["events", "alerts"]).pipe(
+  Flag.withDescription("events: glucose.events.dlq (processor); alerts: glucose.events.alerts.dlq (notifier)"),
+  Flag.withDefault("events")
 )
 
 const list = Command.make(
   "list",
-  { topic, json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("One JSON object per line")) },
-  Effect.fn(function* ({ topic, json }) {
-    const letters = yield* (yield* DeadLetters).list(topic)
+  { queue, json: Flag.Boolean("json").pipe(Flag.withDefault(false), Flag.withDescription("One JSON object per line")) },
+  Effect.fn(function* ({ queue, json }) {
+    const deadLetters = yield* DeadLetters
+    const letters = yield* deadLetters.list(queue)
     for (const letter of letters) {
       yield* Console.log(
         json
@@ -22,23 +22,23 @@ const list = Command.make(
           : `${letter.partition}:${letter.offset}  key=${letter.key}  ${letter.errorTag}: ${letter.errorMessage}  from ${letter.source}, ${letter.attempts} attempt(s) since ${letter.firstFailureAt}\n    ${letter.value.slice(0, 200)}`
       )
     }
-    yield* Console.log(`${letters.length} dead letter(s) in ${topic}`)
+    yield* Console.log(`${letters.length} dead letter(s) in ${deadLetters.topicOf(queue)}`)
   })
 ).pipe(Command.withDescription("List the messages of a dead-letter topic"))
 
 const replay = Command.make(
   "replay",
   {
-    topic,
+    queue,
     positions: Argument.String("partition:offset").pipe(
       Argument.withDescription("Which dead letters to replay (as `list` prints them), or `all`"),
       Argument.variadic({ min: 1 })
     )
   },
-  Effect.fn(function* ({ topic, positions }) {
-    const chosen = positions.includes("all") ? ("all" as const) : new Set(positions)
-    const count = yield* (yield* DeadLetters).replay(topic, chosen)
-    yield* Console.log(`replayed ${count} message(s) from ${topic} to ${TopicNames.events}`)
+  Effect.fn(function* ({ queue, positions }) {
+    const deadLetters = yield* DeadLetters
+    const count = yield* deadLetters.replay(queue, positions.includes("all") ? "all" : new Set(positions))
+    yield* Console.log(`replayed ${count} message(s) from ${deadLetters.topicOf(queue)} to the events topic`)
   })
 ).pipe(
   Command.withDescription("Append dead letters back to glucose.events, with their original key, value and headers")

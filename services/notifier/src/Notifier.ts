@@ -6,7 +6,7 @@ import {
   deriveAlertId,
   type GlucoseEvent
 } from "@dexmon/domain"
-import { AlertStore, EventLog, TopicNames } from "@dexmon/ports"
+import { AlertStore, EventLog, Topics } from "@dexmon/ports"
 import { consumerPipeline, superviseConsumer } from "@dexmon/streams"
 import { Config, Effect, Layer } from "effect"
 
@@ -44,11 +44,12 @@ export const NotifierLive = Layer.effectDiscard(
   Effect.gen(function* () {
     const eventLog = yield* EventLog
     const store = yield* AlertStore
+    const { names } = yield* Topics
     const thresholds = yield* AlertThresholds
     const config = yield* NotifierConfig
     const pipeline = consumerPipeline({
       eventLog,
-      topic: TopicNames.events,
+      topic: names.events,
       groupId: config.groupId,
       maxBatchSize: config.maxBatchSize,
       decode: decodeGlucoseEventBytes,
@@ -56,11 +57,11 @@ export const NotifierLive = Layer.effectDiscard(
       writeKey: (alert) => alert.alert_id,
       write: (alerts) => store.save(alerts),
       policy: { retries: config.retries, initialDelay: 100, maxDelay: 5_000 },
-      deadLetterTopic: TopicNames.alertsDlq
+      deadLetterTopic: names.alertsDlq
     })
     yield* Effect.forkScoped(superviseConsumer("notifier", pipeline))
     yield* Effect.logInfo(
-      `notifier consuming ${TopicNames.events} as group ${config.groupId} (LOW < ${thresholds.lowBelow}, HIGH > ${thresholds.highAbove})`
+      `notifier consuming ${names.events} as group ${config.groupId} (LOW < ${thresholds.lowBelow}, HIGH > ${thresholds.highAbove})`
     )
   })
 )

@@ -1,5 +1,5 @@
 import { decodeGlucoseEventBytes, type GlucoseEvent } from "@dexmon/domain"
-import { EventLog, ReadingStore, type ReadingWrite, TopicNames } from "@dexmon/ports"
+import { EventLog, ReadingStore, type ReadingWrite, Topics } from "@dexmon/ports"
 import { consumerPipeline, superviseConsumer } from "@dexmon/streams"
 import { Config, Effect, Layer } from "effect"
 
@@ -28,10 +28,11 @@ export const ProcessorLive = Layer.effectDiscard(
   Effect.gen(function* () {
     const eventLog = yield* EventLog
     const store = yield* ReadingStore
+    const { names } = yield* Topics
     const config = yield* ProcessorConfig
     const pipeline = consumerPipeline({
       eventLog,
-      topic: TopicNames.events,
+      topic: names.events,
       groupId: config.groupId,
       maxBatchSize: config.maxBatchSize,
       decode: decodeGlucoseEventBytes,
@@ -40,9 +41,9 @@ export const ProcessorLive = Layer.effectDiscard(
       writeKey: (write) => write.event_id,
       write: (writes) => store.upsert(writes),
       policy: { retries: config.retries, initialDelay: 100, maxDelay: 5_000 },
-      deadLetterTopic: TopicNames.eventsDlq
+      deadLetterTopic: names.eventsDlq
     })
     yield* Effect.forkScoped(superviseConsumer("processor", pipeline))
-    yield* Effect.logInfo(`processor consuming ${TopicNames.events} as group ${config.groupId}`)
+    yield* Effect.logInfo(`processor consuming ${names.events} as group ${config.groupId}`)
   })
 )

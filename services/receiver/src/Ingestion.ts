@@ -8,7 +8,7 @@ import {
   type Source,
   type UserId
 } from "@dexmon/domain"
-import { EventLog, TopicNames } from "@dexmon/ports"
+import { EventLog, Topics } from "@dexmon/ports"
 import { Clock, Context, Effect, Layer } from "effect"
 
 /** How far ahead of the server clock a reading may be stamped (phone clocks drift). */
@@ -41,6 +41,7 @@ export class Ingestion extends Context.Service<
     Ingestion,
     Effect.gen(function* () {
       const eventLog = yield* EventLog
+      const { names } = yield* Topics
       const ids = yield* EventIds
       const retention = yield* HotRetention
 
@@ -85,7 +86,7 @@ export class Ingestion extends Context.Service<
         }
         yield* eventLog
           .append(
-            TopicNames.events,
+            names.events,
             events.map((event) => ({
               key: event.sensor_id,
               value: encoder.encode(encodeGlucoseEvent(event)),

@@ -12,27 +12,31 @@ import {
   AlertStore,
   type ConsumerRecord,
   EventLog,
+  KafkaEventLog,
   PostgresAlertStore,
   PostgresEventLog,
   ReadingStore,
   SqlReadingStore,
-  TopicNames,
   Topics
 } from "@dexmon/ports"
-import { layerEmbeddedPostgresTest } from "@dexmon/ports/testing"
+import { layerEmbeddedPostgresTest, requiredServer } from "@dexmon/ports/testing"
 import { ProcessorLive } from "@dexmon/processor"
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Schedule, Stream } from "effect"
+import { ConfigProvider, Effect, Layer, Schedule, Stream } from "effect"
+import type { SqlClient } from "effect/sql"
 
-const stores = Layer.mergeAll(
-  PostgresEventLog.layer.pipe(Layer.provide(Layer.succeed(Topics, Topics.make(4)))),
-  SqlReadingStore.layer,
-  PostgresAlertStore.layer
-).pipe(Layer.provideMerge(layerEmbeddedPostgresTest))
-const pipeline = Layer.mergeAll(ProcessorLive, NotifierLive).pipe(
-  Layer.provide(AlertThresholds.layerDefault),
-  Layer.provideMerge(stores)
-)
+/** The processor and the notifier in this process, on the given event log and embedded stores, in topics of their own. */
+const pipelineOn = (eventLog: Layer.Layer<EventLog, unknown, Topics | SqlClient.SqlClient>) => {
+  const topics = Layer.succeed(Topics, Topics.make(4, `pipeline-${Date.now().toString(36)}.`))
+  const stores = Layer.mergeAll(eventLog, SqlReadingStore.layer, PostgresAlertStore.layer).pipe(
+    Layer.provideMerge(topics),
+    Layer.provideMerge(layerEmbeddedPostgresTest)
+  )
+  return Layer.mergeAll(ProcessorLive, NotifierLive).pipe(
+    Layer.provide(AlertThresholds.layerDefault),
+    Layer.provideMerge(stores)
+  )
+}
 
 const t0 = Date.parse("2026-11-24T08:00:00.000Z")
 const encoder = new TextEncoder()
@@ -66,72 +70,85 @@ const readTopic = (topic: string, key: string, count: number) =>
     return seen
   })
 
-layer(pipeline, { timeout: 120_000, excludeTestServices: true })(
-  "processor and notifier on the embedded stores",
-  (it) => {
-    it.effect(
-      "a poison message goes to both DLQs with its original bytes and the error headers; the events behind it are processed",
-      () =>
-        Effect.gen(function* () {
-          const log = yield* EventLog
-          const readings = yield* ReadingStore
-          const alerts = yield* AlertStore
-          const sensor = "poisoned-sensor"
-          const poison = {
-            key: sensor,
-            value: Uint8Array.from([0xff, 0x7b, 0x6e, 0x6f]),
-            headers: { "x-origin": "a broken client" }
-          }
-          const futureVersion = {
-            ...eventRecord(sensor, 0, 100, 1),
-            value: encoder.encode(JSON.stringify({ schema_version: 2, something: "else" }))
-          }
-          yield* log.append(TopicNames.events, [
-            poison,
-            futureVersion,
-            eventRecord(sensor, 5, 55, 2),
-            eventRecord(sensor, 10, 120, 3)
-          ])
+const pipelineContract = (name: string, eventLog: Layer.Layer<EventLog, unknown, Topics | SqlClient.SqlClient>) =>
+  layer(pipelineOn(eventLog), { timeout: 120_000, excludeTestServices: true })(
+    `processor and notifier on ${name}`,
+    (it) => {
+      it.effect(
+        "a poison message goes to both DLQs with its original bytes and the error headers; the events behind it are processed",
+        () =>
+          Effect.gen(function* () {
+            const log = yield* EventLog
+            const { names } = yield* Topics
+            const readings = yield* ReadingStore
+            const alerts = yield* AlertStore
+            const sensor = "poisoned-sensor"
+            const poison = {
+              key: sensor,
+              value: Uint8Array.from([0xff, 0x7b, 0x6e, 0x6f]),
+              headers: { "x-origin": "a broken client" }
+            }
+            const futureVersion = {
+              ...eventRecord(sensor, 0, 100, 1),
+              value: encoder.encode(JSON.stringify({ schema_version: 2, something: "else" }))
+            }
+            yield* log.append(names.events, [
+              poison,
+              futureVersion,
+              eventRecord(sensor, 5, 55, 2),
+              eventRecord(sensor, 10, 120, 3)
+            ])
 
-          const query = { user_id: UserId.make("pipeline-user"), from: t0 - 3_600_000, to: t0 + 3_600_000, limit: 100 }
-          const stored = yield* readings.list({ ...query, sensor_id: SensorId.make(sensor) }).pipe(
-            Effect.repeat({
-              schedule: Schedule.spaced("50 millis"),
-              until: (page) => page.items.length === 2,
-              times: 400
-            })
-          )
-          assert.deepStrictEqual(
-            stored.items.map((r) => r.glucose_value),
-            [55, 120]
-          )
-          const raised = yield* alerts.list(query).pipe(
-            Effect.repeat({
-              schedule: Schedule.spaced("50 millis"),
-              until: (page) => page.items.length === 1,
-              times: 400
-            })
-          )
-          assert.strictEqual(raised.items[0]!.alert_type, "LOW")
-
-          for (const dlq of [TopicNames.eventsDlq, TopicNames.alertsDlq]) {
-            const letters = yield* readTopic(dlq, sensor, 2)
-            assert.strictEqual(letters.length, 2, dlq)
-            const [first, second] = letters
-            assert.deepStrictEqual([...first!.value], [...poison.value])
-            assert.strictEqual(first!.headers["x-origin"], "a broken client")
-            assert.strictEqual(first!.headers["dlq-error-tag"], "SchemaError")
-            assert.strictEqual(first!.headers["dlq-source-topic"], TopicNames.events)
-            assert.strictEqual(first!.headers["dlq-attempts"], "1")
-            assert.isDefined(first!.headers["dlq-source-offset"])
-            assert.isDefined(first!.headers["dlq-first-failure-at"])
-            assert.strictEqual(
-              second!.headers["dlq-source-offset"],
-              String(Number(first!.headers["dlq-source-offset"]) + 1)
+            const query = {
+              user_id: UserId.make("pipeline-user"),
+              from: t0 - 3_600_000,
+              to: t0 + 3_600_000,
+              limit: 100
+            }
+            const stored = yield* readings.list({ ...query, sensor_id: SensorId.make(sensor) }).pipe(
+              Effect.repeat({
+                schedule: Schedule.spaced("50 millis"),
+                until: (page) => page.items.length === 2,
+                times: 400
+              })
             )
-            assert.deepStrictEqual(second!.value, futureVersion.value)
-          }
-        })
-    )
-  }
+            assert.deepStrictEqual(
+              stored.items.map((r) => r.glucose_value),
+              [55, 120]
+            )
+            const raised = yield* alerts.list(query).pipe(
+              Effect.repeat({
+                schedule: Schedule.spaced("50 millis"),
+                until: (page) => page.items.length === 1,
+                times: 400
+              })
+            )
+            assert.strictEqual(raised.items[0]!.alert_type, "LOW")
+
+            for (const dlq of [names.eventsDlq, names.alertsDlq]) {
+              const letters = yield* readTopic(dlq, sensor, 2)
+              assert.strictEqual(letters.length, 2, dlq)
+              const [first, second] = letters
+              assert.deepStrictEqual([...first!.value], [...poison.value])
+              assert.strictEqual(first!.headers["x-origin"], "a broken client")
+              assert.strictEqual(first!.headers["dlq-error-tag"], "SchemaError")
+              assert.strictEqual(first!.headers["dlq-source-topic"], names.events)
+              assert.strictEqual(first!.headers["dlq-attempts"], "1")
+              assert.isDefined(first!.headers["dlq-source-offset"])
+              assert.isDefined(first!.headers["dlq-first-failure-at"])
+              assert.strictEqual(
+                second!.headers["dlq-source-offset"],
+                String(Number(first!.headers["dlq-source-offset"]) + 1)
+              )
+              assert.deepStrictEqual(second!.value, futureVersion.value)
+            }
+          })
+      )
+    }
+  )
+
+pipelineContract("the embedded event log", PostgresEventLog.layer)
+pipelineContract(
+  `Kafka at ${requiredServer("KAFKA_BROKERS")}`,
+  KafkaEventLog.layer.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv())))
 )

@@ -89,7 +89,7 @@ export const make = Effect.gen(function* () {
     try: () =>
       admin.createTopics({
         waitForLeaders: true,
-        topics: topics.map((topic) => ({
+        topics: topics.specs.map((topic) => ({
           topic: topic.name,
           numPartitions: topic.partitions,
           replicationFactor: config.replicationFactor
@@ -98,7 +98,7 @@ export const make = Effect.gen(function* () {
     catch: failWith("create topics")
   })
   const metadata = yield* Effect.tryPromise({
-    try: () => admin.fetchTopicMetadata({ topics: topics.map((topic) => topic.name) }),
+    try: () => admin.fetchTopicMetadata({ topics: topics.specs.map((topic) => topic.name) }),
     catch: failWith("topic metadata")
   })
   const partitionCounts = new Map(metadata.topics.map((topic) => [topic.name, topic.partitions.length]))

@@ -68,7 +68,7 @@ export const make = Effect.gen(function* () {
   const topics = yield* Topics
   yield* runMigrations("event_log", migrations)
 
-  for (const topic of topics) {
+  for (const topic of topics.specs) {
     yield* sql`INSERT INTO event_log_partitions (topic, partition)
       SELECT ${topic.name}, generate_series(0, ${topic.partitions}::int - 1)
       ON CONFLICT DO NOTHING`

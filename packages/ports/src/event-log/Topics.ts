@@ -1,20 +1,50 @@
 import { Config, Context, Effect, Layer } from "effect"
 import type { TopicSpec } from "./EventLog.ts"
 
-/** The topics of the design. */
-export const TopicNames = {
+/** The topics of the design, by role. */
+export interface TopicNames {
+  readonly events: string
+  readonly eventsDlq: string
+  readonly alertsDlq: string
+}
+
+export const defaultTopicNames: TopicNames = {
   events: "glucose.events",
   eventsDlq: "glucose.events.dlq",
   alertsDlq: "glucose.events.alerts.dlq"
-} as const
+}
 
-/** The topics an event-log layer creates at start when they are missing, with their partition counts. */
-export class Topics extends Context.Service<Topics, ReadonlyArray<TopicSpec>>()("dexmon/ports/event-log/Topics") {
-  static readonly make = (partitions: number): ReadonlyArray<TopicSpec> =>
-    Object.values(TopicNames).map((name) => ({ name, partitions }))
+/**
+ * The topics DexMon uses and the ones an event-log layer creates at start when
+ * they are missing. `DEXMON_TOPIC_PREFIX` puts a whole deployment (or a test
+ * run) in topics of its own on a shared cluster.
+ */
+export class Topics extends Context.Service<
+  Topics,
+  {
+    readonly names: TopicNames
+    readonly specs: ReadonlyArray<TopicSpec>
+  }
+>()("dexmon/ports/event-log/Topics") {
+  static readonly make = (partitions: number, prefix = "") => {
+    const names: TopicNames = {
+      events: `${prefix}${defaultTopicNames.events}`,
+      eventsDlq: `${prefix}${defaultTopicNames.eventsDlq}`,
+      alertsDlq: `${prefix}${defaultTopicNames.alertsDlq}`
+    }
+    return Topics.of({ names, specs: Object.values(names).map((name) => ({ name, partitions })) })
+  }
+
+  /** Just these topics to create, for tests of the event-log port itself. */
+  static readonly only = (specs: ReadonlyArray<TopicSpec>) =>
+    Layer.succeed(Topics, Topics.of({ names: defaultTopicNames, specs }))
 
   static readonly layerConfig = Layer.effect(
     Topics,
-    Effect.map(Config.Int("DEXMON_EVENT_PARTITIONS").pipe(Config.withDefault(8)), Topics.make)
+    Effect.gen(function* () {
+      const partitions = yield* Config.Int("DEXMON_EVENT_PARTITIONS").pipe(Config.withDefault(8))
+      const prefix = yield* Config.String("DEXMON_TOPIC_PREFIX").pipe(Config.withDefault(""))
+      return Topics.make(partitions, prefix)
+    })
   )
 }
