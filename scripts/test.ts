@@ -25,6 +25,20 @@ rmSync(resultsFile, { force: true })
 const typecheck = run("type-check", "tsc", ["-p", "tsconfig.json"])
 const lint = run("lint and format", "biome", ["ci", "."])
 
+// The independent Kafka client the delivery test reads with; Debian packages it.
+if (spawnSync("kcat", ["-V"]).status !== 0) {
+  const installed =
+    process.getuid?.() === 0 &&
+    run("install kcat", "sh", [
+      "-c",
+      "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat"
+    ])
+  if (!installed) {
+    console.error("kcat is missing and could not be installed: install the Debian package kcat, then run again")
+    process.exit(1)
+  }
+}
+
 // Leave a Kafka that was already running (a developer's `pnpm infra up`) as it was.
 const alreadyRunning = Object.keys(Harness.environment()).length > 0 || process.env.KAFKA_BROKERS !== undefined
 console.log("\n== servers: node infra/cli.ts up kafka")
