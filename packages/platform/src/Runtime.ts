@@ -13,5 +13,21 @@ export const LoggerLive = Layer.unwrap(
  * order: consumers stop, in-flight batches finish or are handed back
  * uncommitted, servers close, embedded stores shut down cleanly.
  */
-export const runService = (name: string, app: Layer.Layer<never, unknown, never>) =>
-  Layer.launch(app).pipe(Effect.annotateLogs({ service: name }), Effect.provide(LoggerLive), NodeRuntime.runMain)
+export const runService = (name: string, app: Layer.Layer<never, unknown, never>) => {
+  hideKafkajsTimeoutWarning()
+  return Layer.launch(app).pipe(Effect.annotateLogs({ service: name }), Effect.provide(LoggerLive), NodeRuntime.runMain)
+}
+
+/**
+ * kafkajs 2.2.4 sets a negative timer on Node 24 (tulios/kafkajs#1751), which
+ * Node reports as a TimeoutNegativeWarning on every start. It is harmless;
+ * hide that one warning and print every other as Node would.
+ */
+const hideKafkajsTimeoutWarning = () => {
+  const listeners = process.listeners("warning")
+  process.removeAllListeners("warning")
+  process.on("warning", (warning) => {
+    if (warning.name === "TimeoutNegativeWarning") return
+    for (const listener of listeners) listener(warning)
+  })
+}

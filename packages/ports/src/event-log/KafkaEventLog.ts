@@ -1,5 +1,13 @@
 import { Config, Deferred, Effect, Layer, Queue, Stream } from "effect"
-import { type Consumer, type EachBatchPayload, Kafka, logLevel, type Message, type Producer } from "kafkajs"
+import {
+  type Consumer,
+  type EachBatchPayload,
+  Kafka,
+  logLevel,
+  type Message,
+  Partitioners,
+  type Producer
+} from "kafkajs"
 import {
   type ConsumeOptions,
   type ConsumerRecord,
@@ -30,6 +38,9 @@ export const kafkaConfig = Config.all({
 
 const failWith = (operation: string) => (cause: unknown) =>
   new EventLogError({ operation, message: cause instanceof Error ? cause.message : String(cause), cause })
+
+/** How long an append waits for Kafka's acknowledgement before it fails (the HTTP caller gets a 503). */
+const APPEND_TIMEOUT = "10 seconds"
 
 /** Most records one produce request carries (about 1.5 MB of events, well under the broker's limits per partition). */
 const MAX_RECORDS_PER_SEND = 5_000
@@ -74,10 +85,23 @@ type KafkaHeaders = Message["headers"]
 export const make = Effect.gen(function* () {
   const config = yield* kafkaConfig
   const topics = yield* Topics
+  // kafkajs logs through this service's logger (JSON or pretty, with its annotations), not its own console format.
+  const runLog = Effect.runForkWith(yield* Effect.context<never>())
   const kafka = new Kafka({
     clientId: config.clientId,
     brokers: [...config.brokers],
     logLevel: logLevel.WARN,
+    logCreator:
+      () =>
+      ({ namespace, level, log }) => {
+        const { message, ...fields } = log
+        const line = `kafkajs ${namespace}: ${message}`
+        runLog(
+          (level <= logLevel.ERROR ? Effect.logError(line) : Effect.logWarning(line)).pipe(
+            Effect.annotateLogs(fields as Record<string, unknown>)
+          )
+        )
+      },
     retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 5_000 }
   })
 
@@ -106,7 +130,15 @@ export const make = Effect.gen(function* () {
     `Kafka ${config.brokers.join(",")}: topics ${[...partitionCounts].map(([n, p]) => `${n} (${p} partitions)`).join(", ")}${created ? " created" : ""}`
   )
 
-  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+  // The idempotent producer retries without limit (kafkajs's own requirement for its sequence numbers);
+  // an append that is not acknowledged within APPEND_TIMEOUT fails towards its caller instead.
+  const producer: Producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 5_000 }
+  })
   yield* Effect.acquireRelease(Effect.tryPromise({ try: () => producer.connect(), catch: failWith("connect") }), () =>
     Effect.promise(() => producer.disconnect())
   )
@@ -178,7 +210,17 @@ export const make = Effect.gen(function* () {
     if (count === undefined) return yield* new EventLogError({ operation: "append", message: `unknown topic ${topic}` })
     const done = yield* Deferred.make<ReadonlyArray<RecordPosition>, EventLogError>()
     yield* Queue.offer(pending, { topic, records, partitions: records.map((r) => partitionForKey(r.key, count)), done })
-    return yield* Deferred.await(done)
+    return yield* Deferred.await(done).pipe(
+      Effect.timeoutOrElse({
+        duration: APPEND_TIMEOUT,
+        // The records may still land later: at-least-once, and a client's retry is absorbed by the
+        // conflict rule (same content) and the alert id (same alert).
+        orElse: () =>
+          Effect.fail(
+            new EventLogError({ operation: "append", message: `Kafka did not acknowledge within ${APPEND_TIMEOUT}` })
+          )
+      })
+    )
   })
 
   const consume = (options: ConsumeOptions): Stream.Stream<PartitionBatch, EventLogError> =>
