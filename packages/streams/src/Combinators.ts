@@ -58,15 +58,24 @@ export const dedupWithinBatch =
       }
     })
 
-export interface RetryPolicy {
-  /** Attempts after the first one. */
+export interface RetryPolicy<in E = unknown> {
+  /** Attempts after the first one, for failures that are not transient. */
   readonly retries: number
   readonly initialDelay: number
   readonly maxDelay: number
+  /**
+   * Whether a failure is transient (the store is down or unreachable). Those
+   * are retried for as long as they last, so the consumer waits instead of
+   * sending good events to the DLQ; the others count against `retries`.
+   */
+  readonly isTransient: (error: E) => boolean
 }
 
+/** How a consumer waits out a store that is down: capped exponential backoff, no end. */
+const untilAvailable = Schedule.min([Schedule.exponential("200 millis"), Schedule.spaced("10 seconds")])
+
 /** Exponential backoff with jitter, capped, for at most `retries` retries. */
-export const backoff = (policy: RetryPolicy) =>
+export const backoff = (policy: RetryPolicy<never>) =>
   Schedule.min([Schedule.exponential(policy.initialDelay), Schedule.spaced(policy.maxDelay)]).pipe(
     Schedule.jittered,
     Schedule.upTo({ times: policy.retries })
@@ -79,9 +88,19 @@ export const backoff = (policy: RetryPolicy) =>
  * values that still fail join the batch's failed records, for the DLQ.
  */
 export const writeWithRetry =
-  <A, E>(write: (values: ReadonlyArray<A>) => Effect.Effect<void, E>, policy: RetryPolicy) =>
+  <A, E>(write: (values: ReadonlyArray<A>) => Effect.Effect<void, E>, policy: RetryPolicy<E>) =>
   <E2, R>(batches: Stream.Stream<DecodedBatch<A>, E2, R>): Stream.Stream<DecodedBatch<A>, E2, R> => {
-    const attempt = (values: ReadonlyArray<A>) => write(values).pipe(Effect.retry(backoff(policy)), Effect.result)
+    const attempt = (values: ReadonlyArray<A>) =>
+      write(values).pipe(
+        Effect.tapError((error) =>
+          policy.isTransient(error)
+            ? Effect.logWarning("store unavailable; retrying without advancing", error)
+            : Effect.void
+        ),
+        Effect.retry({ schedule: untilAvailable, while: policy.isTransient }),
+        Effect.retry(backoff(policy)),
+        Effect.result
+      )
     return Stream.mapEffect(
       batches,
       Effect.fnUntraced(function* (batch) {
@@ -203,7 +222,7 @@ export interface ConsumerPipelineOptions<A, B, E> {
   /** Writes with the same key within one batch are written once. */
   readonly writeKey: (write: B) => string
   readonly write: (writes: ReadonlyArray<B>) => Effect.Effect<void, E>
-  readonly policy: RetryPolicy
+  readonly policy: RetryPolicy<E>
   readonly deadLetterTopic: string
 }
 

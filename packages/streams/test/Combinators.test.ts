@@ -31,7 +31,12 @@ const batchOf = (values: ReadonlyArray<string>, commits: Array<number> = []): Pa
 })
 const decodeNumber = (bytes: Uint8Array) =>
   Schema.decodeUnknownEffect(Schema.fromJsonString(Schema.Number))(new TextDecoder().decode(bytes))
-const policy: RetryPolicy = { retries: 3, initialDelay: 100, maxDelay: 1_000 }
+const policy: RetryPolicy<unknown> = {
+  retries: 3,
+  initialDelay: 100,
+  maxDelay: 1_000,
+  isTransient: (error) => error === "store down"
+}
 
 describe("decodeRecords", () => {
   it.effect("keeps what decodes and sets aside what does not, with the error", () =>
@@ -93,6 +98,28 @@ describe("writeWithRetry", () => {
       assert.strictEqual(calls, 3)
       assert.deepStrictEqual(commits, [2])
       assert.strictEqual(out!.failed.length, 0)
+    })
+  )
+
+  it.effect("waits out a store that stays down past the bounded retries; nothing reaches the DLQ", () =>
+    Effect.gen(function* () {
+      let calls = 0
+      const commits: Array<number> = []
+      const write = () => Effect.suspend(() => (++calls <= 20 ? Effect.fail("store down") : Effect.void))
+      const fiber = yield* Stream.make(batchOf(["1", "2"], commits)).pipe(
+        decodeRecords(decodeNumber),
+        writeWithRetry(write, policy),
+        commitBatches,
+        Stream.runCollect,
+        Effect.forkChild
+      )
+      yield* TestClock.adjust(60_000)
+      assert.deepStrictEqual(commits, [], "not committed while the store is down")
+      yield* TestClock.adjust(600_000)
+      const [out] = yield* Fiber.join(fiber)
+      assert.strictEqual(calls, 21)
+      assert.strictEqual(out!.failed.length, 0)
+      assert.deepStrictEqual(commits, [2])
     })
   )
 

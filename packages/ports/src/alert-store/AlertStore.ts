@@ -1,5 +1,6 @@
 import type { Alert, InvalidCursor, UserId } from "@dexmon/domain"
 import { Context, type Effect, Schema } from "effect"
+import { StoreFailureFields } from "../StoreFailure.ts"
 
 export interface AlertQuery {
   readonly user_id: UserId
@@ -16,11 +17,7 @@ export interface AlertPage {
   readonly next_cursor: string | null
 }
 
-export class AlertStoreError extends Schema.TaggedError<AlertStoreError>()("AlertStoreError", {
-  operation: Schema.String,
-  message: Schema.String,
-  cause: Schema.optional(Schema.Defect())
-}) {}
+export class AlertStoreError extends Schema.TaggedError<AlertStoreError>()("AlertStoreError", StoreFailureFields) {}
 
 /**
  * Persisted alerts, partitioned by user, newest first. Saving is idempotent by

@@ -3,6 +3,7 @@ import { Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { decodeCursor, encodeCursor } from "../Cursor.ts"
 import { runMigrations } from "../postgres/Migrations.ts"
+import { failureOf } from "../StoreFailure.ts"
 import { type AlertQuery, AlertStore, AlertStoreError } from "./AlertStore.ts"
 
 const migrations = {
@@ -22,8 +23,7 @@ const migrations = {
   })
 }
 
-const failWith = (operation: string) => (cause: unknown) =>
-  new AlertStoreError({ operation, message: cause instanceof Error ? cause.message : String(cause), cause })
+const failWith = failureOf((fields) => new AlertStoreError(fields))
 
 const AlertRow = Schema.Struct({
   user_id: Schema.String,

@@ -1,4 +1,5 @@
 import { Context, type Effect, Schema, type Stream } from "effect"
+import { StoreFailureFields } from "../StoreFailure.ts"
 
 /** A message to append: the key decides the partition, so one key's messages stay in order. */
 export interface ProducerRecord {
@@ -43,11 +44,7 @@ export interface TopicSpec {
   readonly partitions: number
 }
 
-export class EventLogError extends Schema.TaggedError<EventLogError>()("EventLogError", {
-  operation: Schema.String,
-  message: Schema.String,
-  cause: Schema.optional(Schema.Defect())
-}) {}
+export class EventLogError extends Schema.TaggedError<EventLogError>()("EventLogError", StoreFailureFields) {}
 
 /**
  * The event log port: topics split into a fixed number of partitions, appends

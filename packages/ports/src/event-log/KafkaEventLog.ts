@@ -8,6 +8,7 @@ import {
   Partitioners,
   type Producer
 } from "kafkajs"
+import { failureOf } from "../StoreFailure.ts"
 import {
   type ConsumeOptions,
   type ConsumerRecord,
@@ -36,8 +37,7 @@ export const kafkaConfig = Config.all({
   }))
 )
 
-const failWith = (operation: string) => (cause: unknown) =>
-  new EventLogError({ operation, message: cause instanceof Error ? cause.message : String(cause), cause })
+const failWith = failureOf((fields) => new EventLogError(fields))
 
 /** How long an append waits for Kafka's acknowledgement before it fails (the HTTP caller gets a 503). */
 const APPEND_TIMEOUT = "10 seconds"
@@ -207,7 +207,8 @@ export const make = Effect.gen(function* () {
   const append = Effect.fn("EventLog.append")(function* (topic: string, records: ReadonlyArray<ProducerRecord>) {
     if (records.length === 0) return [] as ReadonlyArray<RecordPosition>
     const count = partitionCounts.get(topic)
-    if (count === undefined) return yield* new EventLogError({ operation: "append", message: `unknown topic ${topic}` })
+    if (count === undefined)
+      return yield* new EventLogError({ operation: "append", message: `unknown topic ${topic}`, transient: false })
     const done = yield* Deferred.make<ReadonlyArray<RecordPosition>, EventLogError>()
     yield* Queue.offer(pending, { topic, records, partitions: records.map((r) => partitionForKey(r.key, count)), done })
     return yield* Deferred.await(done).pipe(
@@ -217,7 +218,11 @@ export const make = Effect.gen(function* () {
         // conflict rule (same content) and the alert id (same alert).
         orElse: () =>
           Effect.fail(
-            new EventLogError({ operation: "append", message: `Kafka did not acknowledge within ${APPEND_TIMEOUT}` })
+            new EventLogError({
+              operation: "append",
+              message: `Kafka did not acknowledge within ${APPEND_TIMEOUT}`,
+              transient: true
+            })
           )
       })
     )
@@ -227,7 +232,11 @@ export const make = Effect.gen(function* () {
     Stream.unwrap(
       Effect.gen(function* () {
         if (!partitionCounts.has(options.topic)) {
-          return yield* new EventLogError({ operation: "consume", message: `unknown topic ${options.topic}` })
+          return yield* new EventLogError({
+            operation: "consume",
+            message: `unknown topic ${options.topic}`,
+            transient: false
+          })
         }
         const batches = yield* Queue.bounded<PartitionBatch, EventLogError>(1)
         const stopped = yield* Deferred.make<boolean>()

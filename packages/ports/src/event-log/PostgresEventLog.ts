@@ -1,6 +1,7 @@
 import { Effect, Layer, Schedule, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { runMigrations } from "../postgres/Migrations.ts"
+import { failureOf } from "../StoreFailure.ts"
 import {
   type ConsumeOptions,
   type ConsumerRecord,
@@ -48,8 +49,7 @@ const migrations = {
   })
 }
 
-const failWith = (operation: string) => (cause: unknown) =>
-  new EventLogError({ operation, message: cause instanceof Error ? cause.message : String(cause), cause })
+const failWith = failureOf((fields) => new EventLogError(fields))
 
 /**
  * The embedded event log: Kafka's model (partitioned topics, offsets, consumer
@@ -80,7 +80,7 @@ export const make = Effect.gen(function* () {
   const partitionsOf = (topic: string) => {
     const count = partitionCounts.get(topic)
     return count === undefined
-      ? Effect.fail(new EventLogError({ operation: "append", message: `unknown topic ${topic}` }))
+      ? Effect.fail(new EventLogError({ operation: "append", message: `unknown topic ${topic}`, transient: false }))
       : Effect.succeed(count)
   }
 

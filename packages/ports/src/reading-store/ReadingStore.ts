@@ -1,5 +1,6 @@
 import type { EventId, InvalidCursor, Reading, SensorId, Source, UserId } from "@dexmon/domain"
 import { Context, type Effect, Schema } from "effect"
+import { StoreFailureFields } from "../StoreFailure.ts"
 
 /** One event's proposal for the reading at `(sensor_id, timestamp)`. */
 export interface ReadingWrite {
@@ -34,11 +35,10 @@ export interface ReadingPage {
   readonly next_cursor: string | null
 }
 
-export class ReadingStoreError extends Schema.TaggedError<ReadingStoreError>()("ReadingStoreError", {
-  operation: Schema.String,
-  message: Schema.String,
-  cause: Schema.optional(Schema.Defect())
-}) {}
+export class ReadingStoreError extends Schema.TaggedError<ReadingStoreError>()(
+  "ReadingStoreError",
+  StoreFailureFields
+) {}
 
 /**
  * The hot store of readings, one row per `(sensor_id, timestamp)`, written by

@@ -3,6 +3,7 @@ import { Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { decodeCursor, encodeCursor } from "../Cursor.ts"
 import { runMigrations } from "../postgres/Migrations.ts"
+import { failureOf } from "../StoreFailure.ts"
 import {
   type ReadingQuery,
   ReadingStore,
@@ -63,8 +64,7 @@ const migrations = {
   })
 }
 
-const failWith = (operation: string) => (cause: unknown) =>
-  new ReadingStoreError({ operation, message: cause instanceof Error ? cause.message : String(cause), cause })
+const failWith = failureOf((fields) => new ReadingStoreError(fields))
 
 /**
  * Splits a batch into rounds so that no round holds two events for one key:
