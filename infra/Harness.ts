@@ -13,10 +13,11 @@ import {
   waitUntilKafkaAnswers
 } from "./kafka/Kafka.ts"
 import { log, seconds } from "./Processes.ts"
+import { upPostgres } from "./postgres/Postgres.ts"
 import { type InfraState, readState, withLock, writeState } from "./State.ts"
 
-export type Service = "kafka"
-export const allServices: ReadonlyArray<Service> = ["kafka"]
+export type Service = "kafka" | "postgres"
+export const allServices: ReadonlyArray<Service> = ["kafka", "postgres"]
 
 export const isService = (name: string): name is Service => (allServices as ReadonlyArray<string>).includes(name)
 
@@ -29,6 +30,9 @@ export async function up(services: ReadonlyArray<Service> = allServices): Promis
     switch (service) {
       case "kafka":
         Object.assign(environment, await upKafka())
+        break
+      case "postgres":
+        Object.assign(environment, await upPostgres())
         break
     }
   }

@@ -41,8 +41,8 @@ if (spawnSync("kcat", ["-V"]).status !== 0) {
 
 // Leave a Kafka that was already running (a developer's `pnpm infra up`) as it was.
 const alreadyRunning = Object.keys(Harness.environment()).length > 0 || process.env.KAFKA_BROKERS !== undefined
-console.log("\n== servers: node infra/cli.ts up kafka")
-const servers = await Harness.up(["kafka"])
+console.log("\n== servers: node infra/cli.ts up kafka postgres")
+const servers = await Harness.up(["kafka", "postgres"])
 let tests = false
 try {
   tests = run(

@@ -1,2 +1,3 @@
 export * from "./EmbeddedPostgresTest.ts"
 export * from "./RequiredServer.ts"
+export * from "./ServerPostgresTest.ts"
