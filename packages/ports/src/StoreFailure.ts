@@ -26,7 +26,23 @@ export const failureOf =
   (cause: unknown): E =>
     make({
       operation,
-      message: cause instanceof Error ? cause.message : String(cause),
+      message: describeCause(cause),
       transient: isTransientCause(cause),
       cause
     })
+
+/** The messages along a cause chain, outermost first: drivers wrap the server's own words several levels down. */
+const describeCause = (cause: unknown): string => {
+  const messages: Array<string> = []
+  for (let current = cause, depth = 0; current !== undefined && depth < 8; depth++) {
+    const message =
+      current instanceof Error
+        ? current.message
+        : Predicate.hasProperty(current, "message")
+          ? String(current.message)
+          : String(current)
+    if (message !== "" && !messages.includes(message)) messages.push(message)
+    current = Predicate.hasProperty(current, "cause") && current.cause !== current ? current.cause : undefined
+  }
+  return messages.join(": ")
+}

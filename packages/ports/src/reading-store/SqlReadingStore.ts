@@ -1,5 +1,5 @@
 import { contentHash, Reading } from "@dexmon/domain"
-import { Effect, Layer, Schema } from "effect"
+import { Clock, Config, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { decodeCursor, encodeCursor } from "../Cursor.ts"
 import { runMigrations } from "../postgres/Migrations.ts"
@@ -12,9 +12,21 @@ import {
   type UpsertSummary
 } from "./ReadingStore.ts"
 
+/** `DEXMON_CHUNK_INTERVAL` and `DEXMON_COMPRESS_AFTER` (TimescaleDB only), as PostgreSQL intervals. */
+const ReadingsLayoutConfig = Config.all({
+  chunkInterval: Config.String("DEXMON_CHUNK_INTERVAL").pipe(Config.withDefault("7 days")),
+  compressAfter: Config.String("DEXMON_COMPRESS_AFTER").pipe(Config.withDefault("30 days"))
+})
+
 const migrations = {
   "0001_glucose_readings": Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
+    const layout = yield* ReadingsLayoutConfig
+    // The TimescaleDB path is taken where the extension can be created; otherwise native range partitions.
+    const available = yield* sql<{ available: boolean }>`
+      SELECT count(*) > 0 AS available FROM pg_available_extensions WHERE name = 'timescaledb'`
+    const timescale = available[0]?.available === true
+    if (timescale) yield* sql`CREATE EXTENSION IF NOT EXISTS timescaledb`
     yield* sql`CREATE SEQUENCE glucose_readings_id_seq`
     yield* sql`CREATE TABLE glucose_readings (
       id bigint NOT NULL DEFAULT nextval('glucose_readings_id_seq'),
@@ -30,7 +42,13 @@ const migrations = {
       created_at timestamptz NOT NULL,
       updated_at timestamptz NOT NULL,
       CONSTRAINT glucose_readings_identity UNIQUE (sensor_id, "timestamp")
-    )`
+    ) ${timescale ? sql`` : sql`PARTITION BY RANGE ("timestamp")`}`
+    if (timescale) {
+      // TimescaleDB: a hypertable on the timestamp, old chunks compressed (segments per sensor).
+      yield* sql`SELECT create_hypertable('glucose_readings', 'timestamp', chunk_time_interval => ${layout.chunkInterval}::interval)`
+      yield* sql`ALTER TABLE glucose_readings SET (timescaledb.compress, timescaledb.compress_segmentby = 'sensor_id')`
+      yield* sql`SELECT add_compression_policy('glucose_readings', ${layout.compressAfter}::interval)`
+    }
     yield* sql`CREATE INDEX glucose_readings_by_user ON glucose_readings (user_id, "timestamp", sensor_id)`
     yield* sql`CREATE TABLE glucose_readings_history (
       history_id bigserial PRIMARY KEY,
@@ -111,6 +129,61 @@ const toReading = (row: typeof ReadingRow.Type) =>
     updated_at: new Date(row.updated_ms).toISOString()
   })
 
+const MONTH_NAME = (start: Date) =>
+  `glucose_readings_${start.getUTCFullYear()}${String(start.getUTCMonth() + 1).padStart(2, "0")}`
+const monthStart = (millis: number) => {
+  const date = new Date(millis)
+  return new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), 1))
+}
+const nextMonth = (start: Date) => new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1))
+
+/**
+ * Monthly range partitions of `glucose_readings` (when it is natively
+ * partitioned rather than a hypertable): created at start for the hot window
+ * and a month ahead, and on demand before a batch that reaches a month with no
+ * partition yet, under an advisory lock so concurrent processors do not race.
+ * The archiver detaches whole months once they are archived.
+ */
+const makePartitions = Effect.fnUntraced(function* (sql: SqlClient.SqlClient) {
+  const [{ partitioned }] = (yield* sql<{ partitioned: boolean }>`
+    SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = 'glucose_readings'::regclass) AS partitioned`) as [
+    { partitioned: boolean }
+  ]
+  const existing = new Set<string>()
+  const ensureFor = (timestamps: ReadonlyArray<number>) =>
+    Effect.gen(function* () {
+      if (!partitioned) return
+      const missing = [...new Set(timestamps.map((t) => monthStart(t).getTime()))]
+        .map((t) => new Date(t))
+        .filter((start) => !existing.has(MONTH_NAME(start)))
+      if (missing.length === 0) return
+      yield* sql.withTransaction(
+        Effect.gen(function* () {
+          yield* sql`SELECT pg_advisory_xact_lock(hashtext('glucose_readings partitions'))`
+          for (const start of missing) {
+            yield* sql.unsafe(
+              `CREATE TABLE IF NOT EXISTS ${MONTH_NAME(start)} PARTITION OF glucose_readings
+               FOR VALUES FROM ('${start.toISOString()}') TO ('${nextMonth(start).toISOString()}')`
+            )
+          }
+        })
+      )
+      for (const start of missing) existing.add(MONTH_NAME(start))
+    }).pipe(Effect.mapError(failWith("create partitions")))
+
+  const now = yield* Clock.currentTimeMillis
+  const ahead: Array<number> = []
+  for (
+    let month = monthStart(now - 100 * 86_400_000);
+    month.getTime() <= now + 31 * 86_400_000;
+    month = nextMonth(month)
+  ) {
+    ahead.push(month.getTime())
+  }
+  yield* ensureFor(ahead).pipe(Effect.orDie)
+  return { ensureFor }
+})
+
 /**
  * The readings store on PostgreSQL or TimescaleDB. The conflict rule of the
  * design runs inside the upsert (`ON CONFLICT ... DO UPDATE ... WHERE`), with
@@ -120,6 +193,7 @@ const toReading = (row: typeof ReadingRow.Type) =>
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   yield* runMigrations("readings", migrations)
+  const partitions = yield* makePartitions(sql)
 
   // The columns of a Reading, with instants as epoch milliseconds (exact for millisecond precision).
   const readingColumns = sql.literal(`id::text AS id, sensor_id, user_id,
@@ -147,6 +221,8 @@ export const make = Effect.gen(function* () {
         SELECT sensor_id, user_id, "timestamp", glucose_value, source, 1, content_hash || '-1', content_hash, event_id,
           now(), now()
         FROM incoming
+        -- Rows locked in key order: concurrent writers of overlapping keys queue up instead of deadlocking.
+        ORDER BY sensor_id, "timestamp"
         ON CONFLICT (sensor_id, "timestamp") DO UPDATE SET
           glucose_value = EXCLUDED.glucose_value,
           source = EXCLUDED.source,
@@ -162,7 +238,8 @@ export const make = Effect.gen(function* () {
           OR (r.content_hash <> EXCLUDED.content_hash AND (
             (r.source = 'MANUAL' AND EXCLUDED.source = 'SENSOR')
             OR (r.source = EXCLUDED.source AND EXCLUDED.event_id > r.event_id)))
-        RETURNING (xmax = 0) AS inserted, updated_at = now() AS changed
+        -- (xmax = 0 cannot be read from a partitioned table: a row this transaction created is version 1 at now())
+        RETURNING (version = 1 AND created_at = now()) AS inserted, updated_at = now() AS changed
       )
       SELECT count(*) FILTER (WHERE inserted)::int AS inserted,
              count(*) FILTER (WHERE NOT inserted AND changed)::int AS replaced,
@@ -171,6 +248,7 @@ export const make = Effect.gen(function* () {
 
   const upsert = Effect.fn("ReadingStore.upsert")(function* (batch: ReadonlyArray<ReadingWrite>) {
     if (batch.length === 0) return { inserted: 0, replaced: 0, unchanged: 0 } satisfies UpsertSummary
+    yield* partitions.ensureFor(batch.map((write) => write.timestamp))
     const totals = yield* sql
       .withTransaction(Effect.forEach(splitIntoRounds(batch), upsertRound))
       .pipe(Effect.mapError(failWith("upsert")))
