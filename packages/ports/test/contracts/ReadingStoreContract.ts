@@ -165,6 +165,87 @@ export const readingStoreContract = (name: string, storeLayer: Layer.Layer<Readi
       })
     )
 
+    it.effect(
+      "two writers upserting the same keys at once, in opposite orders, end in the right state without deadlock",
+      () =>
+        Effect.gen(function* () {
+          const store = yield* ReadingStore
+          const sensor = newRun()
+          // Large enough batches that the two transactions overlap.
+          const keys = Array.from({ length: 2000 }, (_, i) => t0 + i * 1_000)
+          for (let round = 0; round < 10; round++) {
+            const first = keys.map((t, i) => write(sensor, 100 + round, "SENSOR", round * 10_000 + 2 * i, t))
+            const second = [...keys]
+              .reverse()
+              .map((t, i) => write(sensor, 200 + round, "SENSOR", round * 10_000 + 2 * i + 1, t))
+            yield* Effect.all([store.upsert(first), store.upsert(second)], { concurrency: 2 })
+          }
+          const stored: Array<{ readonly timestamp: number; readonly glucose_value: number }> = []
+          let cursor: string | undefined
+          do {
+            const page = yield* store.list({ ...everything(sensor), limit: 1000, cursor })
+            stored.push(...page.items)
+            cursor = page.next_cursor ?? undefined
+          } while (cursor !== undefined)
+          assert.strictEqual(stored.length, keys.length)
+          // Per key the newest event id wins: the second writer's in the upper half, the first writer's below.
+          for (const reading of stored) {
+            const i = keys.indexOf(reading.timestamp)
+            const firstId = 9 * 10_000 + 2 * i
+            const secondId = 9 * 10_000 + 2 * (keys.length - 1 - i) + 1
+            assert.strictEqual(reading.glucose_value, secondId > firstId ? 209 : 109, `key ${i}`)
+          }
+        })
+    )
+
+    it.effect("writes on both sides of a partition boundary land, and read back in order", () =>
+      Effect.gen(function* () {
+        const store = yield* ReadingStore
+        const sensor = newRun()
+        const boundary = Date.parse("2026-11-01T00:00:00.000Z")
+        const around = [boundary - 1, boundary, boundary + 1, boundary - 300_000]
+        yield* store.upsert(around.map((t, i) => write(sensor, 100 + i, "SENSOR", i, t)))
+        const page = yield* store.list({
+          user_id: user,
+          from: boundary - 86_400_000,
+          to: boundary + 86_400_000,
+          sensor_id: SensorId.make(sensor),
+          limit: 10
+        })
+        assert.deepStrictEqual(
+          page.items.map((r) => r.timestamp),
+          [...around].sort((a, b) => a - b)
+        )
+      })
+    )
+
+    it.effect("paging while writes continue returns every reading that was there exactly once", () =>
+      Effect.gen(function* () {
+        const store = yield* ReadingStore
+        const sensor = newRun()
+        const initial = Array.from({ length: 60 }, (_, i) => t0 + i * 600_000)
+        yield* store.upsert(initial.map((t, i) => write(sensor, 100, "SENSOR", i, t)))
+        const seen: Array<number> = []
+        let cursor: string | undefined
+        let n = 1000
+        do {
+          const page = yield* store.list({ ...everything(sensor), limit: 7, cursor })
+          seen.push(...page.items.map((r) => r.timestamp))
+          cursor = page.next_cursor ?? undefined
+          // Between pages: new readings before and after the cursor, and changes to existing ones.
+          const last = page.items[page.items.length - 1]?.timestamp ?? t0
+          yield* store.upsert([
+            write(sensor, 120, "SENSOR", n++, last - 300_000),
+            write(sensor, 120, "SENSOR", n++, last + 300_000),
+            write(sensor, 130, "SENSOR", n++, initial[n % initial.length]!)
+          ])
+        } while (cursor !== undefined)
+        assert.strictEqual(new Set(seen).size, seen.length, "no reading twice")
+        for (const t of initial) assert.include(seen, t)
+        for (let i = 1; i < seen.length; i++) assert.isTrue(seen[i - 1]! < seen[i]!)
+      })
+    )
+
     it.effect("refuses a cursor it did not issue", () =>
       Effect.gen(function* () {
         const store = yield* ReadingStore
