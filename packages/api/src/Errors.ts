@@ -17,6 +17,16 @@ export class ValidationError extends Schema.TaggedError<ValidationError>()(
   { httpApiStatus: 400 }
 ) {}
 
+/** 404: no such resource for this caller. */
+export class NotFound extends Schema.TaggedError<NotFound>()(
+  "NotFound",
+  { message: Schema.String },
+  { httpApiStatus: 404 }
+) {}
+
+/** 304: the representation the client holds (`If-None-Match`) is still current; no body. */
+export class NotModified extends Schema.TaggedError<NotModified>()("NotModified", {}, { httpApiStatus: 304 }) {}
+
 /** 503: a store the request needs is unreachable; the client may retry, nothing was accepted. */
 export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()(
   "ServiceUnavailable",

@@ -1,7 +1,7 @@
 import { Alert, GlucoseValue, InvalidCursor, IsoTimestamp, Page, Reading, SensorId } from "@dexmon/domain"
 import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
-import { ServiceUnavailable } from "./Errors.ts"
+import { NotFound, NotModified, ServiceUnavailable } from "./Errors.ts"
 import { Caller } from "./Middleware.ts"
 
 /** The most readings one batch may carry. */
@@ -65,13 +65,25 @@ const RangeQuery = {
 export const ReadingsPage = Page(Reading)
 export const AlertsPage = Page(Alert)
 
+// Both endpoints honour `If-None-Match` (the etag a client cached): a match is answered 304 without a body.
+const notModified = NotModified.pipe(HttpApiSchema.asNoContent({ decode: () => new NotModified() }))
+
 export class ReadingsGroup extends HttpApiGroup.make("readings")
   .add(
     HttpApiEndpoint.get("list", "/readings", {
       query: { ...RangeQuery, sensor_id: Schema.optional(SensorId) },
       success: ReadingsPage,
-      error: [InvalidCursor, ServiceUnavailable]
-    }).annotateMerge(OpenApi.annotations({ summary: "The caller's readings in [from, to), oldest first" }))
+      error: [InvalidCursor, ServiceUnavailable, notModified]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "The caller's readings in [from, to), oldest first; the page carries an ETag (304 when unchanged)"
+      })
+    ),
+    HttpApiEndpoint.get("get", "/readings/:sensor_id/:timestamp", {
+      params: { sensor_id: SensorId, timestamp: IsoTimestamp },
+      success: Reading,
+      error: [NotFound, ServiceUnavailable, notModified]
+    }).annotateMerge(OpenApi.annotations({ summary: "One reading, with its ETag (304 when unchanged)" }))
   )
   .middleware(Caller)
   .prefix("/api/v1") {}

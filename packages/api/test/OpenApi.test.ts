@@ -13,6 +13,7 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       "/api/v1/glucose/manual",
       "/api/v1/glucose/sensor",
       "/api/v1/readings",
+      "/api/v1/readings/{sensor_id}/{timestamp}",
       "/healthz",
       "/readyz"
     ])

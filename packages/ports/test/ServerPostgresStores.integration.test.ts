@@ -1,4 +1,6 @@
-import { Layer } from "effect"
+import { assert, layer } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
 import { PostgresAlertStore, SqlReadingStore } from "../src/index.ts"
 import { layerServerPostgresTest, requiredServer } from "../src/testing/index.ts"
 import { alertStoreContract } from "./contracts/AlertStoreContract.ts"
@@ -7,8 +9,36 @@ import { readingStoreContract } from "./contracts/ReadingStoreContract.ts"
 // The same suites as on the embedded server, on the real PostgreSQL server (PostgreSQL 15 here).
 const server = requiredServer("DATABASE_URL").replace(/\/\/[^@]*@/, "//")
 const both = Layer.mergeAll(SqlReadingStore.layer, PostgresAlertStore.layer).pipe(
-  Layer.provide(Layer.fresh(layerServerPostgresTest))
+  Layer.provideMerge(Layer.fresh(layerServerPostgresTest))
 )
+
+layer(both, { timeout: 60_000, excludeTestServices: true })(`readings schema on ${server}`, (it) => {
+  it.effect("has the unique key, monthly range partitions (no TimescaleDB here) and the history table", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const unique = yield* sql<{ definition: string }>`
+        SELECT pg_get_constraintdef(oid) AS definition FROM pg_constraint
+        WHERE conrelid = 'glucose_readings'::regclass AND contype = 'u'`
+      assert.deepStrictEqual(
+        unique.map((row) => row.definition),
+        ['UNIQUE (sensor_id, "timestamp")']
+      )
+      const partitioning = yield* sql<{ strategy: string }>`
+        SELECT partstrat AS strategy FROM pg_partitioned_table WHERE partrelid = 'glucose_readings'::regclass`
+      assert.deepStrictEqual(
+        partitioning.map((row) => row.strategy),
+        ["r"]
+      )
+      const partitions = yield* sql<{ name: string }>`
+        SELECT inhrelid::regclass::text AS name FROM pg_inherits WHERE inhparent = 'glucose_readings'::regclass`
+      assert.isAtLeast(partitions.length, 4, "the hot window and the month ahead")
+      assert.isTrue(partitions.every((row) => /^glucose_readings_\d{6}$/.test(row.name)))
+      const history = yield* sql<{ count: number }>`
+        SELECT count(*)::int AS count FROM information_schema.tables WHERE table_name = 'glucose_readings_history'`
+      assert.strictEqual(history[0]!.count, 1)
+    })
+  )
+})
 
 readingStoreContract(`SQL on ${server}`, both)
 alertStoreContract(`PostgreSQL table on ${server}`, both)

@@ -1,6 +1,9 @@
-import { CurrentCaller, DexMonApi, ServiceUnavailable } from "@dexmon/api"
+import { createHash } from "node:crypto"
+import { CurrentCaller, DexMonApi, NotFound, ReadingsPage, ServiceUnavailable } from "@dexmon/api"
+import { Reading } from "@dexmon/domain"
 import { AlertStore, ReadingStore } from "@dexmon/ports"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Schema } from "effect"
+import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 
 const DEFAULT_PAGE_SIZE = 100
@@ -11,27 +14,63 @@ const unavailable = (what: string) => (error: { readonly _tag: string }) =>
     Effect.andThen(Effect.fail(new ServiceUnavailable({ message: `${what} is unavailable; retry later` })))
   )
 
+/**
+ * Answers with the representation and its ETag, or 304 without a body when
+ * the client's `If-None-Match` names the same ETag.
+ */
+const withEtag = Effect.fnUntraced(function* (etag: string, body: unknown) {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const quoted = `"${etag}"`
+  const held = request.headers["if-none-match"]
+  if (held !== undefined && held.split(",").some((tag) => tag.trim().replace(/^W\//, "") === quoted)) {
+    return HttpServerResponse.empty({ status: 304, headers: { etag: quoted } })
+  }
+  return HttpServerResponse.jsonUnsafe(body, { headers: { etag: quoted } })
+})
+
+const encodePage = Schema.encodeSync(ReadingsPage)
+const encodeReading = Schema.encodeSync(Reading)
+
 export const ReadingsHttp = HttpApiBuilder.group(
   DexMonApi,
   "readings",
   Effect.fn(function* (handlers) {
     const readings = yield* ReadingStore
-    return handlers.handle(
-      "list",
-      Effect.fn("ReadingsHttp.list")(function* ({ query }) {
-        const caller = yield* CurrentCaller
-        return yield* readings
-          .list({
-            user_id: caller.userId,
-            from: query.from,
-            to: query.to,
-            sensor_id: query.sensor_id,
-            limit: query.limit ?? DEFAULT_PAGE_SIZE,
-            cursor: query.cursor
-          })
-          .pipe(Effect.catchTag("ReadingStoreError", unavailable("the readings store")))
-      })
-    )
+    return handlers
+      .handle(
+        "list",
+        Effect.fn("ReadingsHttp.list")(function* ({ query }) {
+          const caller = yield* CurrentCaller
+          const page = yield* readings
+            .list({
+              user_id: caller.userId,
+              from: query.from,
+              to: query.to,
+              sensor_id: query.sensor_id,
+              limit: query.limit ?? DEFAULT_PAGE_SIZE,
+              cursor: query.cursor
+            })
+            .pipe(Effect.catchTag("ReadingStoreError", unavailable("the readings store")))
+          // A page's etag changes exactly when one of its readings, or where the next page starts, changes.
+          const pageEtag = createHash("sha256")
+            .update(page.items.map((r) => `${r.sensor_id}/${r.timestamp}/${r.etag}`).join("\n"))
+            .update(`\n${page.next_cursor ?? ""}`)
+            .digest("hex")
+            .slice(0, 24)
+          return yield* withEtag(pageEtag, encodePage(page))
+        })
+      )
+      .handle(
+        "get",
+        Effect.fn("ReadingsHttp.get")(function* ({ params }) {
+          const caller = yield* CurrentCaller
+          const reading = yield* readings
+            .get(caller.userId, params.sensor_id, params.timestamp)
+            .pipe(Effect.catchTag("ReadingStoreError", unavailable("the readings store")))
+          if (reading === undefined) return yield* new NotFound({ message: "no such reading for this caller" })
+          return yield* withEtag(reading.etag, encodeReading(reading))
+        })
+      )
   })
 )
 

@@ -90,11 +90,37 @@ describe("DexMon on its embedded default (pnpm start)", () => {
           const key = { sensor_id: "cgm-2" as never, timestamp }
           yield* client.ingestion.postManual({ payload: { ...key, glucose_value: 100 } })
           const first = yield* eventually(readingsOf("cgm-2", now), (p) => p.items.length === 1)
+          // ETag and If-None-Match: 304 while unchanged, for the reading and for the page.
+          const readingUrl = `${dexmon.baseUrl}/api/v1/readings/cgm-2/${new Date(timestamp).toISOString()}`
+          const pageUrl = `${dexmon.baseUrl}/api/v1/readings?from=${new Date(now - 24 * HOUR).toISOString()}&to=${new Date(now + HOUR).toISOString()}`
+          const fetchWith = (url: string, etag?: string) =>
+            Effect.promise(() =>
+              fetch(url, {
+                headers: { "x-user-id": "user-b", ...(etag === undefined ? {} : { "if-none-match": etag }) }
+              })
+            )
+          const single = yield* fetchWith(readingUrl)
+          assert.strictEqual(single.status, 200)
+          assert.strictEqual(single.headers.get("etag"), `"${first.items[0]!.etag}"`)
+          assert.strictEqual((yield* fetchWith(readingUrl, single.headers.get("etag")!)).status, 304)
+          const page = yield* fetchWith(pageUrl)
+          const pageEtag = page.headers.get("etag")!
+          assert.strictEqual((yield* fetchWith(pageUrl, pageEtag)).status, 304)
+          assert.strictEqual(
+            (yield* client.readings.get({ params: { sensor_id: "cgm-2" as never, timestamp } })).version,
+            1
+          )
           yield* client.ingestion.postSensor({ payload: { ...key, glucose_value: 110 } })
           const second = yield* eventually(readingsOf("cgm-2", now), (p) => p.items[0]?.version === 2)
           assert.strictEqual(second.items[0]!.source, "SENSOR")
           assert.strictEqual(second.items[0]!.glucose_value, 110)
           assert.notStrictEqual(second.items[0]!.etag, first.items[0]!.etag)
+          assert.strictEqual((yield* fetchWith(pageUrl, pageEtag)).status, 200, "the page changed")
+          assert.strictEqual(
+            (yield* fetchWith(readingUrl, single.headers.get("etag")!)).status,
+            200,
+            "the reading changed"
+          )
 
           yield* client.ingestion.postManual({ payload: { ...key, glucose_value: 90 } })
           yield* postMarkerAndWait("cgm-2", timestamp + 300_000, now)

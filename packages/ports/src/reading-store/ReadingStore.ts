@@ -54,6 +54,12 @@ export class ReadingStore extends Context.Service<
     readonly upsert: (batch: ReadonlyArray<ReadingWrite>) => Effect.Effect<UpsertSummary, ReadingStoreError>
     /** A user's readings in a time range, oldest first. */
     readonly list: (query: ReadingQuery) => Effect.Effect<ReadingPage, ReadingStoreError | InvalidCursor>
+    /** One reading of the user, if it exists. */
+    readonly get: (
+      userId: UserId,
+      sensorId: SensorId,
+      timestamp: number
+    ) => Effect.Effect<Reading | undefined, ReadingStoreError>
     /** The values a reading had before its current one, oldest first. */
     readonly history: (
       sensorId: SensorId,

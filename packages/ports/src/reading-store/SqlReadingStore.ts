@@ -291,7 +291,19 @@ export const make = Effect.gen(function* () {
     ).pipe(Effect.mapError(failWith("history")))
   })
 
-  return ReadingStore.of({ upsert, list, history })
+  const get = Effect.fn("ReadingStore.get")(function* (userId: string, sensorId: string, timestamp: number) {
+    const rows = yield* sql`
+      SELECT ${readingColumns} FROM glucose_readings
+      WHERE sensor_id = ${sensorId} AND "timestamp" = ${new Date(timestamp).toISOString()}::timestamptz
+        AND user_id = ${userId}`.pipe(Effect.mapError(failWith("get")))
+    if (rows.length === 0) return undefined
+    return yield* Schema.decodeUnknownEffect(ReadingRow)(rows[0]).pipe(
+      Effect.flatMap(toReading),
+      Effect.mapError(failWith("get"))
+    )
+  })
+
+  return ReadingStore.of({ upsert, list, get, history })
 })
 
 /** The readings store on whatever PostgreSQL the `SqlClient` points at. */

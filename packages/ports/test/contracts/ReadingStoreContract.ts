@@ -102,6 +102,10 @@ export const readingStoreContract = (name: string, storeLayer: Layer.Layer<Readi
           assert.strictEqual(reading!.source, "SENSOR")
           assert.strictEqual(reading!.glucose_value, 110)
           assert.strictEqual(reading!.version, 2)
+          const single = yield* store.get(user, SensorId.make(sensor), t0)
+          assert.deepStrictEqual(single, reading)
+          assert.isUndefined(yield* store.get(UserId.make("someone-else"), SensorId.make(sensor), t0))
+          assert.isUndefined(yield* store.get(user, SensorId.make(sensor), t0 + 1))
           const history = yield* store.history(SensorId.make(sensor), t0)
           assert.deepStrictEqual(
             history.map((r) => [r.source, r.glucose_value, r.version]),
