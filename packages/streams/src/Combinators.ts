@@ -211,7 +211,7 @@ export const superviseConsumer = <E, R>(name: string, pipeline: Effect.Effect<vo
     Effect.annotateLogs({ consumer: name })
   )
 
-export interface ConsumerPipelineOptions<A, B, E> {
+export interface ConsumerPipelineOptions<A, B, E extends { readonly transient: boolean }> {
   readonly eventLog: EventLog["Service"]
   readonly topic: string
   readonly groupId: string
@@ -222,7 +222,8 @@ export interface ConsumerPipelineOptions<A, B, E> {
   /** Writes with the same key within one batch are written once. */
   readonly writeKey: (write: B) => string
   readonly write: (writes: ReadonlyArray<B>) => Effect.Effect<void, E>
-  readonly policy: RetryPolicy<E>
+  /** Retries of a write the store refused (not of a store that is down: that is waited out). */
+  readonly retries: number
   readonly deadLetterTopic: string
 }
 
@@ -232,15 +233,20 @@ export interface ConsumerPipelineOptions<A, B, E> {
  * the DLQ, and commit only then. One partition's batches are handled one at a
  * time, in order.
  */
-export const consumerPipeline = <A, B, E>(options: ConsumerPipelineOptions<A, B, E>) =>
-  options.eventLog
-    .consume({ topic: options.topic, groupId: options.groupId, maxBatchSize: options.maxBatchSize })
-    .pipe(
-      decodeRecords(options.decode),
-      mapDecoded(options.toWrite),
-      dedupWithinBatch(options.writeKey),
-      writeWithRetry(options.write, options.policy),
-      routeFailuresToDeadLetters(options.eventLog, options.deadLetterTopic),
-      commitBatches,
-      Stream.runDrain
-    )
+export const consumerPipeline = <A, B, E extends { readonly transient: boolean }>(
+  options: ConsumerPipelineOptions<A, B, E>
+) =>
+  options.eventLog.consume({ topic: options.topic, groupId: options.groupId, maxBatchSize: options.maxBatchSize }).pipe(
+    decodeRecords(options.decode),
+    mapDecoded(options.toWrite),
+    dedupWithinBatch(options.writeKey),
+    writeWithRetry(options.write, {
+      retries: options.retries,
+      initialDelay: 100,
+      maxDelay: 5_000,
+      isTransient: (error) => error.transient
+    }),
+    routeFailuresToDeadLetters(options.eventLog, options.deadLetterTopic),
+    commitBatches,
+    Stream.runDrain
+  )

@@ -22,7 +22,7 @@ const withEtag = Effect.fnUntraced(function* (etag: string, body: unknown) {
   const request = yield* HttpServerRequest.HttpServerRequest
   const quoted = `"${etag}"`
   const held = request.headers["if-none-match"]
-  if (held !== undefined && held.split(",").some((tag) => tag.trim().replace(/^W\//, "") === quoted)) {
+  if (held?.split(",").some((tag) => tag.trim().replace(/^W\//, "") === quoted)) {
     return HttpServerResponse.empty({ status: 304, headers: { etag: quoted } })
   }
   return HttpServerResponse.jsonUnsafe(body, { headers: { etag: quoted } })

@@ -56,13 +56,7 @@ export const NotifierLive = Layer.effectDiscard(
       toWrite: alertFor(thresholds),
       writeKey: (alert) => alert.alert_id,
       write: (alerts) => store.save(alerts),
-      policy: {
-        retries: config.retries,
-        initialDelay: 100,
-        maxDelay: 5_000,
-        // A store that is down is waited for; only what it refuses goes to the DLQ.
-        isTransient: (error) => error.transient
-      },
+      retries: config.retries,
       deadLetterTopic: names.alertsDlq
     })
     yield* Effect.forkScoped(superviseConsumer("notifier", pipeline))

@@ -40,13 +40,7 @@ export const ProcessorLive = Layer.effectDiscard(
       // A redelivered event is applied once; distinct events at one key all reach the store, in order.
       writeKey: (write) => write.event_id,
       write: (writes) => store.upsert(writes),
-      policy: {
-        retries: config.retries,
-        initialDelay: 100,
-        maxDelay: 5_000,
-        // A store that is down is waited for; only what it refuses goes to the DLQ.
-        isTransient: (error) => error.transient
-      },
+      retries: config.retries,
       deadLetterTopic: names.eventsDlq
     })
     yield* Effect.forkScoped(superviseConsumer("processor", pipeline))
