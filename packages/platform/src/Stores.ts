@@ -1,4 +1,6 @@
 import {
+  type AlertStore,
+  CassandraAlertStore,
   Database,
   type EventLog,
   KafkaEventLog,
@@ -11,24 +13,9 @@ import {
 import { Config, Effect, Layer, Option } from "effect"
 import type { SqlClient } from "effect/sql"
 
-/**
- * The store layers, chosen by configuration. Each real store is selected by its
- * connection variable; without it the embedded store is used, except under
- * `DEXMON_PROFILE=production`, where a missing variable stops start-up.
- */
-const unavailableInThisBuild = (variable: string, store: string) =>
-  Layer.unwrap(
-    Effect.gen(function* () {
-      const value = yield* Config.option(Config.String(variable))
-      if (Option.isSome(value)) {
-        return yield* Effect.die(
-          new Error(`${variable} is set, but this build has no ${store} layer yet: unset it to use the embedded store`)
-        )
-      }
-      yield* requireEmbeddedAllowed(variable)
-      return Layer.empty
-    })
-  )
+// The store layers, chosen by configuration. Each real store is selected by its
+// connection variable; without it the embedded store is used, except under
+// `DEXMON_PROFILE=production`, where a missing variable stops start-up.
 
 /** PostgreSQL: `DATABASE_URL`, or the embedded server under `DEXMON_DATA_DIR`. */
 export const SqlClientLive = Database.layerConfig
@@ -48,6 +35,13 @@ export const EventLogLive = Layer.unwrap(
 export const ReadingStoreLive = SqlReadingStore.layer
 
 /** Alerts: Cassandra when `CASSANDRA_CONTACT_POINTS` is set, otherwise a table in PostgreSQL. */
-export const AlertStoreLive = PostgresAlertStore.layer.pipe(
-  Layer.provide(unavailableInThisBuild("CASSANDRA_CONTACT_POINTS", "Cassandra"))
+export const AlertStoreLive = Layer.unwrap(
+  Effect.gen(function* () {
+    const contactPoints = yield* Config.option(Config.String("CASSANDRA_CONTACT_POINTS"))
+    const layer: Layer.Layer<AlertStore, unknown, SqlClient.SqlClient> = Option.isSome(contactPoints)
+      ? CassandraAlertStore.layer
+      : PostgresAlertStore.layer
+    if (Option.isNone(contactPoints)) yield* requireEmbeddedAllowed("CASSANDRA_CONTACT_POINTS")
+    return layer
+  })
 )

@@ -1,4 +1,5 @@
 export * from "./alert-store/AlertStore.ts"
+export * as CassandraAlertStore from "./alert-store/CassandraAlertStore.ts"
 export * as PostgresAlertStore from "./alert-store/PostgresAlertStore.ts"
 export * from "./Cursor.ts"
 export * from "./DeploymentProfile.ts"
