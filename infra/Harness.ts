@@ -2,6 +2,18 @@
 // test runner: `up` starts (or reuses) the servers and returns the environment variables
 // that point clients at them; `down` stops what `up` started.
 import {
+  cassandraAnswers,
+  cassandraContactPoints,
+  cassandraDataCenter,
+  cassandraEnvironment,
+  cassandraPorts,
+  cassandraVersion,
+  isCassandraRunning,
+  startCassandra,
+  stopCassandra,
+  waitUntilCassandraAnswers
+} from "./cassandra/Cassandra.ts"
+import {
   isRunning,
   kafkaAnswers,
   kafkaBrokers,
@@ -16,12 +28,12 @@ import { log, seconds } from "./Processes.ts"
 import { upPostgres } from "./postgres/Postgres.ts"
 import { type InfraState, readState, withLock, writeState } from "./State.ts"
 
-export type Service = "kafka" | "postgres"
-export const allServices: ReadonlyArray<Service> = ["kafka", "postgres"]
+export type Service = "kafka" | "postgres" | "cassandra"
+export const allServices: ReadonlyArray<Service> = ["kafka", "postgres", "cassandra"]
 
 export const isService = (name: string): name is Service => (allServices as ReadonlyArray<string>).includes(name)
 
-/** How long an already running server (ours or from KAFKA_BROKERS) gets to answer before `up` gives up. */
+/** How long an already running server (ours, or from KAFKA_BROKERS or CASSANDRA_CONTACT_POINTS) gets to answer before `up` gives up. */
 const existingServerTimeoutMs = 30_000
 
 export async function up(services: ReadonlyArray<Service> = allServices): Promise<Record<string, string>> {
@@ -33,6 +45,9 @@ export async function up(services: ReadonlyArray<Service> = allServices): Promis
         break
       case "postgres":
         Object.assign(environment, await upPostgres())
+        break
+      case "cassandra":
+        Object.assign(environment, await upCassandra())
         break
     }
   }
@@ -91,40 +106,146 @@ const upKafka = async (): Promise<Record<string, string>> => {
 
 const withoutKafka = ({ kafka: _kafka, ...rest }: InfraState): InfraState => rest
 
-/** Stops every server `up` started (not one given by KAFKA_BROKERS) and removes its data. */
+const upCassandra = async (): Promise<Record<string, string>> => {
+  const external = process.env.CASSANDRA_CONTACT_POINTS
+  if (external !== undefined && external !== "") {
+    log(`cassandra: using CASSANDRA_CONTACT_POINTS=${external} from the environment instead of starting one`)
+    const answer = await waitUntilCassandraAnswers(external, existingServerTimeoutMs)
+    if (answer === undefined) {
+      throw new Error(
+        `CASSANDRA_CONTACT_POINTS=${external} does not answer a CQL query within ${seconds(existingServerTimeoutMs)}`
+      )
+    }
+    // The data centre the first node answering says it is in, unless CASSANDRA_LOCAL_DC names one.
+    const localDataCenter = process.env.CASSANDRA_LOCAL_DC || answer.dataCenter
+    log(`cassandra: ${answer.releaseVersion} answers on ${external} (local data centre ${localDataCenter})`)
+    return cassandraEnvironment(external, localDataCenter)
+  }
+
+  return withLock(async () => {
+    const started = performance.now()
+    const previous = readState().cassandra
+    if (previous !== undefined) {
+      if (isCassandraRunning(previous)) {
+        const contactPoints = cassandraContactPoints(previous)
+        if (
+          await waitUntilCassandraAnswers(contactPoints, existingServerTimeoutMs, () => isCassandraRunning(previous))
+        ) {
+          log(
+            `cassandra ${previous.version} already running on ${contactPoints} (pid ${previous.pid}, since ${previous.startedAt}); reused`
+          )
+          const { nativePort } = cassandraPorts()
+          if (previous.version !== cassandraVersion() || previous.nativePort !== nativePort) {
+            log(
+              `cassandra: note: asked for ${cassandraVersion()} on port ${nativePort}; run \`down\` first to get that`
+            )
+          }
+          return cassandraEnvironment(contactPoints, cassandraDataCenter)
+        }
+        log(`cassandra pid ${previous.pid} runs but does not answer; stopping it and starting a new one`)
+      } else {
+        log(`cassandra pid ${previous.pid} from ${previous.startedAt} is gone; cleaning up after it`)
+      }
+      await stopCassandra(previous)
+      writeState(withoutCassandra(readState()))
+    }
+
+    const { state, releaseVersion, timings } = await startCassandra((spawned) =>
+      writeState({ ...readState(), cassandra: spawned })
+    ).catch((error: unknown) => {
+      writeState(withoutCassandra(readState()))
+      throw error
+    })
+    const jars = timings.jarsDownloaded ? `jars downloaded ${seconds(timings.jarsMs)}` : "jars cached"
+    log(
+      `cassandra ${releaseVersion} ready on ${cassandraContactPoints(state)} in ${seconds(performance.now() - started)} ` +
+        `(${jars}, start ${seconds(timings.startMs)}; pid ${state.pid}, data ${state.dataDirectory})`
+    )
+    return cassandraEnvironment(cassandraContactPoints(state), cassandraDataCenter)
+  })
+}
+
+const withoutCassandra = ({ cassandra: _cassandra, ...rest }: InfraState): InfraState => rest
+
+/** Stops every server `up` started (not one given by KAFKA_BROKERS or CASSANDRA_CONTACT_POINTS) and removes its data. */
 export async function down(): Promise<void> {
   await withLock(async () => {
-    const kafka = readState().kafka
-    if (kafka === undefined) {
-      log("kafka: not started by this harness; nothing to stop")
-      return
-    }
-    const started = performance.now()
-    const wasRunning = isRunning(kafka)
-    await stopKafka(kafka)
-    writeState(withoutKafka(readState()))
-    log(
-      wasRunning
-        ? `kafka (pid ${kafka.pid}) stopped in ${seconds(performance.now() - started)}; removed ${kafka.dataDirectory}`
-        : `kafka (pid ${kafka.pid}) was no longer running; removed ${kafka.dataDirectory}`
-    )
+    await downKafka()
+    await downCassandra()
   })
+}
+
+const downKafka = async (): Promise<void> => {
+  const kafka = readState().kafka
+  if (kafka === undefined) {
+    log("kafka: not started by this harness; nothing to stop")
+    return
+  }
+  const started = performance.now()
+  const wasRunning = isRunning(kafka)
+  await stopKafka(kafka)
+  writeState(withoutKafka(readState()))
+  log(
+    wasRunning
+      ? `kafka (pid ${kafka.pid}) stopped in ${seconds(performance.now() - started)}; removed ${kafka.dataDirectory}`
+      : `kafka (pid ${kafka.pid}) was no longer running; removed ${kafka.dataDirectory}`
+  )
+}
+
+const downCassandra = async (): Promise<void> => {
+  const cassandra = readState().cassandra
+  if (cassandra === undefined) {
+    log("cassandra: not started by this harness; nothing to stop")
+    return
+  }
+  const started = performance.now()
+  const wasRunning = isCassandraRunning(cassandra)
+  await stopCassandra(cassandra)
+  writeState(withoutCassandra(readState()))
+  log(
+    wasRunning
+      ? `cassandra (pid ${cassandra.pid}) stopped in ${seconds(performance.now() - started)}; removed ${cassandra.dataDirectory}`
+      : `cassandra (pid ${cassandra.pid}) was no longer running; removed ${cassandra.dataDirectory}`
+  )
 }
 
 /** The environment variables of the servers that run now (started by `up`). */
 export function environment(): Record<string, string> {
-  const kafka = readState().kafka
-  return kafka !== undefined && isRunning(kafka) ? kafkaEnvironment(kafkaBrokers(kafka)) : {}
+  const { kafka, cassandra } = readState()
+  return {
+    ...(kafka !== undefined && isRunning(kafka) ? kafkaEnvironment(kafkaBrokers(kafka)) : {}),
+    ...(cassandra !== undefined && isCassandraRunning(cassandra)
+      ? cassandraEnvironment(cassandraContactPoints(cassandra), cassandraDataCenter)
+      : {})
+  }
 }
 
-/** One line per known service: whether it runs, where, and whether it answers. */
+/** One line per server the harness starts: whether it runs, where, and whether it answers. */
 export async function status(): Promise<ReadonlyArray<string>> {
+  return [await kafkaStatus(), await cassandraStatus()]
+}
+
+const kafkaStatus = async (): Promise<string> => {
   const kafka = readState().kafka
-  if (kafka === undefined) return ["kafka: not running"]
-  if (!isRunning(kafka)) return [`kafka: not running (stale state: pid ${kafka.pid} is gone; \`down\` cleans up)`]
+  if (kafka === undefined) return "kafka: not running"
+  if (!isRunning(kafka)) return `kafka: not running (stale state: pid ${kafka.pid} is gone; \`down\` cleans up)`
   const answers = (await kafkaAnswers(kafkaBrokers(kafka))) ? "answers" : "does NOT answer"
-  return [
+  return (
     `kafka: ${kafka.version} on ${kafkaBrokers(kafka)} (controller ${kafka.host}:${kafka.controllerPort}), ` +
-      `pid ${kafka.pid}, since ${kafka.startedAt}, ${answers}; data ${kafka.dataDirectory}`
-  ]
+    `pid ${kafka.pid}, since ${kafka.startedAt}, ${answers}; data ${kafka.dataDirectory}`
+  )
+}
+
+const cassandraStatus = async (): Promise<string> => {
+  const cassandra = readState().cassandra
+  if (cassandra === undefined) return "cassandra: not running"
+  if (!isCassandraRunning(cassandra)) {
+    return `cassandra: not running (stale state: pid ${cassandra.pid} is gone; \`down\` cleans up)`
+  }
+  const answers =
+    (await cassandraAnswers(cassandraContactPoints(cassandra))) !== undefined ? "answers" : "does NOT answer"
+  return (
+    `cassandra: ${cassandra.version} on ${cassandraContactPoints(cassandra)} (storage ${cassandra.host}:${cassandra.storagePort}), ` +
+    `pid ${cassandra.pid}, since ${cassandra.startedAt}, ${answers}; data ${cassandra.dataDirectory}`
+  )
 }

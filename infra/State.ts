@@ -22,8 +22,19 @@ export interface KafkaState {
   readonly startedAt: string
 }
 
+export interface CassandraState {
+  readonly pid: number
+  readonly version: string
+  readonly host: string
+  readonly nativePort: number
+  readonly storagePort: number
+  readonly dataDirectory: string
+  readonly startedAt: string
+}
+
 export interface InfraState {
   readonly kafka?: KafkaState
+  readonly cassandra?: CassandraState
 }
 
 export const readState = (): InfraState => {

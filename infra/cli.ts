@@ -1,11 +1,11 @@
 // Command line of the real-server harness (`pnpm infra <command>`):
-//   up [kafka ...]  start (or reuse) the servers, default all; prints how long each took
-//   down            stop what `up` started and remove its data
-//   env             `export NAME=value` lines for the running servers: eval "$(pnpm -s infra env)"
-//   status          what runs, where, and whether it answers
+//   up [kafka|postgres|cassandra ...]  start (or reuse) the servers, default all; prints how long each took
+//   down                               stop what `up` started and remove its data
+//   env                                `export NAME=value` lines for the running servers: eval "$(pnpm -s infra env)"
+//   status                             what runs, where, and whether it answers
 import { allServices, down, environment, isService, type Service, status, up } from "./Harness.ts"
 
-const usage = "usage: node infra/cli.ts up [kafka ...] | down | env | status"
+const usage = "usage: node infra/cli.ts up [kafka|postgres|cassandra ...] | down | env | status"
 
 // kafkajs 2.2.4 (used for the readiness check) calls setTimeout with a negative delay, which
 // Node 24 reports as a TimeoutNegativeWarning (tulios/kafkajs#1751, unfixed upstream). It is

@@ -25,24 +25,32 @@ rmSync(resultsFile, { force: true })
 const typecheck = run("type-check", "tsc", ["-p", "tsconfig.json"])
 const lint = run("lint and format", "biome", ["ci", "."])
 
-// The independent Kafka client the delivery test reads with; Debian packages it.
-if (spawnSync("kcat", ["-V"]).status !== 0) {
+// The independent clients the end-to-end tests check with (kcat for Kafka, python3-cassandra for
+// Cassandra); Debian packages both.
+const independentClients = [
+  { name: "kcat", present: () => spawnSync("kcat", ["-V"]).status === 0 },
+  { name: "python3-cassandra", present: () => spawnSync("/usr/bin/python3", ["-c", "import cassandra"]).status === 0 }
+]
+const missing = independentClients.filter((client) => !client.present()).map((client) => client.name)
+if (missing.length > 0) {
   const installed =
     process.getuid?.() === 0 &&
-    run("install kcat", "sh", [
+    run(`install ${missing.join(" ")}`, "sh", [
       "-c",
-      "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat"
+      `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${missing.join(" ")}`
     ])
   if (!installed) {
-    console.error("kcat is missing and could not be installed: install the Debian package kcat, then run again")
+    console.error(
+      `${missing.join(", ")} missing and could not be installed: install the Debian packages, then run again`
+    )
     process.exit(1)
   }
 }
 
-// Leave a Kafka that was already running (a developer's `pnpm infra up`) as it was.
-const alreadyRunning = Object.keys(Harness.environment()).length > 0 || process.env.KAFKA_BROKERS !== undefined
-console.log("\n== servers: node infra/cli.ts up kafka postgres")
-const servers = await Harness.up(["kafka", "postgres"])
+// Leave servers that the harness was already running (a developer's `pnpm infra up`) as they were.
+const alreadyRunning = Object.keys(Harness.environment()).length > 0
+console.log("\n== servers: node infra/cli.ts up kafka postgres cassandra")
+const servers = await Harness.up(["kafka", "postgres", "cassandra"])
 let tests = false
 try {
   tests = run(
