@@ -9,6 +9,8 @@ import {
   cassandraPorts,
   cassandraVersion,
   isCassandraRunning,
+  killCassandraKeepingData,
+  restartCassandra,
   startCassandra,
   stopCassandra,
   waitUntilCassandraAnswers
@@ -247,5 +249,27 @@ const cassandraStatus = async (): Promise<string> => {
   return (
     `cassandra: ${cassandra.version} on ${cassandraContactPoints(cassandra)} (storage ${cassandra.host}:${cassandra.storagePort}), ` +
     `pid ${cassandra.pid}, since ${cassandra.startedAt}, ${answers}; data ${cassandra.dataDirectory}`
+  )
+}
+
+/**
+ * For tests of an outage: kills the Cassandra node this harness started (its data stays), waits
+ * `downMs`, starts it again on the same data and resolves once it answers. Only a node the harness
+ * started can be stopped: one named by CASSANDRA_CONTACT_POINTS is not ours to stop.
+ */
+export async function cassandraOutage(downMs: number): Promise<void> {
+  const state = readState().cassandra
+  if (state === undefined) {
+    throw new Error(
+      "no Cassandra started by the harness to stop: run the tests with `pnpm test` (not an external cluster)"
+    )
+  }
+  await killCassandraKeepingData(state)
+  log(`cassandra (pid ${state.pid}) killed for an outage of ${seconds(downMs)}`)
+  await new Promise((resolve) => setTimeout(resolve, downMs))
+  const started = performance.now()
+  const restarted = await restartCassandra(state, (spawned) => writeState({ ...readState(), cassandra: spawned }))
+  log(
+    `cassandra back on ${cassandraContactPoints(restarted)} in ${seconds(performance.now() - started)} (pid ${restarted.pid})`
   )
 }

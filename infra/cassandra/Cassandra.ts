@@ -344,6 +344,26 @@ export const startCassandra = async (onSpawned: (state: CassandraState) => void)
   const dataDirectory = mkdtempSync(join(cassandraDirectory, "data-"))
   mkdirSync(logsDirectory(dataDirectory))
   writeFileSync(configurationPath(dataDirectory), cassandraYaml(dataDirectory, nativePort, storagePort))
+  const { state, answer } = await spawnOn(libDirectory, dataDirectory, version, nativePort, storagePort, onSpawned)
+  return {
+    state,
+    releaseVersion: answer.releaseVersion,
+    timings: { jarsMs, jarsDownloaded: downloaded, startMs: performance.now() - startStarted }
+  }
+}
+
+/**
+ * Starts the JVM on a data folder (fresh, or kept from a stopped node) and waits until it
+ * answers a query; on failure it stops the JVM, removes the data and throws with the logs.
+ */
+const spawnOn = async (
+  libDirectory: string,
+  dataDirectory: string,
+  version: string,
+  nativePort: number,
+  storagePort: number,
+  onSpawned: (state: CassandraState) => void
+): Promise<{ readonly state: CassandraState; readonly answer: CassandraAnswer }> => {
   // The JVM's own stdout/stderr (crashes before Logback is up, e.g. a bad flag or a bad cassandra.yaml).
   const jvmOutputPath = join(logsDirectory(dataDirectory), "jvm.out")
   const jvmOutput = openSync(jvmOutputPath, "a")
@@ -385,11 +405,35 @@ export const startCassandra = async (onSpawned: (state: CassandraState) => void)
     await stopCassandra(state)
     throw new Error(`Cassandra ${version} on ${cassandraContactPoints(state)} ${reason}\n${diagnostics}`)
   }
-  return {
-    state,
-    releaseVersion: answer.releaseVersion,
-    timings: { jarsMs, jarsDownloaded: downloaded, startMs: performance.now() - startStarted }
+  return { state, answer }
+}
+
+/**
+ * An outage, for tests: kills the node (SIGKILL, as a crash would) but keeps its data, so
+ * `restartCassandra` brings the same node back with everything it had acknowledged.
+ */
+export const killCassandraKeepingData = async (state: CassandraState): Promise<void> => {
+  if (isCassandraRunning(state)) {
+    process.kill(state.pid, "SIGKILL")
+    while (isAlive(state.pid)) await new Promise((resolve) => setTimeout(resolve, 50))
   }
+}
+
+/** Starts the node again on the data folder of a killed one; resolves once it answers. */
+export const restartCassandra = async (
+  previous: CassandraState,
+  onSpawned: (state: CassandraState) => void
+): Promise<CassandraState> => {
+  const { libDirectory } = await ensureCassandraJars(previous.version)
+  const { state } = await spawnOn(
+    libDirectory,
+    previous.dataDirectory,
+    previous.version,
+    previous.nativePort,
+    previous.storagePort,
+    onSpawned
+  )
+  return state
 }
 
 /** Java stack traces are long and mostly frames; the messages and "Caused by:" lines say what went wrong. */

@@ -110,7 +110,9 @@ export const make = Effect.gen(function* () {
         }
       : {}),
     queryOptions: { consistency: consistencyOf[config.consistency], prepare: true },
-    socketOptions: { connectTimeout: 5_000, readTimeout: 12_000 }
+    socketOptions: { connectTimeout: 5_000, readTimeout: 12_000 },
+    // Try a lost node again every second: the notifier is waiting for it without advancing.
+    policies: { reconnection: new cassandra.policies.reconnection.ConstantReconnectionPolicy(1_000) }
   })
   // A cluster that is still starting is waited for; one that never answers fails start-up after about a minute.
   yield* Effect.acquireRelease(

@@ -297,6 +297,11 @@ export const make = Effect.gen(function* () {
             )
             const last = records[records.length - 1]!.offset
             // Blocks until the pipeline takes the batch: Kafka is read no faster than it is processed.
+            // Meanwhile keep the membership alive: a pipeline waiting out a store outage must not be
+            // mistaken for a dead member and have its partitions taken away mid-batch.
+            const heartbeats = setInterval(() => {
+              heartbeat().catch(() => undefined)
+            }, 3_000)
             const handedOver = await Effect.runPromise(
               Effect.raceFirst(
                 Queue.offer(batches, {
@@ -307,7 +312,7 @@ export const make = Effect.gen(function* () {
                 }).pipe(Effect.as(true)),
                 Deferred.await(stopped).pipe(Effect.as(false))
               )
-            )
+            ).finally(() => clearInterval(heartbeats))
             if (!handedOver) return
             resolveOffset(String(last))
             await heartbeat()
