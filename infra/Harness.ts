@@ -28,14 +28,33 @@ import {
 } from "./kafka/Kafka.ts"
 import { log, seconds } from "./Processes.ts"
 import { upPostgres } from "./postgres/Postgres.ts"
-import { type InfraState, readState, withLock, writeState } from "./State.ts"
+import { type InfraState, readState, type S3State, withLock, writeState } from "./State.ts"
+import {
+  externalS3Settings,
+  harnessS3Settings,
+  hasS3ProxyData,
+  isS3ProxyRunning,
+  restartS3Proxy,
+  type S3ProxyStarted,
+  s3Endpoint,
+  s3Environment,
+  s3Port,
+  s3Problem,
+  s3ProxyVersion,
+  startS3Proxy,
+  stopS3Proxy,
+  waitUntilBucketAnswers
+} from "./s3/S3.ts"
 
-export type Service = "kafka" | "postgres" | "cassandra"
+export type Service = "kafka" | "postgres" | "cassandra" | "s3"
+/** What `up` starts when no service is named (the servers the test runner needs); s3 only when asked for. */
 export const allServices: ReadonlyArray<Service> = ["kafka", "postgres", "cassandra"]
+/** Every service `up` can start when named. */
+export const knownServices: ReadonlyArray<Service> = [...allServices, "s3"]
 
-export const isService = (name: string): name is Service => (allServices as ReadonlyArray<string>).includes(name)
+export const isService = (name: string): name is Service => (knownServices as ReadonlyArray<string>).includes(name)
 
-/** How long an already running server (ours, or from KAFKA_BROKERS or CASSANDRA_CONTACT_POINTS) gets to answer before `up` gives up. */
+/** How long an already running server (ours, or from KAFKA_BROKERS, CASSANDRA_CONTACT_POINTS or S3_ENDPOINT) gets to answer before `up` gives up. */
 const existingServerTimeoutMs = 30_000
 
 export async function up(services: ReadonlyArray<Service> = allServices): Promise<Record<string, string>> {
@@ -50,6 +69,9 @@ export async function up(services: ReadonlyArray<Service> = allServices): Promis
         break
       case "cassandra":
         Object.assign(environment, await upCassandra())
+        break
+      case "s3":
+        Object.assign(environment, await upS3())
         break
     }
   }
@@ -169,11 +191,88 @@ const upCassandra = async (): Promise<Record<string, string>> => {
 
 const withoutCassandra = ({ cassandra: _cassandra, ...rest }: InfraState): InfraState => rest
 
-/** Stops every server `up` started (not one given by KAFKA_BROKERS or CASSANDRA_CONTACT_POINTS) and removes its data. */
-export async function down(): Promise<void> {
+const upS3 = async (): Promise<Record<string, string>> => {
+  const external = process.env.S3_ENDPOINT
+  if (external !== undefined && external !== "") {
+    const settings = externalS3Settings(external)
+    log(`s3: using S3_ENDPOINT=${external} from the environment instead of starting one (bucket ${settings.bucket})`)
+    const started = performance.now()
+    // Creates the bucket when it is missing, as for the harness's own server: tests expect it to exist.
+    const problem = await waitUntilBucketAnswers(settings, existingServerTimeoutMs)
+    if (problem !== undefined) {
+      throw new Error(
+        `S3_ENDPOINT=${external} does not let bucket ${settings.bucket} be listed within ${seconds(existingServerTimeoutMs)}: ${problem}`
+      )
+    }
+    log(`s3: ${external} answers, bucket ${settings.bucket} listed (${seconds(performance.now() - started)})`)
+    return s3Environment(settings)
+  }
+
+  return withLock(async () => {
+    const started = performance.now()
+    const onSpawned = (spawned: S3State) => writeState({ ...readState(), s3: spawned })
+    const forgetOnFailure = (error: unknown): never => {
+      writeState(withoutS3(readState()))
+      throw error
+    }
+    const previous = readState().s3
+    if (previous !== undefined) {
+      if (isS3ProxyRunning(previous)) {
+        const settings = harnessS3Settings(previous)
+        const problem = await waitUntilBucketAnswers(settings, existingServerTimeoutMs, () =>
+          isS3ProxyRunning(previous)
+        )
+        if (problem === undefined) {
+          log(
+            `s3proxy ${previous.version} already running on ${settings.endpoint} (pid ${previous.pid}, since ${previous.startedAt}); reused`
+          )
+          if (previous.version !== s3ProxyVersion() || previous.port !== s3Port()) {
+            log(`s3proxy: note: asked for ${s3ProxyVersion()} on port ${s3Port()}; run \`down s3\` first to get that`)
+          }
+          return s3Environment(settings)
+        }
+        log(`s3proxy pid ${previous.pid} runs but does not answer (${problem}); stopping it and starting a new one`)
+      } else if (hasS3ProxyData(previous)) {
+        // Unlike Kafka's and Cassandra's, this data is worth keeping: the objects are files that a new JVM serves again.
+        log(
+          `s3proxy pid ${previous.pid} from ${previous.startedAt} is gone; starting it again on its data ${previous.dataDirectory}`
+        )
+        const restarted = await restartS3Proxy(previous, onSpawned).catch(forgetOnFailure)
+        reportS3Started("back", started, restarted)
+        return s3Environment(harnessS3Settings(restarted.state))
+      } else {
+        log(`s3proxy pid ${previous.pid} from ${previous.startedAt} is gone, and so is its data; cleaning up after it`)
+      }
+      await stopS3Proxy(previous)
+      writeState(withoutS3(readState()))
+    }
+
+    const fresh = await startS3Proxy(onSpawned).catch(forgetOnFailure)
+    reportS3Started("ready", started, fresh)
+    return s3Environment(harnessS3Settings(fresh.state))
+  })
+}
+
+const reportS3Started = (what: string, started: number, { state, timings }: S3ProxyStarted): void => {
+  const jars = timings.jarsDownloaded ? `jars downloaded ${seconds(timings.jarsMs)}` : "jars cached"
+  log(
+    `s3proxy ${state.version} ${what} on ${s3Endpoint(state)} in ${seconds(performance.now() - started)} ` +
+      `(${jars}, start ${seconds(timings.startMs)}; pid ${state.pid}, data ${state.dataDirectory})`
+  )
+}
+
+const withoutS3 = ({ s3: _s3, ...rest }: InfraState): InfraState => rest
+
+/**
+ * Stops every server `up` started (not one given by KAFKA_BROKERS, CASSANDRA_CONTACT_POINTS or S3_ENDPOINT)
+ * and removes its data; with `services`, only those (`down s3` after a one-off `up s3` leaves the rest running).
+ * PostgreSQL is the machine's, never stopped.
+ */
+export async function down(services: ReadonlyArray<Service> = knownServices): Promise<void> {
   await withLock(async () => {
-    await downKafka()
-    await downCassandra()
+    if (services.includes("kafka")) await downKafka()
+    if (services.includes("cassandra")) await downCassandra()
+    if (services.includes("s3")) await downS3()
   })
 }
 
@@ -211,20 +310,38 @@ const downCassandra = async (): Promise<void> => {
   )
 }
 
+const downS3 = async (): Promise<void> => {
+  const s3 = readState().s3
+  if (s3 === undefined) {
+    log("s3proxy: not started by this harness; nothing to stop")
+    return
+  }
+  const started = performance.now()
+  const wasRunning = isS3ProxyRunning(s3)
+  await stopS3Proxy(s3)
+  writeState(withoutS3(readState()))
+  log(
+    wasRunning
+      ? `s3proxy (pid ${s3.pid}) stopped in ${seconds(performance.now() - started)}; removed ${s3.dataDirectory}`
+      : `s3proxy (pid ${s3.pid}) was no longer running; removed ${s3.dataDirectory}`
+  )
+}
+
 /** The environment variables of the servers that run now (started by `up`). */
 export function environment(): Record<string, string> {
-  const { kafka, cassandra } = readState()
+  const { kafka, cassandra, s3 } = readState()
   return {
     ...(kafka !== undefined && isRunning(kafka) ? kafkaEnvironment(kafkaBrokers(kafka)) : {}),
     ...(cassandra !== undefined && isCassandraRunning(cassandra)
       ? cassandraEnvironment(cassandraContactPoints(cassandra), cassandraDataCenter)
-      : {})
+      : {}),
+    ...(s3 !== undefined && isS3ProxyRunning(s3) ? s3Environment(harnessS3Settings(s3)) : {})
   }
 }
 
 /** One line per server the harness starts: whether it runs, where, and whether it answers. */
 export async function status(): Promise<ReadonlyArray<string>> {
-  return [await kafkaStatus(), await cassandraStatus()]
+  return [await kafkaStatus(), await cassandraStatus(), await s3Status()]
 }
 
 const kafkaStatus = async (): Promise<string> => {
@@ -250,6 +367,18 @@ const cassandraStatus = async (): Promise<string> => {
     `cassandra: ${cassandra.version} on ${cassandraContactPoints(cassandra)} (storage ${cassandra.host}:${cassandra.storagePort}), ` +
     `pid ${cassandra.pid}, since ${cassandra.startedAt}, ${answers}; data ${cassandra.dataDirectory}`
   )
+}
+
+const s3Status = async (): Promise<string> => {
+  const s3 = readState().s3
+  if (s3 === undefined) return "s3proxy: not running"
+  if (!isS3ProxyRunning(s3)) {
+    return `s3proxy: not running (stale state: pid ${s3.pid} is gone; \`up s3\` starts it again on its data, \`down\` removes it)`
+  }
+  const settings = harnessS3Settings(s3)
+  const problem = await s3Problem(settings)
+  const answers = problem === undefined ? `answers (bucket ${settings.bucket})` : `does NOT answer (${problem})`
+  return `s3proxy: ${s3.version} on ${settings.endpoint}, pid ${s3.pid}, since ${s3.startedAt}, ${answers}; data ${s3.dataDirectory}`
 }
 
 /**

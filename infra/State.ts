@@ -32,9 +32,20 @@ export interface CassandraState {
   readonly startedAt: string
 }
 
+export interface S3State {
+  readonly pid: number
+  readonly version: string
+  readonly host: string
+  readonly port: number
+  /** Holds the properties file, the logs and the objects (blobs/); kept across a restart of the JVM, removed by `down`. */
+  readonly dataDirectory: string
+  readonly startedAt: string
+}
+
 export interface InfraState {
   readonly kafka?: KafkaState
   readonly cassandra?: CassandraState
+  readonly s3?: S3State
 }
 
 export const readState = (): InfraState => {

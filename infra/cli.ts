@@ -1,11 +1,13 @@
 // Command line of the real-server harness (`pnpm infra <command>`):
-//   up [kafka|postgres|cassandra ...]  start (or reuse) the servers, default all; prints how long each took
-//   down                               stop what `up` started and remove its data
-//   env                                `export NAME=value` lines for the running servers: eval "$(pnpm -s infra env)"
-//   status                             what runs, where, and whether it answers
-import { allServices, down, environment, isService, type Service, status, up } from "./Harness.ts"
+//   up [kafka|postgres|cassandra|s3 ...]  start (or reuse) the servers, default kafka postgres cassandra
+//                                         (s3 only when named); prints how long each took
+//   down [kafka|cassandra|s3 ...]         stop what `up` started and remove its data, default all
+//   env                                   `export NAME=value` lines for the running servers: eval "$(pnpm -s infra env)"
+//   status                                what runs, where, and whether it answers
+import { allServices, down, environment, isService, knownServices, type Service, status, up } from "./Harness.ts"
 
-const usage = "usage: node infra/cli.ts up [kafka|postgres|cassandra ...] | down | env | status"
+const usage =
+  "usage: node infra/cli.ts up [kafka|postgres|cassandra|s3 ...] | down [kafka|cassandra|s3 ...] | env | status"
 
 // kafkajs 2.2.4 (used for the readiness check) calls setTimeout with a negative delay, which
 // Node 24 reports as a TimeoutNegativeWarning (tulios/kafkajs#1751, unfixed upstream). It is
@@ -16,21 +18,29 @@ process.on("warning", (warning) => {
     console.error(`(node:${process.pid}) ${warning.name}: ${warning.message}`)
 })
 
+/** The services named on the command line, or undefined (after saying so) when one is unknown. */
+const servicesNamed = (names: ReadonlyArray<string>): ReadonlyArray<Service> | undefined => {
+  const unknown = names.filter((name) => !isService(name))
+  if (unknown.length === 0) return names as ReadonlyArray<Service>
+  console.error(`unknown service(s): ${unknown.join(", ")}; known: ${knownServices.join(", ")}`)
+  return undefined
+}
+
 const main = async (args: ReadonlyArray<string>): Promise<number> => {
   const [command, ...rest] = args
   switch (command) {
     case "up": {
-      const unknown = rest.filter((name) => !isService(name))
-      if (unknown.length > 0) {
-        console.error(`unknown service(s): ${unknown.join(", ")}; known: ${allServices.join(", ")}`)
-        return 2
-      }
-      await up(rest.length === 0 ? allServices : (rest as ReadonlyArray<Service>))
+      const services = servicesNamed(rest)
+      if (services === undefined) return 2
+      await up(services.length === 0 ? allServices : services)
       return 0
     }
-    case "down":
-      await down()
+    case "down": {
+      const services = servicesNamed(rest)
+      if (services === undefined) return 2
+      await down(services.length === 0 ? knownServices : services)
       return 0
+    }
     case "env":
       for (const [name, value] of Object.entries(environment())) console.log(`export ${name}=${value}`)
       return 0

@@ -1,7 +1,14 @@
-import { Context, Effect, Layer } from "effect"
-import { SqlClient } from "effect/sql"
+import { AlertStore, EventLog, ReadingStore } from "@dexmon/ports"
+import { Context, Effect, Layer, Option } from "effect"
 
 type Status = "ok" | "unavailable"
+
+const probe = (check: Effect.Effect<void, unknown>) =>
+  check.pipe(
+    Effect.timeout("2 seconds"),
+    Effect.as<Status>("ok"),
+    Effect.orElseSucceed((): Status => "unavailable")
+  )
 
 /** The stores a process depends on, each with a cheap probe, for `/readyz`. */
 export class Readiness extends Context.Service<
@@ -10,17 +17,25 @@ export class Readiness extends Context.Service<
     readonly check: Effect.Effect<Record<string, Status>>
   }
 >()("dexmon/platform/Readiness") {
-  /** Probes the PostgreSQL the embedded stores (or the readings store) live in. */
-  static readonly layerSql = Layer.effect(
+  /** Probes every port this process was built with (and only those): a receiver is ready without a database. */
+  static readonly layer = Layer.effect(
     Readiness,
     Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
-      const probe = sql`SELECT 1`.pipe(
-        Effect.timeout("2 seconds"),
-        Effect.as<Status>("ok"),
-        Effect.orElseSucceed((): Status => "unavailable")
-      )
-      return Readiness.of({ check: Effect.map(probe, (database) => ({ database })) })
+      const checks: Array<readonly [string, Effect.Effect<void, unknown>]> = []
+      const eventLog = yield* Effect.serviceOption(EventLog)
+      if (Option.isSome(eventLog)) checks.push(["event_log", eventLog.value.ping])
+      const readings = yield* Effect.serviceOption(ReadingStore)
+      if (Option.isSome(readings)) checks.push(["readings_store", readings.value.ping])
+      const alerts = yield* Effect.serviceOption(AlertStore)
+      if (Option.isSome(alerts)) checks.push(["alert_store", alerts.value.ping])
+      const check = Effect.forEach(
+        checks,
+        ([name, ping]) => Effect.map(probe(ping), (status) => [name, status] as const),
+        {
+          concurrency: "unbounded"
+        }
+      ).pipe(Effect.map((results) => Object.fromEntries(results)))
+      return Readiness.of({ check })
     })
   )
 }

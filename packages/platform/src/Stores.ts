@@ -11,7 +11,6 @@ import {
   Topics
 } from "@dexmon/ports"
 import { Config, Effect, Layer, Option } from "effect"
-import type { SqlClient } from "effect/sql"
 
 // The store layers, chosen by configuration. Each real store is selected by its
 // connection variable; without it the embedded store is used, except under
@@ -24,24 +23,25 @@ export const SqlClientLive = Database.layerConfig
 export const EventLogLive = Layer.unwrap(
   Effect.gen(function* () {
     const brokers = yield* Config.option(Config.String("KAFKA_BROKERS"))
-    const layer: Layer.Layer<EventLog, unknown, SqlClient.SqlClient | Topics> = Option.isSome(brokers)
-      ? KafkaEventLog.layer
-      : PostgresEventLog.layer
-    if (Option.isNone(brokers)) yield* requireEmbeddedAllowed("KAFKA_BROKERS")
-    return layer
+    if (Option.isSome(brokers)) return KafkaEventLog.layer as Layer.Layer<EventLog, unknown, Topics>
+    yield* requireEmbeddedAllowed("KAFKA_BROKERS")
+    return PostgresEventLog.layer.pipe(Layer.provide(SqlClientLive))
   })
 ).pipe(Layer.provideMerge(Topics.layerConfig))
 
-export const ReadingStoreLive = SqlReadingStore.layer
+/**
+ * The readings store on `DATABASE_URL` (TimescaleDB or PostgreSQL) or the
+ * embedded server. Every SQL layer provides the same `SqlClientLive`, which
+ * the layer graph builds once: one pool, one embedded server per process.
+ */
+export const ReadingStoreLive = SqlReadingStore.layer.pipe(Layer.provide(SqlClientLive))
 
 /** Alerts: Cassandra when `CASSANDRA_CONTACT_POINTS` is set, otherwise a table in PostgreSQL. */
 export const AlertStoreLive = Layer.unwrap(
   Effect.gen(function* () {
     const contactPoints = yield* Config.option(Config.String("CASSANDRA_CONTACT_POINTS"))
-    const layer: Layer.Layer<AlertStore, unknown, SqlClient.SqlClient> = Option.isSome(contactPoints)
-      ? CassandraAlertStore.layer
-      : PostgresAlertStore.layer
-    if (Option.isNone(contactPoints)) yield* requireEmbeddedAllowed("CASSANDRA_CONTACT_POINTS")
-    return layer
+    if (Option.isSome(contactPoints)) return CassandraAlertStore.layer as Layer.Layer<AlertStore, unknown>
+    yield* requireEmbeddedAllowed("CASSANDRA_CONTACT_POINTS")
+    return PostgresAlertStore.layer.pipe(Layer.provide(SqlClientLive))
   })
 )

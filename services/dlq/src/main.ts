@@ -1,4 +1,4 @@
-import { EventLogLive, LoggerLive, SqlClientLive } from "@dexmon/platform"
+import { EventLogLive, LoggerLive } from "@dexmon/platform"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Console, Effect, Layer } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
@@ -48,12 +48,6 @@ Command.make("dlq").pipe(
   Command.withDescription("Inspect and replay DexMon's dead-letter topics"),
   Command.withSubcommands([list, replay]),
   Command.run({ version: "1.0.0" }),
-  Effect.provide(
-    Layer.mergeAll(
-      NodeServices.layer,
-      LoggerLive,
-      DeadLetters.layer.pipe(Layer.provide(EventLogLive), Layer.provide(SqlClientLive))
-    )
-  ),
+  Effect.provide(Layer.mergeAll(NodeServices.layer, LoggerLive, DeadLetters.layer.pipe(Layer.provide(EventLogLive)))),
   NodeRuntime.runMain
 )

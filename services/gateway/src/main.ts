@@ -1,13 +1,5 @@
 import { GatewayApi } from "@dexmon/api"
-import {
-  AlertStoreLive,
-  HealthHttp,
-  layerHttpServer,
-  Readiness,
-  ReadingStoreLive,
-  runService,
-  SqlClientLive
-} from "@dexmon/platform"
+import { AlertStoreLive, HealthHttp, layerHttpServer, Readiness, ReadingStoreLive, runService } from "@dexmon/platform"
 import { Layer } from "effect"
 import { GatewayHttp } from "./GatewayHttp.ts"
 
@@ -15,7 +7,7 @@ import { GatewayHttp } from "./GatewayHttp.ts"
 runService(
   "gateway",
   layerHttpServer(GatewayApi, Layer.mergeAll(GatewayHttp, HealthHttp)).pipe(
-    Layer.provide(Layer.mergeAll(ReadingStoreLive, AlertStoreLive, Readiness.layerSql)),
-    Layer.provide(SqlClientLive)
+    Layer.provide(Readiness.layer),
+    Layer.provide(Layer.mergeAll(ReadingStoreLive, AlertStoreLive))
   )
 )

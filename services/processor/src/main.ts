@@ -1,21 +1,12 @@
 import { HealthApi } from "@dexmon/api"
-import {
-  EventLogLive,
-  HealthHttp,
-  layerHttpServer,
-  Readiness,
-  ReadingStoreLive,
-  runService,
-  SqlClientLive
-} from "@dexmon/platform"
+import { EventLogLive, HealthHttp, layerHttpServer, Readiness, ReadingStoreLive, runService } from "@dexmon/platform"
 import { Layer } from "effect"
 import { ProcessorLive } from "./Processor.ts"
 
 /** The processor alone, with `/healthz` and `/readyz` for probes. */
 runService(
   "processor",
-  Layer.mergeAll(ProcessorLive, layerHttpServer(HealthApi, HealthHttp)).pipe(
-    Layer.provide(Layer.mergeAll(EventLogLive, ReadingStoreLive, Readiness.layerSql)),
-    Layer.provide(SqlClientLive)
+  Layer.mergeAll(ProcessorLive, layerHttpServer(HealthApi, HealthHttp).pipe(Layer.provide(Readiness.layer))).pipe(
+    Layer.provide(Layer.mergeAll(EventLogLive, ReadingStoreLive))
   )
 )

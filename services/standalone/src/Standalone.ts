@@ -8,8 +8,7 @@ import {
   HealthHttp,
   layerHttpServer,
   Readiness,
-  ReadingStoreLive,
-  SqlClientLive
+  ReadingStoreLive
 } from "@dexmon/platform"
 import { ProcessorLive } from "@dexmon/processor"
 import { IngestionHttp } from "@dexmon/receiver"
@@ -21,11 +20,20 @@ import { Layer } from "effect"
  * log, all on the stores chosen by configuration (embedded by default).
  */
 export const StandaloneLive = Layer.mergeAll(
-  layerHttpServer(DexMonApi, Layer.mergeAll(IngestionHttp, GatewayHttp, HealthHttp)),
+  layerHttpServer(DexMonApi, Layer.mergeAll(IngestionHttp, GatewayHttp, HealthHttp)).pipe(
+    Layer.provide(Readiness.layer)
+  ),
   ProcessorLive,
   NotifierLive
 ).pipe(
-  Layer.provide(Layer.mergeAll(EventLogLive, ReadingStoreLive, AlertStoreLive, Readiness.layerSql)),
-  Layer.provide(Layer.mergeAll(EventIds.layer, HotRetention.layerConfig, AlertThresholds.layerConfig)),
-  Layer.provide(SqlClientLive)
+  Layer.provide(
+    Layer.mergeAll(
+      EventLogLive,
+      ReadingStoreLive,
+      AlertStoreLive,
+      EventIds.layer,
+      HotRetention.layerConfig,
+      AlertThresholds.layerConfig
+    )
+  )
 )

@@ -30,5 +30,7 @@ export class AlertStore extends Context.Service<
     readonly save: (alerts: ReadonlyArray<Alert>) => Effect.Effect<void, AlertStoreError>
     /** A user's alerts in a time range, newest first. */
     readonly list: (query: AlertQuery) => Effect.Effect<AlertPage, AlertStoreError | InvalidCursor>
+    /** A cheap round trip to the store, for readiness probes. */
+    readonly ping: Effect.Effect<void, AlertStoreError>
   }
 >()("dexmon/ports/alert-store/AlertStore") {}

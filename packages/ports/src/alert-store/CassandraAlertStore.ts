@@ -57,18 +57,23 @@ export const replicationMap = (spec: string): string => {
   )
 }
 
-/** The driver's failures that pass when the cluster is reachable again. */
+/**
+ * What Cassandra refuses for good: a statement or a value it will never accept.
+ * Every other failure (no host, a closed socket, a timeout, an unavailable
+ * replica, an overloaded or bootstrapping node) passes once the cluster is
+ * reachable again, so a consumer waits it out instead of dead-lettering alerts.
+ */
+const permanentResponses: ReadonlyArray<number> = [
+  types.responseErrorCodes.syntaxError,
+  types.responseErrorCodes.invalid,
+  types.responseErrorCodes.unauthorized,
+  types.responseErrorCodes.configError,
+  types.responseErrorCodes.alreadyExists,
+  types.responseErrorCodes.badCredentials,
+  types.responseErrorCodes.protocolError
+]
 const isTransient = (cause: unknown): boolean =>
-  cause instanceof errors.NoHostAvailableError ||
-  cause instanceof errors.OperationTimedOutError ||
-  (cause instanceof errors.ResponseError &&
-    [
-      types.responseErrorCodes.unavailableException,
-      types.responseErrorCodes.overloaded,
-      types.responseErrorCodes.isBootstrapping,
-      types.responseErrorCodes.writeTimeout,
-      types.responseErrorCodes.readTimeout
-    ].includes(cause.code))
+  !(cause instanceof errors.ResponseError && permanentResponses.includes(cause.code))
 
 const failWith = (operation: string) => (cause: unknown) =>
   new AlertStoreError({
@@ -208,7 +213,9 @@ export const make = Effect.gen(function* () {
     }
   })
 
-  return AlertStore.of({ save, list })
+  const ping = run("ping", "SELECT release_version FROM system.local").pipe(Effect.asVoid)
+
+  return AlertStore.of({ save, list, ping })
 })
 
 /** The alert store on the Cassandra cluster `CASSANDRA_CONTACT_POINTS` names. */

@@ -90,7 +90,9 @@ export const make = Effect.gen(function* () {
     }
   })
 
-  return AlertStore.of({ save, list })
+  const ping = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(failWith("ping")))
+
+  return AlertStore.of({ save, list, ping })
 })
 
 /** The alert store on whatever PostgreSQL the `SqlClient` points at. */

@@ -68,5 +68,7 @@ export class EventLog extends Context.Service<
     readonly consume: (options: ConsumeOptions) => Stream.Stream<PartitionBatch, EventLogError>
     /** The offset the next append to each partition will get (Kafka's high watermark), by partition. */
     readonly endOffsets: (topic: string) => Effect.Effect<ReadonlyMap<number, number>, EventLogError>
+    /** A cheap round trip to the log, for readiness probes. */
+    readonly ping: Effect.Effect<void, EventLogError>
   }
 >()("dexmon/ports/event-log/EventLog") {}

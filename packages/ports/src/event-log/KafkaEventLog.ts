@@ -349,7 +349,9 @@ export const make = Effect.gen(function* () {
     return new Map(offsets.map((o) => [o.partition, Number(o.high)])) as ReadonlyMap<number, number>
   })
 
-  return EventLog.of({ append, consume, endOffsets })
+  const ping = Effect.tryPromise({ try: () => admin.describeCluster(), catch: failWith("ping") }).pipe(Effect.asVoid)
+
+  return EventLog.of({ append, consume, endOffsets, ping })
 })
 
 /** The event log on the Kafka cluster `KAFKA_BROKERS` names. */

@@ -214,7 +214,9 @@ export const make = Effect.gen(function* () {
     return new Map(rows.map((row) => [row.partition, Number(row.next_offset)])) as ReadonlyMap<number, number>
   })
 
-  return EventLog.of({ append, consume, endOffsets })
+  const ping = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(failWith("ping")))
+
+  return EventLog.of({ append, consume, endOffsets, ping })
 })
 
 /** The embedded event log, on whatever PostgreSQL the `SqlClient` points at. */

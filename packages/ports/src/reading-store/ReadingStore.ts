@@ -61,6 +61,8 @@ export class ReadingStore extends Context.Service<
       timestamp: number
     ) => Effect.Effect<Reading | undefined, ReadingStoreError>
     /** The values a reading had before its current one, oldest first. */
+    /** A cheap round trip to the store, for readiness probes. */
+    readonly ping: Effect.Effect<void, ReadingStoreError>
     readonly history: (
       sensorId: SensorId,
       timestamp: number

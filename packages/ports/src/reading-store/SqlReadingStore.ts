@@ -303,7 +303,9 @@ export const make = Effect.gen(function* () {
     )
   })
 
-  return ReadingStore.of({ upsert, list, get, history })
+  const ping = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(failWith("ping")))
+
+  return ReadingStore.of({ upsert, list, get, history, ping })
 })
 
 /** The readings store on whatever PostgreSQL the `SqlClient` points at. */
