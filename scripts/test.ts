@@ -49,8 +49,8 @@ if (missing.length > 0) {
 
 // Leave servers that the harness was already running (a developer's `pnpm infra up`) as they were.
 const alreadyRunning = Object.keys(Harness.environment()).length > 0
-console.log("\n== servers: node infra/cli.ts up kafka postgres cassandra")
-const servers = await Harness.up(["kafka", "postgres", "cassandra"])
+console.log("\n== servers: node infra/cli.ts up kafka postgres cassandra s3")
+const servers = await Harness.up(["kafka", "postgres", "cassandra", "s3"])
 let tests = false
 try {
   tests = run(

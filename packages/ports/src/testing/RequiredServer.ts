@@ -3,7 +3,9 @@
  * `pnpm test` starts the servers and sets these; a test never skips for want
  * of one: it fails and says how to get it.
  */
-export const requiredServer = (variable: "KAFKA_BROKERS" | "DATABASE_URL" | "CASSANDRA_CONTACT_POINTS"): string => {
+export const requiredServer = (
+  variable: "KAFKA_BROKERS" | "DATABASE_URL" | "CASSANDRA_CONTACT_POINTS" | "S3_ENDPOINT"
+): string => {
   const value = process.env[variable]
   if (value === undefined || value === "") {
     throw new Error(

@@ -1,0 +1,120 @@
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  PutObjectCommand,
+  S3Client
+} from "@aws-sdk/client-s3"
+import { Config, Effect, Layer, Option, Redacted } from "effect"
+import { failureOf } from "../StoreFailure.ts"
+import { type ArchiveObject, ArchiveStore, ArchiveStoreError, isValidArchiveKey } from "./ArchiveStore.ts"
+
+/**
+ * `S3_BUCKET`, `S3_ENDPOINT` (for S3-compatible servers; unset for AWS),
+ * `S3_REGION`, `S3_FORCE_PATH_STYLE`, and the standard AWS credential
+ * variables (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, or the SDK's chain).
+ */
+export const s3Config = Config.all({
+  bucket: Config.String("S3_BUCKET"),
+  endpoint: Config.option(Config.String("S3_ENDPOINT")),
+  region: Config.String("S3_REGION").pipe(Config.withDefault("us-east-1")),
+  forcePathStyle: Config.Boolean("S3_FORCE_PATH_STYLE").pipe(Config.withDefault(false)),
+  accessKeyId: Config.option(Config.String("AWS_ACCESS_KEY_ID")),
+  secretAccessKey: Config.option(Config.Redacted("AWS_SECRET_ACCESS_KEY"))
+})
+
+const isTransient = (cause: unknown): boolean => {
+  const status = (cause as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode
+  return status === undefined || status >= 500 || status === 429
+}
+const failWith = (operation: string) => (cause: unknown) => {
+  const error = failureOf((fields) => new ArchiveStoreError(fields))(operation)(cause)
+  return new ArchiveStoreError({ ...error, transient: isTransient(cause) })
+}
+
+const invalidKey = (key: string) =>
+  Effect.fail(new ArchiveStoreError({ operation: "key", message: `invalid archive key "${key}"`, transient: false }))
+
+/** The archive store on S3 (or an S3-compatible server): one object per key in `S3_BUCKET`. */
+export const make = Effect.gen(function* () {
+  const config = yield* s3Config
+  const client = yield* Effect.acquireRelease(
+    Effect.sync(
+      () =>
+        new S3Client({
+          region: config.region,
+          forcePathStyle: config.forcePathStyle,
+          ...(Option.isSome(config.endpoint) ? { endpoint: config.endpoint.value } : {}),
+          ...(Option.isSome(config.accessKeyId) && Option.isSome(config.secretAccessKey)
+            ? {
+                credentials: {
+                  accessKeyId: config.accessKeyId.value,
+                  secretAccessKey: Redacted.value(config.secretAccessKey.value)
+                }
+              }
+            : {})
+        })
+    ),
+    (s3) => Effect.sync(() => s3.destroy())
+  )
+  const send = <A>(operation: string, run: (signal: AbortSignal) => Promise<A>) =>
+    Effect.tryPromise({ try: run, catch: failWith(operation) })
+
+  const put = Effect.fn("ArchiveStore.put")(function* (key: string, bytes: Uint8Array) {
+    if (!isValidArchiveKey(key)) return yield* invalidKey(key)
+    yield* send("put", (abortSignal) =>
+      client.send(new PutObjectCommand({ Bucket: config.bucket, Key: key, Body: bytes }), { abortSignal })
+    )
+  })
+
+  const get = Effect.fn("ArchiveStore.get")(function* (key: string) {
+    if (!isValidArchiveKey(key)) return yield* invalidKey(key)
+    return yield* send("get", async (abortSignal) => {
+      try {
+        const response = await client.send(new GetObjectCommand({ Bucket: config.bucket, Key: key }), { abortSignal })
+        return response.Body === undefined ? new Uint8Array() : await response.Body.transformToByteArray()
+      } catch (error) {
+        if ((error as { name?: string }).name === "NoSuchKey") return undefined
+        throw error
+      }
+    })
+  })
+
+  const list = Effect.fn("ArchiveStore.list")(function* (prefix: string) {
+    const objects: Array<ArchiveObject> = []
+    let token: string | undefined
+    do {
+      const page: ListObjectsV2CommandOutput = yield* send("list", (abortSignal) =>
+        client.send(new ListObjectsV2Command({ Bucket: config.bucket, Prefix: prefix, ContinuationToken: token }), {
+          abortSignal
+        })
+      )
+      for (const object of page.Contents ?? []) {
+        if (object.Key !== undefined) objects.push({ key: object.Key, size: object.Size ?? 0 })
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined
+    } while (token !== undefined)
+    return objects.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  })
+
+  const remove = Effect.fn("ArchiveStore.remove")(function* (key: string) {
+    if (!isValidArchiveKey(key)) return yield* invalidKey(key)
+    yield* send("remove", (abortSignal) =>
+      client.send(new DeleteObjectCommand({ Bucket: config.bucket, Key: key }), { abortSignal })
+    )
+  })
+
+  const ping = send("ping", (abortSignal) =>
+    client.send(new HeadBucketCommand({ Bucket: config.bucket }), { abortSignal })
+  ).pipe(Effect.asVoid)
+
+  yield* ping
+  yield* Effect.logInfo(
+    `archive store: s3://${config.bucket}${Option.isSome(config.endpoint) ? ` at ${config.endpoint.value}` : ""}`
+  )
+  return ArchiveStore.of({ put, get, list, remove, ping })
+})
+
+export const layer = Layer.effect(ArchiveStore, make)
