@@ -3,28 +3,18 @@
 // and conf/ are not on Maven Central), data in a fresh folder per start. See
 // /work/shared/infra.md for the facts this relies on.
 import { spawn } from "node:child_process"
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { pathToFileURL } from "node:url"
 import { Client, policies } from "cassandra-driver"
-import {
-  acceptsTcp,
-  commandLine,
-  isAlive,
-  log,
-  runCommand,
-  seconds,
-  stopProcess,
-  tailOfFile,
-  tailOfText
-} from "../Processes.ts"
+import { dependencyPluginVersion, fetchJars } from "../Maven.ts"
+import { acceptsTcp, commandLine, isAlive, seconds, stopProcess, tailOfFile, tailOfText } from "../Processes.ts"
 import { type CassandraState, infraDirectory } from "../State.ts"
 
 /** Newest 5.0.x on Maven Central when this was written (5.0.0 ... 5.0.9); override with DEXMON_CASSANDRA_VERSION. */
 export const defaultCassandraVersion = "5.0.9"
 /** Pinned because Maven 3.8's default (2.8, from 2013) is what it would pick otherwise. */
-const dependencyPluginVersion = "3.8.1"
 const defaultNativePort = 19042
 /** The storage (gossip) port sits this far above the native port: 19070 by default, and two harnesses with different native ports do not collide. */
 const storagePortOffset = 28
@@ -91,47 +81,15 @@ const pom = (version: string): string => `<?xml version="1.0" encoding="UTF-8"?>
 </project>
 `
 
-// Debian's Maven 3.8 writes ANSI reset codes even with -B and -Dstyle.color=never.
-const ansiCode = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g")
-const withoutAnsiCodes = (text: string): string => text.replace(ansiCode, "")
-
 /**
  * The folder holding Cassandra `version`'s jars, copied there by Maven on first use. Its own
  * folder, not Kafka's: Cassandra logs with Logback, Kafka with Log4j, and both bind SLF4J.
  * The copy goes to lib.partial and is renamed when complete, so an interrupted download is redone.
  */
-export const ensureCassandraJars = async (
+export const ensureCassandraJars = (
   version: string
-): Promise<{ readonly libDirectory: string; readonly downloaded: boolean }> => {
-  const versionDirectory = join(cassandraDirectory, version)
-  const libDirectory = join(versionDirectory, "lib")
-  if (existsSync(libDirectory)) return { libDirectory, downloaded: false }
-  const partialDirectory = join(versionDirectory, "lib.partial")
-  rmSync(partialDirectory, { recursive: true, force: true })
-  mkdirSync(versionDirectory, { recursive: true })
-  writeFileSync(join(versionDirectory, "pom.xml"), pom(version))
-  log(`cassandra ${version}: fetching jars with Maven into ${libDirectory}`)
-  const maven = await runCommand(
-    "mvn",
-    [
-      "-q",
-      "-B",
-      "-f",
-      join(versionDirectory, "pom.xml"),
-      "dependency:copy-dependencies",
-      "-DincludeScope=runtime",
-      `-DoutputDirectory=${partialDirectory}`
-    ],
-    { cwd: versionDirectory }
-  )
-  if (maven.exitCode !== 0) {
-    throw new Error(
-      `mvn could not fetch Cassandra ${version} (exit ${maven.exitCode}):\n${tailOfText(withoutAnsiCodes(maven.output))}`
-    )
-  }
-  renameSync(partialDirectory, libDirectory)
-  return { libDirectory, downloaded: true }
-}
+): Promise<{ readonly libDirectory: string; readonly downloaded: boolean }> =>
+  fetchJars({ name: "Cassandra", version, versionDirectory: join(cassandraDirectory, version), pom: pom(version) })
 
 // ---------------------------------------------------------------------------------------------
 // Configuration

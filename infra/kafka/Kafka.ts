@@ -2,15 +2,15 @@
 // one KRaft node that is broker and controller at once, on 127.0.0.1, data in a
 // fresh folder per start. See /work/shared/infra.md for the facts this relies on.
 import { spawn } from "node:child_process"
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { Kafka, logLevel } from "kafkajs"
+import { dependencyPluginVersion, fetchJars } from "../Maven.ts"
 import {
   acceptsTcp,
   commandLine,
   isAlive,
-  log,
   runCommand,
   seconds,
   stopProcess,
@@ -24,7 +24,6 @@ export const defaultKafkaVersion = "4.4.0"
 /** The Log4j that kafka-server 4.4.0 itself depends on; all three Log4j jars must share one version. */
 const log4jVersion = "2.25.5"
 /** Pinned because Maven 3.8's default (2.8, from 2013) is what it would pick otherwise. */
-const dependencyPluginVersion = "3.8.1"
 const defaultBrokerPort = 19092
 const host = "127.0.0.1"
 const readyTimeoutMs = 120_000
@@ -98,46 +97,14 @@ const pom = (version: string): string => `<?xml version="1.0" encoding="UTF-8"?>
 </project>
 `
 
-// Debian's Maven 3.8 writes ANSI reset codes even with -B and -Dstyle.color=never.
-const ansiCode = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g")
-const withoutAnsiCodes = (text: string): string => text.replace(ansiCode, "")
-
 /**
  * The folder holding Kafka `version`'s jars, copied there by Maven on first use. The copy
  * goes to lib.partial and is renamed when complete, so an interrupted download is redone.
  */
-export const ensureKafkaJars = async (
+export const ensureKafkaJars = (
   version: string
-): Promise<{ readonly libDirectory: string; readonly downloaded: boolean }> => {
-  const versionDirectory = join(kafkaDirectory, version)
-  const libDirectory = join(versionDirectory, "lib")
-  if (existsSync(libDirectory)) return { libDirectory, downloaded: false }
-  const partialDirectory = join(versionDirectory, "lib.partial")
-  rmSync(partialDirectory, { recursive: true, force: true })
-  mkdirSync(versionDirectory, { recursive: true })
-  writeFileSync(join(versionDirectory, "pom.xml"), pom(version))
-  log(`kafka ${version}: fetching jars with Maven into ${libDirectory}`)
-  const maven = await runCommand(
-    "mvn",
-    [
-      "-q",
-      "-B",
-      "-f",
-      join(versionDirectory, "pom.xml"),
-      "dependency:copy-dependencies",
-      "-DincludeScope=runtime",
-      `-DoutputDirectory=${partialDirectory}`
-    ],
-    { cwd: versionDirectory }
-  )
-  if (maven.exitCode !== 0) {
-    throw new Error(
-      `mvn could not fetch Kafka ${version} (exit ${maven.exitCode}):\n${tailOfText(withoutAnsiCodes(maven.output))}`
-    )
-  }
-  renameSync(partialDirectory, libDirectory)
-  return { libDirectory, downloaded: true }
-}
+): Promise<{ readonly libDirectory: string; readonly downloaded: boolean }> =>
+  fetchJars({ name: "Kafka", version, versionDirectory: join(kafkaDirectory, version), pom: pom(version) })
 
 // ---------------------------------------------------------------------------------------------
 // Configuration and storage

@@ -3,21 +3,12 @@
 // a restart of the JVM), with one bucket created at start-up. See /work/shared/infra.md for the
 // facts this relies on.
 import { spawn } from "node:child_process"
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3"
-import {
-  acceptsTcp,
-  commandLine,
-  isAlive,
-  log,
-  runCommand,
-  seconds,
-  stopProcess,
-  tailOfFile,
-  tailOfText
-} from "../Processes.ts"
+import { dependencyPluginVersion, fetchJars } from "../Maven.ts"
+import { acceptsTcp, commandLine, isAlive, seconds, stopProcess, tailOfFile, tailOfText } from "../Processes.ts"
 import { infraDirectory, type S3State } from "../State.ts"
 
 /**
@@ -26,7 +17,6 @@ import { infraDirectory, type S3State } from "../State.ts"
  */
 export const defaultS3ProxyVersion = "4.1.0"
 /** Pinned because Maven 3.8's default (2.8, from 2013) is what it would pick otherwise. */
-const dependencyPluginVersion = "3.8.1"
 const defaultPort = 19900
 const host = "127.0.0.1"
 const readyTimeoutMs = 120_000
@@ -150,47 +140,15 @@ const pom = (version: string): string => `<?xml version="1.0" encoding="UTF-8"?>
 </project>
 `
 
-// Debian's Maven 3.8 writes ANSI reset codes even with -B and -Dstyle.color=never.
-const ansiCode = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g")
-const withoutAnsiCodes = (text: string): string => text.replace(ansiCode, "")
-
 /**
  * The folder holding S3Proxy `version`'s jars, copied there by Maven on first use. Its own
  * folder, not Kafka's or Cassandra's: each server brings its own logging stack and library versions.
  * The copy goes to lib.partial and is renamed when complete, so an interrupted download is redone.
  */
-export const ensureS3ProxyJars = async (
+export const ensureS3ProxyJars = (
   version: string
-): Promise<{ readonly libDirectory: string; readonly downloaded: boolean }> => {
-  const versionDirectory = join(s3Directory, version)
-  const libDirectory = join(versionDirectory, "lib")
-  if (existsSync(libDirectory)) return { libDirectory, downloaded: false }
-  const partialDirectory = join(versionDirectory, "lib.partial")
-  rmSync(partialDirectory, { recursive: true, force: true })
-  mkdirSync(versionDirectory, { recursive: true })
-  writeFileSync(join(versionDirectory, "pom.xml"), pom(version))
-  log(`s3proxy ${version}: fetching jars with Maven into ${libDirectory}`)
-  const maven = await runCommand(
-    "mvn",
-    [
-      "-q",
-      "-B",
-      "-f",
-      join(versionDirectory, "pom.xml"),
-      "dependency:copy-dependencies",
-      "-DincludeScope=runtime",
-      `-DoutputDirectory=${partialDirectory}`
-    ],
-    { cwd: versionDirectory }
-  )
-  if (maven.exitCode !== 0) {
-    throw new Error(
-      `mvn could not fetch S3Proxy ${version} (exit ${maven.exitCode}):\n${tailOfText(withoutAnsiCodes(maven.output))}`
-    )
-  }
-  renameSync(partialDirectory, libDirectory)
-  return { libDirectory, downloaded: true }
-}
+): Promise<{ readonly libDirectory: string; readonly downloaded: boolean }> =>
+  fetchJars({ name: "S3Proxy", version, versionDirectory: join(s3Directory, version), pom: pom(version) })
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
