@@ -19,17 +19,18 @@ export const isTransientCause = (cause: unknown): boolean =>
   (Predicate.hasProperty(cause, "retriable") && cause.retriable === true) ||
   (Predicate.hasProperty(cause, "cause") && cause.cause !== cause && isTransientCause(cause.cause))
 
-/** `(operation) => (cause) => PortError`: wraps a driver failure in a port's error, keeping the cause. */
+/**
+ * `(operation) => (cause) => PortError`: wraps a driver failure in a port's error, keeping the
+ * cause. A driver whose errors do not say whether they are retryable passes its own `isTransient`.
+ */
 export const failureOf =
-  <E>(make: (fields: { operation: string; message: string; transient: boolean; cause: unknown }) => E) =>
+  <E>(
+    make: (fields: { operation: string; message: string; transient: boolean; cause: unknown }) => E,
+    isTransient: (cause: unknown) => boolean = isTransientCause
+  ) =>
   (operation: string) =>
   (cause: unknown): E =>
-    make({
-      operation,
-      message: describeCause(cause),
-      transient: isTransientCause(cause),
-      cause
-    })
+    make({ operation, message: describeCause(cause), transient: isTransient(cause), cause })
 
 /** The messages along a cause chain, outermost first: drivers wrap the server's own words several levels down. */
 const describeCause = (cause: unknown): string => {

@@ -2,6 +2,7 @@ import { Alert, InvalidCursor } from "@dexmon/domain"
 import cassandra from "cassandra-driver"
 import { Config, Effect, Layer, Option, Redacted, Schedule, Schema } from "effect"
 import { decodeCursor, encodeCursor } from "../Cursor.ts"
+import { failureOf } from "../StoreFailure.ts"
 import { type AlertQuery, AlertStore, AlertStoreError } from "./AlertStore.ts"
 
 const { errors, types } = cassandra
@@ -75,13 +76,7 @@ const permanentResponses: ReadonlyArray<number> = [
 const isTransient = (cause: unknown): boolean =>
   !(cause instanceof errors.ResponseError && permanentResponses.includes(cause.code))
 
-const failWith = (operation: string) => (cause: unknown) =>
-  new AlertStoreError({
-    operation,
-    message: cause instanceof Error ? cause.message : String(cause),
-    transient: isTransient(cause),
-    cause
-  })
+const failWith = failureOf((fields) => new AlertStoreError(fields), isTransient)
 
 const AlertRow = Schema.Struct({
   user_id: Schema.String,

@@ -29,10 +29,7 @@ const isTransient = (cause: unknown): boolean => {
   const status = (cause as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode
   return status === undefined || status >= 500 || status === 429
 }
-const failWith = (operation: string) => (cause: unknown) => {
-  const error = failureOf((fields) => new ArchiveStoreError(fields))(operation)(cause)
-  return new ArchiveStoreError({ ...error, transient: isTransient(cause) })
-}
+const failWith = failureOf((fields) => new ArchiveStoreError(fields), isTransient)
 
 const invalidKey = (key: string) =>
   Effect.fail(new ArchiveStoreError({ operation: "key", message: `invalid archive key "${key}"`, transient: false }))

@@ -14,9 +14,7 @@ export const layerPgClient = (url: Redacted.Redacted<string>, options?: { readon
   PgClient.layer({
     url,
     maxConnections: options?.maxConnections ?? 20,
-    applicationName: "dexmon",
-    // Timestamps are compared and paged in SQL; keep them as JS Dates at the edge.
-    transformResultNames: undefined
+    applicationName: "dexmon"
   })
 
 export const layerEmbedded = (options: { readonly dataDir: string; readonly port: number }) =>
