@@ -1,12 +1,16 @@
 import {
   type AlertStore,
+  type ArchiveStore,
   CassandraAlertStore,
   Database,
   type EventLog,
   KafkaEventLog,
+  LocalFolderArchiveStore,
   PostgresAlertStore,
   PostgresEventLog,
   requireEmbeddedAllowed,
+  S3ArchiveStore,
+  SqlArchiveLedger,
   SqlReadingStore,
   Topics
 } from "@dexmon/ports"
@@ -44,4 +48,20 @@ export const AlertStoreLive = Layer.unwrap(
     yield* requireEmbeddedAllowed("CASSANDRA_CONTACT_POINTS")
     return PostgresAlertStore.layer.pipe(Layer.provide(SqlClientLive))
   })
+)
+
+/** Archive objects: S3 when `S3_BUCKET` is set, otherwise a local folder (`DEXMON_ARCHIVE_DIR`). */
+export const ArchiveStoreLive = Layer.unwrap(
+  Effect.gen(function* () {
+    const bucket = yield* Config.option(Config.String("S3_BUCKET"))
+    if (Option.isSome(bucket)) return S3ArchiveStore.layer as Layer.Layer<ArchiveStore, unknown>
+    yield* requireEmbeddedAllowed("S3_BUCKET")
+    return LocalFolderArchiveStore.layerConfig
+  })
+)
+
+/** The archive ledger, beside the readings it removes in the same database. */
+export const ArchiveLedgerLive = SqlArchiveLedger.layer.pipe(
+  Layer.provideMerge(ReadingStoreLive),
+  Layer.provide(SqlClientLive)
 )

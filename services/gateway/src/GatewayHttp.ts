@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto"
 import { CurrentCaller, DexMonApi, NotFound, ReadingsPage, ServiceUnavailable } from "@dexmon/api"
+import { ReadingsQuery } from "@dexmon/archive"
 import { Reading } from "@dexmon/domain"
 import { AlertStore, ReadingStore } from "@dexmon/ports"
 import { Effect, Layer, Schema } from "effect"
@@ -36,12 +37,14 @@ export const ReadingsHttp = HttpApiBuilder.group(
   "readings",
   Effect.fn(function* (handlers) {
     const readings = yield* ReadingStore
+    const readingsOverTime = yield* ReadingsQuery
     return handlers
       .handle(
         "list",
         Effect.fn("ReadingsHttp.list")(function* ({ query }) {
           const caller = yield* CurrentCaller
-          const page = yield* readings
+          // Hot and archived readings together: a range may reach past the hot retention.
+          const page = yield* readingsOverTime
             .list({
               user_id: caller.userId,
               from: query.from,
@@ -50,7 +53,14 @@ export const ReadingsHttp = HttpApiBuilder.group(
               limit: query.limit ?? DEFAULT_PAGE_SIZE,
               cursor: query.cursor
             })
-            .pipe(Effect.catchTag("ReadingStoreError", unavailable("the readings store")))
+            .pipe(
+              Effect.catchTags({
+                ReadingStoreError: unavailable("the readings store"),
+                ArchiveLedgerError: unavailable("the archive ledger"),
+                ArchiveStoreError: unavailable("the archive store"),
+                ArchiveFormatError: unavailable("the archive")
+              })
+            )
           // A page's etag changes exactly when one of its readings, or where the next page starts, changes.
           const pageEtag = createHash("sha256")
             .update(page.items.map((r) => `${r.sensor_id}/${r.timestamp}/${r.etag}`).join("\n"))

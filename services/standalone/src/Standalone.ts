@@ -1,14 +1,17 @@
 import { DexMonApi } from "@dexmon/api"
+import { Archiver, ReadingsQuery } from "@dexmon/archive"
+import { ScheduledArchiverLive } from "@dexmon/archiver"
 import { AlertThresholds, EventIds, HotRetention } from "@dexmon/domain"
 import { GatewayHttp } from "@dexmon/gateway"
 import { NotifierLive } from "@dexmon/notifier"
 import {
   AlertStoreLive,
+  ArchiveLedgerLive,
+  ArchiveStoreLive,
   EventLogLive,
   HealthHttp,
   layerHttpServer,
-  Readiness,
-  ReadingStoreLive
+  Readiness
 } from "@dexmon/platform"
 import { ProcessorLive } from "@dexmon/processor"
 import { IngestionHttp } from "@dexmon/receiver"
@@ -17,19 +20,23 @@ import { Layer } from "effect"
 /**
  * Every DexMon service in one process: the receiver and the gateway behind one
  * HTTP server, the processor and the notifier as consumers of the same event
- * log, all on the stores chosen by configuration (embedded by default).
+ * log, the archiver on a schedule, all on the stores chosen by configuration
+ * (embedded by default).
  */
 export const StandaloneLive = Layer.mergeAll(
   layerHttpServer(DexMonApi, Layer.mergeAll(IngestionHttp, GatewayHttp, HealthHttp)).pipe(
     Layer.provide(Readiness.layer)
   ),
   ProcessorLive,
-  NotifierLive
+  NotifierLive,
+  ScheduledArchiverLive
 ).pipe(
+  Layer.provide(Layer.mergeAll(ReadingsQuery.layer, Archiver.layer)),
   Layer.provide(
     Layer.mergeAll(
       EventLogLive,
-      ReadingStoreLive,
+      ArchiveLedgerLive,
+      ArchiveStoreLive,
       AlertStoreLive,
       EventIds.layer,
       HotRetention.layerConfig,

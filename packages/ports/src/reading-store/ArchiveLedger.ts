@@ -1,0 +1,114 @@
+import type { SensorId, Source, UserId } from "@dexmon/domain"
+import { Context, type Effect, Schema, type Scope } from "effect"
+import { StoreFailureFields } from "../StoreFailure.ts"
+
+/** A stored reading with every column, instants as epoch milliseconds: what an archive object holds per row. */
+export interface ReadingRecord {
+  readonly id: string
+  readonly sensor_id: SensorId
+  readonly user_id: UserId
+  readonly timestamp: number
+  readonly glucose_value: number
+  readonly source: Source
+  readonly version: number
+  readonly etag: string
+  readonly created_at: number
+  readonly updated_at: number
+}
+
+/** A user's readings of one UTC day that are older than the cutoff, still in the hot store. */
+export interface ArchivableDay {
+  /** `YYYY-MM-DD`, UTC. */
+  readonly day: string
+  readonly user_id: UserId
+}
+
+/** One archive object as the ledger knows it. */
+export interface ArchivedObject {
+  readonly key: string
+  readonly day: string
+  readonly user_id: UserId
+  readonly row_count: number
+  /** The checksum of the rows (see the archive package), verified on read-back. */
+  readonly checksum: string
+  /** Epoch milliseconds of the first and last reading in the object. */
+  readonly first_timestamp: number
+  readonly last_timestamp: number
+}
+
+export class ArchiveLedgerError extends Schema.TaggedError<ArchiveLedgerError>()(
+  "ArchiveLedgerError",
+  StoreFailureFields
+) {}
+
+/** A row of the chunk changed or vanished between reading it and committing its object: nothing was removed. */
+export class ArchiveConflict extends Schema.TaggedError<ArchiveConflict>()("ArchiveConflict", {
+  key: Schema.String,
+  expected: Schema.Number,
+  removed: Schema.Number
+}) {}
+
+/** Another archiver run holds the archive lock. */
+export class ArchiverBusy extends Schema.TaggedError<ArchiverBusy>()("ArchiverBusy", {}) {}
+
+/**
+ * The archiver's side of the readings store: which readings are due, and the
+ * ledger of archive objects. Committing an object removes its rows from the hot
+ * store in the same transaction that marks the object committed, so a reading
+ * is in exactly one place at every instant: the hot store, or one committed
+ * object. Objects still `pending` (written, maybe, but never committed) are
+ * leftovers of a crash; the archiver removes them before it writes new ones.
+ */
+export class ArchiveLedger extends Context.Service<
+  ArchiveLedger,
+  {
+    /** Runs `effect` holding the archive lock, or fails with `ArchiverBusy` at once. */
+    readonly exclusive: <A, E, R>(
+      effect: Effect.Effect<A, E, R>
+    ) => Effect.Effect<A, E | ArchiverBusy | ArchiveLedgerError, Exclude<R, Scope.Scope>>
+    /** Up to `limit` (day, user) pairs with readings before `before`, ordered by day then user, after `after`. */
+    readonly archivableDays: (
+      before: number,
+      limit: number,
+      after?: ArchivableDay
+    ) => Effect.Effect<ReadonlyArray<ArchivableDay>, ArchiveLedgerError>
+    /** A user's readings in `[from, to)`, ordered by (timestamp, sensor), after the position `after`. */
+    readonly readChunk: (query: {
+      readonly user_id: UserId
+      readonly from: number
+      readonly to: number
+      readonly limit: number
+      readonly after?: readonly [timestamp: number, sensor: SensorId] | undefined
+    }) => Effect.Effect<ReadonlyArray<ReadingRecord>, ArchiveLedgerError>
+    /**
+     * Records an object as pending before it is written, so a crash leaves a trace to clean up.
+     * Answers `committed` when the same key is already committed (the same rows, archived before).
+     */
+    readonly begin: (object: ArchivedObject) => Effect.Effect<"pending" | "committed", ArchiveLedgerError>
+    /**
+     * In one transaction: removes the rows from the hot store (each only if its etag is unchanged)
+     * and marks the object committed; fails with `ArchiveConflict`, changing nothing, if not every row went.
+     */
+    readonly commit: (
+      object: ArchivedObject,
+      rows: ReadonlyArray<Pick<ReadingRecord, "sensor_id" | "timestamp" | "etag">>
+    ) => Effect.Effect<void, ArchiveLedgerError | ArchiveConflict>
+    /** Objects begun and never committed. */
+    readonly pending: Effect.Effect<ReadonlyArray<ArchivedObject>, ArchiveLedgerError>
+    /** Drops a pending entry (after its object, if any, was removed). Committed entries are kept. */
+    readonly forget: (key: string) => Effect.Effect<void, ArchiveLedgerError>
+    /** A user's committed objects holding readings in `[from, to)`, ordered by first timestamp. */
+    readonly objectsOverlapping: (
+      userId: UserId,
+      from: number,
+      to: number
+    ) => Effect.Effect<ReadonlyArray<ArchivedObject>, ArchiveLedgerError>
+    /** Days with committed objects whose manifest has not been written since. */
+    readonly unmanifestedDays: Effect.Effect<ReadonlyArray<string>, ArchiveLedgerError>
+    /** Every committed object of a day, in key order. */
+    readonly objectsOfDay: (day: string) => Effect.Effect<ReadonlyArray<ArchivedObject>, ArchiveLedgerError>
+    readonly markManifested: (day: string, keys: ReadonlyArray<string>) => Effect.Effect<void, ArchiveLedgerError>
+    /** Drops the hot store's monthly partitions that end at or before `before` and hold no rows; their names. */
+    readonly dropEmptyPartitions: (before: number) => Effect.Effect<ReadonlyArray<string>, ArchiveLedgerError>
+  }
+>()("dexmon/ports/reading-store/ArchiveLedger") {}

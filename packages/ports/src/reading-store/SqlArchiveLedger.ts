@@ -1,0 +1,306 @@
+import type { SensorId, Source, UserId } from "@dexmon/domain"
+import { Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+import { runMigrations } from "../postgres/Migrations.ts"
+import { failureOf } from "../StoreFailure.ts"
+import {
+  type ArchivableDay,
+  ArchiveConflict,
+  type ArchivedObject,
+  ArchiveLedger,
+  ArchiveLedgerError,
+  ArchiverBusy,
+  type ReadingRecord
+} from "./ArchiveLedger.ts"
+import { ReadingStore } from "./ReadingStore.ts"
+
+const migrations = {
+  "0001_archive_objects": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE archive_objects (
+      key text PRIMARY KEY,
+      day date NOT NULL,
+      user_id text NOT NULL,
+      row_count integer NOT NULL,
+      checksum text NOT NULL,
+      first_timestamp timestamptz NOT NULL,
+      last_timestamp timestamptz NOT NULL,
+      state text NOT NULL CHECK (state IN ('pending', 'committed')),
+      manifested boolean NOT NULL DEFAULT false,
+      begun_at timestamptz NOT NULL DEFAULT now(),
+      committed_at timestamptz
+    )`
+    yield* sql`CREATE INDEX archive_objects_by_user ON archive_objects (user_id, first_timestamp)
+      WHERE state = 'committed'`
+    yield* sql`CREATE INDEX archive_objects_unmanifested ON archive_objects (day)
+      WHERE state = 'committed' AND NOT manifested`
+  })
+}
+
+const failWith = failureOf((fields) => new ArchiveLedgerError(fields))
+
+/** Arbitrary but fixed: the advisory lock key that makes archiver runs exclusive across processes. */
+const ARCHIVER_LOCK = 0x64_78_61_72 // "dxar"
+
+const iso = (millis: number) => new Date(millis).toISOString()
+const MONTH_PARTITION = /^glucose_readings_(\d{4})(\d{2})$/
+
+interface ObjectRow {
+  readonly key: string
+  readonly day: string
+  readonly user_id: string
+  readonly row_count: number
+  readonly checksum: string
+  readonly first_ms: number
+  readonly last_ms: number
+}
+const toObject = (row: ObjectRow): ArchivedObject => ({
+  key: row.key,
+  day: row.day,
+  user_id: row.user_id as UserId,
+  row_count: Number(row.row_count),
+  checksum: row.checksum,
+  first_timestamp: Number(row.first_ms),
+  last_timestamp: Number(row.last_ms)
+})
+
+/**
+ * The archive ledger in the readings database: the `archive_objects` table,
+ * and the removal of archived rows from `glucose_readings` in the transaction
+ * that commits their object.
+ */
+export const make = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  // The readings table must exist first: requiring the store orders the two layers' migrations.
+  yield* ReadingStore
+  yield* runMigrations("archive_ledger", migrations)
+
+  const objectColumns = sql.literal(`key, to_char(day, 'YYYY-MM-DD') AS day, user_id, row_count, checksum,
+    (extract(epoch FROM first_timestamp) * 1000)::float8 AS first_ms,
+    (extract(epoch FROM last_timestamp) * 1000)::float8 AS last_ms`)
+
+  const exclusive = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        // A session lock on a connection held for the run: a killed archiver's lock goes with its connection.
+        const connection = yield* sql.reserve.pipe(Effect.mapError(failWith("lock")))
+        const [row] = yield* connection
+          .execute("SELECT pg_try_advisory_lock($1) AS locked", [ARCHIVER_LOCK], undefined)
+          .pipe(Effect.mapError(failWith("lock")))
+        if (row?.locked !== true) return yield* new ArchiverBusy()
+        yield* Effect.addFinalizer(() =>
+          connection.execute("SELECT pg_advisory_unlock($1)", [ARCHIVER_LOCK], undefined).pipe(Effect.ignore)
+        )
+        return yield* effect
+      })
+    )
+
+  const archivableDays = Effect.fn("ArchiveLedger.archivableDays")(function* (
+    before: number,
+    limit: number,
+    after?: ArchivableDay
+  ) {
+    const rows = yield* sql<{ day: string; user_id: string }>`
+      SELECT DISTINCT to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, user_id
+      FROM glucose_readings
+      WHERE "timestamp" < ${iso(before)}::timestamptz
+        ${after === undefined ? sql`` : sql`AND (to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD'), user_id) > (${after.day}, ${after.user_id})`}
+      ORDER BY day, user_id
+      LIMIT ${limit}`.pipe(Effect.mapError(failWith("archivable days")))
+    return rows.map((row) => ({ day: row.day, user_id: row.user_id as UserId }))
+  })
+
+  const readChunk = Effect.fn("ArchiveLedger.readChunk")(function* (query: {
+    readonly user_id: UserId
+    readonly from: number
+    readonly to: number
+    readonly limit: number
+    readonly after?: readonly [number, SensorId] | undefined
+  }) {
+    const rows = yield* sql<{
+      id: string
+      sensor_id: string
+      user_id: string
+      timestamp_ms: number
+      glucose_value: number
+      source: string
+      version: number
+      etag: string
+      created_ms: number
+      updated_ms: number
+    }>`
+      SELECT id::text AS id, sensor_id, user_id, (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms,
+        glucose_value, source, version, etag,
+        (extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
+        (extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms
+      FROM glucose_readings
+      WHERE user_id = ${query.user_id}
+        AND "timestamp" >= ${iso(query.from)}::timestamptz AND "timestamp" < ${iso(query.to)}::timestamptz
+        ${query.after === undefined ? sql`` : sql`AND ("timestamp", sensor_id) > (${iso(query.after[0])}::timestamptz, ${query.after[1]})`}
+      ORDER BY "timestamp", sensor_id
+      LIMIT ${query.limit}`.pipe(Effect.mapError(failWith("read chunk")))
+    return rows.map(
+      (row): ReadingRecord => ({
+        id: row.id,
+        sensor_id: row.sensor_id as SensorId,
+        user_id: row.user_id as UserId,
+        timestamp: Number(row.timestamp_ms),
+        glucose_value: Number(row.glucose_value),
+        source: row.source as Source,
+        version: Number(row.version),
+        etag: row.etag,
+        created_at: Number(row.created_ms),
+        updated_at: Number(row.updated_ms)
+      })
+    )
+  })
+
+  const begin = Effect.fn("ArchiveLedger.begin")(function* (object: ArchivedObject) {
+    // A key already committed keeps its state: the same rows were archived before, into the same object.
+    yield* sql`
+      INSERT INTO archive_objects (key, day, user_id, row_count, checksum, first_timestamp, last_timestamp, state)
+      VALUES (${object.key}, ${object.day}::date, ${object.user_id}, ${object.row_count}, ${object.checksum},
+        ${iso(object.first_timestamp)}::timestamptz, ${iso(object.last_timestamp)}::timestamptz, 'pending')
+      ON CONFLICT (key) DO NOTHING`.pipe(Effect.mapError(failWith("begin")))
+    const [row] = yield* sql<{ state: "pending" | "committed" }>`
+      SELECT state FROM archive_objects WHERE key = ${object.key}`.pipe(Effect.mapError(failWith("begin")))
+    return row?.state ?? "pending"
+  })
+
+  const commit = Effect.fn("ArchiveLedger.commit")(function* (
+    object: ArchivedObject,
+    rows: ReadonlyArray<Pick<ReadingRecord, "sensor_id" | "timestamp" | "etag">>
+  ) {
+    const removeAndCommit = Effect.gen(function* () {
+      const [{ removed }] = (yield* sql<{ removed: number }>`
+        WITH archived AS (
+          SELECT * FROM unnest(
+            ${rows.map((row) => row.sensor_id)}::text[],
+            ${rows.map((row) => iso(row.timestamp))}::timestamptz[],
+            ${rows.map((row) => row.etag)}::text[]
+          ) AS k(sensor_id, "timestamp", etag)
+        ),
+        gone AS (
+          DELETE FROM glucose_readings r USING archived k
+          WHERE r.sensor_id = k.sensor_id AND r."timestamp" = k."timestamp" AND r.etag = k.etag
+            AND r.user_id = ${object.user_id}
+          RETURNING 1
+        )
+        SELECT count(*)::int AS removed FROM gone`.pipe(Effect.mapError(failWith("commit")))) as [{ removed: number }]
+      if (Number(removed) !== object.row_count) {
+        return yield* new ArchiveConflict({ key: object.key, expected: object.row_count, removed: Number(removed) })
+      }
+      yield* sql`
+        INSERT INTO archive_objects (key, day, user_id, row_count, checksum, first_timestamp, last_timestamp, state,
+          manifested, committed_at)
+        VALUES (${object.key}, ${object.day}::date, ${object.user_id}, ${object.row_count}, ${object.checksum},
+          ${iso(object.first_timestamp)}::timestamptz, ${iso(object.last_timestamp)}::timestamptz, 'committed',
+          false, now())
+        ON CONFLICT (key) DO UPDATE SET state = 'committed', manifested = false, committed_at = now()`.pipe(
+        Effect.mapError(failWith("commit"))
+      )
+    })
+    yield* sql
+      .withTransaction(removeAndCommit)
+      .pipe(Effect.catchTag("SqlError", (error) => Effect.fail(failWith("commit")(error))))
+  })
+
+  const pending = sql<ObjectRow>`
+    SELECT ${objectColumns} FROM archive_objects WHERE state = 'pending' ORDER BY key`.pipe(
+    Effect.map((rows) => rows.map(toObject)),
+    Effect.mapError(failWith("pending")),
+    Effect.withSpan("ArchiveLedger.pending")
+  )
+
+  const forget = Effect.fn("ArchiveLedger.forget")(function* (key: string) {
+    yield* sql`DELETE FROM archive_objects WHERE key = ${key} AND state = 'pending'`.pipe(
+      Effect.mapError(failWith("forget"))
+    )
+  })
+
+  const objectsOverlapping = Effect.fn("ArchiveLedger.objectsOverlapping")(function* (
+    userId: UserId,
+    from: number,
+    to: number
+  ) {
+    const rows = yield* sql<ObjectRow>`
+      SELECT ${objectColumns} FROM archive_objects
+      WHERE state = 'committed' AND user_id = ${userId}
+        AND first_timestamp < ${iso(to)}::timestamptz AND last_timestamp >= ${iso(from)}::timestamptz
+      ORDER BY first_timestamp, key`.pipe(Effect.mapError(failWith("objects overlapping")))
+    return rows.map(toObject)
+  })
+
+  const unmanifestedDays = sql<{ day: string }>`
+    SELECT DISTINCT to_char(day, 'YYYY-MM-DD') AS day FROM archive_objects
+    WHERE state = 'committed' AND NOT manifested ORDER BY day`.pipe(
+    Effect.map((rows) => rows.map((row) => row.day)),
+    Effect.mapError(failWith("unmanifested days")),
+    Effect.withSpan("ArchiveLedger.unmanifestedDays")
+  )
+
+  const objectsOfDay = Effect.fn("ArchiveLedger.objectsOfDay")(function* (day: string) {
+    const rows = yield* sql<ObjectRow>`
+      SELECT ${objectColumns} FROM archive_objects
+      WHERE state = 'committed' AND day = ${day}::date ORDER BY key`.pipe(Effect.mapError(failWith("objects of day")))
+    return rows.map(toObject)
+  })
+
+  const markManifested = Effect.fn("ArchiveLedger.markManifested")(function* (
+    day: string,
+    keys: ReadonlyArray<string>
+  ) {
+    yield* sql`UPDATE archive_objects SET manifested = true
+      WHERE day = ${day}::date AND key = ANY(${keys}::text[])`.pipe(Effect.mapError(failWith("mark manifested")))
+  })
+
+  const dropEmptyPartitions = Effect.fn("ArchiveLedger.dropEmptyPartitions")(function* (before: number) {
+    const partitions = yield* sql<{ name: string }>`
+      SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+      WHERE i.inhparent = 'glucose_readings'::regclass ORDER BY c.relname`.pipe(
+      Effect.mapError(failWith("list partitions"))
+    )
+    const dropped: Array<string> = []
+    for (const { name } of partitions) {
+      const month = MONTH_PARTITION.exec(name)
+      if (month === null) continue
+      const end = Date.UTC(Number(month[1]), Number(month[2]), 1) // Date.UTC months are 0-based: this is the next month
+      if (end > before) continue
+      const wasDropped = yield* sql
+        .withTransaction(
+          Effect.gen(function* () {
+            // The same lock that guards creating partitions; then the partition itself, so no insert slips in.
+            yield* sql`SELECT pg_advisory_xact_lock(hashtext('glucose_readings partitions'))`
+            yield* sql.unsafe(`LOCK TABLE ${name} IN ACCESS EXCLUSIVE MODE`)
+            const [{ empty }] = (yield* sql.unsafe<{ empty: boolean }>(
+              `SELECT NOT EXISTS (SELECT 1 FROM ${name}) AS empty`
+            )) as unknown as [{ empty: boolean }]
+            if (!empty) return false
+            yield* sql.unsafe(`DROP TABLE ${name}`)
+            return true
+          })
+        )
+        .pipe(Effect.mapError(failWith("drop partition")))
+      if (wasDropped) dropped.push(name)
+    }
+    return dropped
+  })
+
+  return ArchiveLedger.of({
+    exclusive,
+    archivableDays,
+    readChunk,
+    begin,
+    commit,
+    pending,
+    forget,
+    objectsOverlapping,
+    unmanifestedDays,
+    objectsOfDay,
+    markManifested,
+    dropEmptyPartitions
+  })
+})
+
+/** The ledger in the readings database; built after the readings store, whose table it shares. */
+export const layer = Layer.effect(ArchiveLedger, make)
