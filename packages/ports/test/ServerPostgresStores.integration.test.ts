@@ -1,16 +1,18 @@
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import { PostgresAlertStore, SqlReadingStore } from "../src/index.ts"
+import { PostgresAlertStore, SqlArchiveLedger, SqlReadingStore } from "../src/index.ts"
 import { layerServerPostgresTest, requiredServer } from "../src/testing/index.ts"
 import { alertStoreContract } from "./contracts/AlertStoreContract.ts"
+import { archiveLedgerContract } from "./contracts/ArchiveLedgerContract.ts"
 import { readingStoreContract } from "./contracts/ReadingStoreContract.ts"
 
 // The same suites as on the embedded server, on the real PostgreSQL server (PostgreSQL 15 here).
 const server = requiredServer("DATABASE_URL").replace(/\/\/[^@]*@/, "//")
-const both = Layer.mergeAll(SqlReadingStore.layer, PostgresAlertStore.layer).pipe(
-  Layer.provideMerge(Layer.fresh(layerServerPostgresTest))
-)
+const both = Layer.mergeAll(
+  SqlArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
+  PostgresAlertStore.layer
+).pipe(Layer.provideMerge(Layer.fresh(layerServerPostgresTest)))
 
 layer(both, { timeout: 60_000, excludeTestServices: true })(`readings schema on ${server}`, (it) => {
   it.effect("has the unique key, monthly range partitions (no TimescaleDB here) and the history table", () =>
@@ -42,3 +44,4 @@ layer(both, { timeout: 60_000, excludeTestServices: true })(`readings schema on 
 
 readingStoreContract(`SQL on ${server}`, both)
 alertStoreContract(`PostgreSQL table on ${server}`, both)
+archiveLedgerContract(`SQL on ${server}`, both)

@@ -1,0 +1,187 @@
+import { EventId, SensorId, UserId } from "@dexmon/domain"
+import { assert, layer } from "@effect/vitest"
+import { Deferred, Effect, Fiber, type Layer } from "effect"
+import { type ArchivedObject, ArchiveLedger, ReadingStore, type ReadingWrite } from "../../src/index.ts"
+
+let runCounter = 0
+const newUser = () => UserId.make(`ledger-${Date.now().toString(36)}-${runCounter++}`)
+const day = "2026-06-10"
+const t0 = Date.parse(`${day}T00:00:00.000Z`)
+let eventCounter = 0
+const eventId = () => EventId.make(`01900000-0000-7000-8000-${(++eventCounter).toString(16).padStart(12, "0")}`)
+/** Sensor names are per user: a sensor belongs to one user, and `(sensor, timestamp)` is the reading's key. */
+const write = (user: UserId, sensor: string, timestamp: number, value: number): ReadingWrite => ({
+  event_id: eventId(),
+  sensor_id: SensorId.make(sensor.startsWith(user) ? sensor : `${user}-${sensor}`),
+  user_id: user,
+  timestamp,
+  glucose_value: value,
+  source: "SENSOR"
+})
+/** Six readings of one user on `day`, five minutes apart, on two sensors. */
+const seed = (user: UserId) =>
+  Array.from({ length: 6 }, (_, i) => write(user, `s${i % 2}`, t0 + Math.floor(i / 2) * 300_000, 80 + i))
+const objectFor = (user: UserId, rows: ReadonlyArray<{ timestamp: number }>, key: string): ArchivedObject => ({
+  key,
+  day,
+  user_id: user,
+  row_count: rows.length,
+  checksum: `checksum-of-${key}`,
+  first_timestamp: rows[0]!.timestamp,
+  last_timestamp: rows[rows.length - 1]!.timestamp
+})
+const wholeDay = (user: UserId) => ({ user_id: user, from: t0, to: t0 + 86_400_000, limit: 1000 })
+
+/** The behaviour every layer of the archive ledger must have (it needs the readings store beside it). */
+export const archiveLedgerContract = (name: string, stores: Layer.Layer<ArchiveLedger | ReadingStore, unknown>) =>
+  layer(stores, { timeout: 60_000, excludeTestServices: true })(`ArchiveLedger contract: ${name}`, (it) => {
+    it.effect("lists due (day, user) pairs and reads a day's readings in (timestamp, sensor) order, in chunks", () =>
+      Effect.gen(function* () {
+        const ledger = yield* ArchiveLedger
+        const readings = yield* ReadingStore
+        const user = newUser()
+        yield* readings.upsert(seed(user))
+        yield* readings.upsert([write(user, "s0", t0 + 86_400_000, 90)]) // the next day
+        const due = yield* ledger.archivableDays(t0 + 2 * 86_400_000, 10_000)
+        const mine = due.filter((entry) => entry.user_id === user)
+        assert.deepStrictEqual(
+          mine.map((entry) => entry.day),
+          [day, "2026-06-11"]
+        )
+        // Only readings strictly before the cutoff are due.
+        const beforeFirst = yield* ledger.archivableDays(t0, 10_000)
+        assert.isFalse(beforeFirst.some((entry) => entry.user_id === user))
+
+        const all = yield* ledger.readChunk(wholeDay(user))
+        assert.deepStrictEqual(
+          all.map((row) => [row.timestamp, row.sensor_id, row.glucose_value]),
+          seed(user).map((w) => [w.timestamp, w.sensor_id, w.glucose_value])
+        )
+        assert.isTrue(all.every((row) => row.version === 1 && row.etag.endsWith("-1") && row.user_id === user))
+        const firstFour = yield* ledger.readChunk({ ...wholeDay(user), limit: 4 })
+        const rest = yield* ledger.readChunk({
+          ...wholeDay(user),
+          after: [firstFour[3]!.timestamp, firstFour[3]!.sensor_id]
+        })
+        assert.deepStrictEqual([...firstFour, ...rest], all)
+      })
+    )
+
+    it.effect(
+      "commit removes exactly the object's rows and records it committed; the same key begun again stays committed",
+      () =>
+        Effect.gen(function* () {
+          const ledger = yield* ArchiveLedger
+          const readings = yield* ReadingStore
+          const user = newUser()
+          yield* readings.upsert(seed(user))
+          const rows = yield* ledger.readChunk({ ...wholeDay(user), limit: 4 })
+          const object = objectFor(user, rows, `test/${user}/a.parquet`)
+          assert.strictEqual(yield* ledger.begin(object), "pending")
+          assert.isTrue((yield* ledger.pending).some((entry) => entry.key === object.key))
+          assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, t0, t0 + 86_400_000), [])
+
+          yield* ledger.commit(object, rows)
+          const left = yield* ledger.readChunk(wholeDay(user))
+          assert.strictEqual(left.length, 2)
+          assert.isTrue(left.every((row) => row.timestamp > rows[3]!.timestamp || row.sensor_id > rows[3]!.sensor_id))
+          assert.isFalse((yield* ledger.pending).some((entry) => entry.key === object.key))
+          assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, t0, t0 + 86_400_000), [object])
+          // Overlap is by the object's first and last reading.
+          assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, object.last_timestamp + 1, t0 + 86_400_000), [])
+          assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, t0 - 1000, object.first_timestamp), [])
+          assert.strictEqual(yield* ledger.begin(object), "committed")
+          // forget only ever drops pending entries.
+          yield* ledger.forget(object.key)
+          assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, t0, t0 + 86_400_000), [object])
+        })
+    )
+
+    it.effect("a row that changed after it was read makes the commit fail and change nothing", () =>
+      Effect.gen(function* () {
+        const ledger = yield* ArchiveLedger
+        const readings = yield* ReadingStore
+        const user = newUser()
+        yield* readings.upsert(seed(user))
+        const rows = yield* ledger.readChunk(wholeDay(user))
+        const object = objectFor(user, rows, `test/${user}/b.parquet`)
+        yield* ledger.begin(object)
+        // A newer sensor value for the third reading arrives between the read and the commit.
+        yield* readings.upsert([write(user, rows[2]!.sensor_id, rows[2]!.timestamp, 199)])
+        const conflict = yield* ledger.commit(object, rows).pipe(Effect.flip)
+        assert.strictEqual(conflict._tag, "ArchiveConflict")
+        if (conflict._tag === "ArchiveConflict") {
+          assert.strictEqual(conflict.expected, 6)
+          assert.strictEqual(conflict.removed, 5)
+        }
+        assert.strictEqual((yield* ledger.readChunk(wholeDay(user))).length, 6, "no row left the hot store")
+        assert.isTrue(
+          (yield* ledger.pending).some((entry) => entry.key === object.key),
+          "still pending"
+        )
+        assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, t0, t0 + 86_400_000), [])
+        yield* ledger.forget(object.key)
+        assert.isFalse((yield* ledger.pending).some((entry) => entry.key === object.key))
+      })
+    )
+
+    it.effect("days with newly committed objects are unmanifested until marked", () =>
+      Effect.gen(function* () {
+        const ledger = yield* ArchiveLedger
+        const readings = yield* ReadingStore
+        const user = newUser()
+        yield* readings.upsert(seed(user))
+        const rows = yield* ledger.readChunk(wholeDay(user))
+        const object = objectFor(user, rows, `test/${user}/c.parquet`)
+        yield* ledger.begin(object)
+        yield* ledger.commit(object, rows)
+        assert.include(yield* ledger.unmanifestedDays, day)
+        const ofDay = yield* ledger.objectsOfDay(day)
+        assert.isTrue(ofDay.some((entry) => entry.key === object.key))
+        yield* ledger.markManifested(
+          day,
+          ofDay.map((entry) => entry.key)
+        )
+        assert.notInclude(yield* ledger.unmanifestedDays, day)
+      })
+    )
+
+    it.effect("one archiver at a time: a second run gets ArchiverBusy until the first ends", () =>
+      Effect.gen(function* () {
+        const ledger = yield* ArchiveLedger
+        const holding = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const first = yield* ledger
+          .exclusive(Deferred.succeed(holding, undefined).pipe(Effect.andThen(Deferred.await(release))))
+          .pipe(Effect.forkChild)
+        yield* Deferred.await(holding)
+        const busy = yield* ledger.exclusive(Effect.void).pipe(Effect.flip)
+        assert.strictEqual(busy._tag, "ArchiverBusy")
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(first)
+        assert.strictEqual(yield* ledger.exclusive(Effect.succeed("ran")), "ran")
+      })
+    )
+
+    it.effect("drops a month's partition once it ends before the cutoff and holds no rows", () =>
+      Effect.gen(function* () {
+        const ledger = yield* ArchiveLedger
+        const readings = yield* ReadingStore
+        const user = newUser()
+        const march = Date.parse("2001-03-10T08:00:00.000Z")
+        yield* readings.upsert([write(user, "s0", march, 100), write(user, "s0", march + 31 * 86_400_000, 101)])
+        const april = Date.parse("2001-04-01T00:00:00.000Z")
+        // March still holds a row: nothing to drop.
+        assert.deepStrictEqual(yield* ledger.dropEmptyPartitions(Date.parse("2001-05-01T00:00:00.000Z")), [])
+        const rows = yield* ledger.readChunk({ user_id: user, from: march - 86_400_000, to: april, limit: 10 })
+        const object = { ...objectFor(user, rows, `test/${user}/d.parquet`), day: "2001-03-10" }
+        yield* ledger.begin(object)
+        yield* ledger.commit(object, rows)
+        // April ends after the cutoff, and holds a row anyway; March is empty and over.
+        assert.deepStrictEqual(yield* ledger.dropEmptyPartitions(Date.parse("2001-04-15T00:00:00.000Z")), [
+          "glucose_readings_200103"
+        ])
+        assert.deepStrictEqual(yield* ledger.dropEmptyPartitions(Date.parse("2001-04-15T00:00:00.000Z")), [])
+      })
+    )
+  })
