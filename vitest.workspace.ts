@@ -21,5 +21,6 @@ export const projects: Array<TestProjectInlineConfiguration> = [
   project("api", "packages/api"),
   project("streams", "packages/streams"),
   project("ports", "packages/ports"),
+  project("archive", "packages/archive"),
   project("services", "services/standalone")
 ]

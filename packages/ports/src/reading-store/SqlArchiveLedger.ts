@@ -131,8 +131,9 @@ export const make = Effect.gen(function* () {
     }>`
       SELECT id::text AS id, sensor_id, user_id, (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms,
         glucose_value, source, version, etag,
-        (extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
-        (extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms
+        -- whole milliseconds, as the API and the archive's TIMESTAMP_MILLIS columns carry them (now() has microseconds)
+        floor(extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
+        floor(extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms
       FROM glucose_readings
       WHERE user_id = ${query.user_id}
         AND "timestamp" >= ${iso(query.from)}::timestamptz AND "timestamp" < ${iso(query.to)}::timestamptz
