@@ -22,5 +22,6 @@ export const projects: Array<TestProjectInlineConfiguration> = [
   project("streams", "packages/streams"),
   project("ports", "packages/ports"),
   project("archive", "packages/archive"),
-  project("services", "services/standalone")
+  project("services", "services/standalone"),
+  project("archiver", "services/archiver")
 ]
