@@ -11,18 +11,28 @@ import { makeServiceProcess } from "./ServiceProcess.ts"
  * on embedded stores only, so a test can kill it and start it again on the
  * same data.
  */
-export const makeDexMonProcess = Effect.gen(function* () {
+export const makeDexMonProcessWith = Effect.fnUntraced(function* (settings: Record<string, string>) {
   const dataDir = yield* Effect.acquireRelease(
     Effect.sync(() => mkdtempSync(join(tmpdir(), "dexmon-e2e-"))),
     (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
   )
   // Not the servers the test runner started: this process runs on its embedded defaults.
-  const { KAFKA_BROKERS: _kafka, DATABASE_URL: _database, CASSANDRA_CONTACT_POINTS: _cassandra, ...env } = process.env
-  return yield* makeServiceProcess("standalone", {
+  const {
+    KAFKA_BROKERS: _kafka,
+    DATABASE_URL: _database,
+    CASSANDRA_CONTACT_POINTS: _cassandra,
+    S3_BUCKET: _s3,
+    ...env
+  } = process.env
+  const service = yield* makeServiceProcess("standalone", {
     ...env,
+    ...settings,
     DEXMON_DATA_DIR: dataDir,
     DEXMON_EMBEDDED_PG_PORT: String(yield* freePort)
   })
+  return { ...service, dataDir }
 })
+
+export const makeDexMonProcess = makeDexMonProcessWith({})
 
 export type DexMonProcess = Effect.Success<typeof makeDexMonProcess>
