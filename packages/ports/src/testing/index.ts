@@ -1,4 +1,4 @@
 export * from "./EmbeddedPostgresTest.ts"
+export * from "./ReadingHistory.ts"
 export * from "./RequiredServer.ts"
 export * from "./ServerPostgresTest.ts"
-export * from "./ReadingHistory.ts"
