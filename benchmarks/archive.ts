@@ -13,8 +13,7 @@ import os from "node:os"
 import { fileURLToPath } from "node:url"
 import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3"
 import { dayOf, encodeReadings } from "@dexmon/archive"
-import type { SensorId, Source, UserId } from "@dexmon/domain"
-import { Database, type ReadingRecord, SqlArchiveLedger, SqlReadingStore } from "@dexmon/ports"
+import { Database, SqlArchiveLedger, SqlReadingStore } from "@dexmon/ports"
 import { readingHistory, seedReadingHistory } from "@dexmon/ports/testing"
 import { NodeRuntime } from "@effect/platform-node"
 import { Clock, Console, Context, Effect, Layer, Redacted, Stream } from "effect"
@@ -64,40 +63,13 @@ const rawBaseline = (prefix: string, cutoff: number) =>
     const sql = yield* SqlClient.SqlClient
     const s3 = yield* s3Client
     // The columns of SqlArchiveLedger's readChunk, but every due row of every user at once.
-    const due = sql<{
-      id: string
-      sensor_id: string
-      user_id: string
-      timestamp_ms: number
-      glucose_value: number
-      source: string
-      version: number
-      etag: string
-      created_ms: number
-      updated_ms: number
-    }>`
-      SELECT id::text AS id, sensor_id, user_id, (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms,
-        glucose_value, source, version, etag,
-        floor(extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
-        floor(extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms
+    const due = sql<SqlArchiveLedger.ReadingRecordRow>`
+      SELECT ${SqlArchiveLedger.recordColumns(sql)}
       FROM glucose_readings
       WHERE "timestamp" < ${new Date(cutoff).toISOString()}::timestamptz
       ORDER BY user_id, "timestamp"`.stream
     const totals = yield* due.pipe(
-      Stream.map(
-        (row): ReadingRecord => ({
-          id: row.id,
-          sensor_id: row.sensor_id as SensorId,
-          user_id: row.user_id as UserId,
-          timestamp: Number(row.timestamp_ms),
-          glucose_value: Number(row.glucose_value),
-          source: row.source as Source,
-          version: Number(row.version),
-          etag: row.etag,
-          created_at: Number(row.created_ms),
-          updated_at: Number(row.updated_ms)
-        })
-      ),
+      Stream.map(SqlArchiveLedger.toReadingRecord),
       // Ordered by user then time, so each (user, UTC day) is one adjacent run.
       Stream.groupAdjacentBy((row) => `date=${dayOf(row.timestamp)}/user=${row.user_id}`),
       Stream.mapEffect(

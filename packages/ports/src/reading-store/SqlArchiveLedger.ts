@@ -64,6 +64,41 @@ const toObject = (row: ObjectRow): ArchivedObject => ({
   last_timestamp: Number(row.last_ms)
 })
 
+/** A row selected with `recordColumns`. */
+export interface ReadingRecordRow {
+  readonly id: string
+  readonly sensor_id: string
+  readonly user_id: string
+  readonly timestamp_ms: number
+  readonly glucose_value: number
+  readonly source: string
+  readonly version: number
+  readonly etag: string
+  readonly created_ms: number
+  readonly updated_ms: number
+}
+
+/** The columns of `glucose_readings` that make a `ReadingRecord`, instants as epoch milliseconds. */
+export const recordColumns = (sql: SqlClient.SqlClient) =>
+  sql.literal(`id::text AS id, sensor_id, user_id, (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms,
+    glucose_value, source, version, etag,
+    -- whole milliseconds, as the API and the archive's TIMESTAMP_MILLIS columns carry them (now() has microseconds)
+    floor(extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
+    floor(extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms`)
+
+export const toReadingRecord = (row: ReadingRecordRow): ReadingRecord => ({
+  id: row.id,
+  sensor_id: row.sensor_id as SensorId,
+  user_id: row.user_id as UserId,
+  timestamp: Number(row.timestamp_ms),
+  glucose_value: Number(row.glucose_value),
+  source: row.source as Source,
+  version: Number(row.version),
+  etag: row.etag,
+  created_at: Number(row.created_ms),
+  updated_at: Number(row.updated_ms)
+})
+
 /**
  * The archive ledger in the readings database: the `archive_objects` table,
  * and the removal of archived rows from `glucose_readings` in the transaction
@@ -117,43 +152,15 @@ export const make = Effect.gen(function* () {
     readonly limit: number
     readonly after?: readonly [number, SensorId] | undefined
   }) {
-    const rows = yield* sql<{
-      id: string
-      sensor_id: string
-      user_id: string
-      timestamp_ms: number
-      glucose_value: number
-      source: string
-      version: number
-      etag: string
-      created_ms: number
-      updated_ms: number
-    }>`
-      SELECT id::text AS id, sensor_id, user_id, (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms,
-        glucose_value, source, version, etag,
-        -- whole milliseconds, as the API and the archive's TIMESTAMP_MILLIS columns carry them (now() has microseconds)
-        floor(extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
-        floor(extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms
+    const rows = yield* sql<ReadingRecordRow>`
+      SELECT ${recordColumns(sql)}
       FROM glucose_readings
       WHERE user_id = ${query.user_id}
         AND "timestamp" >= ${iso(query.from)}::timestamptz AND "timestamp" < ${iso(query.to)}::timestamptz
         ${query.after === undefined ? sql`` : sql`AND ("timestamp", sensor_id) > (${iso(query.after[0])}::timestamptz, ${query.after[1]})`}
       ORDER BY "timestamp", sensor_id
       LIMIT ${query.limit}`.pipe(Effect.mapError(failWith("read chunk")))
-    return rows.map(
-      (row): ReadingRecord => ({
-        id: row.id,
-        sensor_id: row.sensor_id as SensorId,
-        user_id: row.user_id as UserId,
-        timestamp: Number(row.timestamp_ms),
-        glucose_value: Number(row.glucose_value),
-        source: row.source as Source,
-        version: Number(row.version),
-        etag: row.etag,
-        created_at: Number(row.created_ms),
-        updated_at: Number(row.updated_ms)
-      })
-    )
+    return rows.map(toReadingRecord)
   })
 
   const begin = Effect.fn("ArchiveLedger.begin")(function* (object: ArchivedObject) {
