@@ -33,3 +33,17 @@ export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()
   { message: Schema.String },
   { httpApiStatus: 503 }
 ) {}
+
+/** 403: the caller is known but may not do this (a missing scope, or another user's sensor); nothing changed. */
+export class Forbidden extends Schema.TaggedError<Forbidden>()(
+  "Forbidden",
+  { message: Schema.String },
+  { httpApiStatus: 403 }
+) {}
+
+/** 429: the caller's rate limit is spent; the response carries `Retry-After` in seconds. */
+export class TooManyRequests extends Schema.TaggedError<TooManyRequests>()(
+  "TooManyRequests",
+  { message: Schema.String, retry_after_seconds: Schema.Int },
+  { httpApiStatus: 429 }
+) {}

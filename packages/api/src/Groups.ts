@@ -1,8 +1,8 @@
 import { Alert, GlucoseValue, InvalidCursor, IsoTimestamp, Page, Reading, SensorId } from "@dexmon/domain"
 import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
-import { NotFound, NotModified, ServiceUnavailable } from "./Errors.ts"
-import { Caller } from "./Middleware.ts"
+import { Forbidden, NotFound, NotModified, ServiceUnavailable } from "./Errors.ts"
+import { Caller, RequiredScope } from "./Middleware.ts"
 
 /** The most readings one batch may carry. */
 export const MAX_BATCH_SIZE = 1000
@@ -33,7 +33,7 @@ export class IngestionGroup extends HttpApiGroup.make("ingestion")
     HttpApiEndpoint.post("postSensor", "/sensor", {
       payload: Schema.Union([ReadingBatchInput, ReadingInput]),
       success: IngestAccepted,
-      error: ServiceUnavailable
+      error: [ServiceUnavailable, Forbidden]
     }).annotateMerge(
       OpenApi.annotations({
         summary: 'Post one sensor reading, or a batch of up to 1,000 as {"readings": [...]}'
@@ -42,10 +42,11 @@ export class IngestionGroup extends HttpApiGroup.make("ingestion")
     HttpApiEndpoint.post("postManual", "/manual", {
       payload: ReadingInput,
       success: IngestAccepted,
-      error: ServiceUnavailable
+      error: [ServiceUnavailable, Forbidden]
     }).annotateMerge(OpenApi.annotations({ summary: "Post one manual (finger-stick) reading" }))
   )
   .middleware(Caller)
+  .annotate(RequiredScope, "glucose:write")
   .prefix("/api/v1/glucose")
   .annotateMerge(OpenApi.annotations({ title: "Ingestion", description: "Readings from the app" })) {}
 
@@ -86,6 +87,7 @@ export class ReadingsGroup extends HttpApiGroup.make("readings")
     }).annotateMerge(OpenApi.annotations({ summary: "One reading, with its ETag (304 when unchanged)" }))
   )
   .middleware(Caller)
+  .annotate(RequiredScope, "glucose:read")
   .prefix("/api/v1") {}
 
 export class AlertsGroup extends HttpApiGroup.make("alerts")
@@ -97,6 +99,7 @@ export class AlertsGroup extends HttpApiGroup.make("alerts")
     }).annotateMerge(OpenApi.annotations({ summary: "The caller's alerts in [from, to), newest first" }))
   )
   .middleware(Caller)
+  .annotate(RequiredScope, "alerts:read")
   .prefix("/api/v1") {}
 
 export const HealthStatus = Schema.Struct({

@@ -1,7 +1,7 @@
 import type { UserId } from "@dexmon/domain"
 import { Context, Schema } from "effect"
-import { HttpApiMiddleware } from "effect/http-api"
-import { ValidationError } from "./Errors.ts"
+import { HttpApiMiddleware, HttpApiSecurity } from "effect/http-api"
+import { Forbidden, TooManyRequests, ValidationError } from "./Errors.ts"
 
 /**
  * Turns request decoding failures into a `ValidationError` naming every bad
@@ -11,26 +11,36 @@ export class RequestValidation extends HttpApiMiddleware.Service<RequestValidati
   error: ValidationError
 }) {}
 
-/** Who is calling. Today a development identity; authentication replaces the middleware, not the handlers. */
+/** Who is calling: the token's subject and the scopes it grants (every scope when security is disabled). */
 export class CurrentCaller extends Context.Service<
   CurrentCaller,
   {
     readonly userId: UserId
+    readonly scopes: ReadonlySet<string>
   }
 >()("dexmon/api/CurrentCaller") {}
 
+/** 401: no valid bearer token; the response carries `WWW-Authenticate: Bearer`. */
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
   "Unauthorized",
   { message: Schema.String },
   { httpApiStatus: 401 }
 ) {}
 
-/** Resolves the caller of every data endpoint and provides it as `CurrentCaller`. */
+/** The OAuth2 scope a group's endpoints require, as an annotation of the group. */
+export class RequiredScope extends Context.Service<RequiredScope, string>()("dexmon/api/RequiredScope") {}
+
+/**
+ * Authenticates the caller of every data endpoint from its bearer token,
+ * checks the scope its group requires and the caller's rate limit, and
+ * provides the caller as `CurrentCaller`.
+ */
 export class Caller extends HttpApiMiddleware.Service<
   Caller,
   {
     provides: CurrentCaller
   }
 >()("dexmon/api/Caller", {
-  error: Unauthorized
+  error: [Unauthorized, Forbidden, TooManyRequests],
+  security: { bearer: HttpApiSecurity.bearer }
 }) {}

@@ -12,6 +12,7 @@ import {
   S3ArchiveStore,
   SqlArchiveLedger,
   SqlReadingStore,
+  SqlSensorOwnership,
   Topics
 } from "@dexmon/ports"
 import { Config, Effect, Layer, Option } from "effect"
@@ -65,3 +66,6 @@ export const ArchiveLedgerLive = SqlArchiveLedger.layer.pipe(
   Layer.provideMerge(ReadingStoreLive),
   Layer.provide(SqlClientLive)
 )
+
+/** Sensor owners, in the readings database (`DATABASE_URL` or the embedded server). */
+export const SensorOwnershipLive = SqlSensorOwnership.layer.pipe(Layer.provide(SqlClientLive))

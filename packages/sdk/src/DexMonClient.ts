@@ -1,5 +1,5 @@
 import { DexMonApi } from "@dexmon/api"
-import { Config, Context, Effect, Layer } from "effect"
+import { Config, Context, Effect, Layer, Option } from "effect"
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
 import { HttpApiClient } from "effect/http-api"
 
@@ -8,6 +8,8 @@ export interface DexMonClientOptions {
   readonly baseUrl: string
   /** The caller in development mode (sent as `X-User-Id`). */
   readonly userId?: string | undefined
+  /** An OAuth2 access token (sent as `Authorization: Bearer`). */
+  readonly token?: string | undefined
 }
 
 /**
@@ -32,20 +34,27 @@ export class DexMonClient extends Context.Service<DexMonClient, HttpApiClient.Fo
           client.pipe(
             HttpClient.mapRequest((request) => {
               const withBase = HttpClientRequest.prependUrl(request, options.baseUrl)
-              return options.userId === undefined
-                ? withBase
-                : HttpClientRequest.setHeader(withBase, "x-user-id", options.userId)
+              const withUser =
+                options.userId === undefined
+                  ? withBase
+                  : HttpClientRequest.setHeader(withBase, "x-user-id", options.userId)
+              return options.token === undefined ? withUser : HttpClientRequest.bearerToken(withUser, options.token)
             })
           )
       })
     ).pipe(Layer.provide(FetchHttpClient.layer))
 
-  /** `DEXMON_URL` (default `http://127.0.0.1:8080`) and `DEXMON_USER_ID`. */
+  /** `DEXMON_URL` (default `http://127.0.0.1:8080`), `DEXMON_TOKEN` and `DEXMON_USER_ID`. */
   static readonly layerConfig = Layer.unwrap(
     Effect.gen(function* () {
       const baseUrl = yield* Config.String("DEXMON_URL").pipe(Config.withDefault("http://127.0.0.1:8080"))
       const userId = yield* Config.option(Config.String("DEXMON_USER_ID"))
-      return DexMonClient.layer({ baseUrl, userId: userId._tag === "Some" ? userId.value : undefined })
+      const token = yield* Config.option(Config.String("DEXMON_TOKEN"))
+      return DexMonClient.layer({
+        baseUrl,
+        userId: Option.getOrUndefined(userId),
+        token: Option.getOrUndefined(token)
+      })
     })
   )
 }

@@ -1,4 +1,4 @@
-import { type ReadingInput, ServiceUnavailable, ValidationError, type ValidationIssue } from "@dexmon/api"
+import { Forbidden, type ReadingInput, ServiceUnavailable, ValidationError, type ValidationIssue } from "@dexmon/api"
 import {
   EventIds,
   encodeGlucoseEvent,
@@ -8,7 +8,7 @@ import {
   type Source,
   type UserId
 } from "@dexmon/domain"
-import { EventLog, Topics } from "@dexmon/ports"
+import { EventLog, SensorOwnership, Topics } from "@dexmon/ports"
 import { Clock, Context, Effect, Layer } from "effect"
 
 /** How far ahead of the server clock a reading may be stamped (phone clocks drift). */
@@ -34,7 +34,7 @@ export class Ingestion extends Context.Service<
       source: Source,
       readings: ReadonlyArray<ReadingInput>,
       pathOf: (index: number) => string
-    ) => Effect.Effect<Accepted, ValidationError | ServiceUnavailable>
+    ) => Effect.Effect<Accepted, ValidationError | Forbidden | ServiceUnavailable>
   }
 >()("dexmon/receiver/Ingestion") {
   static readonly layer = Layer.effect(
@@ -44,6 +44,7 @@ export class Ingestion extends Context.Service<
       const { names } = yield* Topics
       const ids = yield* EventIds
       const retention = yield* HotRetention
+      const ownership = yield* SensorOwnership
 
       const accept = Effect.fn("Ingestion.accept")(function* (
         userId: UserId,
@@ -67,6 +68,21 @@ export class Ingestion extends Context.Service<
           return yield* new ValidationError({
             message: `invalid request payload: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`,
             issues
+          })
+        }
+        // A sensor belongs to the first user who posts it: another user's batch is refused whole.
+        const foreign = yield* ownership
+          .claim(
+            userId,
+            readings.map((reading) => reading.sensor_id)
+          )
+          .pipe(
+            Effect.tapError((error) => Effect.logError("sensor ownership check failed; nothing was accepted", error)),
+            Effect.mapError(() => new ServiceUnavailable({ message: "sensor ownership is unavailable; retry later" }))
+          )
+        if (foreign.length > 0) {
+          return yield* new Forbidden({
+            message: `sensor ${foreign.join(", ")} belongs to another user; nothing was accepted`
           })
         }
         const events: Array<GlucoseEvent> = []

@@ -11,7 +11,8 @@ import {
   EventLogLive,
   HealthHttp,
   layerHttpServer,
-  Readiness
+  Readiness,
+  SensorOwnershipLive
 } from "@dexmon/platform"
 import { ProcessorLive } from "@dexmon/processor"
 import { IngestionHttp } from "@dexmon/receiver"
@@ -37,6 +38,7 @@ export const StandaloneLive = Layer.mergeAll(
       EventLogLive,
       ArchiveLedgerLive,
       ArchiveStoreLive,
+      SensorOwnershipLive,
       AlertStoreLive,
       EventIds.layer,
       HotRetention.layerConfig,

@@ -232,12 +232,14 @@ export const make = Effect.gen(function* () {
           etag = EXCLUDED.content_hash || '-' || (r.version + (r.content_hash <> EXCLUDED.content_hash)::int),
           updated_at = CASE WHEN r.content_hash <> EXCLUDED.content_hash THEN now() ELSE r.updated_at END
         WHERE
-          -- a replay with a newer event id: content and version stay, the newer id is kept
-          (r.content_hash = EXCLUDED.content_hash AND EXCLUDED.event_id > r.event_id)
-          -- a sensor value replaces a manual one; within one source the newer event wins
-          OR (r.content_hash <> EXCLUDED.content_hash AND (
-            (r.source = 'MANUAL' AND EXCLUDED.source = 'SENSOR')
-            OR (r.source = EXCLUDED.source AND EXCLUDED.event_id > r.event_id)))
+          -- only the owner's events touch a reading (the receiver already refuses other users' sensors)
+          r.user_id = EXCLUDED.user_id AND (
+            -- a replay with a newer event id: content and version stay, the newer id is kept
+            (r.content_hash = EXCLUDED.content_hash AND EXCLUDED.event_id > r.event_id)
+            -- a sensor value replaces a manual one; within one source the newer event wins
+            OR (r.content_hash <> EXCLUDED.content_hash AND (
+              (r.source = 'MANUAL' AND EXCLUDED.source = 'SENSOR')
+              OR (r.source = EXCLUDED.source AND EXCLUDED.event_id > r.event_id))))
         -- (xmax = 0 cannot be read from a partitioned table: a row this transaction created is version 1 at now())
         RETURNING (version = 1 AND created_at = now()) AS inserted, updated_at = now() AS changed
       )

@@ -27,7 +27,9 @@ export const makeServiceProcess = (service: ServiceName, env: Record<string, str
 
     const launch = (extra: Record<string, string>) => {
       const proc = spawn(process.execPath, [entryOf(service)], {
-        env: { ...env, PORT: String(port), DEXMON_LOG_FORMAT: "json", ...extra },
+        // These tests post thousands of readings as one user to check delivery, not the per-user rate
+        // limit (which has its own test): it is off unless a test sets it.
+        env: { DEXMON_RATE_LIMIT_PER_SECOND: "0", ...env, PORT: String(port), DEXMON_LOG_FORMAT: "json", ...extra },
         stdio: ["ignore", "pipe", "pipe"]
       })
       child = proc
