@@ -1,17 +1,19 @@
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import { PostgresAlertStore, SqlArchiveLedger, SqlReadingStore } from "../src/index.ts"
+import { PostgresAlertStore, SqlArchiveLedger, SqlReadingStore, SqlSensorOwnership } from "../src/index.ts"
 import { layerServerPostgresTest, requiredServer } from "../src/testing/index.ts"
 import { alertStoreContract } from "./contracts/AlertStoreContract.ts"
 import { archiveLedgerContract } from "./contracts/ArchiveLedgerContract.ts"
 import { readingStoreContract } from "./contracts/ReadingStoreContract.ts"
+import { sensorOwnershipContract } from "./contracts/SensorOwnershipContract.ts"
 
 // The same suites as on the embedded server, on the real PostgreSQL server (PostgreSQL 15 here).
 const server = requiredServer("DATABASE_URL").replace(/\/\/[^@]*@/, "//")
 const both = Layer.mergeAll(
   SqlArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
-  PostgresAlertStore.layer
+  PostgresAlertStore.layer,
+  SqlSensorOwnership.layer
 ).pipe(Layer.provideMerge(Layer.fresh(layerServerPostgresTest)))
 
 layer(both, { timeout: 60_000, excludeTestServices: true })(`readings schema on ${server}`, (it) => {
@@ -45,3 +47,4 @@ layer(both, { timeout: 60_000, excludeTestServices: true })(`readings schema on 
 readingStoreContract(`SQL on ${server}`, both)
 alertStoreContract(`PostgreSQL table on ${server}`, both)
 archiveLedgerContract(`SQL on ${server}`, both)
+sensorOwnershipContract(`SQL on ${server}`, both)

@@ -250,6 +250,19 @@ export const readingStoreContract = (name: string, storeLayer: Layer.Layer<Readi
       })
     )
 
+    it.effect("an event of another user for an existing reading changes nothing, whatever its source and age", () =>
+      Effect.gen(function* () {
+        const store = yield* ReadingStore
+        const sensor = newRun()
+        yield* store.upsert([write(sensor, 100, "MANUAL", 1)])
+        const before = (yield* store.list(everything(sensor))).items
+        const intruder = { ...write(sensor, 180, "SENSOR", 2), user_id: UserId.make("someone-else") }
+        assert.deepStrictEqual(yield* store.upsert([intruder]), { inserted: 0, replaced: 0, unchanged: 1 })
+        assert.deepStrictEqual((yield* store.list(everything(sensor))).items, before)
+        assert.deepStrictEqual(yield* store.history(SensorId.make(sensor), t0), [])
+      })
+    )
+
     it.effect("refuses a cursor it did not issue", () =>
       Effect.gen(function* () {
         const store = yield* ReadingStore
