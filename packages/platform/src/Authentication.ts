@@ -32,6 +32,7 @@ const AuthConfig = Config.all({
   audience: Config.option(Config.String("AUTH_AUDIENCE")),
   jwksUrl: Config.option(Config.String("AUTH_JWKS_URL")),
   clockSkewSeconds: Config.Int("AUTH_CLOCK_SKEW_SECONDS").pipe(Config.withDefault(30)),
+  jwksCooldownSeconds: Config.Int("AUTH_JWKS_COOLDOWN_SECONDS").pipe(Config.withDefault(30)),
   disabled: Config.Boolean("SECURITY_DISABLED").pipe(Config.withDefault(false)),
   host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
   devUser: Config.String("DEXMON_DEV_USER_ID").pipe(Config.withDefault("dev-user"))
@@ -101,15 +102,25 @@ const admit = <E, R>(
  * OAuth2 bearer tokens checked against the issuer's JWKS: signature with an
  * allowed asymmetric algorithm, issuer, audience, expiry and not-before with a
  * small clock skew. Keys are cached and fetched again when a token names an
- * unknown key id (jose's remote key set, at most once per 30 s). The subject
- * is the user id.
+ * unknown key id (jose's remote key set, at most once per
+ * `AUTH_JWKS_COOLDOWN_SECONDS`, so unknown key ids cannot hammer the issuer).
+ * The subject is the user id.
  */
-const layerJwt = (settings: { issuer: string; audience: string; jwksUrl: string; clockSkewSeconds: number }) =>
+const layerJwt = (settings: {
+  issuer: string
+  audience: string
+  jwksUrl: string
+  clockSkewSeconds: number
+  jwksCooldownSeconds: number
+}) =>
   Layer.effect(
     Caller,
     Effect.gen(function* () {
       const limiter = yield* RateLimiter
-      const keys = createRemoteJWKSet(new URL(settings.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000 })
+      const keys = createRemoteJWKSet(new URL(settings.jwksUrl), {
+        cooldownDuration: settings.jwksCooldownSeconds * 1000,
+        cacheMaxAge: 600_000
+      })
       yield* Effect.logInfo(
         `bearer tokens from ${settings.issuer} for ${settings.audience} (keys at ${settings.jwksUrl})`
       )
@@ -197,7 +208,8 @@ export const CallerLive = Layer.unwrap(
         issuer: config.issuer.value,
         audience: config.audience.value,
         jwksUrl: config.jwksUrl.value,
-        clockSkewSeconds: config.clockSkewSeconds
+        clockSkewSeconds: config.clockSkewSeconds,
+        jwksCooldownSeconds: config.jwksCooldownSeconds
       })
     }
     if (production)
