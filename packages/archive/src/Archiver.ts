@@ -1,4 +1,5 @@
 import { HotRetention } from "@dexmon/domain"
+import { Metrics } from "@dexmon/observability"
 import {
   type ArchivableDay,
   type ArchivedObject,
@@ -132,12 +133,13 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
     yield* Effect.annotateCurrentSpan({ key: object.key, rows: rows.length })
     const bytes = encodeReadings(rows)
     const state = yield* ledger.begin(object).pipe(retryTransient)
-    yield* store.put(object.key, bytes).pipe(retryTransient)
+    yield* store.put(object.key, bytes).pipe(Metrics.timeStoreWrite("archive"), retryTransient)
     yield* verify(object.key, rows, checksum).pipe(
       Effect.tapError(() => (state === "pending" ? discard(object.key) : Effect.void))
     )
     return yield* ledger.commit(object, rows).pipe(
       retryTransient,
+      Effect.tap(() => Effect.sync(() => Metrics.archivedRows.inc(rows.length))),
       Effect.as<ChunkResult>({ rows: rows.length, bytes: bytes.byteLength, conflict: false }),
       Effect.catchTag("ArchiveConflict", (conflict) =>
         Effect.gen(function* () {

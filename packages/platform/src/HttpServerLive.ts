@@ -1,16 +1,65 @@
 import { createServer } from "node:http"
 import { Caller } from "@dexmon/api"
+import { Metrics } from "@dexmon/observability"
 import { NodeHttpServer } from "@effect/platform-node"
-import { ByteSize, Config, Effect, Layer } from "effect"
-import { HttpIncomingMessage, HttpRouter } from "effect/http"
+import { ByteSize, Config, Effect, Exit, Layer } from "effect"
+import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { type HttpApi, HttpApiBuilder, type HttpApiGroup, HttpApiScalar } from "effect/http-api"
 import { CallerLive } from "./Authentication.ts"
 import { RequestValidationLive } from "./RequestValidationLive.ts"
 
+const KNOWN_ROUTES = new Set([
+  "/api/v1/glucose/sensor",
+  "/api/v1/glucose/manual",
+  "/api/v1/readings",
+  "/api/v1/alerts",
+  "/healthz",
+  "/readyz",
+  "/metrics",
+  "/openapi.json",
+  "/docs"
+])
+
+/** The route template of a request path, so metric labels stay few whatever the URLs. */
+export const routeOf = (url: string): string => {
+  const path = url.split("?")[0] ?? ""
+  if (KNOWN_ROUTES.has(path)) return path
+  if (/^\/api\/v1\/readings\/[^/]+\/[^/]+$/.test(path)) return "/api/v1/readings/:sensor_id/:timestamp"
+  return "other"
+}
+
+/** Counts and times every request by method, route and status, including refused and failed ones. */
+const measureRequests = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const stop = Metrics.httpRequestDuration.startTimer()
+    return yield* app.pipe(
+      Effect.onExit((exit) =>
+        Effect.sync(() => {
+          const status = Exit.isSuccess(exit)
+            ? exit.value.status
+            : HttpServerError.causeResponseStripped(exit.cause)[0].status
+          const labels = { method: request.method, route: routeOf(request.url), status: String(status) }
+          stop(labels)
+          Metrics.httpRequests.inc(labels)
+        })
+      )
+    )
+  })
+
+/** `GET /metrics`: every metric of this process in the Prometheus exposition format. */
+const MetricsRoute = HttpRouter.add(
+  "GET",
+  "/metrics",
+  Effect.map(Metrics.exposition, ({ text, contentType }) =>
+    HttpServerResponse.text(text, { headers: { "content-type": contentType } })
+  )
+)
+
 /**
- * Serves an HttpApi (with `/openapi.json` and interactive docs at `/docs`) on
- * `HOST`:`PORT`. Request bodies above `DEXMON_MAX_BODY_BYTES` are refused
- * before they are read whole.
+ * Serves an HttpApi (with `/openapi.json` and interactive docs at `/docs`) and
+ * `/metrics` on `HOST`:`PORT`. Request bodies above `DEXMON_MAX_BODY_BYTES`
+ * are refused before they are read whole.
  */
 export const layerHttpServer = <Id extends string, Groups extends HttpApiGroup.Constraint, E, R>(
   api: HttpApi.HttpApi<Id, Groups>,
@@ -33,13 +82,15 @@ export const layerHttpServer = <Id extends string, Groups extends HttpApiGroup.C
           Layer.provide(RequestValidationLive),
           Layer.provide(callerLayer)
         ),
-        HttpApiScalar.layer(api, { path: "/docs" })
+        HttpApiScalar.layer(api, { path: "/docs" }),
+        MetricsRoute
       )
       return HttpRouter.serve(routes, {
-        middleware: (app) => Effect.provideService(app, HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes))
+        middleware: (app) =>
+          measureRequests(Effect.provideService(app, HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)))
       }).pipe(
         Layer.provide(NodeHttpServer.layer(createServer, { port, host })),
-        Layer.tap(() => Effect.logInfo(`DexMon API listening on http://${host}:${port} (docs at /docs)`))
+        Layer.tap(() => Effect.logInfo(`DexMon API listening on http://${host}:${port} (docs at /docs, /metrics)`))
       )
     })
   )

@@ -1,10 +1,22 @@
+import { Metrics, TracingLive } from "@dexmon/observability"
 import { NodeRuntime } from "@effect/platform-node"
-import { Config, Effect, Layer, Logger } from "effect"
+import { Config, Context, Effect, Layer, Logger, Option, Tracer } from "effect"
+
+/**
+ * One JSON object per line, with the trace and span of the fiber that logged
+ * (`trace_id`, `span_id`), so a log line leads to its trace and back.
+ */
+export const jsonLoggerWithTrace = Logger.make((options) => {
+  const entry = Logger.formatStructured.log(options)
+  const span = Context.getOption(options.fiber.context, Tracer.ParentSpan)
+  const trace = Option.isSome(span) ? { trace_id: span.value.traceId, span_id: span.value.spanId } : {}
+  globalThis.console.log(JSON.stringify({ ...entry, ...trace }))
+})
 
 /** Log lines as JSON (`DEXMON_LOG_FORMAT=json`, for log shippers) or for people (`pretty`, the default). */
 export const LoggerLive = Layer.unwrap(
   Effect.map(Config.Literals(["pretty", "json"], "DEXMON_LOG_FORMAT").pipe(Config.withDefault("pretty")), (format) =>
-    Logger.layer([format === "json" ? Logger.consoleJson : Logger.consolePretty()])
+    Logger.layer([format === "json" ? jsonLoggerWithTrace : Logger.consolePretty()])
   )
 )
 
@@ -15,7 +27,12 @@ export const LoggerLive = Layer.unwrap(
  */
 export const runService = (name: string, app: Layer.Layer<never, unknown, never>) => {
   hideKafkajsTimeoutWarning()
-  return Layer.launch(app).pipe(Effect.annotateLogs({ service: name }), Effect.provide(LoggerLive), NodeRuntime.runMain)
+  Metrics.labelService(name)
+  return Layer.launch(app.pipe(Layer.provide(TracingLive(name)))).pipe(
+    Effect.annotateLogs({ service: name }),
+    Effect.provide(LoggerLive),
+    NodeRuntime.runMain
+  )
 }
 
 /**

@@ -1,5 +1,6 @@
+import { Metrics, parentFromHeaders } from "@dexmon/observability"
 import type { EventLog, PartitionBatch, ProducerRecord } from "@dexmon/ports"
-import { Clock, Effect, Schedule, Stream } from "effect"
+import { Clock, Effect, Exit, Schedule, Stream } from "effect"
 import type { Decoded, DecodedBatch, Failed } from "./DecodedBatch.ts"
 
 const describe = (error: unknown): { readonly tag: string; readonly message: string } => ({
@@ -162,6 +163,9 @@ export const routeFailuresToDeadLetters =
             // The schedule has no end: this only dies if the fiber is interrupted mid-retry.
             Effect.orDie,
             Effect.tap(() =>
+              Effect.sync(() => Metrics.deadLetters.inc({ topic: deadLetterTopic }, batch.failed.length))
+            ),
+            Effect.tap(() =>
               Effect.logWarning(`${batch.failed.length} record(s) sent to ${deadLetterTopic}`, {
                 offsets: batch.failed.map((f) => `${f.record.partition}:${f.record.offset}`)
               })
@@ -228,25 +232,111 @@ export interface ConsumerPipelineOptions<A, B, E extends { readonly transient: b
 }
 
 /**
+ * Runs the handling of one partition batch as a traced unit: one span per
+ * record continues the trace its producer started (the `traceparent` header),
+ * so a trace runs from the POST through the event log to the store; the
+ * batch's own span links to them and is the parent of the store writes. Counts
+ * the batch once it is committed.
+ */
+export const observeBatch =
+  (groupId: string) =>
+  <E, R>(batch: PartitionBatch, handle: Effect.Effect<void, E, R>): Effect.Effect<void, E, R> =>
+    Effect.gen(function* () {
+      const recordSpans = yield* Effect.forEach(batch.records, (record) =>
+        Effect.makeSpan(`${batch.topic} process`, {
+          parent: parentFromHeaders(record.headers),
+          kind: "consumer",
+          attributes: {
+            "messaging.system": "kafka",
+            "messaging.destination.name": batch.topic,
+            "messaging.consumer.group.name": groupId,
+            "messaging.kafka.message.key": record.key,
+            "messaging.kafka.offset": record.offset,
+            "messaging.destination.partition.id": String(batch.partition)
+          }
+        })
+      )
+      const exit = yield* handle.pipe(
+        Effect.withSpan(`${batch.topic} batch`, {
+          kind: "consumer",
+          links: recordSpans.map((span) => ({ span, attributes: {} })),
+          attributes: {
+            "messaging.consumer.group.name": groupId,
+            "messaging.batch.message_count": batch.records.length,
+            "messaging.destination.partition.id": String(batch.partition)
+          }
+        }),
+        Effect.exit
+      )
+      const ended = yield* Clock.currentTimeNanos
+      for (const span of recordSpans) span.end(ended, exit)
+      if (Exit.isSuccess(exit)) {
+        Metrics.eventsConsumed.inc({ topic: batch.topic, group: groupId }, batch.records.length)
+        Metrics.batchSize.observe({ group: groupId }, batch.records.length)
+      }
+      return yield* exit
+    })
+
+/**
+ * Keeps `dexmon_consumer_lag` current for the partitions this consumer has
+ * committed: the end offset minus the next offset to read, every 5 seconds.
+ */
+const reportLag = (eventLog: EventLog["Service"], topic: string, groupId: string, nextOffsets: Map<number, number>) =>
+  eventLog.endOffsets(topic).pipe(
+    Effect.tap((ends) =>
+      Effect.sync(() => {
+        for (const [partition, next] of nextOffsets) {
+          const end = ends.get(partition)
+          if (end === undefined) continue
+          Metrics.consumerLag.set({ topic, partition: String(partition), group: groupId }, end - next)
+        }
+      })
+    ),
+    Effect.ignore,
+    Effect.repeat(Schedule.spaced("5 seconds"))
+  )
+
+/**
  * The consumer pipeline both the processor and the notifier run: decode,
  * collapse repeats within the batch, write with retries, route what fails to
  * the DLQ, and commit only then. One partition's batches are handled one at a
- * time, in order.
+ * time, in order, each as one observed unit (`observeBatch`).
  */
 export const consumerPipeline = <A, B, E extends { readonly transient: boolean }>(
   options: ConsumerPipelineOptions<A, B, E>
-) =>
-  options.eventLog.consume({ topic: options.topic, groupId: options.groupId, maxBatchSize: options.maxBatchSize }).pipe(
-    decodeRecords(options.decode),
-    mapDecoded(options.toWrite),
-    dedupWithinBatch(options.writeKey),
-    writeWithRetry(options.write, {
-      retries: options.retries,
-      initialDelay: 100,
-      maxDelay: 5_000,
-      isTransient: (error) => error.transient
-    }),
-    routeFailuresToDeadLetters(options.eventLog, options.deadLetterTopic),
-    commitBatches,
-    Stream.runDrain
+) => {
+  const nextOffsets = new Map<number, number>()
+  const handle = (batch: PartitionBatch) =>
+    Stream.succeed(batch).pipe(
+      decodeRecords(options.decode),
+      mapDecoded(options.toWrite),
+      dedupWithinBatch(options.writeKey),
+      writeWithRetry(options.write, {
+        retries: options.retries,
+        initialDelay: 100,
+        maxDelay: 5_000,
+        isTransient: (error) => error.transient
+      }),
+      routeFailuresToDeadLetters(options.eventLog, options.deadLetterTopic),
+      commitBatches,
+      Stream.runDrain,
+      Effect.tap(() =>
+        Effect.sync(() => {
+          const last = batch.records[batch.records.length - 1]
+          if (last !== undefined) nextOffsets.set(batch.partition, last.offset + 1)
+        })
+      )
+    )
+  const observe = observeBatch(options.groupId)
+  return Effect.scoped(
+    Effect.gen(function* () {
+      yield* Effect.forkScoped(reportLag(options.eventLog, options.topic, options.groupId, nextOffsets))
+      yield* options.eventLog
+        .consume({ topic: options.topic, groupId: options.groupId, maxBatchSize: options.maxBatchSize })
+        .pipe(
+          Stream.mapEffect((batch) => observe(batch, handle(batch))),
+          Stream.runDrain
+        )
+    })
   )
+}

@@ -6,6 +6,7 @@ import {
   deriveAlertId,
   type GlucoseEvent
 } from "@dexmon/domain"
+import { Metrics } from "@dexmon/observability"
 import { AlertStore, EventLog, Topics } from "@dexmon/ports"
 import { consumerPipeline, superviseConsumer } from "@dexmon/streams"
 import { Config, Effect, Layer } from "effect"
@@ -55,7 +56,15 @@ export const NotifierLive = Layer.effectDiscard(
       decode: decodeGlucoseEventBytes,
       toWrite: alertFor(thresholds),
       writeKey: (alert) => alert.alert_id,
-      write: (alerts) => store.save(alerts),
+      write: (alerts) =>
+        store.save(alerts).pipe(
+          Metrics.timeStoreWrite("alerts"),
+          Effect.tap(() =>
+            Effect.sync(() => {
+              for (const alert of alerts) Metrics.alertsRaised.inc({ type: alert.alert_type })
+            })
+          )
+        ),
       retries: config.retries,
       deadLetterTopic: names.alertsDlq
     })

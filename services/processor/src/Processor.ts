@@ -1,4 +1,5 @@
 import { decodeGlucoseEventBytes, type GlucoseEvent } from "@dexmon/domain"
+import { Metrics } from "@dexmon/observability"
 import { EventLog, ReadingStore, type ReadingWrite, Topics } from "@dexmon/ports"
 import { consumerPipeline, superviseConsumer } from "@dexmon/streams"
 import { Config, Effect, Layer } from "effect"
@@ -39,7 +40,7 @@ export const ProcessorLive = Layer.effectDiscard(
       toWrite: toReadingWrite,
       // A redelivered event is applied once; distinct events at one key all reach the store, in order.
       writeKey: (write) => write.event_id,
-      write: (writes) => store.upsert(writes),
+      write: (writes) => store.upsert(writes).pipe(Metrics.timeStoreWrite("readings")),
       retries: config.retries,
       deadLetterTopic: names.eventsDlq
     })

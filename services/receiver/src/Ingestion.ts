@@ -8,6 +8,7 @@ import {
   type Source,
   type UserId
 } from "@dexmon/domain"
+import { currentTraceHeaders, Metrics } from "@dexmon/observability"
 import { EventLog, SensorOwnership, Topics } from "@dexmon/ports"
 import { Clock, Context, Effect, Layer } from "effect"
 
@@ -100,19 +101,22 @@ export class Ingestion extends Context.Service<
             })
           )
         }
+        // The trace context travels with each event, so consumers continue this request's trace.
+        const traceHeaders = yield* currentTraceHeaders
         yield* eventLog
           .append(
             names.events,
             events.map((event) => ({
               key: event.sensor_id,
               value: encoder.encode(encodeGlucoseEvent(event)),
-              headers: eventHeaders(event)
+              headers: { ...eventHeaders(event), ...traceHeaders }
             }))
           )
           .pipe(
             Effect.tapError((error) => Effect.logError("event log append failed; nothing was accepted", error)),
             Effect.mapError(() => new ServiceUnavailable({ message: "the event log is unavailable; retry later" }))
           )
+        Metrics.eventsProduced.inc({ topic: names.events }, events.length)
         yield* Effect.annotateCurrentSpan({ "dexmon.readings": events.length, "dexmon.source": source })
         return { accepted: events.length, event_ids: events.map((event) => event.event_id) }
       })

@@ -1,0 +1,44 @@
+import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
+import { BatchSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
+import { Config, Effect, Layer, Option, type Tracer } from "effect"
+import { HttpTraceContext } from "effect/http"
+
+/**
+ * OpenTelemetry tracing through `@effect/opentelemetry`, configured by the
+ * standard variables: spans are exported over OTLP/HTTP when
+ * `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is
+ * set (the exporter reads its own `OTEL_EXPORTER_OTLP_*` settings), named by
+ * `OTEL_SERVICE_NAME` (default `dexmon-<service>`); `OTEL_SDK_DISABLED=true`
+ * or `OTEL_TRACES_EXPORTER=none` turns export off. Without export, spans still
+ * carry trace ids into logs and Kafka headers.
+ */
+export const TracingLive = (service: string) =>
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const disabled = yield* Config.Boolean("OTEL_SDK_DISABLED").pipe(Config.withDefault(false))
+      const exporter = yield* Config.String("OTEL_TRACES_EXPORTER").pipe(Config.withDefault("otlp"))
+      const endpoint = yield* Config.option(Config.String("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+      const base = yield* Config.option(Config.String("OTEL_EXPORTER_OTLP_ENDPOINT"))
+      const serviceName = yield* Config.String("OTEL_SERVICE_NAME").pipe(Config.withDefault(`dexmon-${service}`))
+      if (disabled || exporter === "none" || (Option.isNone(endpoint) && Option.isNone(base))) {
+        return Layer.empty
+      }
+      yield* Effect.logInfo(`exporting traces over OTLP as ${serviceName}`)
+      return layerSpanProcessor(serviceName, new BatchSpanProcessor(new OTLPTraceExporter()))
+    })
+  )
+
+/** Tracing into a given span processor (tests use an in-memory one). */
+export const layerSpanProcessor = (serviceName: string, processor: SpanProcessor) =>
+  NodeSdk.layer(() => ({ spanProcessor: processor, resource: { serviceName } }))
+
+/** W3C trace context of the current span as message headers (`traceparent`), or none outside a span. */
+export const currentTraceHeaders: Effect.Effect<Readonly<Record<string, string>>> = Effect.currentSpan.pipe(
+  Effect.map((span) => ({ ...HttpTraceContext.toHeaders(span) })),
+  Effect.orElseSucceed(() => ({}))
+)
+
+/** The producer's span named by a message's `traceparent` header, to continue its trace. */
+export const parentFromHeaders = (headers: Readonly<Record<string, string>>): Tracer.ExternalSpan | undefined =>
+  Option.getOrUndefined(HttpTraceContext.fromHeaders(headers as never))

@@ -1,0 +1,2 @@
+export * as Metrics from "./Metrics.ts"
+export * from "./Tracing.ts"
