@@ -1,5 +1,6 @@
 import { Archiver } from "@dexmon/archive"
 import { HotRetention } from "@dexmon/domain"
+import { TracingLive } from "@dexmon/observability"
 import { ArchiveLedgerLive, ArchiveStoreLive, LoggerLive } from "@dexmon/platform"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
@@ -19,7 +20,10 @@ const program = Effect.gen(function* () {
 
 program.pipe(
   Effect.provide(
-    Archiver.layer.pipe(Layer.provide(Layer.mergeAll(ArchiveLedgerLive, ArchiveStoreLive, HotRetention.layerConfig)))
+    Archiver.layer.pipe(
+      Layer.provide(Layer.mergeAll(ArchiveLedgerLive, ArchiveStoreLive, HotRetention.layerConfig)),
+      Layer.provideMerge(TracingLive("archiver"))
+    )
   ),
   Effect.annotateLogs({ service: "archiver" }),
   Effect.provide(LoggerLive),
