@@ -6,6 +6,7 @@ import { DexMonClient } from "@dexmon/sdk"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Schedule } from "effect"
 import { makeDexMonProcessWith } from "./support/DexMonProcess.ts"
+import { parseExposition, valueOf } from "./support/Exposition.ts"
 
 const SENSOR = "cgm-archive-1"
 
@@ -78,6 +79,24 @@ describe("archiving inside pnpm start", () => {
           assert.deepStrictEqual(archived, timestamps)
           assert.deepStrictEqual(yield* allPages(...range, 4), stored, "all six served from the archive")
         }).pipe(Effect.provide(DexMonClient.layer({ baseUrl: dexmon.baseUrl, userId: "user-archive" })))
+
+        // What SREs see: the archived rows on /metrics, and the run's log line (JSON) carrying its trace id.
+        const metrics = parseExposition(
+          yield* Effect.promise(() => fetch(`${dexmon.baseUrl}/metrics`).then((response) => response.text()))
+        )
+        assert.strictEqual(valueOf(metrics, "dexmon_archived_rows_total"), timestamps.length)
+        assert.isAtLeast(valueOf(metrics, "dexmon_store_write_duration_seconds_count", { store: "archive" }), 1)
+        const runLines = dexmon
+          .output()
+          .split("\n")
+          .filter((line) => line.includes("archive run finished"))
+          .map((line) => JSON.parse(line) as { trace_id?: string; span_id?: string })
+        assert.isNotEmpty(runLines)
+        assert.isTrue(
+          runLines.every(
+            (line) => /^[0-9a-f]{32}$/.test(line.trace_id ?? "") && /^[0-9a-f]{16}$/.test(line.span_id ?? "")
+          )
+        )
       }),
     120_000
   )

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from "node:fs"
+import { createServer } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { layerSpanProcessor } from "@dexmon/observability"
@@ -10,6 +11,7 @@ import { type ReadableSpan, SimpleSpanProcessor, type SpanExporter } from "@open
 import { Clock, ConfigProvider, Effect, Layer, Redacted, Schedule } from "effect"
 import { Kafka, logLevel } from "kafkajs"
 import { StandaloneLive } from "../src/Standalone.ts"
+import { makeDexMonProcessWith } from "./support/DexMonProcess.ts"
 import { has, parseExposition, valueOf } from "./support/Exposition.ts"
 import { makeServiceProcess } from "./support/ServiceProcess.ts"
 
@@ -126,6 +128,42 @@ layer(layerEmbeddedPostgresTest, { timeout: 300_000, excludeTestServices: true }
         assert.isTrue(
           upserts.some((span) => batches.some((b) => b.spanContext().spanId === span.parentSpanContext?.spanId))
         )
+      })
+    )
+
+    it.effect("with OTEL_EXPORTER_OTLP_ENDPOINT set, spans are exported over OTLP/HTTP with the service name", () =>
+      Effect.gen(function* () {
+        const received: Array<string> = []
+        const port = yield* freePort
+        const collector = createServer((request, response) => {
+          let body = ""
+          request.on("data", (chunk) => {
+            body += String(chunk)
+          })
+          request.on("end", () => {
+            if (request.url === "/v1/traces") received.push(body)
+            response.end("{}")
+          })
+        })
+        yield* Effect.acquireRelease(
+          Effect.callback<void>((resume) => {
+            collector.listen(port, "127.0.0.1", () => resume(Effect.void))
+          }),
+          () => Effect.sync(() => collector.close())
+        )
+        const dexmon = yield* makeDexMonProcessWith({
+          SECURITY_DISABLED: "true",
+          OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+          OTEL_SERVICE_NAME: "dexmon-otlp-test",
+          OTEL_BSP_SCHEDULE_DELAY: "200"
+        })
+        yield* dexmon.start
+        yield* Effect.promise(() => fetch(`${dexmon.baseUrl}/readyz`))
+        const exported = yield* eventually(
+          Effect.sync(() => received.join("\n")),
+          (body) => body.includes("dexmon-otlp-test") && body.includes("GET")
+        )
+        assert.include(exported, "resourceSpans")
       })
     )
 

@@ -168,7 +168,14 @@ describe("DexMon on its embedded default (pnpm start)", () => {
     () =>
       Effect.gen(function* () {
         const dexmon = yield* makeDexMonProcess
-        const { code, output } = yield* dexmon.runToExit({ DEXMON_PROFILE: "production" })
+        // An issuer is configured, so what stops start-up can only be a missing store variable.
+        const { code, output } = yield* dexmon.runToExit({
+          DEXMON_PROFILE: "production",
+          SECURITY_DISABLED: "false",
+          AUTH_ISSUER: "https://issuer.example/",
+          AUTH_AUDIENCE: "dexmon",
+          AUTH_JWKS_URL: "https://issuer.example/jwks"
+        })
         assert.notStrictEqual(code, 0)
         // Whichever store is resolved first names its variable; none falls back to an embedded store.
         assert.match(

@@ -33,6 +33,7 @@ export const makeDexMonProcessWith = Effect.fnUntraced(function* (settings: Reco
   return { ...service, dataDir }
 })
 
-export const makeDexMonProcess = makeDexMonProcessWith({})
+/** The development flow: `SECURITY_DISABLED=true`, the caller named by `X-User-Id`. */
+export const makeDexMonProcess = makeDexMonProcessWith({ SECURITY_DISABLED: "true" })
 
 export type DexMonProcess = Effect.Success<typeof makeDexMonProcess>
