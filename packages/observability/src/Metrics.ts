@@ -90,3 +90,14 @@ export const timeStoreWrite =
       const stop = storeWriteDuration.startTimer({ store })
       return effect.pipe(Effect.ensuring(Effect.sync(() => stop())))
     })
+
+/**
+ * Pushes every metric to a Prometheus Pushgateway under `job`: for a process
+ * that runs once and exits (the archiver as a CronJob), which no scrape would
+ * catch alive.
+ */
+export const pushTo = (url: string, job: string) =>
+  Effect.tryPromise({
+    try: () => new client.Pushgateway(url, {}, registry).pushAdd({ jobName: job }),
+    catch: (cause) => new Error(`could not push metrics to ${url}: ${String(cause)}`)
+  }).pipe(Effect.asVoid)

@@ -1,9 +1,9 @@
 import { Archiver } from "@dexmon/archive"
 import { HotRetention } from "@dexmon/domain"
-import { TracingLive } from "@dexmon/observability"
+import { Metrics, TracingLive } from "@dexmon/observability"
 import { ArchiveLedgerLive, ArchiveStoreLive, LoggerLive } from "@dexmon/platform"
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Config, Effect, Layer, Option } from "effect"
 
 /**
  * `pnpm archive`: one archiving pass, then exit, as a Kubernetes CronJob runs
@@ -16,8 +16,17 @@ const program = Effect.gen(function* () {
     Effect.asVoid,
     Effect.catchTag("ArchiverBusy", () => Effect.logWarning("another archiver run holds the lock; nothing to do"))
   )
+  // A run that exits is never scraped: its metrics go to a Pushgateway when one is configured.
+  const pushgateway = yield* Config.option(Config.String("DEXMON_PUSHGATEWAY_URL"))
+  if (Option.isSome(pushgateway)) {
+    yield* Metrics.pushTo(pushgateway.value, "dexmon-archiver").pipe(
+      Effect.tapError((error) => Effect.logWarning(error.message)),
+      Effect.ignore
+    )
+  }
 })
 
+Metrics.labelService("archiver")
 program.pipe(
   Effect.provide(
     Archiver.layer.pipe(
