@@ -1,6 +1,7 @@
+import { parseRetention } from "@dexmon/domain"
 import { Metrics, TracingLive } from "@dexmon/observability"
 import { NodeRuntime } from "@effect/platform-node"
-import { Config, Context, Effect, Layer, Logger, Option, Tracer } from "effect"
+import { Cause, Config, Context, Effect, Exit, Layer, Logger, Option, Tracer } from "effect"
 
 /**
  * One JSON object per line, with the trace and span of the fiber that logged
@@ -21,17 +22,49 @@ export const LoggerLive = Layer.unwrap(
 )
 
 /**
+ * `DEXMON_SHUTDOWN_TIMEOUT` (default `20s`, below Kubernetes' 30 s grace
+ * period): once SIGTERM or SIGINT arrives, the process has this long to close
+ * its layers; if it has not exited by then it logs why and exits 1.
+ */
+const boundShutdown = Effect.gen(function* () {
+  const text = yield* Config.String("DEXMON_SHUTDOWN_TIMEOUT").pipe(Config.withDefault("20s"))
+  const millis = parseRetention(text)
+  if (millis === undefined) {
+    return yield* Effect.die(new Error(`DEXMON_SHUTDOWN_TIMEOUT must look like 20s or 1m, got "${text}"`))
+  }
+  const arm = (signal: string) => () => {
+    // A timer, not a fiber: the fibers are what is shutting down.
+    setTimeout(() => {
+      globalThis.console.error(`shutdown after ${signal} took longer than ${text}; exiting 1`)
+      process.exit(1)
+    }, millis).unref()
+  }
+  process.once("SIGTERM", arm("SIGTERM"))
+  process.once("SIGINT", arm("SIGINT"))
+})
+
+/**
+ * Exit codes for an orchestrator: 0 when the service ended or was stopped by a
+ * signal (a graceful shutdown, as in a rolling restart), 1 when it failed.
+ */
+const teardown = (exit: Exit.Exit<unknown, unknown>, onExit: (code: number) => void) =>
+  onExit(Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? 0 : 1)
+
+/**
  * Runs a service until SIGINT or SIGTERM, then closes its layers in reverse
- * order: consumers stop, in-flight batches finish or are handed back
- * uncommitted, servers close, embedded stores shut down cleanly.
+ * order: the HTTP server stops accepting, consumers stop and hand back their
+ * uncommitted batches, producers flush, pools and embedded stores close. Exits
+ * 0 within `DEXMON_SHUTDOWN_TIMEOUT`.
  */
 export const runService = (name: string, app: Layer.Layer<never, unknown, never>) => {
   hideKafkajsTimeoutWarning()
   Metrics.labelService(name)
-  return Layer.launch(app.pipe(Layer.provide(TracingLive(name)))).pipe(
+  return boundShutdown.pipe(
+    Effect.andThen(Layer.launch(app.pipe(Layer.provide(TracingLive(name))))),
+    Effect.onInterrupt(() => Effect.logInfo("stopping: closing servers, consumers and stores")),
     Effect.annotateLogs({ service: name }),
     Effect.provide(LoggerLive),
-    NodeRuntime.runMain
+    NodeRuntime.runMain({ teardown })
   )
 }
 

@@ -3,7 +3,7 @@ import { resolve } from "node:path"
 import { freePort } from "@dexmon/ports"
 import { Effect, Schedule } from "effect"
 
-export type ServiceName = "standalone" | "receiver" | "processor" | "notifier" | "gateway"
+export type ServiceName = "standalone" | "receiver" | "processor" | "notifier" | "gateway" | "archiver"
 
 const entryOf = (service: ServiceName) => resolve(import.meta.dirname, `../../../${service}/src/main.ts`)
 
@@ -78,8 +78,20 @@ export const makeServiceProcess = (service: ServiceName, env: Record<string, str
       yield* exited(child)
     })
 
+    /** SIGTERM and wait: how the process ended and how long the graceful shutdown took. */
+    const terminate = Effect.gen(function* () {
+      const proc = child
+      if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) {
+        return yield* Effect.die(new Error(`${service} is not running`))
+      }
+      const started = Date.now()
+      proc.kill("SIGTERM")
+      yield* exited(proc)
+      return { code: proc.exitCode, signal: proc.signalCode, millis: Date.now() - started }
+    })
+
     yield* Effect.addFinalizer(() => stop)
-    return { baseUrl, start, runToExit, kill9, stop, output: () => output.join("") }
+    return { baseUrl, start, runToExit, kill9, stop, terminate, output: () => output.join("") }
   })
 
 export type ServiceProcess = Effect.Success<ReturnType<typeof makeServiceProcess>>
