@@ -3,7 +3,14 @@ import { Caller } from "@dexmon/api"
 import { Metrics } from "@dexmon/observability"
 import { NodeHttpServer } from "@effect/platform-node"
 import { ByteSize, Config, Effect, Exit, Layer } from "effect"
-import { HttpIncomingMessage, HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
+import {
+  HttpIncomingMessage,
+  HttpRouter,
+  HttpServer,
+  HttpServerError,
+  HttpServerRequest,
+  HttpServerResponse
+} from "effect/http"
 import { type HttpApi, HttpApiBuilder, type HttpApiGroup, HttpApiScalar } from "effect/http-api"
 import { CallerLive } from "./Authentication.ts"
 import { RequestValidationLive } from "./RequestValidationLive.ts"
@@ -56,6 +63,40 @@ const MetricsRoute = HttpRouter.add(
   )
 )
 
+/** How long in-flight requests may finish once shutdown starts, before their connections are closed. */
+const DRAIN_MILLIS = 5_000
+
+/**
+ * A Node HTTP server that drains on shutdown: from the moment the layers
+ * start closing, every response says `Connection: close` and idle keep-alive
+ * connections are closed, so clients move to another instance instead of
+ * holding this one open; whatever is still open after `DRAIN_MILLIS` is cut
+ * (a client that got no answer retries; the receiver's dedup and the conflict
+ * rule make a retried reading harmless).
+ */
+const layerDrainingServer = (options: { readonly port: number; readonly host: string }) => {
+  let draining = false
+  const server = createServer()
+  server.on("request", (_request, response) => {
+    if (draining) response.setHeader("connection", "close")
+  })
+  const nodeServer = NodeHttpServer.layer(() => server, options)
+  // Needs the server, so it is built after it and finalized before it: draining starts before `close` waits.
+  const drainOnShutdown = Layer.effectDiscard(
+    Effect.gen(function* () {
+      yield* HttpServer.HttpServer
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          draining = true
+          server.closeIdleConnections()
+          setTimeout(() => server.closeAllConnections(), DRAIN_MILLIS).unref()
+        })
+      )
+    })
+  )
+  return drainOnShutdown.pipe(Layer.provideMerge(nodeServer))
+}
+
 /**
  * Serves an HttpApi (with `/openapi.json` and interactive docs at `/docs`) and
  * `/metrics` on `HOST`:`PORT`. Request bodies above `DEXMON_MAX_BODY_BYTES`
@@ -89,7 +130,7 @@ export const layerHttpServer = <Id extends string, Groups extends HttpApiGroup.C
         middleware: (app) =>
           measureRequests(Effect.provideService(app, HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)))
       }).pipe(
-        Layer.provide(NodeHttpServer.layer(createServer, { port, host })),
+        Layer.provide(layerDrainingServer({ port, host })),
         Layer.tap(() => Effect.logInfo(`DexMon API listening on http://${host}:${port} (docs at /docs, /metrics)`))
       )
     })

