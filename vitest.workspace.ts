@@ -23,5 +23,6 @@ export const projects: Array<TestProjectInlineConfiguration> = [
   project("ports", "packages/ports"),
   project("archive", "packages/archive"),
   project("services", "services/standalone"),
-  project("archiver", "services/archiver")
+  project("archiver", "services/archiver"),
+  project("deploy", "deploy")
 ]

@@ -71,7 +71,11 @@ describe("rolling restart under load", () => {
         for (const [name, service] of Object.entries(services)) {
           yield* waitForMore((yield* Ref.get(accepted)).length + 40)
           const ended = yield* service.terminate
-          assert.strictEqual(ended.code, 0, `${name} exit ${JSON.stringify(ended)}; output:\n${service.output().slice(-3000)}`)
+          assert.strictEqual(
+            ended.code,
+            0,
+            `${name} exit ${JSON.stringify(ended)}; output:\n${service.output().slice(-3000)}`
+          )
           assert.isBelow(ended.millis, 15_000, `${name} shut down within DEXMON_SHUTDOWN_TIMEOUT`)
           yield* service.start
         }
