@@ -55,6 +55,13 @@ export const batchSize = new client.Histogram({
   buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000],
   registers
 })
+export const endToEnd = new client.Histogram({
+  name: "dexmon_end_to_end_seconds",
+  help: "From a record's append to the event log (the receiver's 202) until a consumer group committed it: for the processor the reading is stored, for the notifier its alert",
+  labelNames: ["topic", "group"] as const,
+  buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+  registers
+})
 export const storeWriteDuration = new client.Histogram({
   name: "dexmon_store_write_duration_seconds",
   help: "Latency of a write to a store (readings: PostgreSQL/TimescaleDB; alerts: Cassandra or PostgreSQL; archive: S3)",

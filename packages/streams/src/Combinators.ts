@@ -273,6 +273,10 @@ export const observeBatch =
       if (Exit.isSuccess(exit)) {
         Metrics.eventsConsumed.inc({ topic: batch.topic, group: groupId }, batch.records.length)
         Metrics.batchSize.observe({ group: groupId }, batch.records.length)
+        const committedAt = Number(ended / 1_000_000n)
+        for (const record of batch.records) {
+          Metrics.endToEnd.observe({ topic: batch.topic, group: groupId }, (committedAt - record.timestamp) / 1000)
+        }
       }
       return yield* exit
     })

@@ -245,6 +245,8 @@ layer(layerEmbeddedPostgresTest, { timeout: 300_000, excludeTestServices: true }
         const group = { group: `metrics-processor-${run}` }
         assert.strictEqual(valueOf(processor, "dexmon_events_consumed_total", group), 6)
         assert.strictEqual(valueOf(processor, "dexmon_batch_size_sum", group), 6)
+        assert.strictEqual(valueOf(processor, "dexmon_end_to_end_seconds_count", group), 6)
+        assert.isAbove(valueOf(processor, "dexmon_end_to_end_seconds_sum", group), 0)
         assert.isAtLeast(valueOf(processor, "dexmon_store_write_duration_seconds_count", { store: "readings" }), 1)
         assert.strictEqual(valueOf(processor, "dexmon_dlq_messages_total", { topic: `${prefix}glucose.events.dlq` }), 1)
 
