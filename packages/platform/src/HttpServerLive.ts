@@ -2,7 +2,7 @@ import { createServer } from "node:http"
 import { Caller } from "@dexmon/api"
 import { Metrics } from "@dexmon/observability"
 import { NodeHttpServer } from "@effect/platform-node"
-import { ByteSize, Config, Effect, Exit, Layer } from "effect"
+import { ByteSize, Config, Duration, Effect, Exit, Layer } from "effect"
 import {
   HttpIncomingMessage,
   HttpRouter,
@@ -80,18 +80,25 @@ const layerDrainingServer = (options: { readonly port: number; readonly host: st
   server.on("request", (_request, response) => {
     if (draining) response.setHeader("connection", "close")
   })
-  const nodeServer = NodeHttpServer.layer(() => server, options)
-  // Needs the server, so it is built after it and finalized before it: draining starts before `close` waits.
+  const drain = () => {
+    if (draining) return
+    draining = true
+    server.closeIdleConnections()
+    setTimeout(() => server.closeAllConnections(), DRAIN_MILLIS).unref()
+  }
+  // Draining starts with the signal itself: the server's own graceful close begins as soon as the
+  // service is interrupted, before any layer finalizer, and would otherwise wait on busy keep-alive
+  // connections. The finalizer covers shutdowns that come without a signal.
+  process.once("SIGTERM", drain)
+  process.once("SIGINT", drain)
+  const nodeServer = NodeHttpServer.layer(() => server, {
+    ...options,
+    gracefulShutdownTimeout: Duration.millis(DRAIN_MILLIS + 1_000)
+  })
   const drainOnShutdown = Layer.effectDiscard(
     Effect.gen(function* () {
       yield* HttpServer.HttpServer
-      yield* Effect.addFinalizer(() =>
-        Effect.sync(() => {
-          draining = true
-          server.closeIdleConnections()
-          setTimeout(() => server.closeAllConnections(), DRAIN_MILLIS).unref()
-        })
-      )
+      yield* Effect.addFinalizer(() => Effect.sync(drain))
     })
   )
   return drainOnShutdown.pipe(Layer.provideMerge(nodeServer))

@@ -71,6 +71,7 @@ describe("rolling restart under load", () => {
         for (const [name, service] of Object.entries(services)) {
           yield* waitForMore((yield* Ref.get(accepted)).length + 40)
           const ended = yield* service.terminate
+          yield* Effect.logInfo(`${name}: SIGTERM to exit ${ended.code} in ${ended.millis} ms`)
           assert.strictEqual(
             ended.code,
             0,
