@@ -2,14 +2,14 @@
 // one node on 127.0.0.1 started straight from its main class (the tarball's bin/cassandra
 // and conf/ are not on Maven Central), data in a fresh folder per start. See
 // /work/shared/infra.md for the facts this relies on.
-import { spawn } from "node:child_process"
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { pathToFileURL } from "node:url"
 import { Client, policies } from "cassandra-driver"
+import { javaCommand, requireFreePorts, startDetachedJvm, stopJvm } from "../Jvm.ts"
 import { fetchJars, runtimePom } from "../Maven.ts"
-import { acceptsTcp, commandLine, isAlive, seconds, stopProcess, tailOfFile, tailOfText } from "../Processes.ts"
+import { acceptsTcp, commandLine, isAlive } from "../Processes.ts"
 import { type CassandraState, infraDirectory } from "../State.ts"
 
 /** Newest 5.0.x on Maven Central when this was written (5.0.0 ... 5.0.9); override with DEXMON_CASSANDRA_VERSION. */
@@ -130,10 +130,7 @@ const cassandraYaml = (dataDirectory: string, nativePort: number, storagePort: n
  * Policy object is not supported"), so DEXMON_CASSANDRA_JAVA_HOME can name a JDK for it alone
  * when JAVA_HOME (or the `java` on PATH) is a newer one.
  */
-const javaCommand = (): string => {
-  const javaHome = process.env.DEXMON_CASSANDRA_JAVA_HOME || process.env.JAVA_HOME
-  return javaHome ? join(javaHome, "bin", "java") : "java"
-}
+const cassandraJava = (): string => javaCommand(process.env.DEXMON_CASSANDRA_JAVA_HOME || process.env.JAVA_HOME)
 
 /**
  * What Cassandra's bin/cassandra would pass on Java 17 and what it needs here. The module
@@ -273,13 +270,7 @@ export interface CassandraStarted {
 export const startCassandra = async (onSpawned: (state: CassandraState) => void): Promise<CassandraStarted> => {
   const version = cassandraVersion()
   const { nativePort, storagePort } = cassandraPorts()
-  for (const port of [nativePort, storagePort]) {
-    if (await acceptsTcp(host, port)) {
-      throw new Error(
-        `${host}:${port} is already in use by a process this harness did not start; stop it or set DEXMON_CASSANDRA_PORT`
-      )
-    }
-  }
+  await requireFreePorts(host, [nativePort, storagePort], "stop it or set DEXMON_CASSANDRA_PORT")
 
   const jarsStarted = performance.now()
   const { libDirectory, downloaded } = await ensureCassandraJars(version)
@@ -309,50 +300,33 @@ const spawnOn = async (
   nativePort: number,
   storagePort: number,
   onSpawned: (state: CassandraState) => void
-): Promise<{ readonly state: CassandraState; readonly answer: CassandraAnswer }> => {
-  // The JVM's own stdout/stderr (crashes before Logback is up, e.g. a bad flag or a bad cassandra.yaml).
-  const jvmOutputPath = join(logsDirectory(dataDirectory), "jvm.out")
-  const jvmOutput = openSync(jvmOutputPath, "a")
-  const child = spawn(javaCommand(), jvmArguments(libDirectory, dataDirectory), {
-    // Detached (own process group) and unreferenced: `up` returns while Cassandra keeps running.
-    detached: true,
-    stdio: ["ignore", jvmOutput, jvmOutput]
-  })
-  closeSync(jvmOutput)
-  const spawnFailure = new Promise<Error>((resolve) => child.once("error", resolve))
-  child.unref()
-  const pid = child.pid
-  if (pid === undefined) {
-    rmSync(dataDirectory, { recursive: true, force: true })
-    throw await spawnFailure
-  }
-  writeFileSync(pidFile, `${pid}\n`)
-
-  const state: CassandraState = {
-    pid,
-    version,
-    host,
-    nativePort,
-    storagePort,
+): Promise<{ readonly state: CassandraState; readonly answer: CassandraAnswer }> =>
+  startDetachedJvm({
+    name: `Cassandra ${version}`,
+    java: cassandraJava(),
+    args: jvmArguments(libDirectory, dataDirectory),
     dataDirectory,
-    startedAt: new Date().toISOString()
-  }
-  onSpawned(state)
-  const answer = await waitUntilCassandraAnswers(cassandraContactPoints(state), readyTimeoutMs, () => isAlive(pid))
-  if (answer === undefined) {
-    const reason = isAlive(pid) ? `did not answer within ${seconds(readyTimeoutMs)}` : "exited during start-up"
-    // Read before stopCassandra removes the data folder.
-    const diagnostics = [
-      "--- system.log (tail, stack frames left out)",
-      withoutStackFrames(tailOfFile(join(logsDirectory(dataDirectory), "system.log"), 400)),
-      "--- JVM stdout/stderr (tail)",
-      tailOfFile(jvmOutputPath)
-    ].join("\n")
-    await stopCassandra(state)
-    throw new Error(`Cassandra ${version} on ${cassandraContactPoints(state)} ${reason}\n${diagnostics}`)
-  }
-  return { state, answer }
-}
+    logsDirectory: logsDirectory(dataDirectory),
+    serverLog: "system.log",
+    pidFile,
+    readyTimeoutMs,
+    stateOf: (pid): CassandraState => ({
+      pid,
+      version,
+      host,
+      nativePort,
+      storagePort,
+      dataDirectory,
+      startedAt: new Date().toISOString()
+    }),
+    addressOf: cassandraContactPoints,
+    onSpawned,
+    waitUntilReady: async (state, timeoutMs, stillRunning) => {
+      const answer = await waitUntilCassandraAnswers(cassandraContactPoints(state), timeoutMs, stillRunning)
+      return answer === undefined ? { ready: false } : { ready: true, answer }
+    },
+    stop: stopCassandra
+  })
 
 /**
  * An outage, for tests: kills the node (SIGKILL, as a crash would) but keeps its data, so
@@ -382,19 +356,6 @@ export const restartCassandra = async (
   return state
 }
 
-/** Java stack traces are long and mostly frames; the messages and "Caused by:" lines say what went wrong. */
-const withoutStackFrames = (log: string): string =>
-  tailOfText(
-    log
-      .split("\n")
-      .filter((line) => !/^\s+(at |\.\.\. \d+ more)/.test(line))
-      .join("\n"),
-    30
-  )
-
 /** Stops the JVM (SIGTERM, SIGKILL after 30 s) if it still runs, then removes its data folder and the pid file. */
-export const stopCassandra = async (state: CassandraState): Promise<void> => {
-  if (isCassandraRunning(state)) await stopProcess(state.pid, 30_000)
-  rmSync(state.dataDirectory, { recursive: true, force: true })
-  rmSync(pidFile, { force: true })
-}
+export const stopCassandra = (state: CassandraState): Promise<void> =>
+  stopJvm(isCassandraRunning(state), state.pid, state.dataDirectory, pidFile)

@@ -1,22 +1,13 @@
 // Apache Kafka for tests: jars from Maven Central (no Docker, no download site here),
 // one KRaft node that is broker and controller at once, on 127.0.0.1, data in a
 // fresh folder per start. See /work/shared/infra.md for the facts this relies on.
-import { spawn } from "node:child_process"
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { Kafka, logLevel } from "kafkajs"
+import { javaCommand, requireFreePorts, startDetachedJvm, stopJvm } from "../Jvm.ts"
 import { fetchJars, runtimePom } from "../Maven.ts"
-import {
-  acceptsTcp,
-  commandLine,
-  isAlive,
-  runCommand,
-  seconds,
-  stopProcess,
-  tailOfFile,
-  tailOfText
-} from "../Processes.ts"
+import { acceptsTcp, commandLine, isAlive, runCommand, tailOfText } from "../Processes.ts"
 import { infraDirectory, type KafkaState } from "../State.ts"
 
 /** Newest 4.x on Maven Central when this was written (4.0.0 ... 4.4.0 all resolve); override with DEXMON_KAFKA_VERSION. */
@@ -130,8 +121,6 @@ const serverProperties = (dataDirectory: string, brokerPort: number, controllerP
     ""
   ].join("\n")
 
-const javaCommand = (): string => (process.env.JAVA_HOME ? join(process.env.JAVA_HOME, "bin", "java") : "java")
-
 const javaOptions = (libDirectory: string, dataDirectory: string): ReadonlyArray<string> => [
   "-Djava.awt.headless=true",
   `-Dlog4j2.configurationFile=${log4jConfiguration}`,
@@ -239,13 +228,7 @@ export interface KafkaStarted {
 export const startKafka = async (onSpawned: (state: KafkaState) => void): Promise<KafkaStarted> => {
   const version = kafkaVersion()
   const { brokerPort, controllerPort } = kafkaPorts()
-  for (const port of [brokerPort, controllerPort]) {
-    if (await acceptsTcp(host, port)) {
-      throw new Error(
-        `${host}:${port} is already in use by a process this harness did not start; stop it or set DEXMON_KAFKA_PORT`
-      )
-    }
-  }
+  await requireFreePorts(host, [brokerPort, controllerPort], "stop it or set DEXMON_KAFKA_PORT")
 
   const jarsStarted = performance.now()
   const { libDirectory, downloaded } = await ensureKafkaJars(version)
@@ -265,12 +248,10 @@ export const startKafka = async (onSpawned: (state: KafkaState) => void): Promis
   const formatMs = performance.now() - formatStarted
 
   const startStarted = performance.now()
-  // The JVM's own stdout/stderr (crashes before Log4j is up, e.g. a bad flag or OutOfMemoryError).
-  const jvmOutputPath = join(logsDirectory(dataDirectory), "jvm.out")
-  const jvmOutput = openSync(jvmOutputPath, "a")
-  const child = spawn(
-    javaCommand(),
-    [
+  const { state } = await startDetachedJvm({
+    name: `Kafka ${version}`,
+    java: javaCommand(),
+    args: [
       "-Xms512m",
       "-Xmx1g",
       // The flags of Kafka's kafka-server-start.sh / kafka-run-class.sh.
@@ -282,58 +263,31 @@ export const startKafka = async (onSpawned: (state: KafkaState) => void): Promis
       "kafka.Kafka",
       serverPropertiesPath(dataDirectory)
     ],
-    // Detached (own process group) and unreferenced: `up` returns while Kafka keeps running.
-    { detached: true, stdio: ["ignore", jvmOutput, jvmOutput] }
-  )
-  closeSync(jvmOutput)
-  const spawnFailure = new Promise<Error>((resolve) => child.once("error", resolve))
-  child.unref()
-  const pid = child.pid
-  if (pid === undefined) {
-    rmSync(dataDirectory, { recursive: true, force: true })
-    throw await spawnFailure
-  }
-  writeFileSync(pidFile, `${pid}\n`)
-
-  const state: KafkaState = {
-    pid,
-    version,
-    host,
-    brokerPort,
-    controllerPort,
     dataDirectory,
-    startedAt: new Date().toISOString()
-  }
-  onSpawned(state)
-  const ready = await waitUntilKafkaAnswers(kafkaBrokers(state), readyTimeoutMs, () => isAlive(pid))
-  if (!ready) {
-    const reason = isAlive(pid) ? `did not answer within ${seconds(readyTimeoutMs)}` : "exited during start-up"
-    // Read before stopKafka removes the data folder.
-    const diagnostics = [
-      "--- server.log (tail, stack frames left out)",
-      withoutStackFrames(tailOfFile(join(logsDirectory(dataDirectory), "server.log"), 400)),
-      "--- JVM stdout/stderr (tail)",
-      tailOfFile(jvmOutputPath)
-    ].join("\n")
-    await stopKafka(state)
-    throw new Error(`Kafka ${version} on ${kafkaBrokers(state)} ${reason}\n${diagnostics}`)
-  }
+    logsDirectory: logsDirectory(dataDirectory),
+    serverLog: "server.log",
+    pidFile,
+    readyTimeoutMs,
+    stateOf: (pid): KafkaState => ({
+      pid,
+      version,
+      host,
+      brokerPort,
+      controllerPort,
+      dataDirectory,
+      startedAt: new Date().toISOString()
+    }),
+    addressOf: kafkaBrokers,
+    onSpawned,
+    waitUntilReady: async (state, timeoutMs, stillRunning) =>
+      (await waitUntilKafkaAnswers(kafkaBrokers(state), timeoutMs, stillRunning))
+        ? { ready: true, answer: undefined }
+        : { ready: false },
+    stop: stopKafka
+  })
   return { state, timings: { jarsMs, jarsDownloaded: downloaded, formatMs, startMs: performance.now() - startStarted } }
 }
 
-/** Java stack traces are long and mostly frames; the messages and "Caused by:" lines say what went wrong. */
-const withoutStackFrames = (log: string): string =>
-  tailOfText(
-    log
-      .split("\n")
-      .filter((line) => !/^\s+(at |\.\.\. \d+ more)/.test(line))
-      .join("\n"),
-    30
-  )
-
 /** Stops the JVM (SIGTERM, SIGKILL after 30 s) if it still runs, then removes its data folder and the pid file. */
-export const stopKafka = async (state: KafkaState): Promise<void> => {
-  if (isRunning(state)) await stopProcess(state.pid, 30_000)
-  rmSync(state.dataDirectory, { recursive: true, force: true })
-  rmSync(pidFile, { force: true })
-}
+export const stopKafka = (state: KafkaState): Promise<void> =>
+  stopJvm(isRunning(state), state.pid, state.dataDirectory, pidFile)

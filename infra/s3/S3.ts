@@ -2,13 +2,13 @@
 // here), one JVM on 127.0.0.1 storing objects as plain files in a data folder (so they survive
 // a restart of the JVM), with one bucket created at start-up. See /work/shared/infra.md for the
 // facts this relies on.
-import { spawn } from "node:child_process"
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3"
+import { javaCommand, requireFreePorts, startDetachedJvm, stopJvm } from "../Jvm.ts"
 import { fetchJars, runtimePom } from "../Maven.ts"
-import { acceptsTcp, commandLine, isAlive, seconds, stopProcess, tailOfFile, tailOfText } from "../Processes.ts"
+import { acceptsTcp, commandLine, isAlive } from "../Processes.ts"
 import { infraDirectory, type S3State } from "../State.ts"
 
 /**
@@ -160,8 +160,6 @@ const s3ProxyProperties = (dataDirectory: string, port: number): string =>
     ""
   ].join("\n")
 
-const javaCommand = (): string => (process.env.JAVA_HOME ? join(process.env.JAVA_HOME, "bin", "java") : "java")
-
 const jvmArguments = (libDirectory: string, dataDirectory: string): ReadonlyArray<string> => [
   // Tests store small objects; S3Proxy streams bodies rather than holding them.
   "-Xms64m",
@@ -216,20 +214,15 @@ export const s3Problem = async (settings: S3Settings): Promise<string | undefine
 const bucketProblem = async (settings: S3Settings): Promise<string | undefined> => {
   const client = quickClient(settings)
   try {
-    try {
-      await client.send(new CreateBucketCommand({ Bucket: settings.bucket }))
-    } catch (error) {
-      // S3Proxy answers a second create with BucketAlreadyOwnedByYou; another owner's bucket fails the listing below.
-      const name = error instanceof Error ? error.name : ""
-      if (name !== "BucketAlreadyOwnedByYou" && name !== "BucketAlreadyExists") throw error
-    }
-    await client.send(new ListObjectsV2Command({ Bucket: settings.bucket, MaxKeys: 1 }))
-    return undefined
+    await client.send(new CreateBucketCommand({ Bucket: settings.bucket }))
   } catch (error) {
-    return describe(error)
+    // S3Proxy answers a second create with BucketAlreadyOwnedByYou; another owner's bucket fails the listing below.
+    const name = error instanceof Error ? error.name : ""
+    if (name !== "BucketAlreadyOwnedByYou" && name !== "BucketAlreadyExists") return describe(error)
   } finally {
     client.destroy()
   }
+  return s3Problem(settings)
 }
 
 /**
@@ -284,11 +277,7 @@ export interface S3ProxyStarted {
 export const startS3Proxy = async (onSpawned: (state: S3State) => void): Promise<S3ProxyStarted> => {
   const version = s3ProxyVersion()
   const port = s3Port()
-  if (await acceptsTcp(host, port)) {
-    throw new Error(
-      `${host}:${port} is already in use by a process this harness did not start; stop it or set DEXMON_S3_PORT`
-    )
-  }
+  await requireFreePorts(host, [port], "stop it or set DEXMON_S3_PORT")
 
   const jarsStarted = performance.now()
   const { libDirectory, downloaded } = await ensureS3ProxyJars(version)
@@ -312,9 +301,7 @@ export const restartS3Proxy = async (
   previous: S3State,
   onSpawned: (state: S3State) => void
 ): Promise<S3ProxyStarted> => {
-  if (await acceptsTcp(host, previous.port)) {
-    throw new Error(`${host}:${previous.port} is now in use by a process this harness did not start; stop it`)
-  }
+  await requireFreePorts(host, [previous.port], "stop it")
   const jarsStarted = performance.now()
   const { libDirectory, downloaded } = await ensureS3ProxyJars(previous.version)
   const jarsMs = performance.now() - jarsStarted
@@ -334,57 +321,27 @@ const spawnOn = async (
   port: number,
   onSpawned: (state: S3State) => void
 ): Promise<S3State> => {
-  // The JVM's own stdout/stderr (crashes before Logback is up, e.g. a bad flag or a bad properties file).
-  const jvmOutputPath = join(logsDirectory(dataDirectory), "jvm.out")
-  const jvmOutput = openSync(jvmOutputPath, "a")
-  const child = spawn(javaCommand(), jvmArguments(libDirectory, dataDirectory), {
-    // Detached (own process group) and unreferenced: `up` returns while S3Proxy keeps running.
-    detached: true,
-    stdio: ["ignore", jvmOutput, jvmOutput]
+  const { state } = await startDetachedJvm({
+    name: `S3Proxy ${version}`,
+    java: javaCommand(),
+    args: jvmArguments(libDirectory, dataDirectory),
+    dataDirectory,
+    logsDirectory: logsDirectory(dataDirectory),
+    serverLog: "s3proxy.log",
+    pidFile,
+    readyTimeoutMs,
+    stateOf: (pid): S3State => ({ pid, version, host, port, dataDirectory, startedAt: new Date().toISOString() }),
+    addressOf: s3Endpoint,
+    onSpawned,
+    waitUntilReady: async (state, timeoutMs, stillRunning) => {
+      const problem = await waitUntilBucketAnswers(harnessS3Settings(state), timeoutMs, stillRunning)
+      return problem === undefined ? { ready: true, answer: undefined } : { ready: false, problem }
+    },
+    stop: stopS3Proxy
   })
-  closeSync(jvmOutput)
-  const spawnFailure = new Promise<Error>((resolve) => child.once("error", resolve))
-  child.unref()
-  const pid = child.pid
-  if (pid === undefined) {
-    rmSync(dataDirectory, { recursive: true, force: true })
-    throw await spawnFailure
-  }
-  writeFileSync(pidFile, `${pid}\n`)
-
-  const state: S3State = { pid, version, host, port, dataDirectory, startedAt: new Date().toISOString() }
-  onSpawned(state)
-  const problem = await waitUntilBucketAnswers(harnessS3Settings(state), readyTimeoutMs, () => isAlive(pid))
-  if (problem !== undefined) {
-    const reason = isAlive(pid)
-      ? `did not answer within ${seconds(readyTimeoutMs)} (last: ${problem})`
-      : "exited during start-up"
-    // Read before stopS3Proxy removes the data folder.
-    const diagnostics = [
-      "--- s3proxy.log (tail, stack frames left out)",
-      withoutStackFrames(tailOfFile(join(logsDirectory(dataDirectory), "s3proxy.log"), 400)),
-      "--- JVM stdout/stderr (tail)",
-      tailOfFile(jvmOutputPath)
-    ].join("\n")
-    await stopS3Proxy(state)
-    throw new Error(`S3Proxy ${version} on ${s3Endpoint(state)} ${reason}\n${diagnostics}`)
-  }
   return state
 }
 
-/** Java stack traces are long and mostly frames; the messages and "Caused by:" lines say what went wrong. */
-const withoutStackFrames = (log: string): string =>
-  tailOfText(
-    log
-      .split("\n")
-      .filter((line) => !/^\s+(at |\.\.\. \d+ more)/.test(line))
-      .join("\n"),
-    30
-  )
-
 /** Stops the JVM (SIGTERM, SIGKILL after 30 s) if it still runs, then removes its data folder and the pid file. */
-export const stopS3Proxy = async (state: S3State): Promise<void> => {
-  if (isS3ProxyRunning(state)) await stopProcess(state.pid, 30_000)
-  rmSync(state.dataDirectory, { recursive: true, force: true })
-  rmSync(pidFile, { force: true })
-}
+export const stopS3Proxy = (state: S3State): Promise<void> =>
+  stopJvm(isS3ProxyRunning(state), state.pid, state.dataDirectory, pidFile)
