@@ -14,6 +14,7 @@ import {
 import { type HttpApi, HttpApiBuilder, type HttpApiGroup, HttpApiScalar } from "effect/http-api"
 import { CallerLive } from "./Authentication.ts"
 import { RequestValidationLive } from "./RequestValidationLive.ts"
+import { onShutdownSignal } from "./Shutdown.ts"
 
 const KNOWN_ROUTES = new Set([
   "/api/v1/glucose/sensor",
@@ -89,8 +90,7 @@ const layerDrainingServer = (options: { readonly port: number; readonly host: st
   // Draining starts with the signal itself: the server's own graceful close begins as soon as the
   // service is interrupted, before any layer finalizer, and would otherwise wait on busy keep-alive
   // connections. The finalizer covers shutdowns that come without a signal.
-  process.once("SIGTERM", drain)
-  process.once("SIGINT", drain)
+  onShutdownSignal(drain)
   const nodeServer = NodeHttpServer.layer(() => server, {
     ...options,
     gracefulShutdownTimeout: Duration.millis(DRAIN_MILLIS + 1_000)

@@ -1,8 +1,7 @@
 import { Archiver } from "@dexmon/archive"
 import { HotRetention } from "@dexmon/domain"
-import { Metrics, TracingLive } from "@dexmon/observability"
-import { ArchiveLedgerLive, ArchiveStoreLive, LoggerLive } from "@dexmon/platform"
-import { NodeRuntime } from "@effect/platform-node"
+import { Metrics } from "@dexmon/observability"
+import { ArchiveLedgerLive, ArchiveStoreLive, runOnce } from "@dexmon/platform"
 import { Config, Effect, Layer, Option } from "effect"
 
 /**
@@ -26,15 +25,11 @@ const program = Effect.gen(function* () {
   }
 })
 
-Metrics.labelService("archiver")
-program.pipe(
-  Effect.provide(
-    Archiver.layer.pipe(
-      Layer.provide(Layer.mergeAll(ArchiveLedgerLive, ArchiveStoreLive, HotRetention.layerConfig)),
-      Layer.provideMerge(TracingLive("archiver"))
+runOnce(
+  "archiver",
+  program.pipe(
+    Effect.provide(
+      Archiver.layer.pipe(Layer.provide(Layer.mergeAll(ArchiveLedgerLive, ArchiveStoreLive, HotRetention.layerConfig)))
     )
-  ),
-  Effect.annotateLogs({ service: "archiver" }),
-  Effect.provide(LoggerLive),
-  NodeRuntime.runMain
+  )
 )

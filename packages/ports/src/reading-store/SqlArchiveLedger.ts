@@ -164,14 +164,14 @@ export const make = Effect.gen(function* () {
   })
 
   const begin = Effect.fn("ArchiveLedger.begin")(function* (object: ArchivedObject) {
-    // A key already committed keeps its state: the same rows were archived before, into the same object.
-    yield* sql`
+    // One statement: the no-op update on conflict makes RETURNING answer for an existing key too,
+    // whose state stays as it is (a committed key holds the same rows, archived before).
+    const [row] = yield* sql<{ state: "pending" | "committed" }>`
       INSERT INTO archive_objects (key, day, user_id, row_count, checksum, first_timestamp, last_timestamp, state)
       VALUES (${object.key}, ${object.day}::date, ${object.user_id}, ${object.row_count}, ${object.checksum},
         ${iso(object.first_timestamp)}::timestamptz, ${iso(object.last_timestamp)}::timestamptz, 'pending')
-      ON CONFLICT (key) DO NOTHING`.pipe(Effect.mapError(failWith("begin")))
-    const [row] = yield* sql<{ state: "pending" | "committed" }>`
-      SELECT state FROM archive_objects WHERE key = ${object.key}`.pipe(Effect.mapError(failWith("begin")))
+      ON CONFLICT (key) DO UPDATE SET state = archive_objects.state
+      RETURNING state`.pipe(Effect.mapError(failWith("begin")))
     return row?.state ?? "pending"
   })
 
