@@ -8,10 +8,11 @@ import { layerEmbeddedPostgresTest, requiredServer } from "@dexmon/ports/testing
 import { DexMonClient } from "@dexmon/sdk"
 import { assert, layer } from "@effect/vitest"
 import { type ReadableSpan, SimpleSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base"
-import { Clock, ConfigProvider, Effect, Layer, Redacted, Schedule } from "effect"
+import { Clock, ConfigProvider, Effect, Layer, Redacted } from "effect"
 import { Kafka, logLevel } from "kafkajs"
 import { StandaloneLive } from "../src/Standalone.ts"
 import { makeDexMonProcessWith } from "./support/DexMonProcess.ts"
+import { eventually } from "./support/Eventually.ts"
 import { has, parseExposition, valueOf } from "./support/Exposition.ts"
 import { makeServiceProcess } from "./support/ServiceProcess.ts"
 
@@ -30,12 +31,6 @@ const makeCollector = () => {
   }
   return { spans, processor: new SimpleSpanProcessor(exporter) }
 }
-
-const eventually = <A, E, R>(query: Effect.Effect<A, E, R>, done: (a: A) => boolean) =>
-  query.pipe(
-    Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: done, times: 600 }),
-    Effect.filterOrFail(done, (a) => new Error(`condition not reached; last answer: ${JSON.stringify(a)}`))
-  )
 
 layer(layerEmbeddedPostgresTest, { timeout: 300_000, excludeTestServices: true })(
   `observability on Kafka at ${brokers}`,

@@ -1,16 +1,14 @@
 import { DexMonClient } from "@dexmon/sdk"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Schedule } from "effect"
+import { Clock, Effect } from "effect"
 import { type DexMonProcess, makeDexMonProcess } from "./support/DexMonProcess.ts"
+import { eventually as waitUntil } from "./support/Eventually.ts"
 
 const HOUR = 3_600_000
 
 /** Polls a query until its answer satisfies `done`: waits on the data itself, never on a fixed delay. */
 const eventually = <A, E, R>(query: Effect.Effect<A, E, R>, done: (a: A) => boolean) =>
-  query.pipe(
-    Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: done, times: 400 }),
-    Effect.filterOrFail(done, (a) => new Error(`condition not reached; last answer: ${JSON.stringify(a)}`))
-  )
+  waitUntil(query, done, { every: "50 millis", times: 400 })
 
 const withClient = (dexmon: DexMonProcess, userId: string) =>
   Effect.provide(DexMonClient.layer({ baseUrl: dexmon.baseUrl, userId }))

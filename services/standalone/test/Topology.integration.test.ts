@@ -3,18 +3,13 @@ import type { Reading } from "@dexmon/domain"
 import { ArchiveStore, S3ArchiveStore } from "@dexmon/ports"
 import { DexMonClient } from "@dexmon/sdk"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, ConfigProvider, Effect, Layer, Schedule } from "effect"
+import { Clock, ConfigProvider, Effect, Layer } from "effect"
+import { eventually } from "./support/Eventually.ts"
 import { ALL, mint } from "./support/Issuer.ts"
 import { makeServiceProcess } from "./support/ServiceProcess.ts"
 import { makeProductionEnvironment } from "./support/Topology.ts"
 
 const HOUR = 3_600_000
-
-const eventually = <A, E, R>(query: Effect.Effect<A, E, R>, done: (a: A) => boolean) =>
-  query.pipe(
-    Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: done, times: 600 }),
-    Effect.filterOrFail(done, (a) => new Error(`condition not reached; last answer: ${JSON.stringify(a)}`))
-  )
 
 describe("the production topology: every service its own process, on Kafka, PostgreSQL, Cassandra and S3", () => {
   it.live(

@@ -32,6 +32,17 @@ const objectFor = (user: UserId, rows: ReadonlyArray<{ timestamp: number }>, key
 })
 const wholeDay = (user: UserId) => ({ user_id: user, from: t0, to: t0 + 86_400_000, limit: 1000 })
 
+/** A new user's six readings on `day`, read back whole and begun as one pending object named `name`. */
+const seededAndBegun = Effect.fnUntraced(function* (name: string) {
+  const ledger = yield* ArchiveLedger
+  const user = newUser()
+  yield* (yield* ReadingStore).upsert(seed(user))
+  const rows = yield* ledger.readChunk(wholeDay(user))
+  const object = objectFor(user, rows, `test/${user}/${name}`)
+  yield* ledger.begin(object)
+  return { user, rows, object }
+})
+
 /** The behaviour every layer of the archive ledger must have (it needs the readings store beside it). */
 export const archiveLedgerContract = (name: string, stores: Layer.Layer<ArchiveLedger | ReadingStore, unknown>) =>
   layer(stores, { timeout: 60_000, excludeTestServices: true })(`ArchiveLedger contract: ${name}`, (it) => {
@@ -101,11 +112,7 @@ export const archiveLedgerContract = (name: string, stores: Layer.Layer<ArchiveL
       Effect.gen(function* () {
         const ledger = yield* ArchiveLedger
         const readings = yield* ReadingStore
-        const user = newUser()
-        yield* readings.upsert(seed(user))
-        const rows = yield* ledger.readChunk(wholeDay(user))
-        const object = objectFor(user, rows, `test/${user}/b.parquet`)
-        yield* ledger.begin(object)
+        const { user, rows, object } = yield* seededAndBegun("b.parquet")
         // A newer sensor value for the third reading arrives between the read and the commit.
         yield* readings.upsert([write(user, rows[2]!.sensor_id, rows[2]!.timestamp, 199)])
         const conflict = yield* ledger.commit(object, rows).pipe(Effect.flip)
@@ -128,12 +135,7 @@ export const archiveLedgerContract = (name: string, stores: Layer.Layer<ArchiveL
     it.effect("days with newly committed objects are unmanifested until marked", () =>
       Effect.gen(function* () {
         const ledger = yield* ArchiveLedger
-        const readings = yield* ReadingStore
-        const user = newUser()
-        yield* readings.upsert(seed(user))
-        const rows = yield* ledger.readChunk(wholeDay(user))
-        const object = objectFor(user, rows, `test/${user}/c.parquet`)
-        yield* ledger.begin(object)
+        const { rows, object } = yield* seededAndBegun("c.parquet")
         yield* ledger.commit(object, rows)
         assert.include(yield* ledger.unmanifestedDays, day)
         const ofDay = yield* ledger.objectsOfDay(day)
