@@ -18,11 +18,13 @@ const project = (name: string, root: string): TestProjectInlineConfiguration => 
 
 export const projects: Array<TestProjectInlineConfiguration> = [
   project("domain", "packages/domain"),
+  project("alerting", "packages/alerting"),
   project("api", "packages/api"),
   project("streams", "packages/streams"),
   project("ports", "packages/ports"),
   project("archive", "packages/archive"),
   project("services", "services/standalone"),
   project("archiver", "services/archiver"),
+  project("dlq", "services/dlq"),
   project("deploy", "deploy")
 ]

@@ -1,30 +1,63 @@
 import { createHash } from "node:crypto"
-import { Config, Context, Effect, Layer, Schema } from "effect"
+import { Schema } from "effect"
 import { GlucoseValue } from "./GlucoseEvent.ts"
 import { AlertId, SensorId, UserId } from "./Identifiers.ts"
 import { IsoTimestamp } from "./Timestamp.ts"
 
-export const AlertType = Schema.Literals(["LOW", "HIGH"])
+/**
+ * The kinds of alert, as a CGM app names them. `URGENT_LOW` supersedes the
+ * others; `NO_DATA` is raised by silence, not by a value.
+ */
+export const AlertType = Schema.Literals([
+  "URGENT_LOW",
+  "LOW",
+  "HIGH",
+  "URGENT_LOW_SOON",
+  "FALLING_FAST",
+  "RISING_FAST",
+  "NO_DATA"
+])
 export type AlertType = typeof AlertType.Type
+export const alertTypes: ReadonlyArray<AlertType> = AlertType.literals
 
-/** An alert is `SENT` once it is persisted; acknowledgement states come with the app's alert inbox. */
-export const AlertStatus = Schema.Literals(["SENT"])
+/**
+ * Where an episode stands: `ACTIVE` (open and notified), `RESOLVED` (ended
+ * after it was notified, or ended silently), `BACKFILLED` (opened by readings
+ * that reached the log too late to matter: listed, never notified; it keeps
+ * this status when it ends).
+ */
+export const AlertStatus = Schema.Literals(["ACTIVE", "RESOLVED", "BACKFILLED"])
 export type AlertStatus = typeof AlertStatus.Type
 
+/**
+ * One alert episode: from the reading (or the silence) that opened it to the
+ * second clear reading that ended it. `timestamp` is the episode's start (the
+ * seed's clustering column, kept so older clients read on); `glucose_value` is
+ * the value that opened it, `extreme_value` the lowest (low kinds) or highest
+ * (the others) value while it was open. For `NO_DATA` both are the last value
+ * before the silence.
+ */
 export class Alert extends Schema.Class<Alert>("dexmon/domain/Alert")({
   alert_id: AlertId,
   user_id: UserId,
   sensor_id: SensorId,
-  timestamp: IsoTimestamp,
-  glucose_value: GlucoseValue,
   alert_type: AlertType,
-  status: AlertStatus
+  status: AlertStatus,
+  timestamp: IsoTimestamp,
+  started_at: IsoTimestamp,
+  ended_at: Schema.NullOr(IsoTimestamp),
+  glucose_value: GlucoseValue,
+  extreme_value: GlucoseValue,
+  last_value: GlucoseValue,
+  last_reading_at: IsoTimestamp
 }) {}
 
 /**
  * The alert id is a UUID (version 8, name-based on SHA-256) of
- * `(sensor_id, timestamp, type)`: a replayed or redelivered event produces the
- * same id, so every alert store can write it idempotently.
+ * `(sensor_id, key, type)`, where the key is the episode's start (or, for
+ * `NO_DATA`, the timestamp of the last reading before the silence): a replayed
+ * or redelivered event produces the same id, so every alert store writes it
+ * idempotently and a replay can never raise a second alert.
  */
 export const deriveAlertId = (sensorId: string, timestamp: number, type: AlertType): AlertId => {
   const hex = createHash("sha256").update(`${sensorId}\u0000${timestamp}\u0000${type}`).digest("hex")
@@ -34,26 +67,15 @@ export const deriveAlertId = (sensorId: string, timestamp: number, type: AlertTy
   )
 }
 
-/** Glucose thresholds in mg/dL: below `lowBelow` is LOW, above `highAbove` is HIGH. */
-export class AlertThresholds extends Context.Service<
-  AlertThresholds,
-  {
-    readonly lowBelow: number
-    readonly highAbove: number
-  }
->()("dexmon/domain/AlertThresholds") {
-  static readonly layerConfig = Layer.effect(
-    AlertThresholds,
-    Effect.gen(function* () {
-      const lowBelow = yield* Config.Number("DEXMON_ALERT_LOW_BELOW").pipe(Config.withDefault(70))
-      const highAbove = yield* Config.Number("DEXMON_ALERT_HIGH_ABOVE").pipe(Config.withDefault(250))
-      return AlertThresholds.of({ lowBelow, highAbove })
-    })
-  )
-
-  static readonly layerDefault = Layer.succeed(AlertThresholds, AlertThresholds.of({ lowBelow: 70, highAbove: 250 }))
-}
-
-/** Which alert, if any, a glucose value raises. */
-export const classifyGlucose = (value: number, thresholds: AlertThresholds["Service"]): AlertType | undefined =>
-  value < thresholds.lowBelow ? "LOW" : value > thresholds.highAbove ? "HIGH" : undefined
+/**
+ * How an alert row written before episodes existed (status `SENT`, one row per
+ * low or high reading) reads back: an episode of that one reading, over.
+ */
+export const legacyAlertFields = (timestamp: number, glucoseValue: number) => ({
+  status: "RESOLVED" as const,
+  started_at: timestamp,
+  ended_at: timestamp,
+  extreme_value: glucoseValue,
+  last_value: glucoseValue,
+  last_reading_at: timestamp
+})

@@ -6,6 +6,12 @@ export interface ProducerRecord {
   readonly key: string
   readonly value: Uint8Array
   readonly headers: Readonly<Record<string, string>>
+  /**
+   * The record's log time (epoch ms), as Kafka's CreateTime: when absent, the
+   * time of the append. Only tools that re-append records (DLQ replay, tests
+   * that script a day of traffic) set it.
+   */
+  readonly timestamp?: number | undefined
 }
 
 /** Where an appended message landed. */
@@ -16,7 +22,7 @@ export interface RecordPosition {
 }
 
 export interface ConsumerRecord extends ProducerRecord, RecordPosition {
-  /** When the log accepted the message, epoch milliseconds. */
+  /** The record's log time (Kafka's CreateTime: when it was appended, unless the appender set it), epoch ms. */
   readonly timestamp: number
 }
 
@@ -37,6 +43,11 @@ export interface ConsumeOptions {
   readonly groupId: string
   /** Most records in one batch of one partition. */
   readonly maxBatchSize?: number
+  /**
+   * Called with every partition this member owns, each time that set changes
+   * (a rebalance, a takeover): the notifier runs clock ticks for exactly these.
+   */
+  readonly onAssigned?: (partitions: ReadonlyArray<number>) => void
 }
 
 export interface TopicSpec {
@@ -68,6 +79,11 @@ export class EventLog extends Context.Service<
     readonly consume: (options: ConsumeOptions) => Stream.Stream<PartitionBatch, EventLogError>
     /** The offset the next append to each partition will get (Kafka's high watermark), by partition. */
     readonly endOffsets: (topic: string) => Effect.Effect<ReadonlyMap<number, number>, EventLogError>
+    /** The next offset a consumer group will read in each partition it has committed (absent: none committed). */
+    readonly committedOffsets: (
+      groupId: string,
+      topic: string
+    ) => Effect.Effect<ReadonlyMap<number, number>, EventLogError>
     /** A cheap round trip to the log, for readiness probes. */
     readonly ping: Effect.Effect<void, EventLogError>
   }

@@ -1,0 +1,359 @@
+import { Alert, type AlertStatus, type AlertType, deriveAlertId, type EventId, type Source } from "@dexmon/domain"
+import type { AlertRulesShape } from "./AlertRules.ts"
+import { MAX_WINDOW_READINGS, type OpenEpisode, type SensorState, type WindowReading } from "./SensorState.ts"
+import { trendAt } from "./Trend.ts"
+
+/** A reading as the engine sees it: the event and where and when it reached the log. */
+export interface ReadingInput {
+  readonly _tag: "Reading"
+  /** The record's offset in its log partition. */
+  readonly position: number
+  /** The record's log time (epoch ms): lateness is measured from it, never from the engine's clock. */
+  readonly logTime: number
+  readonly event: {
+    readonly timestamp: number
+    readonly glucose_value: number
+    readonly source: Source
+    readonly event_id: EventId
+  }
+}
+
+/** The clock: the notifier ticks a sensor when its `nextCheckAt` has passed (for `NO_DATA` and retirement). */
+export interface TickInput {
+  readonly _tag: "Tick"
+  readonly now: number
+}
+
+export type EngineInput = ReadingInput | TickInput
+
+/**
+ * What happened to an episode:
+ * - `opened`: a new episode (notified when `ACTIVE`);
+ * - `activated`: a `BACKFILLED` episode that a live reading found still in its condition (notified);
+ * - `updated`: a reading inside the episode (extreme or last value);
+ * - `resolved`: ended after two clear readings, the all clear (notified);
+ * - `ended`: ended without an all clear (superseded, a silence, retirement, or never notified);
+ * - `recorded`: an episode found only once it was over (a silence the sensor's next reading revealed).
+ */
+export type AlertChangeKind = "opened" | "activated" | "updated" | "resolved" | "ended" | "recorded"
+
+export interface AlertChange {
+  readonly kind: AlertChangeKind
+  /** The episode's whole row after the change. */
+  readonly alert: Alert
+  /** Whether someone should be told (the delivery of a later issue consumes these). */
+  readonly notify: boolean
+}
+
+export interface Decision {
+  readonly state: SensorState
+  readonly changes: ReadonlyArray<AlertChange>
+}
+
+/** The kinds a glucose value decides, `URGENT_LOW` first: it decides what the others may do. */
+const valueKinds: ReadonlyArray<AlertType> = [
+  "URGENT_LOW",
+  "LOW",
+  "HIGH",
+  "URGENT_LOW_SOON",
+  "FALLING_FAST",
+  "RISING_FAST"
+]
+const highKinds: ReadonlySet<AlertType> = new Set(["HIGH", "RISING_FAST"])
+
+/** The state being decided on: copies of the state's parts, changed in place, and the changes so far. */
+interface Work {
+  readonly base: SensorState
+  position: number
+  clock: number
+  newest: SensorState["newest"]
+  window: Array<WindowReading>
+  open: Map<AlertType, OpenEpisode>
+  retired: boolean
+  readonly changes: Array<AlertChange>
+}
+
+const begin = (state: SensorState): Work => ({
+  base: state,
+  position: state.position,
+  clock: state.clock,
+  newest: state.newest,
+  window: [...state.window],
+  open: new Map(state.open.map((episode) => [episode.kind, episode])),
+  retired: state.retired,
+  changes: []
+})
+
+const finish = (work: Work): Decision => ({
+  state: {
+    sensor_id: work.base.sensor_id,
+    user_id: work.base.user_id,
+    position: work.position,
+    clock: work.clock,
+    newest: work.newest,
+    window: work.window,
+    open: valueKinds.concat("NO_DATA").flatMap((kind) => {
+      const episode = work.open.get(kind)
+      return episode === undefined ? [] : [episode]
+    }),
+    retired: work.retired
+  },
+  changes: work.changes
+})
+
+const toAlert = (work: Work, episode: OpenEpisode, status: AlertStatus, endedAt: number | null): Alert =>
+  new Alert({
+    alert_id: episode.alert_id,
+    user_id: work.base.user_id,
+    sensor_id: work.base.sensor_id,
+    alert_type: episode.kind,
+    status,
+    timestamp: episode.started_at,
+    started_at: episode.started_at,
+    ended_at: endedAt,
+    glucose_value: episode.trigger_value,
+    extreme_value: episode.extreme_value,
+    last_value: episode.last_value,
+    last_reading_at: episode.last_reading_at
+  })
+
+const change = (work: Work, kind: AlertChangeKind, alert: Alert, notify: boolean) => {
+  work.changes.push({ kind, alert, notify })
+}
+
+const openEpisode = (
+  work: Work,
+  kind: AlertType,
+  startedAt: number,
+  keyTime: number,
+  value: number,
+  valueAt: number,
+  live: boolean
+) => {
+  const episode: OpenEpisode = {
+    alert_id: deriveAlertId(work.base.sensor_id, keyTime, kind),
+    kind,
+    status: live ? "ACTIVE" : "BACKFILLED",
+    started_at: startedAt,
+    trigger_value: value,
+    extreme_value: value,
+    last_value: value,
+    last_reading_at: valueAt,
+    clears: []
+  }
+  work.open.set(kind, episode)
+  change(work, "opened", toAlert(work, episode, episode.status, null), live)
+}
+
+/** Ends an open episode: an all clear when it was notified and `silent` is not asked for. */
+const endEpisode = (work: Work, episode: OpenEpisode, at: number, silent: boolean) => {
+  work.open.delete(episode.kind)
+  const notified = episode.status === "ACTIVE"
+  const alert = toAlert(work, episode, notified ? "RESOLVED" : "BACKFILLED", Math.max(at, episode.started_at))
+  change(work, notified && !silent ? "resolved" : "ended", alert, notified && !silent)
+}
+
+/** Every open episode ends, silently, when the sensor falls silent: nothing is known about the person any more. */
+const endAllSilently = (work: Work, at: number, except?: AlertType) => {
+  for (const episode of [...work.open.values()]) {
+    if (episode.kind !== except) endEpisode(work, episode, at, true)
+  }
+}
+
+/**
+ * A `NO_DATA` episode found only once it was over (the notifier could not
+ * tick in time, e.g. it was catching up): stored as a live run would have left
+ * it, `RESOLVED` from its start to the reading that ended it, without notifying.
+ */
+const recordNoData = (
+  work: Work,
+  newest: NonNullable<SensorState["newest"]>,
+  endedAt: number,
+  rules: AlertRulesShape
+) => {
+  const startedAt = newest.t + rules.noData.after
+  const episode: OpenEpisode = {
+    alert_id: deriveAlertId(work.base.sensor_id, newest.t, "NO_DATA"),
+    kind: "NO_DATA",
+    status: "ACTIVE",
+    started_at: startedAt,
+    trigger_value: newest.v,
+    extreme_value: newest.v,
+    last_value: newest.v,
+    last_reading_at: newest.t,
+    clears: []
+  }
+  change(work, "recorded", toAlert(work, episode, "RESOLVED", Math.max(endedAt, startedAt)), false)
+}
+
+const insertIntoWindow = (work: Work, reading: WindowReading, newestAt: number, rules: AlertRulesShape) => {
+  const kept = work.window.filter((r) => r.t !== reading.t && r.t >= newestAt - rules.trendWindow)
+  kept.push(reading)
+  kept.sort((a, b) => a.t - b.t)
+  work.window = kept.slice(-MAX_WINDOW_READINGS)
+}
+
+/** What the silence before a newer reading meant: a `NO_DATA` episode that ends now, or one found only now. */
+const silenceBefore = (work: Work, rules: AlertRulesShape, timestamp: number, logTime: number) => {
+  const newest = work.newest
+  if (newest === null || work.retired) return
+  const noData = work.open.get("NO_DATA")
+  if (noData !== undefined) {
+    endEpisode(work, noData, Math.min(logTime, newest.t + rules.retireAfter), false)
+    return
+  }
+  const silentFrom = newest.t + rules.noData.after
+  // Live: the server heard nothing for too long. Any reading: the sensor's own data has a hole that long.
+  const serverSilence = newest.live && logTime - newest.t > rules.noData.after
+  const dataGap = timestamp - newest.t > rules.noData.after
+  if (serverSilence || dataGap) endAllSilently(work, silentFrom)
+  if (serverSilence && rules.noData.enabled) {
+    recordNoData(work, newest, Math.min(logTime, newest.t + rules.retireAfter), rules)
+  }
+}
+
+/** Decides the episodes at the sensor's newest reading (a new one, or a new value for it). */
+const evaluate = (work: Work, rules: AlertRulesShape, t: number, v: number, live: boolean) => {
+  const trend = trendAt(work.window, t, rules.trendWindow, rules.trendMinReadings, rules.urgentLowSoon.horizon)
+  const holds: Record<string, boolean> = {
+    URGENT_LOW: v <= rules.urgentLowAt,
+    LOW: rules.low.enabled && v < rules.low.below,
+    HIGH: rules.high.enabled && v > rules.high.above,
+    URGENT_LOW_SOON:
+      rules.urgentLowSoon.enabled &&
+      trend !== undefined &&
+      trend.projected <= rules.urgentLowAt &&
+      v > rules.urgentLowAt,
+    FALLING_FAST: rules.fallingFast.enabled && trend !== undefined && trend.slope <= -rules.fallingFast.rate,
+    RISING_FAST: rules.risingFast.enabled && trend !== undefined && trend.slope >= rules.risingFast.rate
+  }
+  let urgentEndedNow = false
+  for (const kind of valueKinds) {
+    const episode = work.open.get(kind)
+    const urgentOpen = work.open.has("URGENT_LOW")
+    if (episode === undefined) {
+      // Nothing opens beside an urgent low: a first reading of 50 raises URGENT_LOW alone.
+      const superseded = kind !== "URGENT_LOW" && (holds.URGENT_LOW || urgentOpen)
+      if (holds[kind] && !superseded) openEpisode(work, kind, t, t, v, t, live)
+      continue
+    }
+    if (kind === "URGENT_LOW_SOON" && holds.URGENT_LOW) {
+      // The prediction came true: the urgent low takes over, without an all clear.
+      endEpisode(work, episode, t, true)
+      continue
+    }
+    const extreme = highKinds.has(kind) ? Math.max(episode.extreme_value, v) : Math.min(episode.extreme_value, v)
+    if (holds[kind]) {
+      const next: OpenEpisode = {
+        ...episode,
+        status: live ? "ACTIVE" : episode.status,
+        extreme_value: extreme,
+        last_value: v,
+        last_reading_at: t,
+        clears: []
+      }
+      work.open.set(kind, next)
+      const activated = episode.status === "BACKFILLED" && next.status === "ACTIVE"
+      change(work, activated ? "activated" : "updated", toAlert(work, next, next.status, null), activated)
+      continue
+    }
+    const next: OpenEpisode = {
+      ...episode,
+      last_value: v,
+      last_reading_at: t,
+      clears: episode.clears.includes(t) ? episode.clears : [...episode.clears, t]
+    }
+    if (next.clears.length >= rules.clearReadings) {
+      // While an urgent low is open (or clears at this very reading), its all clear speaks for LOW too.
+      endEpisode(work, next, t, kind === "LOW" && (urgentOpen || urgentEndedNow))
+      if (kind === "URGENT_LOW") urgentEndedNow = true
+    } else {
+      work.open.set(kind, next)
+      change(work, "updated", toAlert(work, next, next.status, null), false)
+    }
+  }
+}
+
+const onReading = (rules: AlertRulesShape, state: SensorState, input: ReadingInput): Decision => {
+  // At or before the position the state covers: a redelivery, already decided.
+  if (input.position <= state.position) return { state, changes: [] }
+  const work = begin(state)
+  work.position = input.position
+  work.clock = Math.max(work.clock, input.logTime)
+  const { event } = input
+  // Finger-sticks are stored and shown, but alerts follow the sensor alone (as Dexcom's and Nightscout's do).
+  if (event.source !== "SENSOR") return finish(work)
+  const t = event.timestamp
+  const v = event.glucose_value
+  const live = input.logTime - t <= rules.liveWindow
+
+  const sameInstant = work.window.findIndex((r) => r.t === t)
+  if (sameInstant >= 0) {
+    // The conflict rule between two SENSOR values at one instant: the newer event's value stands.
+    const stored = work.window[sameInstant]!
+    if (event.event_id <= stored.e) return finish(work)
+    work.window[sameInstant] = { t, v, e: event.event_id }
+    if (stored.v !== v && work.newest !== null && work.newest.t === t) {
+      work.newest = { t, v, live: work.newest.live || live }
+      evaluate(work, rules, t, v, live)
+    }
+    return finish(work)
+  }
+  if (work.newest !== null && t < work.newest.t) {
+    // An older reading: kept for the trend, but it never opens, splits or merges an episode.
+    if (t >= work.newest.t - rules.trendWindow)
+      insertIntoWindow(work, { t, v, e: event.event_id }, work.newest.t, rules)
+    return finish(work)
+  }
+  silenceBefore(work, rules, t, input.logTime)
+  work.retired = false
+  work.newest = { t, v, live }
+  insertIntoWindow(work, { t, v, e: event.event_id }, t, rules)
+  evaluate(work, rules, t, v, live)
+  return finish(work)
+}
+
+const onTick = (rules: AlertRulesShape, state: SensorState, input: TickInput): Decision => {
+  const newest = state.newest
+  if (state.retired || newest === null) return { state, changes: [] }
+  const work = begin(state)
+  const now = Math.max(work.clock, input.now)
+  work.clock = now
+  const silentFrom = newest.t + rules.noData.after
+  if (now - newest.t >= rules.retireAfter) {
+    const retiredAt = newest.t + rules.retireAfter
+    const noData = work.open.get("NO_DATA")
+    if (noData !== undefined) endEpisode(work, noData, retiredAt, true)
+    else if (newest.live && rules.noData.enabled) recordNoData(work, newest, retiredAt, rules)
+    endAllSilently(work, silentFrom)
+    work.retired = true
+  } else if (newest.live && now - newest.t > rules.noData.after) {
+    // Only a live sensor's silence is news; a backlog's holes are judged by its next reading.
+    endAllSilently(work, silentFrom, "NO_DATA")
+    if (rules.noData.enabled && !work.open.has("NO_DATA")) {
+      openEpisode(work, "NO_DATA", silentFrom, newest.t, newest.v, newest.t, true)
+    }
+  }
+  return finish(work)
+}
+
+/**
+ * The alert engine: a pure function from a sensor's state and one input to
+ * its next state and the episode changes. It depends on nothing but its
+ * arguments, so a replay of the log decides exactly as the first run did.
+ */
+export const decide = (rules: AlertRulesShape, state: SensorState, input: EngineInput): Decision =>
+  input._tag === "Reading" ? onReading(rules, state, input) : onTick(rules, state, input)
+
+/**
+ * When the sensor next needs a tick (epoch ms), or null when it never does:
+ * just past the `NO_DATA` threshold while that can still open or episodes can
+ * still end by silence, then at retirement.
+ */
+export const nextCheckAt = (rules: AlertRulesShape, state: SensorState): number | null => {
+  const newest = state.newest
+  if (state.retired || newest === null) return null
+  const noDataOpen = state.open.some((episode) => episode.kind === "NO_DATA")
+  const silenceMatters = newest.live && (state.open.length > 0 || rules.noData.enabled)
+  return !noDataOpen && silenceMatters ? newest.t + rules.noData.after + 1 : newest.t + rules.retireAfter
+}

@@ -1,0 +1,62 @@
+import { AlertId, AlertType, EventId, SensorId, UserId } from "@dexmon/domain"
+import { Schema } from "effect"
+
+/** One SENSOR reading the engine remembers for the trend: timestamp, the value that stands, the event that wrote it. */
+export const WindowReading = Schema.Struct({ t: Schema.Number, v: Schema.Number, e: EventId })
+export type WindowReading = typeof WindowReading.Type
+
+/** An episode that has not ended yet. */
+export const OpenEpisode = Schema.Struct({
+  alert_id: AlertId,
+  kind: AlertType,
+  /** `ACTIVE` once notified; `BACKFILLED` while only late readings saw it. */
+  status: Schema.Literals(["ACTIVE", "BACKFILLED"]),
+  started_at: Schema.Number,
+  trigger_value: Schema.Number,
+  extreme_value: Schema.Number,
+  last_value: Schema.Number,
+  last_reading_at: Schema.Number,
+  /** Timestamps of the consecutive clear readings seen since the condition last held. */
+  clears: Schema.Array(Schema.Number)
+})
+export type OpenEpisode = typeof OpenEpisode.Type
+
+/**
+ * What the engine keeps per sensor between inputs; small and bounded: the
+ * SENSOR readings of the trend window (at most `MAX_WINDOW_READINGS`), the
+ * open episodes (at most one per kind), the newest reading, the log position
+ * and time the state covers.
+ */
+export const SensorState = Schema.Struct({
+  sensor_id: SensorId,
+  user_id: UserId,
+  /** The log offset of the last input applied; a redelivered input at or before it changes nothing. */
+  position: Schema.Number,
+  /** The latest time the engine has seen for this sensor: a record's log time or a tick's time. */
+  clock: Schema.Number,
+  newest: Schema.NullOr(Schema.Struct({ t: Schema.Number, v: Schema.Number, live: Schema.Boolean })),
+  window: Schema.Array(WindowReading),
+  open: Schema.Array(OpenEpisode),
+  /** Silent for longer than the retirement span: no longer checked until it sends again. */
+  retired: Schema.Boolean
+})
+export type SensorState = typeof SensorState.Type
+
+/** Most readings the trend window keeps, whatever the sensor's cadence (a 1-minute sensor fills 21). */
+export const MAX_WINDOW_READINGS = 48
+
+export const initialSensorState = (sensorId: SensorId, userId: UserId): SensorState => ({
+  sensor_id: sensorId,
+  user_id: userId,
+  position: -1,
+  clock: 0,
+  newest: null,
+  window: [],
+  open: [],
+  retired: false
+})
+
+/** The state as the alert-state store keeps it (JSON text). */
+export const SensorStateJson = Schema.fromJsonString(SensorState)
+export const encodeSensorState = Schema.encodeSync(SensorStateJson)
+export const decodeSensorState = Schema.decodeUnknownEffect(SensorStateJson)
