@@ -130,7 +130,11 @@ export const writeWithRetry =
     )
   }
 
-/** The DLQ message for a failed record: its original key, value and headers, plus why and where it failed. */
+/**
+ * The DLQ message for a failed record: its original key, value and headers, plus why and where it failed,
+ * and its log time (`dlq-source-timestamp`, epoch ms), which a replay appends it with again: lateness is
+ * measured from the log time, so a replayed reading is judged late or live exactly as it was the first time.
+ */
 export const deadLetterRecord = (failed: Failed): ProducerRecord => ({
   key: failed.record.key,
   value: failed.record.value,
@@ -141,6 +145,7 @@ export const deadLetterRecord = (failed: Failed): ProducerRecord => ({
     "dlq-source-topic": failed.record.topic,
     "dlq-source-partition": String(failed.record.partition),
     "dlq-source-offset": String(failed.record.offset),
+    "dlq-source-timestamp": String(failed.record.timestamp),
     "dlq-attempts": String(failed.attempts),
     "dlq-first-failure-at": new Date(failed.firstFailureAt).toISOString()
   }

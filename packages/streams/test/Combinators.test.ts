@@ -152,8 +152,8 @@ describe("writeWithRetry", () => {
 })
 
 describe("deadLetterRecord", () => {
-  it("keeps the original key, bytes and headers and adds where and why it failed", () => {
-    const original = record(42, "{oops")
+  it("keeps the original key, bytes and headers and adds where and why it failed, and its log time", () => {
+    const original = { ...record(42, "{oops"), timestamp: Date.parse("2026-11-23T23:58:01.234Z") }
     const letter = deadLetterRecord({
       record: original,
       errorTag: "SchemaError",
@@ -170,6 +170,7 @@ describe("deadLetterRecord", () => {
       "dlq-source-topic": "t",
       "dlq-source-partition": "3",
       "dlq-source-offset": "42",
+      "dlq-source-timestamp": "1795478281234",
       "dlq-attempts": "1",
       "dlq-first-failure-at": "2026-11-24T00:00:00.000Z"
     })

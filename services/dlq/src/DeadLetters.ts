@@ -1,5 +1,5 @@
 import { type ConsumerRecord, EventLog, type ProducerRecord, Topics } from "@dexmon/ports"
-import { Context, Effect, Layer, Stream } from "effect"
+import { Context, Effect, Layer, Option, Schema, Stream } from "effect"
 
 /** A message of a dead-letter topic, with where it sits and why it is there. */
 export interface DeadLetter {
@@ -19,12 +19,25 @@ const DLQ_HEADER = /^dlq-/
 /** `events`: what the processor could not apply; `alerts`: what the notifier could not store. */
 export type DeadLetterQueue = "events" | "alerts"
 
-/** The message to put back on its source topic: the original key, value and headers, without the DLQ's. */
-export const originalOf = (record: ConsumerRecord): ProducerRecord => ({
-  key: record.key,
-  value: record.value,
-  headers: Object.fromEntries(Object.entries(record.headers).filter(([name]) => !DLQ_HEADER.test(name)))
-})
+/** The failed record's own log time, which `deadLetterRecord` keeps in `dlq-source-timestamp` (epoch ms). */
+const decodeSourceTimestamp = Schema.decodeUnknownOption(
+  Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))
+)
+
+/**
+ * The message to put back on its source topic: the original key, value and headers, without the DLQ's,
+ * at its original log time, so the notifier judges a replayed reading late or live as it did the first
+ * time. A dead letter written before the DLQ kept that time is appended at the time of the replay.
+ */
+export const originalOf = (record: ConsumerRecord): ProducerRecord => {
+  const timestamp = Option.getOrUndefined(decodeSourceTimestamp(record.headers["dlq-source-timestamp"]))
+  return {
+    key: record.key,
+    value: record.value,
+    headers: Object.fromEntries(Object.entries(record.headers).filter(([name]) => !DLQ_HEADER.test(name))),
+    ...(timestamp === undefined ? {} : { timestamp })
+  }
+}
 
 const describe = (record: ConsumerRecord): DeadLetter => ({
   partition: record.partition,

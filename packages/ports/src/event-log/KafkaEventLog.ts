@@ -170,7 +170,9 @@ export const make = Effect.gen(function* () {
           key: record.key,
           value: Buffer.from(record.value),
           headers: { ...record.headers },
-          partition: append.partitions[i]!
+          partition: append.partitions[i]!,
+          // Absent, kafkajs stamps the time of the send (the broker keeps it: the topics use CreateTime).
+          ...(record.timestamp === undefined ? {} : { timestamp: String(record.timestamp) })
         })
       })
       byTopic.set(append.topic, messages)
@@ -248,9 +250,16 @@ export const make = Effect.gen(function* () {
           heartbeatInterval: 3_000
         })
         const owned = new Set<number>()
+        // kafkajs emits GROUP_JOIN after every join and sync (the first one and each rebalance) with the whole
+        // assignment, and STOP when the member has left the group (the stream ends, or a crash before its restart).
         consumer.on(consumer.events.GROUP_JOIN, (event) => {
           owned.clear()
           for (const partition of event.payload.memberAssignment[options.topic] ?? []) owned.add(partition)
+          options.onAssigned?.([...owned].sort((a, b) => a - b))
+        })
+        consumer.on(consumer.events.STOP, () => {
+          owned.clear()
+          options.onAssigned?.([])
         })
         consumer.on(consumer.events.CRASH, (event) => {
           // kafkajs restarts the consumer itself after retriable errors; anything else ends the stream.
@@ -349,9 +358,22 @@ export const make = Effect.gen(function* () {
     return new Map(offsets.map((o) => [o.partition, Number(o.high)])) as ReadonlyMap<number, number>
   })
 
+  const committedOffsets = Effect.fn("EventLog.committedOffsets")(function* (groupId: string, topic: string) {
+    const [offsets] = yield* Effect.tryPromise({
+      try: () => admin.fetchOffsets({ groupId, topics: [topic] }),
+      catch: failWith("committed offsets")
+    })
+    // Kafka answers -1 for a partition the group has not committed.
+    return new Map(
+      (offsets?.partitions ?? [])
+        .filter((partition) => Number(partition.offset) >= 0)
+        .map((partition) => [partition.partition, Number(partition.offset)])
+    ) as ReadonlyMap<number, number>
+  })
+
   const ping = Effect.tryPromise({ try: () => admin.describeCluster(), catch: failWith("ping") }).pipe(Effect.asVoid)
 
-  return EventLog.of({ append, consume, endOffsets, ping })
+  return EventLog.of({ append, consume, endOffsets, committedOffsets, ping })
 })
 
 /** The event log on the Kafka cluster `KAFKA_BROKERS` names. */

@@ -77,16 +77,16 @@ export const make = Effect.gen(function* () {
     SELECT topic, count(*)::int AS partitions FROM event_log_partitions GROUP BY topic`
   const partitionCounts = new Map(partitionRows.map((row) => [row.topic, Number(row.partitions)]))
 
-  const partitionsOf = (topic: string) => {
+  const partitionsOf = (topic: string, operation: string) => {
     const count = partitionCounts.get(topic)
     return count === undefined
-      ? Effect.fail(new EventLogError({ operation: "append", message: `unknown topic ${topic}`, transient: false }))
+      ? Effect.fail(new EventLogError({ operation, message: `unknown topic ${topic}`, transient: false }))
       : Effect.succeed(count)
   }
 
   const append = Effect.fn("EventLog.append")(function* (topic: string, records: ReadonlyArray<ProducerRecord>) {
     if (records.length === 0) return [] as ReadonlyArray<RecordPosition>
-    const count = yield* partitionsOf(topic)
+    const count = yield* partitionsOf(topic, "append")
     const partitions = records.map((record) => partitionForKey(record.key, count))
     const touched = [...new Set(partitions)].sort((a, b) => a - b)
     return yield* sql
@@ -102,11 +102,15 @@ export const make = Effect.gen(function* () {
             next.set(partition, offset + 1)
             return offset
           })
-          yield* sql`INSERT INTO event_log_records (topic, partition, "offset", key, value, headers)
-            SELECT ${topic}, p, o, k, decode(v, 'base64'), h::jsonb
+          // A record without a log time of its own gets the append's (the transaction's), as Kafka's CreateTime.
+          // The times go as decimal text, '' for none: the driver cannot type an array of nulls only.
+          yield* sql`INSERT INTO event_log_records (topic, partition, "offset", key, value, headers, appended_at)
+            SELECT ${topic}, p, o, k, decode(v, 'base64'), h::jsonb,
+              coalesce(to_timestamp(nullif(ts, '')::bigint / 1000.0), now())
             FROM unnest(${partitions}::int[], ${offsets}::bigint[], ${records.map((r) => r.key)}::text[],
               ${records.map((r) => Buffer.from(r.value).toString("base64"))}::text[],
-              ${records.map((r) => JSON.stringify(r.headers))}::text[]) AS t(p, o, k, v, h)`
+              ${records.map((r) => JSON.stringify(r.headers))}::text[],
+              ${records.map((r) => (r.timestamp === undefined ? "" : String(r.timestamp)))}::text[]) AS t(p, o, k, v, h, ts)`
           yield* sql`UPDATE event_log_partitions AS lp SET next_offset = t.next_offset
             FROM unnest(${touched}::int[], ${touched.map((p) => next.get(p)!)}::bigint[]) AS t(partition, next_offset)
             WHERE lp.topic = ${topic} AND lp.partition = t.partition`
@@ -119,19 +123,24 @@ export const make = Effect.gen(function* () {
   const consume = (options: ConsumeOptions): Stream.Stream<PartitionBatch, EventLogError> =>
     Stream.unwrap(
       Effect.gen(function* () {
-        const count = yield* partitionsOf(options.topic)
+        const count = yield* partitionsOf(options.topic, "consume")
         const maxBatchSize = options.maxBatchSize ?? 500
         const lockName = `${options.groupId}/${options.topic}`
         // The advisory locks live on this connection: it is held for as long as the stream runs.
         const connection = yield* Effect.acquireRelease(
           sql.reserve.pipe(Effect.mapError(failWith("join group"))),
-          (conn) => Effect.ignore(conn.executeUnprepared("SELECT pg_advisory_unlock_all()", [], undefined))
+          (conn) =>
+            Effect.ignore(conn.executeUnprepared("SELECT pg_advisory_unlock_all()", [], undefined)).pipe(
+              // The partitions are free for other members from here on.
+              Effect.andThen(Effect.sync(() => options.onAssigned?.([])))
+            )
         )
         const positions = new Map<number, number>()
         let lastClaimAt = 0
 
         const claim = Effect.gen(function* () {
           lastClaimAt = performance.now()
+          let claimed = false
           for (let partition = 0; partition < count; partition++) {
             if (positions.has(partition)) continue
             const [row] = yield* connection.execute(
@@ -144,7 +153,9 @@ export const make = Effect.gen(function* () {
               SELECT next_offset FROM event_log_commits
               WHERE group_id = ${options.groupId} AND topic = ${options.topic} AND partition = ${partition}`
             positions.set(partition, committed.length === 0 ? 0 : Number(committed[0]!.next_offset))
+            claimed = true
           }
+          if (claimed) options.onAssigned?.([...positions.keys()].sort((a, b) => a - b))
         }).pipe(Effect.mapError(failWith("join group")))
 
         const commitFor = (partition: number, nextOffset: number) =>
@@ -206,7 +217,7 @@ export const make = Effect.gen(function* () {
     )
 
   const endOffsets = Effect.fn("EventLog.endOffsets")(function* (topic: string) {
-    yield* partitionsOf(topic)
+    yield* partitionsOf(topic, "end offsets")
     const rows = yield* sql<{ partition: number; next_offset: string }>`
       SELECT partition, next_offset FROM event_log_partitions WHERE topic = ${topic}`.pipe(
       Effect.mapError(failWith("end offsets"))
@@ -214,9 +225,17 @@ export const make = Effect.gen(function* () {
     return new Map(rows.map((row) => [row.partition, Number(row.next_offset)])) as ReadonlyMap<number, number>
   })
 
+  const committedOffsets = Effect.fn("EventLog.committedOffsets")(function* (groupId: string, topic: string) {
+    yield* partitionsOf(topic, "committed offsets")
+    const rows = yield* sql<{ partition: number; next_offset: string }>`
+      SELECT partition, next_offset FROM event_log_commits
+      WHERE group_id = ${groupId} AND topic = ${topic}`.pipe(Effect.mapError(failWith("committed offsets")))
+    return new Map(rows.map((row) => [row.partition, Number(row.next_offset)])) as ReadonlyMap<number, number>
+  })
+
   const ping = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(failWith("ping")))
 
-  return EventLog.of({ append, consume, endOffsets, ping })
+  return EventLog.of({ append, consume, endOffsets, committedOffsets, ping })
 })
 
 /** The embedded event log, on whatever PostgreSQL the `SqlClient` points at. */

@@ -1,5 +1,5 @@
 import { assert, layer } from "@effect/vitest"
-import { Effect, Fiber, type Layer, Queue, Stream } from "effect"
+import { Clock, Effect, Fiber, type Layer, Queue, Stream } from "effect"
 import { type ConsumerRecord, EventLog, type PartitionBatch, type TopicSpec } from "../../src/index.ts"
 
 /** The topics the contract suite writes to; a layer under test must create them at start. */
@@ -9,6 +9,7 @@ export const contractTopics: ReadonlyArray<TopicSpec> = [
 ]
 
 const topic = "contract.events"
+const partitionCount = contractTopics.find((spec) => spec.name === topic)!.partitions
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 let runCounter = 0
@@ -189,6 +190,69 @@ export const eventLogContract = (name: string, eventLogLayer: Layer.Layer<EventL
           )
           assert.strictEqual(yield* Queue.size(secondSeen), 0)
         })
+    )
+
+    it.effect("a record keeps the log time it was appended with; one without gets the time of its append", () =>
+      Effect.gen(function* () {
+        const log = yield* EventLog
+        const prefix = newRun()
+        const before = yield* Clock.currentTimeMillis
+        // A reading from earlier today, as the DLQ replay or a scripted day of traffic appends it.
+        const earlier = before - 6 * 60 * 60 * 1_000 - 123
+        const [stamped, unstamped] = records(prefix, 2, 1)
+        yield* log.append(topic, [{ ...stamped!, timestamp: earlier }, unstamped!])
+        const after = yield* Clock.currentTimeMillis
+        const seen = yield* readUntil(`${prefix}-group`, prefix, (r) => r.length >= 2)
+        const timeOf = (key: string) => seen.find((record) => record.key === key)!.timestamp
+        assert.strictEqual(timeOf(stamped!.key), earlier)
+        const appendedAt = timeOf(unstamped!.key)
+        assert.isTrue(before <= appendedAt && appendedAt <= after, `${appendedAt} not within [${before}, ${after}]`)
+      })
+    )
+
+    it.effect("committedOffsets: none for a new group; after a commit, the next offset to read per partition", () =>
+      Effect.gen(function* () {
+        const log = yield* EventLog
+        const prefix = newRun()
+        const group = `${prefix}-group`
+        assert.strictEqual((yield* log.committedOffsets(group, topic)).size, 0)
+        yield* log.append(topic, records(prefix, 6, 3))
+        const committed = new Map<number, number>()
+        yield* readUntil(
+          group,
+          prefix,
+          (r) => r.length >= 18,
+          (batch) => {
+            committed.set(batch.partition, batch.records[batch.records.length - 1]!.offset + 1)
+            return true
+          }
+        )
+        assert.deepStrictEqual(new Map(yield* log.committedOffsets(group, topic)), committed)
+        assert.strictEqual((yield* log.committedOffsets(`${prefix}-other`, topic)).size, 0)
+      })
+    )
+
+    it.effect("onAssigned reports every partition to the only member of a group, and none once it leaves", () =>
+      Effect.gen(function* () {
+        const log = yield* EventLog
+        const prefix = newRun()
+        const assignments = yield* Queue.unbounded<ReadonlyArray<number>>()
+        const member = yield* log
+          .consume({
+            topic,
+            groupId: `${prefix}-group`,
+            onAssigned: (partitions) => {
+              Queue.offerUnsafe(assignments, partitions)
+            }
+          })
+          .pipe(Stream.runDrain, Effect.forkChild)
+        assert.deepStrictEqual(
+          yield* Queue.take(assignments),
+          Array.from({ length: partitionCount }, (_, partition) => partition)
+        )
+        yield* Fiber.interrupt(member)
+        assert.deepStrictEqual(yield* Queue.take(assignments), [])
+      })
     )
 
     it.effect("appending to an unknown topic fails and writes nothing", () =>
