@@ -1,4 +1,15 @@
-import { Alert, GlucoseValue, InvalidCursor, IsoTimestamp, Page, Reading, SensorId } from "@dexmon/domain"
+import {
+  Alert,
+  AlertId,
+  AlertStatus,
+  AlertType,
+  GlucoseValue,
+  InvalidCursor,
+  IsoTimestamp,
+  Page,
+  Reading,
+  SensorId
+} from "@dexmon/domain"
 import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import { Forbidden, NotFound, NotModified, ServiceUnavailable } from "./Errors.ts"
@@ -66,6 +77,9 @@ const RangeQuery = {
 export const ReadingsPage = Page(Reading)
 export const AlertsPage = Page(Alert)
 
+/** The caller's open episodes: not a page, since there is at most one per sensor and kind. */
+export const ActiveAlerts = Schema.Struct({ items: Schema.Array(Alert) })
+
 // Both endpoints honour `If-None-Match` (the etag a client cached): a match is answered 304 without a body.
 const notModified = NotModified.pipe(HttpApiSchema.asNoContent({ decode: () => new NotModified() }))
 
@@ -90,13 +104,33 @@ export class ReadingsGroup extends HttpApiGroup.make("readings")
   .annotate(RequiredScope, "glucose:read")
   .prefix("/api/v1") {}
 
+// `/alerts/active` is a static route, so the router matches it before the parametric `/alerts/:alert_id`
+// whatever the order of declaration; it is declared first all the same, so the file reads as it routes.
 export class AlertsGroup extends HttpApiGroup.make("alerts")
   .add(
     HttpApiEndpoint.get("list", "/alerts", {
-      query: RangeQuery,
+      query: { ...RangeQuery, status: Schema.optional(AlertStatus), alert_type: Schema.optional(AlertType) },
       success: AlertsPage,
       error: [InvalidCursor, ServiceUnavailable]
-    }).annotateMerge(OpenApi.annotations({ summary: "The caller's alerts in [from, to), newest first" }))
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary:
+          "The caller's alert episodes that started in [from, to), newest first, optionally of one status or kind"
+      })
+    ),
+    HttpApiEndpoint.get("active", "/alerts/active", {
+      success: ActiveAlerts,
+      error: ServiceUnavailable
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "The caller's open alert episodes, at most one per sensor and kind, newest first"
+      })
+    ),
+    HttpApiEndpoint.get("get", "/alerts/:alert_id", {
+      params: { alert_id: AlertId },
+      success: Alert,
+      error: [NotFound, ServiceUnavailable]
+    }).annotateMerge(OpenApi.annotations({ summary: "One alert episode of the caller, by its id" }))
   )
   .middleware(Caller)
   .annotate(RequiredScope, "alerts:read")

@@ -21,6 +21,7 @@ const KNOWN_ROUTES = new Set([
   "/api/v1/glucose/manual",
   "/api/v1/readings",
   "/api/v1/alerts",
+  "/api/v1/alerts/active",
   "/healthz",
   "/readyz",
   "/metrics",
@@ -33,6 +34,7 @@ export const routeOf = (url: string): string => {
   const path = url.split("?")[0] ?? ""
   if (KNOWN_ROUTES.has(path)) return path
   if (/^\/api\/v1\/readings\/[^/]+\/[^/]+$/.test(path)) return "/api/v1/readings/:sensor_id/:timestamp"
+  if (/^\/api\/v1\/alerts\/[^/]+$/.test(path)) return "/api/v1/alerts/:alert_id"
   return "other"
 }
 

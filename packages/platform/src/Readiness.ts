@@ -1,4 +1,4 @@
-import { AlertStore, ArchiveStore, EventLog, ReadingStore, SensorOwnership } from "@dexmon/ports"
+import { AlertStateStore, AlertStore, ArchiveStore, EventLog, ReadingStore, SensorOwnership } from "@dexmon/ports"
 import { Context, Effect, Layer, Option } from "effect"
 
 type Status = "ok" | "unavailable"
@@ -28,6 +28,8 @@ export class Readiness extends Context.Service<
       if (Option.isSome(readings)) checks.push(["readings_store", readings.value.ping])
       const alerts = yield* Effect.serviceOption(AlertStore)
       if (Option.isSome(alerts)) checks.push(["alert_store", alerts.value.ping])
+      const alertStates = yield* Effect.serviceOption(AlertStateStore)
+      if (Option.isSome(alertStates)) checks.push(["alert_state_store", alertStates.value.ping])
       const owners = yield* Effect.serviceOption(SensorOwnership)
       if (Option.isSome(owners)) checks.push(["sensor_owners", owners.value.ping])
       const archive = yield* Effect.serviceOption(ArchiveStore)

@@ -1,11 +1,12 @@
 import {
-  type AlertStore,
   type ArchiveStore,
+  CassandraAlertStateStore,
   CassandraAlertStore,
   Database,
   type EventLog,
   KafkaEventLog,
   LocalFolderArchiveStore,
+  PostgresAlertStateStore,
   PostgresAlertStore,
   PostgresEventLog,
   requireEmbeddedAllowed,
@@ -41,14 +42,37 @@ export const EventLogLive = Layer.unwrap(
  */
 export const ReadingStoreLive = SqlReadingStore.layer.pipe(Layer.provide(SqlClientLive))
 
+/**
+ * Cassandra when `CASSANDRA_CONTACT_POINTS` is set, otherwise PostgreSQL: the
+ * alert stores' choice, with each layer's own errors kept in the result.
+ */
+const cassandraOrPostgres = <A, ECassandra, EPostgres>(
+  cassandraLayer: Layer.Layer<A, ECassandra>,
+  postgresLayer: Layer.Layer<A, EPostgres>
+) =>
+  Layer.unwrap(
+    Effect.gen(function* (): Effect.fn.Return<Layer.Layer<A, ECassandra | EPostgres>, Config.ConfigError> {
+      const contactPoints = yield* Config.option(Config.String("CASSANDRA_CONTACT_POINTS"))
+      if (Option.isSome(contactPoints)) return cassandraLayer
+      yield* requireEmbeddedAllowed("CASSANDRA_CONTACT_POINTS")
+      return postgresLayer
+    })
+  )
+
 /** Alerts: Cassandra when `CASSANDRA_CONTACT_POINTS` is set, otherwise a table in PostgreSQL. */
-export const AlertStoreLive = Layer.unwrap(
-  Effect.gen(function* () {
-    const contactPoints = yield* Config.option(Config.String("CASSANDRA_CONTACT_POINTS"))
-    if (Option.isSome(contactPoints)) return CassandraAlertStore.layer as Layer.Layer<AlertStore, unknown>
-    yield* requireEmbeddedAllowed("CASSANDRA_CONTACT_POINTS")
-    return PostgresAlertStore.layer.pipe(Layer.provide(SqlClientLive))
-  })
+export const AlertStoreLive = cassandraOrPostgres(
+  CassandraAlertStore.layer,
+  PostgresAlertStore.layer.pipe(Layer.provide(SqlClientLive))
+)
+
+/**
+ * The alert engine's per-sensor state, beside the alerts: Cassandra when
+ * `CASSANDRA_CONTACT_POINTS` is set (on the same client as `AlertStoreLive`, as
+ * both layers provide the one `CassandraSession.layer`), otherwise a table in PostgreSQL.
+ */
+export const AlertStateStoreLive = cassandraOrPostgres(
+  CassandraAlertStateStore.layer,
+  PostgresAlertStateStore.layer.pipe(Layer.provide(SqlClientLive))
 )
 
 /** Archive objects: S3 when `S3_BUCKET` is set, otherwise a local folder (`DEXMON_ARCHIVE_DIR`). */

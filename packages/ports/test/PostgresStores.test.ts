@@ -1,7 +1,16 @@
-import { Layer } from "effect"
-import { PostgresAlertStore, SqlArchiveLedger, SqlReadingStore, SqlSensorOwnership } from "../src/index.ts"
+import { assert, layer } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { SqlClient } from "effect/sql"
+import {
+  PostgresAlertStateStore,
+  PostgresAlertStore,
+  SqlArchiveLedger,
+  SqlReadingStore,
+  SqlSensorOwnership
+} from "../src/index.ts"
 import { layerEmbeddedPostgresTest } from "../src/testing/index.ts"
-import { alertStoreContract } from "./contracts/AlertStoreContract.ts"
+import { alertStateStoreContract } from "./contracts/AlertStateStoreContract.ts"
+import { alertStoreContract, assertLegacyAlertReadsBack, legacyAlertRow } from "./contracts/AlertStoreContract.ts"
 import { archiveLedgerContract } from "./contracts/ArchiveLedgerContract.ts"
 import { readingStoreContract } from "./contracts/ReadingStoreContract.ts"
 import { sensorOwnershipContract } from "./contracts/SensorOwnershipContract.ts"
@@ -11,10 +20,31 @@ const postgres = Layer.fresh(layerEmbeddedPostgresTest)
 const both = Layer.mergeAll(
   SqlArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
   PostgresAlertStore.layer,
+  PostgresAlertStateStore.layer,
   SqlSensorOwnership.layer
-).pipe(Layer.provide(postgres))
+).pipe(Layer.provideMerge(postgres))
 
 readingStoreContract("SQL on embedded PostgreSQL", both)
 alertStoreContract("embedded (PostgreSQL table)", both)
+alertStateStoreContract("embedded (PostgreSQL table)", both)
 archiveLedgerContract("SQL on embedded PostgreSQL", both)
 sensorOwnershipContract("SQL on embedded PostgreSQL", both)
+
+layer(both, { timeout: 60_000, excludeTestServices: true })(
+  "alerts written before episodes, on embedded PostgreSQL",
+  (it) => {
+    it.effect("a row of the seed's shape (status SENT, no episode columns) reads back as a resolved episode", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const legacy = legacyAlertRow(`pg${Date.now().toString(36)}`)
+        yield* sql`INSERT INTO glucose_alerts (user_id, "timestamp", alert_id, sensor_id, glucose_value, alert_type, status)
+        VALUES (${legacy.user_id}, ${new Date(legacy.timestamp).toISOString()}::timestamptz, ${legacy.alert_id}::uuid,
+          ${legacy.sensor_id}, ${legacy.glucose_value}, ${legacy.alert_type}, ${legacy.status})`
+        yield* assertLegacyAlertReadsBack(legacy)
+        const open = yield* sql<{ count: number }>`
+        SELECT count(*)::int AS count FROM glucose_alerts WHERE alert_id = ${legacy.alert_id}::uuid AND ended_at IS NULL`
+        assert.strictEqual(open[0]!.count, 1, "the episode that replaced it is stored open")
+      })
+    )
+  }
+)

@@ -1,9 +1,16 @@
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
-import { PostgresAlertStore, SqlArchiveLedger, SqlReadingStore, SqlSensorOwnership } from "../src/index.ts"
+import {
+  PostgresAlertStateStore,
+  PostgresAlertStore,
+  SqlArchiveLedger,
+  SqlReadingStore,
+  SqlSensorOwnership
+} from "../src/index.ts"
 import { layerServerPostgresTest, requiredServer } from "../src/testing/index.ts"
-import { alertStoreContract } from "./contracts/AlertStoreContract.ts"
+import { alertStateStoreContract } from "./contracts/AlertStateStoreContract.ts"
+import { alertStoreContract, assertLegacyAlertReadsBack, legacyAlertRow } from "./contracts/AlertStoreContract.ts"
 import { archiveLedgerContract } from "./contracts/ArchiveLedgerContract.ts"
 import { readingStoreContract } from "./contracts/ReadingStoreContract.ts"
 import { sensorOwnershipContract } from "./contracts/SensorOwnershipContract.ts"
@@ -13,6 +20,7 @@ const server = requiredServer("DATABASE_URL").replace(/\/\/[^@]*@/, "//")
 const both = Layer.mergeAll(
   SqlArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
   PostgresAlertStore.layer,
+  PostgresAlertStateStore.layer,
   SqlSensorOwnership.layer
 ).pipe(Layer.provideMerge(Layer.fresh(layerServerPostgresTest)))
 
@@ -44,7 +52,39 @@ layer(both, { timeout: 60_000, excludeTestServices: true })(`readings schema on 
   )
 })
 
+layer(both, { timeout: 60_000, excludeTestServices: true })(`alerts schema on ${server}`, (it) => {
+  it.effect("takes every kind, finds an episode by id and the open ones through their own indexes", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const checks = yield* sql<{ count: number }>`
+        SELECT count(*)::int AS count FROM pg_constraint WHERE conrelid = 'glucose_alerts'::regclass AND contype = 'c'`
+      assert.strictEqual(checks[0]!.count, 0, "0001's CHECK on alert_type is gone")
+      const indexes = yield* sql<{ name: string; definition: string }>`
+        SELECT indexname AS name, indexdef AS definition FROM pg_indexes
+        WHERE tablename IN ('glucose_alerts', 'alert_sensor_state') AND indexname NOT LIKE '%pkey' ORDER BY indexname`
+      assert.deepStrictEqual(
+        indexes.map((index) => index.name),
+        ["alert_sensor_state_checks", "glucose_alerts_by_id", "glucose_alerts_open"]
+      )
+      assert.match(indexes[1]!.definition, /UNIQUE INDEX .* \(alert_id\)/)
+      assert.match(indexes[2]!.definition, /\(user_id\) WHERE \(\(ended_at IS NULL\) AND \(status <> 'SENT'::text\)\)/)
+    })
+  )
+
+  it.effect("a row of the seed's shape (status SENT, no episode columns) reads back as a resolved episode", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const legacy = legacyAlertRow(`pg${Date.now().toString(36)}`)
+      yield* sql`INSERT INTO glucose_alerts (user_id, "timestamp", alert_id, sensor_id, glucose_value, alert_type, status)
+        VALUES (${legacy.user_id}, ${new Date(legacy.timestamp).toISOString()}::timestamptz, ${legacy.alert_id}::uuid,
+          ${legacy.sensor_id}, ${legacy.glucose_value}, ${legacy.alert_type}, ${legacy.status})`
+      yield* assertLegacyAlertReadsBack(legacy)
+    })
+  )
+})
+
 readingStoreContract(`SQL on ${server}`, both)
 alertStoreContract(`PostgreSQL table on ${server}`, both)
+alertStateStoreContract(`PostgreSQL table on ${server}`, both)
 archiveLedgerContract(`SQL on ${server}`, both)
 sensorOwnershipContract(`SQL on ${server}`, both)

@@ -21,7 +21,13 @@ export interface DexMonClientOptions {
  * const { event_ids } = yield* client.ingestion.postSensor({
  *   payload: { sensor_id: "cgm-1", timestamp: Date.now(), glucose_value: 65 }
  * })
+ * // Alert episodes: a range filtered by status or kind, the open ones, one by id.
+ * const lows = yield* client.alerts.list({ query: { from, to, alert_type: "LOW", status: "RESOLVED" } })
+ * const { items } = yield* client.alerts.active()
+ * const alert = yield* client.alerts.get({ params: { alert_id: items[0]!.alert_id } })
  * ```
+ *
+ * Nothing here lists endpoints: a new endpoint of the API is a new method of the client.
  */
 export class DexMonClient extends Context.Service<DexMonClient, HttpApiClient.ForApi<typeof DexMonApi>>()(
   "dexmon/sdk/DexMonClient"

@@ -3,7 +3,7 @@ import { CurrentCaller, DexMonApi, NotFound, ReadingsPage, ServiceUnavailable } 
 import { ReadingsQuery } from "@dexmon/archive"
 import { Reading } from "@dexmon/domain"
 import { AlertStore, ReadingStore } from "@dexmon/ports"
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer, Option, Schema } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 
@@ -89,21 +89,45 @@ export const AlertsHttp = HttpApiBuilder.group(
   "alerts",
   Effect.fn(function* (handlers) {
     const alerts = yield* AlertStore
-    return handlers.handle(
-      "list",
-      Effect.fn("AlertsHttp.list")(function* ({ query }) {
-        const caller = yield* CurrentCaller
-        return yield* alerts
-          .list({
-            user_id: caller.userId,
-            from: query.from,
-            to: query.to,
-            limit: query.limit ?? DEFAULT_PAGE_SIZE,
-            cursor: query.cursor
-          })
-          .pipe(Effect.catchTag("AlertStoreError", unavailable("the alert store")))
-      })
-    )
+    const storeUnavailable = unavailable("the alert store")
+    return handlers
+      .handle(
+        "list",
+        Effect.fn("AlertsHttp.list")(function* ({ query }) {
+          const caller = yield* CurrentCaller
+          return yield* alerts
+            .list({
+              user_id: caller.userId,
+              from: query.from,
+              to: query.to,
+              limit: query.limit ?? DEFAULT_PAGE_SIZE,
+              cursor: query.cursor,
+              status: query.status,
+              alert_type: query.alert_type
+            })
+            .pipe(Effect.catchTag("AlertStoreError", storeUnavailable))
+        })
+      )
+      .handle(
+        "active",
+        Effect.fn("AlertsHttp.active")(function* () {
+          const caller = yield* CurrentCaller
+          const items = yield* alerts.listOpen(caller.userId).pipe(Effect.catchTag("AlertStoreError", storeUnavailable))
+          return { items }
+        })
+      )
+      .handle(
+        "get",
+        Effect.fn("AlertsHttp.get")(function* ({ params }) {
+          const caller = yield* CurrentCaller
+          // The store answers none for another user's id too, so its existence is not revealed.
+          const alert = yield* alerts
+            .get(caller.userId, params.alert_id)
+            .pipe(Effect.catchTag("AlertStoreError", storeUnavailable))
+          if (Option.isNone(alert)) return yield* new NotFound({ message: "no such alert for this caller" })
+          return alert.value
+        })
+      )
   })
 )
 

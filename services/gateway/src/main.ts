@@ -12,7 +12,7 @@ import {
 import { Layer } from "effect"
 import { GatewayHttp } from "./GatewayHttp.ts"
 
-/** The gateway alone: `GET /api/v1/readings` (hot and archived) and `/api/v1/alerts`. */
+/** The gateway alone: `GET /api/v1/readings` (hot and archived) and `/api/v1/alerts` (a range, `/active`, one by id). */
 runService(
   "gateway",
   layerHttpServer(GatewayApi, Layer.mergeAll(GatewayHttp, HealthHttp)).pipe(

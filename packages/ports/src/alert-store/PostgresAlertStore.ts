@@ -1,10 +1,17 @@
-import { Alert } from "@dexmon/domain"
-import { Effect, Layer, Schema } from "effect"
+import type { Alert, AlertId, UserId } from "@dexmon/domain"
+import { PgTypes } from "@effect/sql-pg"
+import { Effect, Layer, Option, Result, Schema } from "effect"
 import { SqlClient } from "effect/sql"
-import { decodeCursor, encodeCursor } from "../Cursor.ts"
 import { runMigrations } from "../postgres/Migrations.ts"
 import { failureOf } from "../StoreFailure.ts"
 import { type AlertQuery, AlertStore, AlertStoreError } from "./AlertStore.ts"
+import {
+  decodeAlertCursor,
+  decodeStoredAlert,
+  encodeAlertCursor,
+  latestPerEpisode,
+  storedStatuses
+} from "./StoredAlert.ts"
 
 const migrations = {
   "0001_glucose_alerts": Effect.gen(function* () {
@@ -20,6 +27,27 @@ const migrations = {
       status text NOT NULL,
       PRIMARY KEY (user_id, "timestamp", alert_id)
     )`
+  }),
+  "0002_alert_episodes": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // 0001 allowed only LOW and HIGH, in a CHECK constraint PostgreSQL named itself: find it by what it checks.
+    const checks = yield* sql<{ name: string }>`
+      SELECT conname AS name FROM pg_constraint
+      WHERE conrelid = 'glucose_alerts'::regclass AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%alert_type%'`
+    for (const check of checks) yield* sql`ALTER TABLE glucose_alerts DROP CONSTRAINT ${sql(check.name)}`
+    // Nullable: rows written before episodes keep them empty and read back through `legacyAlertFields`.
+    yield* sql`ALTER TABLE glucose_alerts
+      ADD COLUMN started_at timestamptz,
+      ADD COLUMN ended_at timestamptz,
+      ADD COLUMN extreme_value double precision,
+      ADD COLUMN last_value double precision,
+      ADD COLUMN last_reading_at timestamptz`
+    // `get` by id (the Cassandra layer's glucose_alerts_by_id); ids derive from (sensor, start, kind), so they are unique.
+    yield* sql`CREATE UNIQUE INDEX glucose_alerts_by_id ON glucose_alerts (alert_id)`
+    // `listOpen` (the Cassandra layer's glucose_alerts_open): only the few open episodes, never a user's history.
+    // (A literal 'SENT', as in `listOpen`: DDL takes no parameters, and the planner matches the predicate by its text.)
+    yield* sql`CREATE INDEX glucose_alerts_open ON glucose_alerts (user_id)
+      WHERE ended_at IS NULL AND status <> 'SENT'`
   })
 }
 
@@ -27,72 +55,158 @@ const failWith = failureOf((fields) => new AlertStoreError(fields))
 
 const AlertRow = Schema.Struct({
   user_id: Schema.String,
-  timestamp_ms: Schema.Number,
+  timestamp: Schema.Number,
   alert_id: Schema.String,
   sensor_id: Schema.String,
   glucose_value: Schema.Number,
   alert_type: Schema.String,
-  status: Schema.String
+  status: Schema.String,
+  started_at: Schema.NullOr(Schema.Number),
+  ended_at: Schema.NullOr(Schema.Number),
+  extreme_value: Schema.NullOr(Schema.Number),
+  last_value: Schema.NullOr(Schema.Number),
+  last_reading_at: Schema.NullOr(Schema.Number)
 })
 
-/** The embedded alert store: the Cassandra table's shape and semantics in PostgreSQL. */
+const toAlert = (operation: string) => (row: unknown) =>
+  Schema.decodeUnknownEffect(AlertRow)(row).pipe(
+    Effect.flatMap(decodeStoredAlert),
+    Effect.mapError(failWith(operation))
+  )
+
+const iso = (millis: number) => new Date(millis).toISOString()
+
+/** An array parameter of a declared element type: inference refuses an array of nulls, or integers beside fractions. */
+const pgArray = (values: ReadonlyArray<unknown>, elementOid: number) =>
+  Result.getOrThrow(PgTypes.array(values, elementOid))
+const { OID } = PgTypes
+
+/** The embedded alert store: the Cassandra tables' shape and semantics in one PostgreSQL table. */
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   yield* runMigrations("alerts", migrations)
 
-  const save = Effect.fn("AlertStore.save")(function* (alerts: ReadonlyArray<Alert>) {
+  const columns = sql`user_id, (extract(epoch FROM "timestamp") * 1000)::float8 AS "timestamp", alert_id::text AS alert_id,
+    sensor_id, glucose_value, alert_type, status,
+    (extract(epoch FROM started_at) * 1000)::float8 AS started_at,
+    (extract(epoch FROM ended_at) * 1000)::float8 AS ended_at,
+    extreme_value, last_value,
+    (extract(epoch FROM last_reading_at) * 1000)::float8 AS last_reading_at`
+
+  /**
+   * One statement per batch, an upsert on the row's key: an episode written again
+   * replaces its row, and an unchanged one is not even rewritten. Keys in order,
+   * so two batches that share episodes take their row locks in the same order.
+   */
+  const save = Effect.fn("AlertStore.save")(function* (batch: ReadonlyArray<Alert>) {
+    const alerts = latestPerEpisode(batch)
     if (alerts.length === 0) return
-    // Same key, same content: a replayed alert writes nothing new, as a Cassandra upsert would.
-    yield* sql`INSERT INTO glucose_alerts (user_id, "timestamp", alert_id, sensor_id, glucose_value, alert_type, status)
+    yield* sql`INSERT INTO glucose_alerts (user_id, "timestamp", alert_id, sensor_id, glucose_value, alert_type, status,
+        started_at, ended_at, extreme_value, last_value, last_reading_at)
       SELECT * FROM unnest(
-        ${alerts.map((a) => a.user_id)}::text[],
-        ${alerts.map((a) => new Date(a.timestamp).toISOString())}::timestamptz[],
-        ${alerts.map((a) => a.alert_id)}::uuid[],
-        ${alerts.map((a) => a.sensor_id)}::text[],
-        ${alerts.map((a) => a.glucose_value)}::float8[],
-        ${alerts.map((a) => a.alert_type)}::text[],
-        ${alerts.map((a) => a.status)}::text[])
-      ON CONFLICT (user_id, "timestamp", alert_id) DO NOTHING`.pipe(Effect.mapError(failWith("save")))
+        ${pgArray(
+          alerts.map((a) => a.user_id),
+          OID.text
+        )}::text[],
+        ${pgArray(
+          alerts.map((a) => a.timestamp),
+          OID.timestamptz
+        )}::timestamptz[],
+        ${pgArray(
+          alerts.map((a) => a.alert_id),
+          OID.uuid
+        )}::uuid[],
+        ${pgArray(
+          alerts.map((a) => a.sensor_id),
+          OID.text
+        )}::text[],
+        ${pgArray(
+          alerts.map((a) => a.glucose_value),
+          OID.float8
+        )}::float8[],
+        ${pgArray(
+          alerts.map((a) => a.alert_type),
+          OID.text
+        )}::text[],
+        ${pgArray(
+          alerts.map((a) => a.status),
+          OID.text
+        )}::text[],
+        ${pgArray(
+          alerts.map((a) => a.started_at),
+          OID.timestamptz
+        )}::timestamptz[],
+        ${pgArray(
+          alerts.map((a) => a.ended_at),
+          OID.timestamptz
+        )}::timestamptz[],
+        ${pgArray(
+          alerts.map((a) => a.extreme_value),
+          OID.float8
+        )}::float8[],
+        ${pgArray(
+          alerts.map((a) => a.last_value),
+          OID.float8
+        )}::float8[],
+        ${pgArray(
+          alerts.map((a) => a.last_reading_at),
+          OID.timestamptz
+        )}::timestamptz[])
+      ORDER BY 1, 2, 3
+      ON CONFLICT (user_id, "timestamp", alert_id) DO UPDATE SET
+        sensor_id = EXCLUDED.sensor_id, glucose_value = EXCLUDED.glucose_value, alert_type = EXCLUDED.alert_type,
+        status = EXCLUDED.status, started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at,
+        extreme_value = EXCLUDED.extreme_value, last_value = EXCLUDED.last_value,
+        last_reading_at = EXCLUDED.last_reading_at
+      WHERE (glucose_alerts.sensor_id, glucose_alerts.glucose_value, glucose_alerts.alert_type, glucose_alerts.status,
+          glucose_alerts.started_at, glucose_alerts.ended_at, glucose_alerts.extreme_value, glucose_alerts.last_value,
+          glucose_alerts.last_reading_at)
+        IS DISTINCT FROM (EXCLUDED.sensor_id, EXCLUDED.glucose_value, EXCLUDED.alert_type, EXCLUDED.status,
+          EXCLUDED.started_at, EXCLUDED.ended_at, EXCLUDED.extreme_value, EXCLUDED.last_value,
+          EXCLUDED.last_reading_at)`.pipe(Effect.mapError(failWith("save")))
   })
 
+  /** Keyset paging on (start, alert id), newest first; the filters are part of the query, so every page is full. */
   const list = Effect.fn("AlertStore.list")(function* (query: AlertQuery) {
-    const before = query.cursor === undefined ? undefined : yield* decodeCursor(query.cursor, ["number", "string"])
+    const before = query.cursor === undefined ? undefined : yield* decodeAlertCursor(query.cursor)
     const rows = yield* sql`
-      SELECT user_id, (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms, alert_id::text AS alert_id,
-        sensor_id, glucose_value, alert_type, status
+      SELECT ${columns}
       FROM glucose_alerts
       WHERE user_id = ${query.user_id}
-        AND "timestamp" >= ${new Date(query.from).toISOString()}::timestamptz
-        AND "timestamp" < ${new Date(query.to).toISOString()}::timestamptz
-        ${before === undefined ? sql`` : sql`AND ("timestamp", alert_id) < (${new Date(before[0]).toISOString()}::timestamptz, ${before[1]}::uuid)`}
+        AND "timestamp" >= ${iso(query.from)}::timestamptz
+        AND "timestamp" < ${iso(query.to)}::timestamptz
+        ${before === undefined ? sql`` : sql`AND ("timestamp", alert_id) < (${iso(before.timestamp)}::timestamptz, ${before.alert_id}::uuid)`}
+        ${query.status === undefined ? sql`` : sql`AND status = ANY(${storedStatuses(query.status)}::text[])`}
+        ${query.alert_type === undefined ? sql`` : sql`AND alert_type = ${query.alert_type}`}
       ORDER BY "timestamp" DESC, alert_id DESC
       LIMIT ${query.limit + 1}`.pipe(Effect.mapError(failWith("list")))
-    const items = yield* Effect.forEach(rows.slice(0, query.limit), (row) =>
-      Schema.decodeUnknownEffect(AlertRow)(row).pipe(
-        Effect.flatMap((r) =>
-          Schema.decodeUnknownEffect(Alert)({
-            alert_id: r.alert_id,
-            user_id: r.user_id,
-            sensor_id: r.sensor_id,
-            timestamp: new Date(r.timestamp_ms).toISOString(),
-            glucose_value: r.glucose_value,
-            alert_type: r.alert_type,
-            status: r.status
-          })
-        )
-      )
-    ).pipe(Effect.mapError(failWith("list")))
+    const items = yield* Effect.forEach(rows.slice(0, query.limit), toAlert("list"))
     const last = items[items.length - 1]
     return {
       items,
-      next_cursor:
-        rows.length > query.limit && last !== undefined ? encodeCursor([last.timestamp, last.alert_id]) : null
+      next_cursor: rows.length > query.limit && last !== undefined ? encodeAlertCursor(last) : null
     }
+  })
+
+  const get = Effect.fn("AlertStore.get")(function* (user: UserId, alertId: AlertId) {
+    const rows =
+      yield* sql`SELECT ${columns} FROM glucose_alerts WHERE alert_id = ${alertId}::uuid AND user_id = ${user}`.pipe(
+        Effect.mapError(failWith("get"))
+      )
+    return rows.length === 0 ? Option.none() : Option.some(yield* toAlert("get")(rows[0]))
+  })
+
+  const listOpen = Effect.fn("AlertStore.listOpen")(function* (user: UserId) {
+    const rows = yield* sql`
+      SELECT ${columns} FROM glucose_alerts
+      WHERE user_id = ${user} AND ended_at IS NULL AND status <> 'SENT'
+      ORDER BY "timestamp" DESC, alert_id DESC`.pipe(Effect.mapError(failWith("listOpen")))
+    return yield* Effect.forEach(rows, toAlert("listOpen"))
   })
 
   const ping = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(failWith("ping")))
 
-  return AlertStore.of({ save, list, ping })
+  return AlertStore.of({ save, list, get, listOpen, ping })
 })
 
 /** The alert store on whatever PostgreSQL the `SqlClient` points at. */
