@@ -56,7 +56,8 @@ const DurationText = Schema.String.check(
   })
 )
 
-const DurationConfig = (name: string, fallback: number) =>
+/** A duration variable (`15m`, `24h`, `45s`) in milliseconds, with a default. */
+export const durationConfig = (name: string, fallback: number) =>
   Config.schema(DurationText, name).pipe(Config.withDefault(fallback))
 
 /** The alert engine's rules for this deployment. */
@@ -80,7 +81,7 @@ export class AlertRules extends Context.Service<AlertRules, AlertRulesShape>()("
         }),
         urgentLowSoon: Config.all({
           enabled: Config.Boolean("DEXMON_ALERT_URGENT_LOW_SOON").pipe(Config.withDefault(d.urgentLowSoon.enabled)),
-          horizon: DurationConfig("DEXMON_ALERT_URGENT_LOW_SOON_HORIZON", d.urgentLowSoon.horizon)
+          horizon: durationConfig("DEXMON_ALERT_URGENT_LOW_SOON_HORIZON", d.urgentLowSoon.horizon)
         }),
         fallingFast: Config.all({
           enabled: Config.Boolean("DEXMON_ALERT_FALLING_FAST").pipe(Config.withDefault(d.fallingFast.enabled)),
@@ -92,10 +93,10 @@ export class AlertRules extends Context.Service<AlertRules, AlertRulesShape>()("
         }),
         noData: Config.all({
           enabled: Config.Boolean("DEXMON_ALERT_NO_DATA").pipe(Config.withDefault(d.noData.enabled)),
-          after: DurationConfig("DEXMON_ALERT_NO_DATA_AFTER", d.noData.after)
+          after: durationConfig("DEXMON_ALERT_NO_DATA_AFTER", d.noData.after)
         }),
-        liveWindow: DurationConfig("DEXMON_ALERT_LIVE_WINDOW", d.liveWindow),
-        retireAfter: DurationConfig("DEXMON_ALERT_RETIRE_AFTER", d.retireAfter)
+        liveWindow: durationConfig("DEXMON_ALERT_LIVE_WINDOW", d.liveWindow),
+        retireAfter: durationConfig("DEXMON_ALERT_RETIRE_AFTER", d.retireAfter)
       })
       return AlertRules.of({ ...d, ...rules })
     })

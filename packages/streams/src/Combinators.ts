@@ -220,12 +220,25 @@ export const superviseConsumer = <E, R>(name: string, pipeline: Effect.Effect<vo
     Effect.annotateLogs({ consumer: name })
   )
 
-export interface ConsumerPipelineOptions<A, B, E extends { readonly transient: boolean }> {
+export interface ConsumerOptions<A, R> {
   readonly eventLog: EventLog["Service"]
   readonly topic: string
   readonly groupId: string
   readonly maxBatchSize: number
   readonly decode: (value: Uint8Array) => Effect.Effect<A, unknown>
+  /**
+   * Applies the decoded values of each batch (writes them, or whatever the
+   * consumer is for); a value that cannot be applied joins the batch's failed
+   * records, for the DLQ. The batch is committed after this stage.
+   */
+  readonly apply: (batches: Stream.Stream<DecodedBatch<A>>) => Stream.Stream<DecodedBatch<unknown>, never, R>
+  readonly deadLetterTopic: string
+  /** Told the partitions this member owns each time that set changes. */
+  readonly onAssigned?: (partitions: ReadonlyArray<number>) => void
+}
+
+export interface ConsumerPipelineOptions<A, B, E extends { readonly transient: boolean }>
+  extends Omit<ConsumerOptions<A, never>, "apply"> {
   /** What a decoded record asks to write, or nothing. */
   readonly toWrite: (value: A) => B | undefined
   /** Writes with the same key within one batch are written once. */
@@ -233,7 +246,6 @@ export interface ConsumerPipelineOptions<A, B, E extends { readonly transient: b
   readonly write: (writes: ReadonlyArray<B>) => Effect.Effect<void, E>
   /** Retries of a write the store refused (not of a store that is down: that is waited out). */
   readonly retries: number
-  readonly deadLetterTopic: string
 }
 
 /**
@@ -306,26 +318,16 @@ const reportLag = (eventLog: EventLog["Service"], topic: string, groupId: string
   )
 
 /**
- * The consumer pipeline both the processor and the notifier run: decode,
- * collapse repeats within the batch, write with retries, route what fails to
- * the DLQ, and commit only then. One partition's batches are handled one at a
- * time, in order, each as one observed unit (`observeBatch`).
+ * A consumer: decode each batch, apply it (`options.apply`), route what fails
+ * to the DLQ, and commit only then. One partition's batches are handled one
+ * at a time, in order, each as one observed unit (`observeBatch`).
  */
-export const consumerPipeline = <A, B, E extends { readonly transient: boolean }>(
-  options: ConsumerPipelineOptions<A, B, E>
-) => {
+export const runConsumer = <A, R>(options: ConsumerOptions<A, R>) => {
   const nextOffsets = new Map<number, number>()
   const handle = (batch: PartitionBatch) =>
     Stream.succeed(batch).pipe(
       decodeRecords(options.decode),
-      mapDecoded(options.toWrite),
-      dedupWithinBatch(options.writeKey),
-      writeWithRetry(options.write, {
-        retries: options.retries,
-        initialDelay: 100,
-        maxDelay: 5_000,
-        isTransient: (error) => error.transient
-      }),
+      options.apply,
       routeFailuresToDeadLetters(options.eventLog, options.deadLetterTopic),
       commitBatches,
       Stream.runDrain,
@@ -341,7 +343,12 @@ export const consumerPipeline = <A, B, E extends { readonly transient: boolean }
     Effect.gen(function* () {
       yield* Effect.forkScoped(reportLag(options.eventLog, options.topic, options.groupId, nextOffsets))
       yield* options.eventLog
-        .consume({ topic: options.topic, groupId: options.groupId, maxBatchSize: options.maxBatchSize })
+        .consume({
+          topic: options.topic,
+          groupId: options.groupId,
+          maxBatchSize: options.maxBatchSize,
+          ...(options.onAssigned === undefined ? {} : { onAssigned: options.onAssigned })
+        })
         .pipe(
           Stream.mapEffect((batch) => observe(batch, handle(batch))),
           Stream.runDrain
@@ -349,3 +356,25 @@ export const consumerPipeline = <A, B, E extends { readonly transient: boolean }
     })
   )
 }
+
+/**
+ * The processor's consumer: collapse repeats within the batch, write with
+ * retries; the rest is `runConsumer`'s.
+ */
+export const consumerPipeline = <A, B, E extends { readonly transient: boolean }>(
+  options: ConsumerPipelineOptions<A, B, E>
+) =>
+  runConsumer({
+    ...options,
+    apply: (batches) =>
+      batches.pipe(
+        mapDecoded(options.toWrite),
+        dedupWithinBatch(options.writeKey),
+        writeWithRetry(options.write, {
+          retries: options.retries,
+          initialDelay: 100,
+          maxDelay: 5_000,
+          isTransient: (error) => error.transient
+        })
+      )
+  })

@@ -1,76 +1,223 @@
 import {
-  Alert,
-  AlertThresholds,
-  classifyGlucose,
-  decodeGlucoseEventBytes,
-  deriveAlertId,
-  type GlucoseEvent
-} from "@dexmon/domain"
+  type AlertChange,
+  AlertRules,
+  decide,
+  decodeSensorState,
+  durationConfig,
+  type EngineInput,
+  encodeSensorState,
+  initialSensorState,
+  nextCheckAt,
+  type SensorState
+} from "@dexmon/alerting"
+import { type Alert, decodeGlucoseEventBytes, type GlucoseEvent, type SensorId, type UserId } from "@dexmon/domain"
 import { Metrics } from "@dexmon/observability"
-import { AlertStore, EventLog, Topics } from "@dexmon/ports"
-import { consumerPipeline, superviseConsumer } from "@dexmon/streams"
-import { Config, Effect, Layer } from "effect"
+import { AlertStateStore, AlertStateStoreError, AlertStore, EventLog, Topics } from "@dexmon/ports"
+import { type DecodedBatch, runConsumer, superviseConsumer, writeWithRetry } from "@dexmon/streams"
+import { Clock, Config, Effect, Layer, Schedule, Semaphore, Stream } from "effect"
 
 export const NotifierConfig = Config.all({
   groupId: Config.String("DEXMON_NOTIFIER_GROUP").pipe(Config.withDefault("dexmon-notifier")),
   maxBatchSize: Config.Int("DEXMON_NOTIFIER_BATCH_SIZE").pipe(Config.withDefault(500)),
-  retries: Config.Int("DEXMON_WRITE_RETRIES").pipe(Config.withDefault(5))
+  retries: Config.Int("DEXMON_WRITE_RETRIES").pipe(Config.withDefault(5)),
+  /** How often the owned, caught-up partitions' sensors are checked for silence (`NO_DATA`, retirement). */
+  tickEvery: durationConfig("DEXMON_ALERT_TICK_EVERY", 60_000)
 })
 
-/** The alert an event raises, if any; its id is derived, so a replayed event yields the same alert. */
-export const alertFor =
-  (thresholds: AlertThresholds["Service"]) =>
-  (event: GlucoseEvent): Alert | undefined => {
-    const type = classifyGlucose(event.glucose_value, thresholds)
-    return type === undefined
-      ? undefined
-      : new Alert({
-          alert_id: deriveAlertId(event.sensor_id, event.timestamp, type),
-          user_id: event.user_id,
-          sensor_id: event.sensor_id,
-          timestamp: event.timestamp,
-          glucose_value: event.glucose_value,
-          alert_type: type,
-          status: "SENT"
-        })
+/** One input for one sensor's engine, and the log partition the sensor's events are on. */
+interface SensorInput {
+  readonly log_partition: number
+  readonly sensor_id: SensorId
+  readonly user_id: UserId
+  readonly input: EngineInput
+}
+
+/** A reading event with where it sits in the log: the engine's position and lateness come from there. */
+const readingInput = (event: GlucoseEvent, partition: number, offset: number, logTime: number): SensorInput => ({
+  log_partition: partition,
+  sensor_id: event.sensor_id,
+  user_id: event.user_id,
+  input: {
+    _tag: "Reading",
+    position: offset,
+    logTime,
+    event: {
+      timestamp: event.timestamp,
+      glucose_value: event.glucose_value,
+      source: event.source,
+      event_id: event.event_id
+    }
   }
+})
+
+/** The newest row of every episode a run of decisions touched, in the order they were first touched. */
+const latestRows = (changes: ReadonlyArray<AlertChange>): ReadonlyArray<Alert> => {
+  const rows = new Map<string, Alert>()
+  for (const change of changes) rows.set(change.alert.alert_id, change.alert)
+  return [...rows.values()]
+}
+
+/** How many times a batch is decided again after another notifier moved one of its sensors' states on. */
+const CONFLICT_RETRIES = 10
 
 /**
- * The notifier: reads `glucose.events` as its own consumer group, raises LOW
- * and HIGH alerts by the configured thresholds, stores them idempotently by
- * alert id, sends what cannot be stored to `glucose.events.alerts.dlq`, and
- * commits a batch only after every alert in it is durable.
+ * The notifier: the alert engine (`@dexmon/alerting`) run as a stateful
+ * stream processor keyed like the event log. Per batch of one partition it
+ * loads the states of the batch's sensors, decides each record in log order,
+ * writes the touched episodes and then the states (conditionally, by
+ * revision, so a zombie or a rebalance can never overwrite a newer state),
+ * and commits only then. A redelivered record is at or before its sensor's
+ * position and changes nothing, so crashes and rebalances are exact.
+ *
+ * A clock fiber ticks, once a `DEXMON_ALERT_TICK_EVERY`, the sensors whose
+ * check time has passed, on the partitions this member owns and has consumed
+ * to their end (a notifier catching up decides silences from the log, not
+ * from its clock). Ticks and batches take turns.
  */
 export const NotifierLive = Layer.effectDiscard(
   Effect.gen(function* () {
     const eventLog = yield* EventLog
-    const store = yield* AlertStore
+    const alerts = yield* AlertStore
+    const states = yield* AlertStateStore
+    const rules = yield* AlertRules
     const { names } = yield* Topics
-    const thresholds = yield* AlertThresholds
     const config = yield* NotifierConfig
-    const pipeline = consumerPipeline({
+    const turns = yield* Semaphore.make(1)
+    let owned: ReadonlyArray<number> = []
+
+    /** Decides the inputs (in order) on the stored states, then writes episodes and states. */
+    const decideAndStore = Effect.fnUntraced(function* (inputs: ReadonlyArray<SensorInput>) {
+      const sensorIds = [...new Set(inputs.map((i) => i.sensor_id))]
+      const stored = yield* states.load(sensorIds)
+      const working = new Map<SensorId, { state: SensorState; revision: number; changed: boolean }>()
+      for (const { sensor_id, user_id } of inputs) {
+        if (working.has(sensor_id)) continue
+        const row = stored.get(sensor_id)
+        const state =
+          row === undefined ? initialSensorState(sensor_id, user_id) : yield* Effect.orDie(decodeSensorState(row.state))
+        working.set(sensor_id, { state, revision: row?.revision ?? 0, changed: false })
+      }
+      const partitionOf = new Map(inputs.map((i) => [i.sensor_id, i.log_partition]))
+      const changes: Array<AlertChange> = []
+      for (const { sensor_id, input } of inputs) {
+        const entry = working.get(sensor_id)!
+        // A tick for a sensor whose row went away (nothing to check) is skipped.
+        if (input._tag === "Tick" && entry.revision === 0) continue
+        const decision = decide(rules, entry.state, input)
+        if (decision.state !== entry.state) {
+          entry.state = decision.state
+          entry.changed = true
+        }
+        changes.push(...decision.changes)
+      }
+      const rows = latestRows(changes)
+      if (rows.length > 0) yield* alerts.save(rows).pipe(Metrics.timeStoreWrite("alerts"))
+      const writes = [...working.values()]
+        .filter((entry) => entry.changed)
+        .map((entry) => ({
+          row: {
+            sensor_id: entry.state.sensor_id,
+            user_id: entry.state.user_id,
+            log_partition: partitionOf.get(entry.state.sensor_id) ?? 0,
+            state: encodeSensorState(entry.state),
+            check_at: nextCheckAt(rules, entry.state)
+          },
+          expected_revision: entry.revision
+        }))
+      if (writes.length > 0) yield* states.save(writes)
+      return changes
+    })
+
+    /** `decideAndStore` in turn with the clock; a state another member moved on is read and decided again. */
+    const decideInTurn = (inputs: ReadonlyArray<SensorInput>) =>
+      turns
+        .withPermits(1)(decideAndStore(inputs))
+        .pipe(
+          Effect.retry({ while: (error) => error._tag === "AlertStateConflict", times: CONFLICT_RETRIES }),
+          Effect.catchTag("AlertStateConflict", (conflict) =>
+            Effect.fail(
+              new AlertStateStoreError({
+                operation: "save",
+                message: `states of ${conflict.sensor_ids.join(", ")} keep moving on: another notifier writes them`,
+                transient: true
+              })
+            )
+          ),
+          Effect.tap((changes) =>
+            Effect.sync(() => {
+              for (const change of changes) {
+                if (change.kind === "opened" || change.kind === "recorded")
+                  Metrics.alertsRaised.inc({ type: change.alert.alert_type })
+              }
+            })
+          ),
+          Effect.asVoid
+        )
+
+    const applyWithEngine = (batches: Stream.Stream<DecodedBatch<GlucoseEvent>>) =>
+      batches.pipe(
+        Stream.map(
+          (batch): DecodedBatch<SensorInput> => ({
+            ...batch,
+            decoded: batch.decoded.map(({ record, value }) => ({
+              record,
+              value: readingInput(value, record.partition, record.offset, record.timestamp)
+            }))
+          })
+        ),
+        writeWithRetry(decideInTurn, {
+          retries: config.retries,
+          initialDelay: 100,
+          maxDelay: 5_000,
+          isTransient: (error) => error.transient
+        })
+      )
+    const pipeline = runConsumer({
       eventLog,
       topic: names.events,
       groupId: config.groupId,
       maxBatchSize: config.maxBatchSize,
       decode: decodeGlucoseEventBytes,
-      toWrite: alertFor(thresholds),
-      writeKey: (alert) => alert.alert_id,
-      write: (alerts) =>
-        store.save(alerts).pipe(
-          Metrics.timeStoreWrite("alerts"),
-          Effect.tap(() =>
-            Effect.sync(() => {
-              for (const alert of alerts) Metrics.alertsRaised.inc({ type: alert.alert_type })
+      apply: applyWithEngine,
+      deadLetterTopic: names.alertsDlq,
+      onAssigned: (partitions) => {
+        owned = partitions
+      }
+    })
+
+    /** Ticks the due sensors of every owned partition that is consumed to its end. */
+    const tick = Effect.gen(function* () {
+      if (owned.length === 0) return
+      const ends = yield* eventLog.endOffsets(names.events)
+      const committed = yield* eventLog.committedOffsets(config.groupId, names.events)
+      const now = yield* Clock.currentTimeMillis
+      for (const partition of owned) {
+        if ((committed.get(partition) ?? 0) < (ends.get(partition) ?? 0)) continue
+        const due = yield* states.due(partition, now)
+        for (let start = 0; start < due.length; start += config.maxBatchSize) {
+          const inputs = due.slice(start, start + config.maxBatchSize).map(
+            (sensor_id): SensorInput => ({
+              log_partition: partition,
+              sensor_id,
+              // Only sensors with a stored state are due; their owner comes from it.
+              user_id: "" as UserId,
+              input: { _tag: "Tick", now }
             })
           )
-        ),
-      retries: config.retries,
-      deadLetterTopic: names.alertsDlq
-    })
+          yield* decideInTurn(inputs)
+        }
+      }
+    }).pipe(
+      Effect.catchCause((cause) => Effect.logWarning("alert clock tick failed; trying again at the next one", cause)),
+      Effect.withSpan("Notifier.tick")
+    )
+
     yield* Effect.forkScoped(superviseConsumer("notifier", pipeline))
+    yield* Effect.forkScoped(
+      Effect.repeat(tick, Schedule.spaced(config.tickEvery)).pipe(Effect.annotateLogs({ consumer: "notifier" }))
+    )
     yield* Effect.logInfo(
-      `notifier consuming ${names.events} as group ${config.groupId} (LOW < ${thresholds.lowBelow}, HIGH > ${thresholds.highAbove})`
+      `notifier consuming ${names.events} as group ${config.groupId}: URGENT_LOW <= ${rules.urgentLowAt}, LOW < ${rules.low.below}${rules.low.enabled ? "" : " (off)"}, HIGH > ${rules.high.above}${rules.high.enabled ? "" : " (off)"}, live window ${rules.liveWindow / 60_000} min, NO_DATA after ${rules.noData.after / 60_000} min, clock every ${config.tickEvery / 1000} s`
     )
   })
 )

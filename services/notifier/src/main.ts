@@ -1,6 +1,14 @@
+import { AlertRules } from "@dexmon/alerting"
 import { HealthApi } from "@dexmon/api"
-import { AlertThresholds } from "@dexmon/domain"
-import { AlertStoreLive, EventLogLive, HealthHttp, layerHttpServer, Readiness, runService } from "@dexmon/platform"
+import {
+  AlertStateStoreLive,
+  AlertStoreLive,
+  EventLogLive,
+  HealthHttp,
+  layerHttpServer,
+  Readiness,
+  runService
+} from "@dexmon/platform"
 import { Layer } from "effect"
 import { NotifierLive } from "./Notifier.ts"
 
@@ -8,6 +16,6 @@ import { NotifierLive } from "./Notifier.ts"
 runService(
   "notifier",
   Layer.mergeAll(NotifierLive, layerHttpServer(HealthApi, HealthHttp).pipe(Layer.provide(Readiness.layer))).pipe(
-    Layer.provide(Layer.mergeAll(EventLogLive, AlertStoreLive, AlertThresholds.layerConfig))
+    Layer.provide(Layer.mergeAll(EventLogLive, AlertStoreLive, AlertStateStoreLive, AlertRules.layerConfig))
   )
 )

@@ -1,10 +1,12 @@
+import { AlertRules } from "@dexmon/alerting"
 import { DexMonApi } from "@dexmon/api"
 import { Archiver, ReadingsQuery } from "@dexmon/archive"
 import { ScheduledArchiverLive } from "@dexmon/archiver"
-import { AlertThresholds, EventIds, HotRetention } from "@dexmon/domain"
+import { EventIds, HotRetention } from "@dexmon/domain"
 import { GatewayHttp } from "@dexmon/gateway"
 import { NotifierLive } from "@dexmon/notifier"
 import {
+  AlertStateStoreLive,
   AlertStoreLive,
   ArchiveLedgerLive,
   ArchiveStoreLive,
@@ -40,9 +42,10 @@ export const StandaloneLive = Layer.mergeAll(
       ArchiveStoreLive,
       SensorOwnershipLive,
       AlertStoreLive,
+      AlertStateStoreLive,
       EventIds.layer,
       HotRetention.layerConfig,
-      AlertThresholds.layerConfig
+      AlertRules.layerConfig
     )
   )
 )

@@ -24,13 +24,14 @@ export const makeDexMonProcessWith = Effect.fnUntraced(function* (settings: Reco
     S3_BUCKET: _s3,
     ...env
   } = process.env
+  const pgPort = yield* freePort
   const service = yield* makeServiceProcess("standalone", {
     ...env,
     ...settings,
     DEXMON_DATA_DIR: dataDir,
-    DEXMON_EMBEDDED_PG_PORT: String(yield* freePort)
+    DEXMON_EMBEDDED_PG_PORT: String(pgPort)
   })
-  return { ...service, dataDir }
+  return { ...service, dataDir, pgPort }
 })
 
 /** The development flow: `SECURITY_DISABLED=true`, the caller named by `X-User-Id`. */
