@@ -264,8 +264,10 @@ const evaluate = (work: Work, rules: AlertRulesShape, t: number, v: number, live
       clears: episode.clears.includes(t) ? episode.clears : [...episode.clears, t]
     }
     if (next.clears.length >= rules.clearReadings) {
-      // While an urgent low is open (or clears at this very reading), its all clear speaks for LOW too.
-      endEpisode(work, next, t, kind === "LOW" && (urgentOpen || urgentEndedNow))
+      // No all clear while the person is still low: an urgent low that recovers into a low hands over to
+      // LOW (opened below if it was not yet), and an urgent low's all clear speaks for LOW too.
+      const handsOverToLow = kind === "URGENT_LOW" && holds.LOW
+      endEpisode(work, next, t, handsOverToLow || (kind === "LOW" && (urgentOpen || urgentEndedNow)))
       if (kind === "URGENT_LOW") urgentEndedNow = true
     } else {
       work.open.set(kind, next)

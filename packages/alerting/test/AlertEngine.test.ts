@@ -75,11 +75,21 @@ describe("episodes", () => {
     assert.strictEqual(low.ended_at, T0 + 20 * MINUTE)
   })
 
-  it("an urgent low that clears into a low keeps LOW open until the low clears too", () => {
+  it("an urgent low that clears into a low hands over to LOW: no all clear until the low clears too", () => {
     const run = runAll(script().series(T0, [68, 50, 60, 64, 66, 80, 85]).inputs)
     assert.deepStrictEqual(
       notified(run).map((c) => `${c.kind} ${c.alert.alert_type}`),
-      ["opened LOW", "opened URGENT_LOW", "resolved URGENT_LOW", "resolved LOW"]
+      ["opened LOW", "opened URGENT_LOW", "resolved LOW"]
+    )
+    const urgent = [...run.alerts.values()].find((a) => a.alert_type === "URGENT_LOW")!
+    assert.deepStrictEqual([urgent.status, urgent.ended_at], ["RESOLVED", T0 + 15 * MINUTE])
+  })
+
+  it("an urgent low from the start that recovers into a low says LOW, not all clear", () => {
+    const run = runAll(script().series(T0, [50, 60, 62, 64, 80, 85]).inputs)
+    assert.deepStrictEqual(
+      notified(run).map((c) => `${c.kind} ${c.alert.alert_type} ${c.alert.glucose_value}`),
+      ["opened URGENT_LOW 50", "opened LOW 62", "resolved LOW 62"]
     )
   })
 

@@ -71,7 +71,7 @@ export const storeWriteDuration = new client.Histogram({
 })
 export const alertsRaised = new client.Counter({
   name: "dexmon_alerts_total",
-  help: "Alerts the notifier stored, by type (LOW, HIGH); a redelivered alert counts again",
+  help: "Alert episodes the notifier opened, by kind (BACKFILLED and recorded ones included); a batch decided again after a crash between its alert and state writes counts again",
   labelNames: ["type"] as const,
   registers
 })

@@ -4,11 +4,12 @@ import {
   decide,
   decodeSensorState,
   durationConfig,
-  type EngineInput,
   encodeSensorState,
   initialSensorState,
   nextCheckAt,
-  type SensorState
+  type ReadingInput,
+  type SensorState,
+  type TickInput
 } from "@dexmon/alerting"
 import { type Alert, decodeGlucoseEventBytes, type GlucoseEvent, type SensorId, type UserId } from "@dexmon/domain"
 import { Metrics } from "@dexmon/observability"
@@ -24,13 +25,18 @@ export const NotifierConfig = Config.all({
   tickEvery: durationConfig("DEXMON_ALERT_TICK_EVERY", 60_000)
 })
 
-/** One input for one sensor's engine, and the log partition the sensor's events are on. */
-interface SensorInput {
+/**
+ * One input for one sensor's engine, and the log partition the sensor's
+ * events are on. A reading names the sensor's owner (its first state is made
+ * for them); a tick only ever reaches sensors that have a state.
+ */
+type SensorInput = {
   readonly log_partition: number
   readonly sensor_id: SensorId
-  readonly user_id: UserId
-  readonly input: EngineInput
-}
+} & (
+  | { readonly input: ReadingInput; readonly user_id: UserId }
+  | { readonly input: TickInput; readonly user_id?: undefined }
+)
 
 /** A reading event with where it sits in the log: the engine's position and lateness come from there. */
 const readingInput = (event: GlucoseEvent, partition: number, offset: number, logTime: number): SensorInput => ({
@@ -93,16 +99,19 @@ export const NotifierLive = Layer.effectDiscard(
       for (const { sensor_id, user_id } of inputs) {
         if (working.has(sensor_id)) continue
         const row = stored.get(sensor_id)
-        const state =
-          row === undefined ? initialSensorState(sensor_id, user_id) : yield* Effect.orDie(decodeSensorState(row.state))
-        working.set(sensor_id, { state, revision: row?.revision ?? 0, changed: false })
+        if (row !== undefined) {
+          const state = yield* Effect.orDie(decodeSensorState(row.state))
+          working.set(sensor_id, { state, revision: row.revision, changed: false })
+        } else if (user_id !== undefined) {
+          working.set(sensor_id, { state: initialSensorState(sensor_id, user_id), revision: 0, changed: false })
+        }
       }
       const partitionOf = new Map(inputs.map((i) => [i.sensor_id, i.log_partition]))
       const changes: Array<AlertChange> = []
       for (const { sensor_id, input } of inputs) {
-        const entry = working.get(sensor_id)!
-        // A tick for a sensor whose row went away (nothing to check) is skipped.
-        if (input._tag === "Tick" && entry.revision === 0) continue
+        const entry = working.get(sensor_id)
+        // A tick for a sensor whose state went away has nothing to check.
+        if (entry === undefined) continue
         const decision = decide(rules, entry.state, input)
         if (decision.state !== entry.state) {
           entry.state = decision.state
@@ -199,8 +208,6 @@ export const NotifierLive = Layer.effectDiscard(
             (sensor_id): SensorInput => ({
               log_partition: partition,
               sensor_id,
-              // Only sensors with a stored state are due; their owner comes from it.
-              user_id: "" as UserId,
               input: { _tag: "Tick", now }
             })
           )

@@ -103,10 +103,14 @@ export class Ingestion extends Context.Service<
         }
         // The trace context travels with each event, so consumers continue this request's trace.
         const traceHeaders = yield* currentTraceHeaders
+        // Appended oldest first: uploaders (Nightscout's, Dexcom Share bridges) send newest first, and the
+        // alert engine judges a sensor's readings in log order. The sort is stable, so two values for one
+        // instant keep the order (and the event ids) they were posted with.
+        const inLogOrder = [...events].sort((a, b) => a.timestamp - b.timestamp)
         yield* eventLog
           .append(
             names.events,
-            events.map((event) => ({
+            inLogOrder.map((event) => ({
               key: event.sensor_id,
               value: encoder.encode(encodeGlucoseEvent(event)),
               headers: { ...eventHeaders(event), ...traceHeaders }

@@ -55,8 +55,11 @@ const appendDay = (log: EventLog["Service"], topic: string, records: ReadonlyArr
 const committedCount = (log: EventLog["Service"], groupId: string, topic: string) =>
   Effect.map(log.committedOffsets(groupId, topic), (offsets) => [...offsets.values()].reduce((a, b) => a + b, 0))
 
+/** Waits until the group has committed `count` records; logs where it stood, so a run shows where each fault hit. */
 const untilCommitted = (log: EventLog["Service"], groupId: string, topic: string, count: number) =>
-  eventually(committedCount(log, groupId, topic), (n) => n >= count, { every: "200 millis", times: 3000 })
+  eventually(committedCount(log, groupId, topic), (n) => n >= count, { every: "200 millis", times: 3000 }).pipe(
+    Effect.tap((committed) => Effect.logInfo(`${groupId}: ${committed} records committed (waited for ${count})`))
+  )
 
 const sortRows = (alerts: ReadonlyArray<Alert>): ReadonlyArray<EpisodeRow> =>
   alerts.map(episodeRow).sort((a, b) => a.alert_id.localeCompare(b.alert_id))

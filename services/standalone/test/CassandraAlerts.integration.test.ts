@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process"
+import { deriveAlertId } from "@dexmon/domain"
 import { EmbeddedPostgres } from "@dexmon/ports"
 import { layerEmbeddedPostgresTest, requiredServer } from "@dexmon/ports/testing"
 import { DexMonClient } from "@dexmon/sdk"
@@ -11,23 +12,50 @@ import { makeServiceProcess } from "./support/ServiceProcess.ts"
 const brokers = requiredServer("KAFKA_BROKERS")
 const contactPoints = requiredServer("CASSANDRA_CONTACT_POINTS")
 const READINGS = 1_000
+/** How many of the 1,000 low readings are recent; the others are an hour old. */
+const LIVE = 100
 const USER = "alert-user"
+const MINUTE = 60_000
+const HOUR = 60 * MINUTE
 
-/** Counts the user's alerts with an independent client: the Debian package python3-cassandra. */
+/**
+ * Counts the user's alerts with an independent client, the Debian package
+ * python3-cassandra: rows, distinct ids, the sorted ids, and rows per
+ * `"<alert_type> <status>"`.
+ */
 const countWithPython = (keyspace: string) => {
   const [host, port] = contactPoints.split(",")[0]!.split(":")
   const script = [
+    "import json",
     "from cassandra.cluster import Cluster",
     `session = Cluster(['${host}'], port=${port ?? 9042}).connect('${keyspace}')`,
-    `rows = list(session.execute("SELECT alert_id FROM glucose_alerts WHERE user_id = '${USER}'"))`,
-    "print(len(rows)); print(len(set(r.alert_id for r in rows)))",
-    "print(','.join(sorted(str(r.alert_id) for r in rows)))"
+    `rows = list(session.execute("SELECT alert_id, alert_type, status FROM glucose_alerts WHERE user_id = '${USER}'"))`,
+    "kinds = {}",
+    "for r in rows: kinds[r.alert_type + ' ' + r.status] = kinds.get(r.alert_type + ' ' + r.status, 0) + 1",
+    "ids = sorted(str(r.alert_id) for r in rows)",
+    "print(json.dumps({'rows': len(rows), 'distinct': len(set(ids)), 'ids': ','.join(ids), 'kinds': kinds}))"
   ].join("\n")
   const result = spawnSync("/usr/bin/python3", ["-c", script], { encoding: "utf8", timeout: 120_000 })
   if (result.status !== 0) throw new Error(`python3-cassandra failed: ${result.stderr}`)
-  const [rows, distinct, ids] = result.stdout.trim().split("\n")
-  return { rows: Number(rows), distinct: Number(distinct), ids: ids ?? "" }
+  return JSON.parse(result.stdout) as {
+    readonly rows: number
+    readonly distinct: number
+    readonly ids: string
+    readonly kinds: Readonly<Record<string, number>>
+  }
 }
+
+/**
+ * The i-th of the 1,000 low readings (55: an urgent low), each on a sensor of
+ * its own, so each is exactly one episode. The last `LIVE` are minutes old
+ * (live: ACTIVE episodes); the others an hour old, late when they reach the
+ * log (BACKFILLED).
+ */
+const lowReading = (now: number, i: number) => ({
+  sensor_id: `cgm-${i}` as never,
+  timestamp: now - (i < READINGS - LIVE ? HOUR : 5 * MINUTE) - i * 100,
+  glucose_value: 55
+})
 
 /** A receiver, a notifier and a gateway as separate processes, on Kafka, Cassandra and a keyspace of their own. */
 const startTopology = Effect.gen(function* () {
@@ -74,7 +102,7 @@ layer(layerEmbeddedPostgresTest, { timeout: 600_000, excludeTestServices: true }
   `notifier on Kafka at ${brokers} and Cassandra at ${contactPoints}`,
   (it) => {
     it.effect(
-      "1,000 low readings posted twice, then the notifier rewound to the start: exactly 1,000 alerts, same ids; the gateway pages them all",
+      "1,000 low readings on 1,000 sensors posted twice, then the notifier rewound to the start: exactly 1,000 alerts, same ids; the gateway pages them all",
       () =>
         Effect.gen(function* () {
           const { receiver, notifier, gateway, caughtUp, keyspace, group, topic, admin } = yield* startTopology
@@ -82,13 +110,7 @@ layer(layerEmbeddedPostgresTest, { timeout: 600_000, excludeTestServices: true }
           const post = Effect.gen(function* () {
             const client = yield* DexMonClient
             yield* client.ingestion.postSensor({
-              payload: {
-                readings: Array.from({ length: READINGS }, (_, i) => ({
-                  sensor_id: `cgm-${i % 10}` as never,
-                  timestamp: now - 3_600_000 + Math.floor(i / 10) * 30_000,
-                  glucose_value: 55
-                }))
-              }
+              payload: { readings: Array.from({ length: READINGS }, (_, i) => lowReading(now, i)) }
             })
           }).pipe(Effect.provide(DexMonClient.layer({ baseUrl: receiver.baseUrl, userId: USER })))
 
@@ -96,6 +118,14 @@ layer(layerEmbeddedPostgresTest, { timeout: 600_000, excludeTestServices: true }
           yield* caughtUp
           const first = countWithPython(keyspace)
           assert.strictEqual(first.rows, READINGS)
+          // One episode per reading, keyed by its sensor and start.
+          const expectedIds = Array.from({ length: READINGS }, (_, i) => {
+            const reading = lowReading(now, i)
+            return deriveAlertId(reading.sensor_id, reading.timestamp, "URGENT_LOW")
+          })
+          assert.strictEqual(first.ids, expectedIds.sort().join(","))
+          const kinds = { "URGENT_LOW ACTIVE": LIVE, "URGENT_LOW BACKFILLED": READINGS - LIVE }
+          assert.deepStrictEqual(first.kinds, kinds)
 
           yield* post
           yield* caughtUp
@@ -110,6 +140,7 @@ layer(layerEmbeddedPostgresTest, { timeout: 600_000, excludeTestServices: true }
           assert.strictEqual(after.rows, READINGS)
           assert.strictEqual(after.distinct, READINGS)
           assert.strictEqual(after.ids, first.ids)
+          assert.deepStrictEqual(after.kinds, kinds)
 
           // The gateway pages through them: none skipped, none repeated.
           const seen = yield* Effect.gen(function* () {
@@ -119,7 +150,7 @@ layer(layerEmbeddedPostgresTest, { timeout: 600_000, excludeTestServices: true }
             let pages = 0
             do {
               const page = yield* client.alerts.list({
-                query: { from: now - 2 * 3_600_000, to: now + 3_600_000, limit: 150, cursor }
+                query: { from: now - 2 * HOUR, to: now + HOUR, limit: 150, cursor }
               })
               ids.push(...page.items.map((a) => a.alert_id))
               cursor = page.next_cursor ?? undefined
@@ -140,21 +171,18 @@ layer(layerEmbeddedPostgresTest, { timeout: 600_000, excludeTestServices: true }
       () =>
         Effect.gen(function* () {
           const { receiver, caughtUp, keyspace, admin, topic } = yield* startTopology
-          const now = yield* Clock.currentTimeMillis
           const posted = yield* Ref.make(0)
           const accepted = yield* Ref.make(0)
-          // One low reading every 50 ms, each its own alert, until told to stop. A post that is not
-          // accepted (an error answer) is not counted as accepted; the one interrupted at the end may land.
+          // One live low reading every 50 ms, each on a sensor of its own (so each is exactly one URGENT_LOW
+          // episode), until told to stop. A post that is not accepted (an error answer) is not counted as
+          // accepted; the one interrupted at the end may land.
           const posting = yield* Effect.gen(function* () {
             const client = yield* DexMonClient
             const n = yield* Ref.getAndUpdate(posted, (k) => k + 1)
+            const timestamp = (yield* Clock.currentTimeMillis) - 1_000
             yield* client.ingestion
               .postSensor({
-                payload: {
-                  sensor_id: `cgm-${n % 7}` as never,
-                  timestamp: now - 3_600_000 + n * 1_000,
-                  glucose_value: 50
-                }
+                payload: { sensor_id: `outage-cgm-${n}` as never, timestamp, glucose_value: 50 }
               })
               .pipe(
                 Effect.andThen(Ref.update(accepted, (k) => k + 1)),
@@ -185,6 +213,8 @@ layer(layerEmbeddedPostgresTest, { timeout: 600_000, excludeTestServices: true }
           assert.isAtLeast(stored.rows, acknowledged)
           assert.isAtMost(stored.rows, attempted)
           assert.strictEqual(stored.distinct, stored.rows)
+          // Readings that waited out the outage in the log were live when they reached it: notified, not late.
+          assert.deepStrictEqual(stored.kinds, { "URGENT_LOW ACTIVE": stored.rows })
           // Nothing was given up on: the outage was waited out, not dead-lettered.
           const dlq = yield* Effect.promise(() =>
             admin.fetchTopicOffsets(`${topic.replace(/glucose\.events$/, "")}glucose.events.alerts.dlq`)

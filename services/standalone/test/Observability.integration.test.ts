@@ -186,11 +186,24 @@ layer(layerEmbeddedPostgresTest, { timeout: 300_000, excludeTestServices: true }
           { concurrency: "unbounded" }
         )
         const now = yield* Clock.currentTimeMillis
-        const readings = [55, 120, 300, 65, 130].map((glucose_value, i) => ({
-          sensor_id: `metrics-cgm-${run}` as never,
-          timestamp: now - (i + 1) * 60_000,
-          glucose_value
-        }))
+        // Live readings on five sensors, in time order per sensor; each sensor's episodes are what the counts
+        // are made of: an urgent low alone (it supersedes LOW), one LOW episode of two low readings and one of
+        // a single reading, a HIGH, and a sensor that never leaves the range. Fewer than three readings a
+        // sensor, so no trend (URGENT_LOW_SOON) can be fitted.
+        const series: ReadonlyArray<readonly [string, ReadonlyArray<number>]> = [
+          ["urgent", [55]],
+          ["low-twice", [65, 62]],
+          ["low-once", [68]],
+          ["high", [300]],
+          ["in-range", [120, 130]]
+        ]
+        const readings = series.flatMap(([sensor, values]) =>
+          values.map((glucose_value, i) => ({
+            sensor_id: `metrics-${sensor}-${run}` as never,
+            timestamp: now - (values.length - i) * 60_000,
+            glucose_value
+          }))
+        )
         yield* Effect.gen(function* () {
           const receiver = yield* DexMonClient
           yield* receiver.ingestion.postSensor({ payload: { readings } })
@@ -208,14 +221,27 @@ layer(layerEmbeddedPostgresTest, { timeout: 300_000, excludeTestServices: true }
           Effect.promise(() => fetch(`${services[service].baseUrl}/metrics`).then((r) => r.text())).pipe(
             Effect.map(parseExposition)
           )
-        const gatewayReads = yield* Effect.gen(function* () {
+        const { gatewayReads, episodes } = yield* Effect.gen(function* () {
           const gateway = yield* DexMonClient
-          return yield* eventually(
-            gateway.readings.list({ query: { from: now - HOUR, to: now + HOUR } }),
-            (page) => page.items.length === 5
-          )
+          const range = { query: { from: now - HOUR, to: now + HOUR } }
+          return {
+            gatewayReads: yield* eventually(
+              gateway.readings.list(range),
+              (page) => page.items.length === readings.length
+            ),
+            episodes: yield* eventually(gateway.alerts.list(range), (page) => page.items.length === 4)
+          }
         }).pipe(Effect.provide(DexMonClient.layer({ baseUrl: services.gateway.baseUrl, userId: "metrics-user" })))
-        assert.strictEqual(gatewayReads.items.length, 5)
+        assert.strictEqual(gatewayReads.items.length, readings.length)
+        assert.deepStrictEqual(
+          episodes.items.map((alert) => `${alert.alert_type} ${alert.status} ${alert.sensor_id}`).sort(),
+          [
+            `HIGH ACTIVE metrics-high-${run}`,
+            `LOW ACTIVE metrics-low-once-${run}`,
+            `LOW ACTIVE metrics-low-twice-${run}`,
+            `URGENT_LOW ACTIVE metrics-urgent-${run}`
+          ]
+        )
 
         const receiver = yield* scrape("receiver")
         assert.strictEqual(
@@ -226,7 +252,10 @@ layer(layerEmbeddedPostgresTest, { timeout: 300_000, excludeTestServices: true }
           valueOf(receiver, "http_request_duration_seconds_count", { route: "/api/v1/glucose/sensor" }),
           1
         )
-        assert.strictEqual(valueOf(receiver, "dexmon_events_produced_total", { topic: `${prefix}glucose.events` }), 5)
+        assert.strictEqual(
+          valueOf(receiver, "dexmon_events_produced_total", { topic: `${prefix}glucose.events` }),
+          readings.length
+        )
         assert.isTrue(has(receiver, "nodejs_heap_size_used_bytes"), "Node runtime metrics")
         assert.isTrue(has(receiver, "process_cpu_seconds_total"))
         assert.isTrue(receiver.every((sample) => sample.labels.service === "receiver"))
@@ -238,16 +267,22 @@ layer(layerEmbeddedPostgresTest, { timeout: 300_000, excludeTestServices: true }
           valueOf(samples, "dexmon_consumer_lag", { group }) === 0
         const processor = yield* eventually(scrape("processor"), caughtUp(`metrics-processor-${run}`))
         const group = { group: `metrics-processor-${run}` }
-        assert.strictEqual(valueOf(processor, "dexmon_events_consumed_total", group), 6)
-        assert.strictEqual(valueOf(processor, "dexmon_batch_size_sum", group), 6)
-        assert.strictEqual(valueOf(processor, "dexmon_end_to_end_seconds_count", group), 6)
+        // Every posted reading and the poison record.
+        const consumed = readings.length + 1
+        assert.strictEqual(valueOf(processor, "dexmon_events_consumed_total", group), consumed)
+        assert.strictEqual(valueOf(processor, "dexmon_batch_size_sum", group), consumed)
+        assert.strictEqual(valueOf(processor, "dexmon_end_to_end_seconds_count", group), consumed)
         assert.isAbove(valueOf(processor, "dexmon_end_to_end_seconds_sum", group), 0)
         assert.isAtLeast(valueOf(processor, "dexmon_store_write_duration_seconds_count", { store: "readings" }), 1)
         assert.strictEqual(valueOf(processor, "dexmon_dlq_messages_total", { topic: `${prefix}glucose.events.dlq` }), 1)
 
         const notifier = yield* eventually(scrape("notifier"), caughtUp(`metrics-notifier-${run}`))
+        // Episodes opened, not low or high readings: three low readings made two LOW episodes, and the 55
+        // counts as URGENT_LOW only.
+        assert.strictEqual(valueOf(notifier, "dexmon_alerts_total", { type: "URGENT_LOW" }), 1)
         assert.strictEqual(valueOf(notifier, "dexmon_alerts_total", { type: "LOW" }), 2)
         assert.strictEqual(valueOf(notifier, "dexmon_alerts_total", { type: "HIGH" }), 1)
+        assert.strictEqual(valueOf(notifier, "dexmon_alerts_total"), 4, "no other kind was opened")
         assert.isAtLeast(valueOf(notifier, "dexmon_store_write_duration_seconds_count", { store: "alerts" }), 1)
         assert.strictEqual(
           valueOf(notifier, "dexmon_dlq_messages_total", { topic: `${prefix}glucose.events.alerts.dlq` }),

@@ -118,7 +118,8 @@ describe("OAuth2 bearer tokens (AUTH_ISSUER set)", () => {
           [readOnly, "/api/v1/glucose/manual", reading(300)],
           [noScope, "/api/v1/glucose/sensor", reading(300)],
           [writeOnly, `/api/v1/readings?${range}`, undefined],
-          [readOnly, `/api/v1/alerts?${range}`, undefined]
+          [readOnly, `/api/v1/alerts?${range}`, undefined],
+          [readOnly, "/api/v1/alerts/active", undefined]
         ] as const) {
           const answer = yield* call(dexmon.baseUrl, path, { token, ...(body === undefined ? {} : { body }) })
           assert.strictEqual(answer.status, 403, `${path}: ${JSON.stringify(answer.body)}`)
@@ -151,13 +152,24 @@ describe("OAuth2 bearer tokens (AUTH_ISSUER set)", () => {
             times: 400
           })
         )
-        assert.strictEqual((aliceAlerts.body.items as Array<Record<string, unknown>>)[0]!.alert_type, "LOW")
+        const aliceLow = (aliceAlerts.body.items as Array<Record<string, unknown>>)[0]!
+        assert.deepStrictEqual(
+          [aliceLow.alert_type, aliceLow.status, aliceLow.glucose_value, aliceLow.ended_at],
+          ["LOW", "ACTIVE", 60, null]
+        )
         assert.deepStrictEqual((yield* call(dexmon.baseUrl, `/api/v1/alerts?${range}`, { token: bob })).body.items, [])
+        // Nor her episode by its id, nor among the open ones; and reading one by id needs the alerts scope.
+        const aliceLowPath = `/api/v1/alerts/${String(aliceLow.alert_id)}`
+        assert.strictEqual((yield* call(dexmon.baseUrl, aliceLowPath, { token: alice })).status, 200)
+        assert.strictEqual((yield* call(dexmon.baseUrl, aliceLowPath, { token: bob })).status, 404)
+        assert.strictEqual((yield* call(dexmon.baseUrl, aliceLowPath, { token: readOnly })).status, 403)
+        assert.deepStrictEqual((yield* call(dexmon.baseUrl, "/api/v1/alerts/active", { token: bob })).body.items, [])
 
         // Nothing refused reached the store: a later reading of Alice's, once stored, finds hers unchanged and alone.
+        const markerAt = now - 10_000
         const marker = yield* call(dexmon.baseUrl, "/api/v1/glucose/sensor", {
           token: alice,
-          body: reading(110, now - 10_000)
+          body: reading(110, markerAt)
         })
         assert.strictEqual(marker.status, 202)
         const after = yield* aliceReadings().pipe(
@@ -166,6 +178,20 @@ describe("OAuth2 bearer tokens (AUTH_ISSUER set)", () => {
         assert.deepStrictEqual(after[0], aliceReading)
         assert.strictEqual(after[0]!.glucose_value, 60)
         assert.strictEqual(after[0]!.version, 1)
+        // Nor the notifier: once her LOW episode shows the marker (its first clear reading), it is still her only
+        // alert and still open. A refused 300 that got through would have opened a HIGH, and as a second clear
+        // reading would have ended the LOW.
+        const episodes = yield* call(dexmon.baseUrl, `/api/v1/alerts?${range}`, { token: alice }).pipe(
+          Effect.map((answer) => answer.body.items as Array<Record<string, unknown>>),
+          Effect.repeat({
+            schedule: Schedule.spaced("50 millis"),
+            until: (items) => Date.parse(String(items[0]?.last_reading_at)) === markerAt,
+            times: 400
+          })
+        )
+        assert.deepStrictEqual(episodes, [
+          { ...aliceLow, last_value: 110, last_reading_at: episodes[0]?.last_reading_at }
+        ])
 
         // A key the issuer starts publishing later is fetched on first sight of its key id.
         const rotated = yield* issuer.newKey("key-2", true)

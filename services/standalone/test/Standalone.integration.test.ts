@@ -37,8 +37,33 @@ const postMarkerAndWait = (sensor: string, timestamp: number, now: number) =>
   })
 
 describe("DexMon on its embedded default (pnpm start)", () => {
+  it.live("a batch sent newest first, as Nightscout's uploaders send, alerts as if it came in time order", () =>
+    Effect.gen(function* () {
+      const dexmon = yield* makeDexMonProcess
+      yield* dexmon.start
+      const now = yield* Clock.currentTimeMillis
+      yield* Effect.gen(function* () {
+        const client = yield* DexMonClient
+        const reading = (minutesAgo: number, value: number) => ({
+          sensor_id: "cgm-order" as never,
+          timestamp: now - minutesAgo * 60_000,
+          glucose_value: value
+        })
+        yield* client.ingestion.postSensor({
+          payload: { readings: [reading(0, 240), reading(5, 310), reading(10, 300)] }
+        })
+        // The 240 is the HIGH's first clear reading: once the episode shows it, the whole batch is decided.
+        const alerts = yield* eventually(alertsNow(now), (p) => p.items[0]?.last_value === 240)
+        assert.deepStrictEqual(
+          alerts.items.map((a) => [a.alert_type, a.status, a.started_at, a.glucose_value, a.extreme_value, a.ended_at]),
+          [["HIGH", "ACTIVE", now - 10 * 60_000, 300, 310, null]]
+        )
+      }).pipe(withClient(dexmon, "user-order"))
+    })
+  )
+
   it.live(
-    "a LOW sensor reading is stored at version 1 with an etag and raises one alert; posting it again changes nothing",
+    "a LOW sensor reading is stored at version 1 with an etag and opens one LOW episode; posting it again changes nothing",
     () =>
       Effect.gen(function* () {
         const dexmon = yield* makeDexMonProcess
@@ -59,17 +84,25 @@ describe("DexMon on its embedded default (pnpm start)", () => {
           assert.strictEqual(reading.version, 1)
           assert.match(reading.etag, /^[0-9a-f]{20}-1$/)
           const alerts = yield* eventually(alertsNow(now), (p) => p.items.length === 1)
-          assert.strictEqual(alerts.items[0]!.alert_type, "LOW")
-          assert.strictEqual(alerts.items[0]!.status, "SENT")
+          const low = alerts.items[0]!
+          assert.deepStrictEqual(
+            [low.alert_type, low.status, low.started_at, low.ended_at, low.glucose_value],
+            ["LOW", "ACTIVE", timestamp, null, 65]
+          )
 
           yield* client.ingestion.postSensor({ payload: { sensor_id: "cgm-1" as never, timestamp, glucose_value: 65 } })
-          yield* postMarkerAndWait("cgm-1", timestamp + 300_000, now)
+          const marker = timestamp + 300_000
+          yield* postMarkerAndWait("cgm-1", marker, now)
           const after = yield* readingsOf("cgm-1", now)
           assert.deepStrictEqual(
             after.items.find((r) => r.timestamp === timestamp),
             reading
           )
-          assert.strictEqual((yield* alertsNow(now)).items.length, 1)
+          // The marker is the episode's first clear reading: once the episode shows it, the notifier has
+          // decided the repeated post before it too, which neither opened a second episode nor changed this one.
+          const episodes = yield* eventually(alertsNow(now), (p) => p.items[0]?.last_reading_at === marker)
+          assert.strictEqual(episodes.items.length, 1)
+          assert.deepStrictEqual({ ...episodes.items[0]! }, { ...low, last_value: 100, last_reading_at: marker })
         }).pipe(withClient(dexmon, "user-a"))
       }),
     120_000
@@ -133,7 +166,7 @@ describe("DexMon on its embedded default (pnpm start)", () => {
   )
 
   it.live(
-    "killed with SIGKILL right after a 202, then started again: the reading is stored and its alert raised",
+    "killed with SIGKILL right after a 202, then started again: the reading is stored and its HIGH episode opened once",
     () =>
       Effect.gen(function* () {
         const dexmon = yield* makeDexMonProcess
@@ -155,7 +188,10 @@ describe("DexMon on its embedded default (pnpm start)", () => {
           assert.strictEqual(page.items[0]!.glucose_value, 300)
           assert.strictEqual(page.items[0]!.version, 1)
           const alerts = yield* eventually(alertsNow(now), (p) => p.items.length === 1)
-          assert.strictEqual(alerts.items[0]!.alert_type, "HIGH")
+          assert.deepStrictEqual(
+            alerts.items.map((alert) => [alert.alert_type, alert.status, alert.started_at, alert.glucose_value]),
+            [["HIGH", "ACTIVE", timestamp, 300]]
+          )
         }).pipe(withClient(dexmon, "user-c"))
       }),
     120_000

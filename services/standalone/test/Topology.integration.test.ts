@@ -77,8 +77,18 @@ describe("the production topology: every service its own process, on Kafka, Post
             [recent, "SENSOR", 280]
           ]
         )
+        // The 60 three hours ago was late when posted: a BACKFILLED LOW, ended by the hour of silence after it
+        // (20 minutes after its start). The 280 five minutes ago is live: an ACTIVE HIGH. Finger-sticks raise nothing.
         const raised = yield* eventually(alerts, (items) => items.length === 2)
-        assert.deepStrictEqual(raised.map((alert) => alert.alert_type).sort(), ["HIGH", "LOW"])
+        assert.deepStrictEqual(
+          raised
+            .map((alert) => [alert.alert_type, alert.status, alert.started_at, alert.ended_at, alert.glucose_value])
+            .sort(),
+          [
+            ["HIGH", "ACTIVE", recent, null, 280],
+            ["LOW", "BACKFILLED", at.threeHours, at.threeHours + 20 * 60_000, 60]
+          ]
+        )
 
         // The archiver, as a CronJob would run it, with a retention of one hour: the three older readings move to S3.
         const archiver = yield* makeServiceProcess("archiver", { ...env, DEXMON_HOT_RETENTION: "1h" })

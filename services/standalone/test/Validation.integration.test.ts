@@ -170,13 +170,16 @@ describe("invalid requests", () => {
         )
         assert.strictEqual(tooLarge.status, 413)
 
-        // One valid reading for the same sensor, processed after everything above (same partition, in order):
-        // once it is stored, it must be the only reading and there must be no alert.
+        // One valid low reading for the same sensor, processed after everything above (same partition, in order):
+        // once it is stored, it must be the only reading. Once the notifier has decided it, its own LOW episode
+        // (late, three hours old: BACKFILLED) must be the only alert; had a refused reading (a minute old, newer
+        // than the marker) got through, the marker would be an older reading, which opens nothing, and a 19 or
+        // a 601 would have opened an episode of its own.
         yield* Effect.gen(function* () {
           const client = yield* DexMonClient
           const marker = now - 3 * HOUR
           yield* client.ingestion.postSensor({
-            payload: { sensor_id: "bad-input" as never, timestamp: marker, glucose_value: 100 }
+            payload: { sensor_id: "bad-input" as never, timestamp: marker, glucose_value: 65 }
           })
           const query = { query: { from: now - 100 * 24 * HOUR, to: now + 2 * HOUR } }
           const page = yield* client.readings
@@ -188,7 +191,15 @@ describe("invalid requests", () => {
             page.items.map((r) => r.timestamp),
             [marker]
           )
-          assert.strictEqual((yield* client.alerts.list(query)).items.length, 0)
+          const alerts = yield* client.alerts
+            .list(query)
+            .pipe(
+              Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (p) => p.items.length > 0, times: 400 })
+            )
+          assert.deepStrictEqual(
+            alerts.items.map((alert) => [alert.alert_type, alert.status, alert.started_at, alert.glucose_value]),
+            [["LOW", "BACKFILLED", marker, 65]]
+          )
         }).pipe(Effect.provide(DexMonClient.layer({ baseUrl: dexmon.baseUrl })))
       }),
     120_000
