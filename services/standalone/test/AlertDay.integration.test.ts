@@ -61,6 +61,19 @@ const untilCommitted = (log: EventLog["Service"], groupId: string, topic: string
     Effect.tap((committed) => Effect.logInfo(`${groupId}: ${committed} records committed (waited for ${count})`))
   )
 
+/**
+ * The stored episodes once they equal the expected ones (the silent sensors' NO_DATA comes from the
+ * clock, a tick after the notifier caught up), or as they stand after a minute, for the assertion's diff.
+ */
+const settledEpisodes = <E, R>(
+  readAll: Effect.Effect<ReadonlyArray<EpisodeRow>, E, R>,
+  expected: ReadonlyArray<EpisodeRow>
+) =>
+  eventually(readAll, (rows) => JSON.stringify(rows) === JSON.stringify(expected), {
+    every: "500 millis",
+    times: 120
+  }).pipe(Effect.catch(() => readAll))
+
 const sortRows = (alerts: ReadonlyArray<Alert>): ReadonlyArray<EpisodeRow> =>
   alerts.map(episodeRow).sort((a, b) => a.alert_id.localeCompare(b.alert_id))
 
@@ -144,11 +157,7 @@ describe("the alert engine over a scripted day of 100 sensors", () => {
         const readAll = Effect.forEach(users(run), (user) => listAll(alertStore, user)).pipe(
           Effect.map((lists) => sortRows(lists.flat()))
         )
-        // The silent sensors' NO_DATA comes from the clock, once the notifier has caught up.
-        const actual = yield* eventually(readAll, (rows) => JSON.stringify(rows) === JSON.stringify(expected), {
-          every: "500 millis",
-          times: 120
-        }).pipe(Effect.catch(() => readAll))
+        const actual = yield* settledEpisodes(readAll, expected)
         assert.deepStrictEqual(actual, expected)
         assertDayShape(actual, run)
         assert.include(first.output(), "notifier consuming")
@@ -199,10 +208,7 @@ describe("the alert engine over a scripted day of 100 sensors", () => {
         const readAll = Effect.forEach(users(run), (user) =>
           Effect.provide(listAllOverHttp(user), DexMonClient.layer({ baseUrl: dexmon.baseUrl, userId: user }))
         ).pipe(Effect.map((lists) => sortRows(lists.flat())))
-        const actual = yield* eventually(readAll, (rows) => JSON.stringify(rows) === JSON.stringify(expected), {
-          every: "500 millis",
-          times: 120
-        }).pipe(Effect.catch(() => readAll))
+        const actual = yield* settledEpisodes(readAll, expected)
         assert.deepStrictEqual(actual, expected)
         assertDayShape(actual, run)
       }).pipe(Effect.scoped),
