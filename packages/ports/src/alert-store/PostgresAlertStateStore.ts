@@ -1,8 +1,8 @@
 import { SensorId, UserId } from "@dexmon/domain"
-import { PgTypes } from "@effect/sql-pg"
-import { Effect, Layer, Result, Schema } from "effect"
+import { Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { runMigrations } from "../postgres/Migrations.ts"
+import { OID, pgArray } from "../postgres/PgArrays.ts"
 import { failureOf } from "../StoreFailure.ts"
 import {
   AlertStateConflict,
@@ -32,11 +32,6 @@ const migrations = {
 }
 
 const failWith = failureOf((fields) => new AlertStateStoreError(fields))
-
-/** An array parameter of a declared element type: inference refuses an array of nulls. */
-const pgArray = (values: ReadonlyArray<unknown>, elementOid: number) =>
-  Result.getOrThrow(PgTypes.array(values, elementOid))
-const { OID } = PgTypes
 
 const StateRow = Schema.Struct({
   sensor_id: SensorId,

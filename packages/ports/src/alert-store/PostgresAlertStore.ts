@@ -1,8 +1,8 @@
 import type { Alert, AlertId, UserId } from "@dexmon/domain"
-import { PgTypes } from "@effect/sql-pg"
-import { Effect, Layer, Option, Result, Schema } from "effect"
+import { Effect, Layer, Option, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { runMigrations } from "../postgres/Migrations.ts"
+import { OID, pgArray } from "../postgres/PgArrays.ts"
 import { failureOf } from "../StoreFailure.ts"
 import { type AlertQuery, AlertStore, AlertStoreError } from "./AlertStore.ts"
 import {
@@ -75,11 +75,6 @@ const toAlert = (operation: string) => (row: unknown) =>
   )
 
 const iso = (millis: number) => new Date(millis).toISOString()
-
-/** An array parameter of a declared element type: inference refuses an array of nulls, or integers beside fractions. */
-const pgArray = (values: ReadonlyArray<unknown>, elementOid: number) =>
-  Result.getOrThrow(PgTypes.array(values, elementOid))
-const { OID } = PgTypes
 
 /** The embedded alert store: the Cassandra tables' shape and semantics in one PostgreSQL table. */
 export const make = Effect.gen(function* () {

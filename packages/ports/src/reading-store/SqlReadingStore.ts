@@ -3,6 +3,7 @@ import { Clock, Config, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { decodeCursor, encodeCursor } from "../Cursor.ts"
 import { runMigrations } from "../postgres/Migrations.ts"
+import { OID, pgArray } from "../postgres/PgArrays.ts"
 import { failureOf } from "../StoreFailure.ts"
 import {
   type ReadingQuery,
@@ -209,7 +210,10 @@ export const make = Effect.gen(function* () {
           ${round.map((w) => w.sensor_id)}::text[],
           ${round.map((w) => w.user_id)}::text[],
           ${round.map((w) => new Date(w.timestamp).toISOString())}::timestamptz[],
-          ${round.map((w) => w.glucose_value)}::float8[],
+          ${pgArray(
+            round.map((w) => w.glucose_value),
+            OID.float8
+          )}::float8[],
           ${round.map((w) => w.source)}::text[],
           ${round.map((w) => w.event_id)}::uuid[],
           ${round.map(contentHash)}::text[]

@@ -146,6 +146,20 @@ export const readingStoreContract = (name: string, storeLayer: Layer.Layer<Readi
       })
     )
 
+    it.effect("stores a batch that mixes whole and fractional values (a meter may report 100.5) as given", () =>
+      Effect.gen(function* () {
+        const store = yield* ReadingStore
+        const sensor = newRun()
+        const values = [100, 100.5, 72, 64.25]
+        yield* store.upsert(values.map((v, i) => write(sensor, v, "SENSOR", i, t0 + i * 300_000)))
+        const page = yield* store.list(everything(sensor))
+        assert.deepStrictEqual(
+          page.items.map((r) => r.glucose_value),
+          values
+        )
+      })
+    )
+
     it.effect("pages through a range in time order, each reading exactly once, only the caller's own", () =>
       Effect.gen(function* () {
         const store = yield* ReadingStore
