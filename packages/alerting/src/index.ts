@@ -1,4 +1,6 @@
 export * from "./AlertEngine.ts"
 export * from "./AlertRules.ts"
+export * from "./AlertSettings.ts"
+export * from "./QuietHours.ts"
 export * from "./SensorState.ts"
 export * from "./Trend.ts"
