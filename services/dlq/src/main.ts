@@ -41,7 +41,9 @@ const replay = Command.make(
     yield* Console.log(`replayed ${count} message(s) from ${deadLetters.topicOf(queue)} to the events topic`)
   })
 ).pipe(
-  Command.withDescription("Append dead letters back to glucose.events, with their original key, value, headers and log time")
+  Command.withDescription(
+    "Append dead letters back to glucose.events, with their original key, value, headers and log time"
+  )
 )
 
 Command.make("dlq").pipe(
