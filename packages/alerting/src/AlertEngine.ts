@@ -24,7 +24,22 @@ export interface TickInput {
   readonly now: number
 }
 
-export type EngineInput = ReadingInput | TickInput
+/**
+ * What the sensor's owner did, travelling on the event log with the sensor's
+ * key, so it is ordered with the readings: acknowledge an episode, snooze a
+ * kind until a time, or stop the sensor's session (a sensor change).
+ */
+export interface ActionInput {
+  readonly _tag: "Action"
+  readonly position: number
+  readonly logTime: number
+  readonly action:
+    | { readonly type: "acknowledge"; readonly alert_id: string }
+    | { readonly type: "snooze"; readonly kind: AlertType; readonly until: number }
+    | { readonly type: "stop" }
+}
+
+export type EngineInput = ReadingInput | TickInput | ActionInput
 
 /**
  * What happened to an episode:
@@ -33,9 +48,19 @@ export type EngineInput = ReadingInput | TickInput
  * - `updated`: a reading inside the episode (extreme or last value);
  * - `resolved`: ended after two clear readings, the all clear (notified);
  * - `ended`: ended without an all clear (superseded, a silence, retirement, or never notified);
- * - `recorded`: an episode found only once it was over (a silence the sensor's next reading revealed).
+ * - `recorded`: an episode found only once it was over (a silence the sensor's next reading revealed);
+ * - `repeated`: repeat n of an open episode (its `sequence`), or an acknowledged urgent low's reminder;
+ * - `acknowledged`: the owner acknowledged the episode.
  */
-export type AlertChangeKind = "opened" | "activated" | "updated" | "resolved" | "ended" | "recorded"
+export type AlertChangeKind =
+  | "opened"
+  | "activated"
+  | "updated"
+  | "resolved"
+  | "ended"
+  | "recorded"
+  | "repeated"
+  | "acknowledged"
 
 export interface AlertChange {
   readonly kind: AlertChangeKind
@@ -43,6 +68,8 @@ export interface AlertChange {
   readonly alert: Alert
   /** Whether someone should be told (the delivery of a later issue consumes these). */
   readonly notify: boolean
+  /** The notification's number within its episode (1 the first, then repeats): `(alert_id, sequence)` keys it. */
+  readonly sequence: number
 }
 
 export interface Decision {
@@ -70,6 +97,10 @@ interface Work {
   window: Array<WindowReading>
   open: Map<AlertType, OpenEpisode>
   retired: boolean
+  snoozes: Array<{ readonly kind: AlertType; readonly until: number }>
+  stopped: boolean
+  /** The time of the input being decided: its log time, or the tick's time. */
+  now: number
   readonly changes: Array<AlertChange>
 }
 
@@ -81,6 +112,9 @@ const begin = (state: SensorState): Work => ({
   window: [...state.window],
   open: new Map(state.open.map((episode) => [episode.kind, episode])),
   retired: state.retired,
+  snoozes: [...state.snoozes],
+  stopped: state.stopped,
+  now: state.clock,
   changes: []
 })
 
@@ -96,7 +130,10 @@ const finish = (work: Work): Decision => ({
       const episode = work.open.get(kind)
       return episode === undefined ? [] : [episode]
     }),
-    retired: work.retired
+    retired: work.retired,
+    // A snooze that has run out is forgotten.
+    snoozes: work.snoozes.filter((snooze) => snooze.until > work.now),
+    stopped: work.stopped
   },
   changes: work.changes
 })
@@ -117,9 +154,23 @@ const toAlert = (work: Work, episode: OpenEpisode, status: AlertStatus, endedAt:
     last_reading_at: episode.last_reading_at
   })
 
-const change = (work: Work, kind: AlertChangeKind, alert: Alert, notify: boolean) => {
-  work.changes.push({ kind, alert, notify })
+const change = (work: Work, kind: AlertChangeKind, alert: Alert, notify: boolean, sequence = 0) => {
+  work.changes.push({ kind, alert, notify, sequence })
 }
+
+/** Whether the owner snoozed this kind for the sensor at the time being decided. */
+const snoozed = (work: Work, kind: AlertType) =>
+  work.snoozes.some((snooze) => snooze.kind === kind && snooze.until > work.now)
+
+/** Whether a new or newly live episode of this kind is told now: never while snoozed, except an urgent low. */
+const mayNotify = (work: Work, kind: AlertType) => kind === "URGENT_LOW" || !snoozed(work, kind)
+
+/** The episode after one more notification at the time being decided. */
+const notified = (work: Work, episode: OpenEpisode): OpenEpisode => ({
+  ...episode,
+  notifications: episode.notifications + 1,
+  last_notified_at: work.now
+})
 
 const openEpisode = (
   work: Work,
@@ -130,7 +181,7 @@ const openEpisode = (
   valueAt: number,
   live: boolean
 ) => {
-  const episode: OpenEpisode = {
+  const fresh: OpenEpisode = {
     alert_id: deriveAlertId(work.base.sensor_id, keyTime, kind),
     kind,
     status: live ? "ACTIVE" : "BACKFILLED",
@@ -139,18 +190,27 @@ const openEpisode = (
     extreme_value: value,
     last_value: value,
     last_reading_at: valueAt,
-    clears: []
+    clears: [],
+    notifications: 0,
+    repeats: 0,
+    last_notified_at: null,
+    acknowledged_at: null
   }
+  // A snoozed kind's new episode is recorded, not told (a snooze never silences a new urgent low).
+  const tell = live && mayNotify(work, kind)
+  const episode = tell ? notified(work, fresh) : fresh
   work.open.set(kind, episode)
-  change(work, "opened", toAlert(work, episode, episode.status, null), live)
+  change(work, "opened", toAlert(work, episode, episode.status, null), tell, episode.notifications)
 }
 
 /** Ends an open episode: an all clear when it was notified and `silent` is not asked for. */
 const endEpisode = (work: Work, episode: OpenEpisode, at: number, silent: boolean) => {
   work.open.delete(episode.kind)
-  const notified = episode.status === "ACTIVE"
-  const alert = toAlert(work, episode, notified ? "RESOLVED" : "BACKFILLED", Math.max(at, episode.started_at))
-  change(work, notified && !silent ? "resolved" : "ended", alert, notified && !silent)
+  const live = episode.status === "ACTIVE"
+  const alert = toAlert(work, episode, live ? "RESOLVED" : "BACKFILLED", Math.max(at, episode.started_at))
+  // Only an episode someone was told about gets an all clear.
+  const allClear = live && episode.notifications > 0 && !silent
+  change(work, allClear ? "resolved" : "ended", alert, allClear, allClear ? episode.notifications + 1 : 0)
 }
 
 /** Every open episode ends, silently, when the sensor falls silent: nothing is known about the person any more. */
@@ -181,7 +241,11 @@ const recordNoData = (
     extreme_value: newest.v,
     last_value: newest.v,
     last_reading_at: newest.t,
-    clears: []
+    clears: [],
+    notifications: 0,
+    repeats: 0,
+    last_notified_at: null,
+    acknowledged_at: null
   }
   change(work, "recorded", toAlert(work, episode, "RESOLVED", Math.max(endedAt, startedAt)), false)
 }
@@ -196,7 +260,8 @@ const insertIntoWindow = (work: Work, reading: WindowReading, newestAt: number, 
 /** What the silence before a newer reading meant: a `NO_DATA` episode that ends now, or one found only now. */
 const silenceBefore = (work: Work, rules: AlertRulesShape, timestamp: number, logTime: number) => {
   const newest = work.newest
-  if (newest === null || work.retired) return
+  // A stopped sensor's silence was announced by its owner: nothing to find in it.
+  if (newest === null || work.retired || work.stopped) return
   const noData = work.open.get("NO_DATA")
   if (noData !== undefined) {
     endEpisode(work, noData, Math.min(logTime, newest.t + rules.retireAfter), false)
@@ -244,7 +309,7 @@ const evaluate = (work: Work, rules: AlertRulesShape, t: number, v: number, live
     }
     const extreme = highKinds.has(kind) ? Math.max(episode.extreme_value, v) : Math.min(episode.extreme_value, v)
     if (holds[kind]) {
-      const next: OpenEpisode = {
+      const updated: OpenEpisode = {
         ...episode,
         status: live ? "ACTIVE" : episode.status,
         extreme_value: extreme,
@@ -252,9 +317,17 @@ const evaluate = (work: Work, rules: AlertRulesShape, t: number, v: number, live
         last_reading_at: t,
         clears: []
       }
+      const activated = episode.status === "BACKFILLED" && updated.status === "ACTIVE"
+      const tell = activated && mayNotify(work, kind)
+      const next = tell ? notified(work, updated) : updated
       work.open.set(kind, next)
-      const activated = episode.status === "BACKFILLED" && next.status === "ACTIVE"
-      change(work, activated ? "activated" : "updated", toAlert(work, next, next.status, null), activated)
+      change(
+        work,
+        activated ? "activated" : "updated",
+        toAlert(work, next, next.status, null),
+        tell,
+        tell ? next.notifications : 0
+      )
       continue
     }
     const next: OpenEpisode = {
@@ -282,6 +355,7 @@ const onReading = (rules: AlertRulesShape, state: SensorState, input: ReadingInp
   const work = begin(state)
   work.position = input.position
   work.clock = Math.max(work.clock, input.logTime)
+  work.now = input.logTime
   const { event } = input
   // Finger-sticks are stored and shown, but alerts follow the sensor alone (as Dexcom's and Nightscout's do).
   if (event.source !== "SENSOR") return finish(work)
@@ -309,6 +383,7 @@ const onReading = (rules: AlertRulesShape, state: SensorState, input: ReadingInp
   }
   silenceBefore(work, rules, t, input.logTime)
   work.retired = false
+  work.stopped = false
   work.newest = { t, v, live }
   insertIntoWindow(work, { t, v, e: event.event_id }, t, rules)
   evaluate(work, rules, t, v, live)
@@ -317,10 +392,11 @@ const onReading = (rules: AlertRulesShape, state: SensorState, input: ReadingInp
 
 const onTick = (rules: AlertRulesShape, state: SensorState, input: TickInput): Decision => {
   const newest = state.newest
-  if (state.retired || newest === null) return { state, changes: [] }
+  if (state.retired || state.stopped || newest === null) return { state, changes: [] }
   const work = begin(state)
   const now = Math.max(work.clock, input.now)
   work.clock = now
+  work.now = now
   const silentFrom = newest.t + rules.noData.after
   if (now - newest.t >= rules.retireAfter) {
     const retiredAt = newest.t + rules.retireAfter
@@ -336,6 +412,72 @@ const onTick = (rules: AlertRulesShape, state: SensorState, input: TickInput): D
       openEpisode(work, "NO_DATA", silentFrom, newest.t, newest.v, newest.t, true)
     }
   }
+  repeatDue(work, rules, now)
+  return finish(work)
+}
+
+/**
+ * Repeats of the open, told episodes whose next repeat is due: repeat n at
+ * `started_at + n × repeat`, only while the newest reading is fresh and still
+ * in the condition (repeats stop when readings stop), never while the kind is
+ * snoozed or the episode acknowledged. An acknowledged urgent low still at or
+ * below its threshold `urgentLowReminderAfter` later is told again, and its
+ * repeats go on. A repeat that is due but not sent is skipped, not caught up.
+ */
+const repeatDue = (work: Work, rules: AlertRulesShape, now: number) => {
+  for (const episode of [...work.open.values()]) {
+    const every = rules.repeat[episode.kind]
+    if (episode.status !== "ACTIVE" || every === undefined) continue
+    const due = Math.floor((now - episode.started_at) / every)
+    const reminder =
+      episode.kind === "URGENT_LOW" &&
+      episode.acknowledged_at !== null &&
+      now >= episode.acknowledged_at + rules.urgentLowReminderAfter &&
+      episode.last_value <= rules.urgentLowAt
+    if (due <= episode.repeats && !reminder) continue
+    const fresh =
+      work.newest !== null &&
+      work.newest.t >= now - rules.repeatNeedsReadingWithin &&
+      episode.clears.length === 0 &&
+      episode.kind !== "NO_DATA"
+    const silenced = snoozed(work, episode.kind) || (episode.acknowledged_at !== null && !reminder)
+    if (!fresh || silenced) {
+      work.open.set(episode.kind, { ...episode, repeats: Math.max(episode.repeats, due) })
+      continue
+    }
+    const next = notified(work, { ...episode, repeats: Math.max(episode.repeats, due), acknowledged_at: null })
+    work.open.set(episode.kind, next)
+    change(work, "repeated", toAlert(work, next, next.status, null), true, next.notifications)
+  }
+}
+
+/** The owner's actions; like readings, one at or before the state's position is a redelivery. */
+const onAction = (state: SensorState, input: ActionInput): Decision => {
+  if (input.position <= state.position) return { state, changes: [] }
+  const work = begin(state)
+  work.position = input.position
+  work.clock = Math.max(work.clock, input.logTime)
+  work.now = input.logTime
+  const { action } = input
+  switch (action.type) {
+    case "acknowledge": {
+      const episode = [...work.open.values()].find((e) => e.alert_id === action.alert_id)
+      if (episode !== undefined && episode.acknowledged_at === null) {
+        const next = { ...episode, acknowledged_at: input.logTime }
+        work.open.set(episode.kind, next)
+        change(work, "acknowledged", toAlert(work, next, next.status, null), false)
+      }
+      break
+    }
+    case "snooze":
+      work.snoozes = [...work.snoozes.filter((snooze) => snooze.kind !== action.kind), action]
+      break
+    case "stop":
+      // A sensor change: what was open ends without an all clear, and its silence is no news.
+      endAllSilently(work, input.logTime)
+      work.stopped = true
+      break
+  }
   return finish(work)
 }
 
@@ -344,8 +486,16 @@ const onTick = (rules: AlertRulesShape, state: SensorState, input: TickInput): D
  * its next state and the episode changes. It depends on nothing but its
  * arguments, so a replay of the log decides exactly as the first run did.
  */
-export const decide = (rules: AlertRulesShape, state: SensorState, input: EngineInput): Decision =>
-  input._tag === "Reading" ? onReading(rules, state, input) : onTick(rules, state, input)
+export const decide = (rules: AlertRulesShape, state: SensorState, input: EngineInput): Decision => {
+  switch (input._tag) {
+    case "Reading":
+      return onReading(rules, state, input)
+    case "Tick":
+      return onTick(rules, state, input)
+    case "Action":
+      return onAction(state, input)
+  }
+}
 
 /**
  * When the sensor next needs a tick (epoch ms), or null when it never does:
@@ -354,8 +504,15 @@ export const decide = (rules: AlertRulesShape, state: SensorState, input: Engine
  */
 export const nextCheckAt = (rules: AlertRulesShape, state: SensorState): number | null => {
   const newest = state.newest
-  if (state.retired || newest === null) return null
+  if (state.retired || state.stopped || newest === null) return null
   const noDataOpen = state.open.some((episode) => episode.kind === "NO_DATA")
   const silenceMatters = newest.live && (state.open.length > 0 || rules.noData.enabled)
-  return !noDataOpen && silenceMatters ? newest.t + rules.noData.after + 1 : newest.t + rules.retireAfter
+  const silence = !noDataOpen && silenceMatters ? newest.t + rules.noData.after + 1 : newest.t + rules.retireAfter
+  const repeats = state.open.flatMap((episode) => {
+    const every = rules.repeat[episode.kind]
+    if (episode.status !== "ACTIVE" || every === undefined || episode.kind === "NO_DATA") return []
+    // While acknowledged, the due repeats are passed over one by one until the urgent low's reminder.
+    return [episode.started_at + (episode.repeats + 1) * every]
+  })
+  return Math.min(silence, ...repeats)
 }

@@ -1,4 +1,4 @@
-import { parseRetention } from "@dexmon/domain"
+import { type AlertType, parseRetention } from "@dexmon/domain"
 import { Config, Context, Effect, Layer, Schema, SchemaGetter } from "effect"
 
 const MINUTE = 60_000
@@ -29,6 +29,12 @@ export interface AlertRulesShape {
   readonly liveWindow: number
   /** After this much silence a sensor is retired: its episodes end and it is no longer checked. */
   readonly retireAfter: number
+  /** Repeat n of an open, unacknowledged episode of a kind is due at its start + n × this; kinds absent never repeat. */
+  readonly repeat: Partial<Record<AlertType, number>>
+  /** Repeats need a reading at most this old, still in the condition: repeats stop when readings stop. */
+  readonly repeatNeedsReadingWithin: number
+  /** An acknowledged `URGENT_LOW` still at or below its threshold this long after the acknowledgement notifies again. */
+  readonly urgentLowReminderAfter: number
 }
 
 export const defaultAlertRules: AlertRulesShape = {
@@ -43,7 +49,10 @@ export const defaultAlertRules: AlertRulesShape = {
   trendMinReadings: 3,
   clearReadings: 2,
   liveWindow: 15 * MINUTE,
-  retireAfter: 24 * 60 * MINUTE
+  retireAfter: 24 * 60 * MINUTE,
+  repeat: { URGENT_LOW: 5 * MINUTE },
+  repeatNeedsReadingWithin: 10 * MINUTE,
+  urgentLowReminderAfter: 30 * MINUTE
 }
 
 /** A duration in the format of `DEXMON_HOT_RETENTION` (`15m`, `24h`, `90d`, `45s`), decoded to milliseconds. */
@@ -96,9 +105,11 @@ export class AlertRules extends Context.Service<AlertRules, AlertRulesShape>()("
           after: durationConfig("DEXMON_ALERT_NO_DATA_AFTER", d.noData.after)
         }),
         liveWindow: durationConfig("DEXMON_ALERT_LIVE_WINDOW", d.liveWindow),
-        retireAfter: durationConfig("DEXMON_ALERT_RETIRE_AFTER", d.retireAfter)
+        retireAfter: durationConfig("DEXMON_ALERT_RETIRE_AFTER", d.retireAfter),
+        urgentLowRepeat: Config.Boolean("DEXMON_ALERT_URGENT_LOW_REPEAT").pipe(Config.withDefault(true))
       })
-      return AlertRules.of({ ...d, ...rules })
+      const { urgentLowRepeat, ...thresholds } = rules
+      return AlertRules.of({ ...d, ...thresholds, repeat: urgentLowRepeat ? d.repeat : {} })
     })
   )
 }

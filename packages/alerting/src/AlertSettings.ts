@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto"
+import type { AlertType } from "@dexmon/domain"
 import { Effect, Schema, type SchemaAST } from "effect"
 import { type AlertRulesShape, defaultAlertRules } from "./AlertRules.ts"
 import { QuietHours } from "./QuietHours.ts"
@@ -118,21 +119,39 @@ export const decodeAlertSettings = Schema.decodeUnknownEffect(AlertSettings, ale
 
 export const encodeAlertSettings = Schema.encodeSync(AlertSettings)
 
-/** The document GET returns before a user has changed anything: the deployment's rules, repeats off but for urgent low. */
-export const defaultAlertSettings = (rules: AlertRulesShape): AlertSettings => ({
-  low: { enabled: rules.low.enabled, threshold: rules.low.below, repeat_minutes: null },
-  urgent_low: { threshold: rules.urgentLowAt, repeat_minutes: 5 },
-  urgent_low_soon: {
-    enabled: rules.urgentLowSoon.enabled,
-    horizon_minutes: rules.urgentLowSoon.horizon / MINUTE,
-    repeat_minutes: null
-  },
-  high: { enabled: rules.high.enabled, threshold: rules.high.above, repeat_minutes: null },
-  falling_fast: { enabled: rules.fallingFast.enabled, rate: rules.fallingFast.rate, repeat_minutes: null },
-  rising_fast: { enabled: rules.risingFast.enabled, rate: rules.risingFast.rate, repeat_minutes: null },
-  no_data: { enabled: rules.noData.enabled, minutes: rules.noData.after / MINUTE, repeat_minutes: null },
-  quiet_hours: null
-})
+/** The document GET returns before a user has changed anything: the deployment's rules and repeats. */
+export const defaultAlertSettings = (rules: AlertRulesShape): AlertSettings => {
+  const repeatOf = (kind: AlertType) => {
+    const every = rules.repeat[kind]
+    return every === undefined ? null : every / MINUTE
+  }
+  return {
+    low: { enabled: rules.low.enabled, threshold: rules.low.below, repeat_minutes: repeatOf("LOW") },
+    urgent_low: { threshold: rules.urgentLowAt, repeat_minutes: repeatOf("URGENT_LOW") },
+    urgent_low_soon: {
+      enabled: rules.urgentLowSoon.enabled,
+      horizon_minutes: rules.urgentLowSoon.horizon / MINUTE,
+      repeat_minutes: repeatOf("URGENT_LOW_SOON")
+    },
+    high: { enabled: rules.high.enabled, threshold: rules.high.above, repeat_minutes: repeatOf("HIGH") },
+    falling_fast: {
+      enabled: rules.fallingFast.enabled,
+      rate: rules.fallingFast.rate,
+      repeat_minutes: repeatOf("FALLING_FAST")
+    },
+    rising_fast: {
+      enabled: rules.risingFast.enabled,
+      rate: rules.risingFast.rate,
+      repeat_minutes: repeatOf("RISING_FAST")
+    },
+    no_data: {
+      enabled: rules.noData.enabled,
+      minutes: rules.noData.after / MINUTE,
+      repeat_minutes: repeatOf("NO_DATA")
+    },
+    quiet_hours: null
+  }
+}
 
 /**
  * The rules the engine applies to one user: the deployment's, with the user's
@@ -150,7 +169,20 @@ export const rulesFor = (deployment: AlertRulesShape, settings: AlertSettings): 
   },
   fallingFast: { enabled: settings.falling_fast.enabled, rate: settings.falling_fast.rate },
   risingFast: { enabled: settings.rising_fast.enabled, rate: settings.rising_fast.rate },
-  noData: { enabled: settings.no_data.enabled, after: settings.no_data.minutes * MINUTE }
+  noData: { enabled: settings.no_data.enabled, after: settings.no_data.minutes * MINUTE },
+  repeat: Object.fromEntries(
+    (
+      [
+        ["URGENT_LOW", settings.urgent_low.repeat_minutes],
+        ["LOW", settings.low.repeat_minutes],
+        ["HIGH", settings.high.repeat_minutes],
+        ["URGENT_LOW_SOON", settings.urgent_low_soon.repeat_minutes],
+        ["FALLING_FAST", settings.falling_fast.repeat_minutes],
+        ["RISING_FAST", settings.rising_fast.repeat_minutes],
+        ["NO_DATA", settings.no_data.repeat_minutes]
+      ] as const
+    ).flatMap(([kind, minutes]) => (minutes === null ? [] : [[kind, minutes * MINUTE]]))
+  )
 })
 
 /** JSON with every object's keys sorted, so equal documents give equal text whatever their key order. */

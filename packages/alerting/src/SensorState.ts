@@ -1,5 +1,9 @@
 import { AlertId, AlertType, EventId, SensorId, UserId } from "@dexmon/domain"
-import { Schema } from "effect"
+import { Effect, Schema } from "effect"
+
+/** A field that states written before it existed decode with `value`. */
+const since = <S extends Schema.Top>(schema: S, value: S["Encoded"]) =>
+  schema.pipe(Schema.withDecodingDefaultKey(Effect.succeed(value)))
 
 /** One SENSOR reading the engine remembers for the trend: timestamp, the value that stands, the event that wrote it. */
 export const WindowReading = Schema.Struct({ t: Schema.Number, v: Schema.Number, e: EventId })
@@ -17,7 +21,14 @@ export const OpenEpisode = Schema.Struct({
   last_value: Schema.Number,
   last_reading_at: Schema.Number,
   /** Timestamps of the consecutive clear readings seen since the condition last held. */
-  clears: Schema.Array(Schema.Number)
+  clears: Schema.Array(Schema.Number),
+  /** Notifications sent for the episode (its first, repeats); 0 while it was never notified. */
+  notifications: since(Schema.Number, 0),
+  /** The last repeat number decided (sent or skipped): repeat n is due at `started_at + n × repeat`. */
+  repeats: since(Schema.Number, 0),
+  last_notified_at: since(Schema.NullOr(Schema.Number), null),
+  /** When the owner acknowledged the episode (log time of the action): no more repeats, but see URGENT_LOW. */
+  acknowledged_at: since(Schema.NullOr(Schema.Number), null)
 })
 export type OpenEpisode = typeof OpenEpisode.Type
 
@@ -38,7 +49,11 @@ export const SensorState = Schema.Struct({
   window: Schema.Array(WindowReading),
   open: Schema.Array(OpenEpisode),
   /** Silent for longer than the retirement span: no longer checked until it sends again. */
-  retired: Schema.Boolean
+  retired: Schema.Boolean,
+  /** Kinds the owner snoozed for this sensor, until when (across episodes). */
+  snoozes: since(Schema.Array(Schema.Struct({ kind: AlertType, until: Schema.Number })), []),
+  /** The sensor's session was stopped (a sensor change): no NO_DATA until it sends again. */
+  stopped: since(Schema.Boolean, false)
 })
 export type SensorState = typeof SensorState.Type
 
@@ -53,7 +68,9 @@ export const initialSensorState = (sensorId: SensorId, userId: UserId): SensorSt
   newest: null,
   window: [],
   open: [],
-  retired: false
+  retired: false,
+  snoozes: [],
+  stopped: false
 })
 
 /** The state as the alert-state store keeps it (JSON text). */

@@ -128,14 +128,14 @@ describe("rulesFor", () => {
     },
     { name: "urgent low stays the deployment's", body: { urgent_low: { threshold: 40 } }, rules: {} },
     {
-      name: "repeats and quiet hours change no rule",
+      name: "repeats become the rules' repeat intervals (none for a kind set to null); quiet hours change no rule",
       body: {
         low: { repeat_minutes: 30 },
         urgent_low: { repeat_minutes: null },
         no_data: { repeat_minutes: 240 },
         quiet_hours: changed.quiet_hours
       },
-      rules: {}
+      rules: { repeat: { LOW: 30 * MINUTE, NO_DATA: 240 * MINUTE } }
     },
     {
       name: "every field at once",
@@ -146,7 +146,16 @@ describe("rulesFor", () => {
         urgentLowSoon: { enabled: false, horizon: 30 * MINUTE },
         fallingFast: { enabled: true, rate: 2 },
         risingFast: { enabled: true, rate: 2.5 },
-        noData: { enabled: false, after: 60 * MINUTE }
+        noData: { enabled: false, after: 60 * MINUTE },
+        repeat: {
+          URGENT_LOW: 10 * MINUTE,
+          LOW: 15 * MINUTE,
+          HIGH: 120 * MINUTE,
+          URGENT_LOW_SOON: 240 * MINUTE,
+          FALLING_FAST: 5 * MINUTE,
+          RISING_FAST: 30 * MINUTE,
+          NO_DATA: 60 * MINUTE
+        }
       }
     }
   ])("$name", ({ body, rules }) =>

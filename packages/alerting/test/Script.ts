@@ -112,3 +112,21 @@ export const opened = (run: Run, kind?: string) =>
   )
 
 export const notified = (run: Run) => run.changes.filter((c) => c.notify)
+
+/** Inputs that are not readings: the clock and the owner's actions, at positions after the script's own. */
+export const tickEvery = (from: number, to: number, every = MINUTE): Array<EngineInput> => {
+  const ticks: Array<EngineInput> = []
+  for (let now = from; now <= to; now += every) ticks.push({ _tag: "Tick", now })
+  return ticks
+}
+
+/** Merges readings, ticks and actions by time (log time, tick time), ties keeping the given order; renumbers positions. */
+export const timeline = (...parts: ReadonlyArray<ReadonlyArray<EngineInput>>): Array<EngineInput> => {
+  const at = (input: EngineInput) => (input._tag === "Tick" ? input.now : input.logTime)
+  const merged = parts
+    .flat()
+    .map((input, order) => ({ input, order }))
+    .sort((a, b) => at(a.input) - at(b.input) || a.order - b.order)
+  let position = 0
+  return merged.map(({ input }) => (input._tag === "Tick" ? input : { ...input, position: position++ }))
+}
