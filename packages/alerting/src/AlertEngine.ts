@@ -349,13 +349,19 @@ const evaluate = (work: Work, rules: AlertRulesShape, t: number, v: number, live
   }
 }
 
-const onReading = (rules: AlertRulesShape, state: SensorState, input: ReadingInput): Decision => {
-  // At or before the position the state covers: a redelivery, already decided.
-  if (input.position <= state.position) return { state, changes: [] }
+/** Starts deciding a record of the log: the state then covers its position, and its log time is the time. */
+const beginRecord = (state: SensorState, input: ReadingInput | ActionInput): Work => {
   const work = begin(state)
   work.position = input.position
   work.clock = Math.max(work.clock, input.logTime)
   work.now = input.logTime
+  return work
+}
+
+const onReading = (rules: AlertRulesShape, state: SensorState, input: ReadingInput): Decision => {
+  // At or before the position the state covers: a redelivery, already decided.
+  if (input.position <= state.position) return { state, changes: [] }
+  const work = beginRecord(state, input)
   const { event } = input
   // Finger-sticks are stored and shown, but alerts follow the sensor alone (as Dexcom's and Nightscout's do).
   if (event.source !== "SENSOR") return finish(work)
@@ -454,10 +460,7 @@ const repeatDue = (work: Work, rules: AlertRulesShape, now: number) => {
 /** The owner's actions; like readings, one at or before the state's position is a redelivery. */
 const onAction = (state: SensorState, input: ActionInput): Decision => {
   if (input.position <= state.position) return { state, changes: [] }
-  const work = begin(state)
-  work.position = input.position
-  work.clock = Math.max(work.clock, input.logTime)
-  work.now = input.logTime
+  const work = beginRecord(state, input)
   const { action } = input
   switch (action.type) {
     case "acknowledge": {
