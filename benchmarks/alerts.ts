@@ -645,7 +645,11 @@ const program = Effect.gen(function* () {
       DEXMON_NOTIFIER_BATCH_SIZE: String(BATCH_SIZE),
       // The clock only ticks caught-up partitions; an hour keeps it out of a run that measures consuming.
       DEXMON_ALERT_TICK_EVERY: "1h",
-      ...dayRulesEnv
+      ...dayRulesEnv,
+      // The notifier's Cassandra concurrency, to compare settings: `CASSANDRA_WRITE_CONCURRENCY=128 pnpm bench:alerts`.
+      ...(process.env.CASSANDRA_WRITE_CONCURRENCY === undefined
+        ? {}
+        : { CASSANDRA_WRITE_CONCURRENCY: process.env.CASSANDRA_WRITE_CONCURRENCY })
     },
     log,
     topic,
