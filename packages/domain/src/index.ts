@@ -1,4 +1,5 @@
 export * from "./Alert.ts"
+export * from "./AlertAction.ts"
 export * from "./ConflictRule.ts"
 export * from "./Etag.ts"
 export * from "./EventIds.ts"

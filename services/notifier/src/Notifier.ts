@@ -1,4 +1,5 @@
 import {
+  type ActionInput,
   type AlertChange,
   AlertRules,
   decide,
@@ -11,7 +12,15 @@ import {
   type SensorState,
   type TickInput
 } from "@dexmon/alerting"
-import { type Alert, decodeGlucoseEventBytes, type GlucoseEvent, type SensorId, type UserId } from "@dexmon/domain"
+import {
+  type Alert,
+  AlertActionEvent,
+  decodeEventsTopicBytes,
+  type EventsTopicMessage,
+  type GlucoseEvent,
+  type SensorId,
+  type UserId
+} from "@dexmon/domain"
 import { Metrics } from "@dexmon/observability"
 import { AlertStateStore, AlertStateStoreError, AlertStore, EventLog, Topics } from "@dexmon/ports"
 import { type DecodedBatch, runConsumer, superviseConsumer, writeWithRetry } from "@dexmon/streams"
@@ -34,7 +43,7 @@ type SensorInput = {
   readonly log_partition: number
   readonly sensor_id: SensorId
 } & (
-  | { readonly input: ReadingInput; readonly user_id: UserId }
+  | { readonly input: ReadingInput | ActionInput; readonly user_id: UserId }
   | { readonly input: TickInput; readonly user_id?: undefined }
 )
 
@@ -53,6 +62,24 @@ const readingInput = (event: GlucoseEvent, partition: number, offset: number, lo
       source: event.source,
       event_id: event.event_id
     }
+  }
+})
+
+/** An owner's action with where it sits in the log: it is decided in order with the sensor's readings. */
+const actionInput = (event: AlertActionEvent, partition: number, offset: number, logTime: number): SensorInput => ({
+  log_partition: partition,
+  sensor_id: event.sensor_id,
+  user_id: event.user_id,
+  input: {
+    _tag: "Action",
+    position: offset,
+    logTime,
+    action:
+      event.action.type === "snooze"
+        ? { type: "snooze", kind: event.action.kind, until: event.action.until }
+        : event.action.type === "acknowledge"
+          ? { type: "acknowledge", alert_id: event.action.alert_id }
+          : { type: "stop" }
   }
 })
 
@@ -163,14 +190,17 @@ export const NotifierLive = Layer.effectDiscard(
           Effect.asVoid
         )
 
-    const applyWithEngine = (batches: Stream.Stream<DecodedBatch<GlucoseEvent>>) =>
+    const applyWithEngine = (batches: Stream.Stream<DecodedBatch<EventsTopicMessage>>) =>
       batches.pipe(
         Stream.map(
           (batch): DecodedBatch<SensorInput> => ({
             ...batch,
             decoded: batch.decoded.map(({ record, value }) => ({
               record,
-              value: readingInput(value, record.partition, record.offset, record.timestamp)
+              value:
+                value instanceof AlertActionEvent
+                  ? actionInput(value, record.partition, record.offset, record.timestamp)
+                  : readingInput(value, record.partition, record.offset, record.timestamp)
             }))
           })
         ),
@@ -186,7 +216,7 @@ export const NotifierLive = Layer.effectDiscard(
       topic: names.events,
       groupId: config.groupId,
       maxBatchSize: config.maxBatchSize,
-      decode: decodeGlucoseEventBytes,
+      decode: decodeEventsTopicBytes,
       apply: applyWithEngine,
       deadLetterTopic: names.alertsDlq,
       onAssigned: (partitions) => {

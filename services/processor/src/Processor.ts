@@ -1,17 +1,21 @@
-import { decodeGlucoseEventBytes, type GlucoseEvent } from "@dexmon/domain"
+import { decodeEventsTopicBytes, type EventsTopicMessage, GlucoseEvent } from "@dexmon/domain"
 import { Metrics } from "@dexmon/observability"
 import { EventLog, ReadingStore, type ReadingWrite, Topics } from "@dexmon/ports"
 import { consumerPipeline, superviseConsumer } from "@dexmon/streams"
 import { Config, Effect, Layer } from "effect"
 
-const toReadingWrite = (event: GlucoseEvent): ReadingWrite => ({
-  event_id: event.event_id,
-  sensor_id: event.sensor_id,
-  user_id: event.user_id,
-  timestamp: event.timestamp,
-  glucose_value: event.glucose_value,
-  source: event.source
-})
+/** A reading's event becomes a write; an alert action (the notifier's business) is passed over, never dead-lettered. */
+const toReadingWrite = (message: EventsTopicMessage): ReadingWrite | undefined =>
+  message instanceof GlucoseEvent
+    ? {
+        event_id: message.event_id,
+        sensor_id: message.sensor_id,
+        user_id: message.user_id,
+        timestamp: message.timestamp,
+        glucose_value: message.glucose_value,
+        source: message.source
+      }
+    : undefined
 
 export const ProcessorConfig = Config.all({
   groupId: Config.String("DEXMON_PROCESSOR_GROUP").pipe(Config.withDefault("dexmon-processor")),
@@ -36,7 +40,7 @@ export const ProcessorLive = Layer.effectDiscard(
       topic: names.events,
       groupId: config.groupId,
       maxBatchSize: config.maxBatchSize,
-      decode: decodeGlucoseEventBytes,
+      decode: decodeEventsTopicBytes,
       toWrite: toReadingWrite,
       // A redelivered event is applied once; distinct events at one key all reach the store, in order.
       writeKey: (write) => write.event_id,

@@ -1,0 +1,55 @@
+import { Effect, Schema } from "effect"
+import { AlertType } from "./Alert.ts"
+import { GlucoseEvent } from "./GlucoseEvent.ts"
+import { AlertId, EventId, SensorId, UserId } from "./Identifiers.ts"
+import { IsoTimestamp } from "./Timestamp.ts"
+
+/** What the sensor's owner asked for: acknowledge an episode, snooze a kind until a time, or stop the sensor. */
+export const AlertActionRequest = Schema.Union([
+  Schema.Struct({ type: Schema.Literal("acknowledge"), alert_id: AlertId }),
+  Schema.Struct({ type: Schema.Literal("snooze"), alert_id: AlertId, kind: AlertType, until: IsoTimestamp }),
+  Schema.Struct({ type: Schema.Literal("stop") })
+])
+export type AlertActionRequest = typeof AlertActionRequest.Type
+
+/**
+ * The second message type on `glucose.events`, keyed by the sensor like its
+ * readings, so an action is ordered with them through crashes and
+ * rebalances. The notifier applies it; the processor passes over it.
+ */
+export class AlertActionEvent extends Schema.Class<AlertActionEvent>("dexmon/domain/AlertActionEvent")({
+  schema: Schema.Literal("alert-action"),
+  schema_version: Schema.Literal(1),
+  action_id: EventId,
+  sensor_id: SensorId,
+  user_id: UserId,
+  action: AlertActionRequest,
+  requested_at: IsoTimestamp
+}) {}
+
+/** Every message `glucose.events` carries: a reading's event (no `schema` field, as since version 1) or an action. */
+export const EventsTopicMessage = Schema.fromJsonString(Schema.Union([GlucoseEvent, AlertActionEvent]))
+export type EventsTopicMessage = GlucoseEvent | AlertActionEvent
+
+export const encodeAlertActionEvent = Schema.encodeSync(Schema.fromJsonString(AlertActionEvent))
+
+const utf8 = new TextDecoder("utf-8", { fatal: true })
+/** Decodes a `glucose.events` message value; bytes that are neither a reading nor an action fail with a SchemaError. */
+export const decodeEventsTopicBytes = (bytes: Uint8Array) =>
+  Effect.suspend(() => {
+    let text: string | undefined
+    try {
+      text = utf8.decode(bytes)
+    } catch {
+      text = undefined
+    }
+    return Schema.decodeUnknownEffect(EventsTopicMessage)(text)
+  })
+
+/** The message headers that describe an action without parsing it. */
+export const alertActionHeaders = (event: AlertActionEvent): Record<string, string> => ({
+  "content-type": "application/json",
+  "dexmon-schema": event.schema,
+  "dexmon-schema-version": String(event.schema_version),
+  "dexmon-event-id": event.action_id
+})
