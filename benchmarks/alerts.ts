@@ -39,7 +39,8 @@ import {
   dayRules,
   dayRulesEnv,
   scriptDay,
-  toProducerRecord
+  toProducerRecord,
+  toReadingInput
 } from "../services/standalone/test/support/AlertDay.ts"
 
 // kafkajs 2.2.4 sets a negative timer on Node 24 (tulios/kafkajs#1751): harmless, and hidden as infra/cli.ts hides it.
@@ -319,16 +320,20 @@ const measureConsumer = (options: {
           proc.stderr?.on("data", (chunk) => output.push(String(chunk)))
           return proc
         }),
-        (proc) =>
-          Effect.callback<void>((resume) => {
+        (proc) => {
+          const exited = Effect.callback<void>((resume) => {
             if (proc.exitCode !== null || proc.signalCode !== null) return resume(Effect.void)
-            const kill = setTimeout(() => proc.kill("SIGKILL"), 15_000)
-            proc.once("exit", () => {
-              clearTimeout(kill)
-              resume(Effect.void)
-            })
-            proc.kill("SIGTERM")
+            proc.once("exit", () => resume(Effect.void))
           })
+          return Effect.sync(() => proc.kill("SIGTERM")).pipe(
+            Effect.andThen(exited),
+            // One that ignores SIGTERM is killed: a benchmark must not leave a consumer behind.
+            Effect.timeoutOrElse({
+              duration: "15 seconds",
+              orElse: () => Effect.sync(() => proc.kill("SIGKILL")).pipe(Effect.andThen(exited))
+            })
+          )
+        }
       )
       const pid = child.pid!
       const mark = (committed: number): Mark => ({
@@ -345,30 +350,33 @@ const measureConsumer = (options: {
       yield* Effect.addFinalizer(() => Effect.sync(() => clearInterval(sampler)))
 
       let first: Mark | undefined
-      for (;;) {
+      /** One look at the group's progress: the run's marks once every record is committed. */
+      const observe = Effect.gen(function* () {
         if (child.exitCode !== null || child.signalCode !== null)
           return yield* Effect.die(
             new Error(`node ${options.args.join(" ")} exited early:\n${output.join("").slice(-4_000)}`)
-          )
-        if (performance.now() - started.ms > CONSUME_TIMEOUT_MS)
-          return yield* Effect.die(
-            new Error(`not every record was committed within ${CONSUME_TIMEOUT_MS / 60_000} min`)
           )
         // A fresh broker answers "coordinator loading" for a while: that is not yet, not a failure.
         const offsets = yield* options.log
           .committedOffsets(options.groupId, options.topic)
           .pipe(Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 100 }))
         const committed = [...offsets.values()].reduce((sum, offset) => sum + offset, 0)
-        if (committed > 0 || first !== undefined) {
-          const now = mark(committed)
-          if (first === undefined) first = now
-          if (committed >= options.total) {
-            peakKb = Math.max(peakKb, rssKbOf(pid))
-            return { started, first, done: now, peakRssMb: peakKb / 1024 } satisfies ConsumerRun
-          }
-        }
-        yield* Effect.sleep("100 millis")
-      }
+        if (committed === 0 && first === undefined) return undefined
+        const now = mark(committed)
+        if (first === undefined) first = now
+        if (committed < options.total) return undefined
+        peakKb = Math.max(peakKb, rssKbOf(pid))
+        return { started, first, done: now, peakRssMb: peakKb / 1024 } satisfies ConsumerRun
+      })
+      const finished = yield* observe.pipe(
+        Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (run) => run !== undefined }),
+        Effect.timeoutOrElse({
+          duration: CONSUME_TIMEOUT_MS,
+          orElse: () =>
+            Effect.die(new Error(`not every record was committed within ${CONSUME_TIMEOUT_MS / 60_000} min`))
+        })
+      )
+      return finished!
     })
   )
 
@@ -547,19 +555,7 @@ const program = Effect.gen(function* () {
   ).size
 
   // The engine first, before Kafka clients and buffers share this process's heap.
-  const inputs = records.map(
-    (record, position): ReadingInput => ({
-      _tag: "Reading",
-      position,
-      logTime: record.logTime,
-      event: {
-        timestamp: record.timestamp,
-        glucose_value: record.value,
-        source: record.source,
-        event_id: record.eventId
-      }
-    })
-  )
+  const inputs = records.map(toReadingInput)
   const engine = yield* timedPasses(decideAll(records, inputs), 3)
   const raw = yield* timedPasses(classifyAll(Float64Array.from(records, (record) => record.value)), 1)
   const benchPeakMb = rssKbOf(process.pid) / 1024

@@ -34,16 +34,19 @@ export type EventsTopicMessage = GlucoseEvent | AlertActionEvent
 export const encodeAlertActionEvent = Schema.encodeSync(Schema.fromJsonString(AlertActionEvent))
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
-/** Decodes a `glucose.events` message value; bytes that are neither a reading nor an action fail with a SchemaError. */
+const decodeEventsTopicMessage = Schema.decodeUnknownEffect(EventsTopicMessage)
+/**
+ * Decodes a `glucose.events` message value (what the processor and the
+ * notifier read); bytes that are neither a reading's event nor an action of a
+ * known version, or not UTF-8 at all, fail with a SchemaError, for the DLQ.
+ */
 export const decodeEventsTopicBytes = (bytes: Uint8Array) =>
   Effect.suspend(() => {
-    let text: string | undefined
     try {
-      text = utf8.decode(bytes)
+      return decodeEventsTopicMessage(utf8.decode(bytes))
     } catch {
-      text = undefined
+      return decodeEventsTopicMessage(undefined)
     }
-    return Schema.decodeUnknownEffect(EventsTopicMessage)(text)
   })
 
 /** The message headers that describe an action without parsing it. */

@@ -1,4 +1,4 @@
-import { Effect, Schema } from "effect"
+import { Schema } from "effect"
 import { EventId, SensorId, UserId } from "./Identifiers.ts"
 import { Source } from "./Source.ts"
 import { IsoTimestamp } from "./Timestamp.ts"
@@ -31,17 +31,6 @@ export const GlucoseEventJson = Schema.fromJsonString(GlucoseEvent)
 
 export const encodeGlucoseEvent = Schema.encodeSync(GlucoseEventJson)
 export const decodeGlucoseEvent = Schema.decodeUnknownEffect(GlucoseEventJson)
-
-const utf8 = new TextDecoder("utf-8", { fatal: true })
-/** Decodes a Kafka message value; bytes that are not UTF-8 JSON of a known event version fail with a SchemaError. */
-export const decodeGlucoseEventBytes = (bytes: Uint8Array) =>
-  Effect.suspend(() => {
-    try {
-      return decodeGlucoseEvent(utf8.decode(bytes))
-    } catch {
-      return decodeGlucoseEvent(undefined)
-    }
-  })
 
 /** The message headers that describe an event without parsing it. */
 export const eventHeaders = (event: GlucoseEvent): Record<string, string> => ({

@@ -10,7 +10,12 @@ import {
 } from "../src/index.ts"
 import { layerServerPostgresTest, requiredServer } from "../src/testing/index.ts"
 import { alertStateStoreContract } from "./contracts/AlertStateStoreContract.ts"
-import { alertStoreContract, assertLegacyAlertReadsBack, legacyAlertRow } from "./contracts/AlertStoreContract.ts"
+import {
+  alertStoreContract,
+  assertLegacyAlertReadsBack,
+  insertLegacyAlertRowSql,
+  legacyAlertRow
+} from "./contracts/AlertStoreContract.ts"
 import { archiveLedgerContract } from "./contracts/ArchiveLedgerContract.ts"
 import { readingStoreContract } from "./contracts/ReadingStoreContract.ts"
 import { sensorOwnershipContract } from "./contracts/SensorOwnershipContract.ts"
@@ -73,11 +78,8 @@ layer(both, { timeout: 60_000, excludeTestServices: true })(`alerts schema on ${
 
   it.effect("a row of the seed's shape (status SENT, no episode columns) reads back as a resolved episode", () =>
     Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
       const legacy = legacyAlertRow(`pg${Date.now().toString(36)}`)
-      yield* sql`INSERT INTO glucose_alerts (user_id, "timestamp", alert_id, sensor_id, glucose_value, alert_type, status)
-        VALUES (${legacy.user_id}, ${new Date(legacy.timestamp).toISOString()}::timestamptz, ${legacy.alert_id}::uuid,
-          ${legacy.sensor_id}, ${legacy.glucose_value}, ${legacy.alert_type}, ${legacy.status})`
+      yield* insertLegacyAlertRowSql(legacy)
       yield* assertLegacyAlertReadsBack(legacy)
     })
   )

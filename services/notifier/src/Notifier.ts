@@ -13,7 +13,6 @@ import {
   type TickInput
 } from "@dexmon/alerting"
 import {
-  type Alert,
   AlertActionEvent,
   decodeEventsTopicBytes,
   type EventsTopicMessage,
@@ -83,13 +82,6 @@ const actionInput = (event: AlertActionEvent, partition: number, offset: number,
   }
 })
 
-/** The newest row of every episode a run of decisions touched, in the order they were first touched. */
-const latestRows = (changes: ReadonlyArray<AlertChange>): ReadonlyArray<Alert> => {
-  const rows = new Map<string, Alert>()
-  for (const change of changes) rows.set(change.alert.alert_id, change.alert)
-  return [...rows.values()]
-}
-
 /** How many times a batch is decided again after another notifier moved one of its sensors' states on. */
 const CONFLICT_RETRIES = 10
 
@@ -146,8 +138,9 @@ export const NotifierLive = Layer.effectDiscard(
         }
         changes.push(...decision.changes)
       }
-      const rows = latestRows(changes)
-      if (rows.length > 0) yield* alerts.save(rows).pipe(Metrics.timeStoreWrite("alerts"))
+      // Every row a change left; the store keeps the last version of each episode (its contract).
+      if (changes.length > 0)
+        yield* alerts.save(changes.map((change) => change.alert)).pipe(Metrics.timeStoreWrite("alerts"))
       const writes = [...working.values()]
         .filter((entry) => entry.changed)
         .map((entry) => ({

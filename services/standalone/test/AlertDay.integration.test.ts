@@ -11,7 +11,7 @@ import {
 import { requiredServer } from "@dexmon/ports/testing"
 import { DexMonClient } from "@dexmon/sdk"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, ConfigProvider, Context, Effect, Layer, Redacted } from "effect"
+import { Clock, ConfigProvider, Context, Effect, Layer, Redacted, Schedule } from "effect"
 import {
   type DayRecord,
   dayRulesEnv,
@@ -51,9 +51,16 @@ const appendDay = (log: EventLog["Service"], topic: string, records: ReadonlyArr
     { discard: true }
   )
 
-/** How many records the group has committed, over all partitions. */
+/**
+ * How many records the group has committed, over all partitions. A broker that
+ * just started answers "coordinator loading" for a while: a transient error is
+ * asked again, a permanent one fails the test.
+ */
 const committedCount = (log: EventLog["Service"], groupId: string, topic: string) =>
-  Effect.map(log.committedOffsets(groupId, topic), (offsets) => [...offsets.values()].reduce((a, b) => a + b, 0))
+  log.committedOffsets(groupId, topic).pipe(
+    Effect.retry({ while: (error) => error.transient, schedule: Schedule.spaced("200 millis"), times: 150 }),
+    Effect.map((offsets) => [...offsets.values()].reduce((a, b) => a + b, 0))
+  )
 
 /** Waits until the group has committed `count` records; logs where it stood, so a run shows where each fault hit. */
 const untilCommitted = (log: EventLog["Service"], groupId: string, topic: string, count: number) =>

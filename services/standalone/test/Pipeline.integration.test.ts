@@ -26,8 +26,9 @@ import {
 import { layerEmbeddedPostgresTest, requiredServer } from "@dexmon/ports/testing"
 import { ProcessorLive } from "@dexmon/processor"
 import { assert, layer } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Schedule, Stream } from "effect"
+import { ConfigProvider, Effect, Layer, Stream } from "effect"
 import type { SqlClient } from "effect/sql"
+import { eventually } from "./support/Eventually.ts"
 
 /** The processor and the notifier in this process, on the given event log and embedded stores, in topics of their own. */
 const pipelineOn = (eventLog: Layer.Layer<EventLog, unknown, Topics | SqlClient.SqlClient>) => {
@@ -67,6 +68,10 @@ const eventRecord = (sensor: string, offsetMinutes: number, value: number, n: nu
     timestamp: event.timestamp + 30_000
   }
 }
+
+/** Polls until the answer is there; fails loudly with the last answer if it never comes. */
+const waitFor = <A, E, R>(query: Effect.Effect<A, E, R>, done: (a: A) => boolean) =>
+  eventually(query, done, { every: "50 millis", times: 400 })
 
 /** The owner of `sensor` stops its session (a sensor change), as an action on the events topic. */
 const stopRecord = (sensor: string, atMinutes: number, n: number) => {
@@ -141,25 +146,18 @@ const pipelineContract = (name: string, eventLog: Layer.Layer<EventLog, unknown,
               eventRecord(sensor, 10, 50, 13)
             ])
             const query = { user_id: UserId.make("pipeline-user"), from: t0, to: t0 + 3_600_000, limit: 100 }
-            const stored = yield* readings.list({ ...query, sensor_id: SensorId.make(sensor) }).pipe(
-              Effect.repeat({
-                schedule: Schedule.spaced("50 millis"),
-                until: (p) => p.items.length === 2,
-                times: 400
-              })
+            const stored = yield* waitFor(
+              readings.list({ ...query, sensor_id: SensorId.make(sensor) }),
+              (p) => p.items.length === 2
             )
             assert.deepStrictEqual(
               stored.items.map((r) => r.glucose_value),
               [52, 50]
             )
             // The urgent low of 52 ended at the stop; the 50 after it, the new sensor's, opened a new one.
-            const episodes = yield* alerts.list(query).pipe(
-              Effect.map((page) => page.items.filter((a) => a.sensor_id === sensor)),
-              Effect.repeat({
-                schedule: Schedule.spaced("50 millis"),
-                until: (items) => items.length === 2,
-                times: 400
-              })
+            const episodes = yield* waitFor(
+              alerts.list(query).pipe(Effect.map((page) => page.items.filter((a) => a.sensor_id === sensor))),
+              (items) => items.length === 2
             )
             assert.deepStrictEqual(
               episodes.map((a) => [a.alert_type, a.status, a.started_at, a.ended_at]),
@@ -210,12 +208,9 @@ const pipelineContract = (name: string, eventLog: Layer.Layer<EventLog, unknown,
               to: t0 + 3_600_000,
               limit: 100
             }
-            const stored = yield* readings.list({ ...query, sensor_id: SensorId.make(sensor) }).pipe(
-              Effect.repeat({
-                schedule: Schedule.spaced("50 millis"),
-                until: (page) => page.items.length === 2,
-                times: 400
-              })
+            const stored = yield* waitFor(
+              readings.list({ ...query, sensor_id: SensorId.make(sensor) }),
+              (page) => page.items.length === 2
             )
             assert.deepStrictEqual(
               stored.items.map((r) => r.glucose_value),
@@ -224,13 +219,11 @@ const pipelineContract = (name: string, eventLog: Layer.Layer<EventLog, unknown,
             // 55 opens an urgent low (URGENT_LOW alone: it supersedes LOW); 120 is its first clear reading, so the
             // episode stays open. The episode showing that reading proves the notifier got past the poison too.
             // Only this sensor's episodes: the other test of this suite writes the same user's.
-            const raised = yield* alerts.list(query).pipe(
-              Effect.map((page) => ({ items: page.items.filter((alert) => alert.sensor_id === sensor) })),
-              Effect.repeat({
-                schedule: Schedule.spaced("50 millis"),
-                until: (page) => page.items[0]?.last_reading_at === t0 + 10 * MINUTE,
-                times: 400
-              })
+            const raised = yield* waitFor(
+              alerts
+                .list(query)
+                .pipe(Effect.map((page) => ({ items: page.items.filter((alert) => alert.sensor_id === sensor) }))),
+              (page) => page.items[0]?.last_reading_at === t0 + 10 * MINUTE
             )
             assert.deepStrictEqual(
               raised.items.map((alert) => [

@@ -1,6 +1,7 @@
 import { Alert, type AlertStatus, type AlertType, deriveAlertId, SensorId, UserId } from "@dexmon/domain"
 import { assert, layer } from "@effect/vitest"
 import { Effect, type Layer, Option } from "effect"
+import { SqlClient } from "effect/sql"
 import { type AlertQuery, AlertStore, encodeCursor } from "../../src/index.ts"
 
 let runCounter = 0
@@ -288,6 +289,15 @@ export const legacyAlertRow = (run: string) => {
     status: "SENT"
   }
 }
+
+/** Writes a `legacyAlertRow` into PostgreSQL's `glucose_alerts` in the seed's columns only, as the seed did. */
+export const insertLegacyAlertRowSql = (legacy: ReturnType<typeof legacyAlertRow>) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`INSERT INTO glucose_alerts (user_id, "timestamp", alert_id, sensor_id, glucose_value, alert_type, status)
+      VALUES (${legacy.user_id}, ${new Date(legacy.timestamp).toISOString()}::timestamptz, ${legacy.alert_id}::uuid,
+        ${legacy.sensor_id}, ${legacy.glucose_value}, ${legacy.alert_type}, ${legacy.status})`
+  })
 
 /**
  * How a row of `legacyAlertRow` reads back from every layer: an ended episode

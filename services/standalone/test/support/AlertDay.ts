@@ -4,6 +4,7 @@ import {
   defaultAlertRules,
   type EngineInput,
   initialSensorState,
+  type ReadingInput,
   type SensorState
 } from "@dexmon/alerting"
 import {
@@ -229,6 +230,19 @@ export const toProducerRecord = (record: DayRecord): ProducerRecord => {
   }
 }
 
+/** The record as the engine sees it, at `position` in the log (positions only need to grow per sensor). */
+export const toReadingInput = (record: DayRecord, position: number): ReadingInput => ({
+  _tag: "Reading",
+  position,
+  logTime: record.logTime,
+  event: {
+    timestamp: record.timestamp,
+    glucose_value: record.value,
+    source: record.source,
+    event_id: record.eventId
+  }
+})
+
 /** An episode as the tests compare them. */
 export const episodeRow = (alert: Alert) => ({
   alert_id: alert.alert_id,
@@ -260,17 +274,7 @@ export const expectedEpisodes = (records: ReadonlyArray<DayRecord>, checkedAt: n
   }
   records.forEach((record, position) => {
     const state = states.get(record.sensor) ?? initialSensorState(record.sensor, record.user)
-    apply(record.sensor, state, {
-      _tag: "Reading",
-      position,
-      logTime: record.logTime,
-      event: {
-        timestamp: record.timestamp,
-        glucose_value: record.value,
-        source: record.source,
-        event_id: record.eventId
-      }
-    })
+    apply(record.sensor, state, toReadingInput(record, position))
   })
   for (const [sensor, state] of states) apply(sensor, state, { _tag: "Tick", now: checkedAt })
   return [...rows.values()].map(episodeRow).sort((a, b) => a.alert_id.localeCompare(b.alert_id))
