@@ -1,5 +1,5 @@
 import { AlertRules } from "@dexmon/alerting"
-import { EventId, encodeGlucoseEvent, eventHeaders, GlucoseEvent, SensorId, UserId } from "@dexmon/domain"
+import { EventId, SensorId, UserId } from "@dexmon/domain"
 import { NotifierLive } from "@dexmon/notifier"
 import {
   AlertStateStore,
@@ -13,6 +13,7 @@ import {
 import { layerEmbeddedPostgresTest } from "@dexmon/ports/testing"
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
+import { toProducerRecord } from "./support/AlertDay.ts"
 import { eventually } from "./support/Eventually.ts"
 
 const t0 = Date.parse("2026-11-24T08:00:00.000Z")
@@ -65,26 +66,17 @@ const notifierOnEmbeddedStores = NotifierLive.pipe(
   )
 )
 
-const encoder = new TextEncoder()
-/** A live reading `minute` minutes after t0 (logged 30 s after its timestamp). */
-const reading = (minute: number, value: number) => {
-  const event = new GlucoseEvent({
-    schema_version: 1,
-    event_id: EventId.make(`01900000-0000-7000-8000-${(minute + 1).toString(16).padStart(12, "0")}`),
-    sensor_id: SensorId.make(SENSOR),
-    user_id: USER,
+/** A live reading `minute` minutes after t0 (logged 30 s after its timestamp), as the receiver appends it. */
+const reading = (minute: number, value: number) =>
+  toProducerRecord({
+    sensor: SensorId.make(SENSOR),
+    user: USER,
     timestamp: t0 + minute * MINUTE,
-    glucose_value: value,
+    value,
     source: "SENSOR",
-    received_at: t0
+    eventId: EventId.make(`01900000-0000-7000-8000-${(minute + 1).toString(16).padStart(12, "0")}`),
+    logTime: t0 + minute * MINUTE + 30_000
   })
-  return {
-    key: SENSOR,
-    value: encoder.encode(encodeGlucoseEvent(event)),
-    headers: eventHeaders(event),
-    timestamp: event.timestamp + 30_000
-  }
-}
 
 layer(notifierOnEmbeddedStores, { timeout: 120_000, excludeTestServices: true })(
   "the notifier against a racing writer of its sensor states",
