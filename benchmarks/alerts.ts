@@ -524,7 +524,8 @@ const program = Effect.gen(function* () {
     ...(startsCassandra ? (["cassandra"] as const) : [])
   ]
   const servers = yield* Effect.acquireRelease(
-    Effect.promise(() => Harness.up(["kafka", "cassandra"])),
+    // PostgreSQL holds the owners' alert settings the notifier reads; the harness only checks it answers.
+    Effect.promise(() => Harness.up(["kafka", "cassandra", "postgres"])),
     () => (started.length === 0 ? Effect.void : Effect.promise(() => Harness.down(started)))
   )
   const brokers = servers.KAFKA_BROKERS!
@@ -635,6 +636,8 @@ const program = Effect.gen(function* () {
       CASSANDRA_CONTACT_POINTS: contactPoints,
       CASSANDRA_LOCAL_DC: dataCenter,
       CASSANDRA_KEYSPACE: keyspace,
+      // The owners' alert settings; the benchmark's users have none, so each batch reads no document.
+      DATABASE_URL: servers.DATABASE_URL!,
       DEXMON_TOPIC_PREFIX: prefix,
       DEXMON_EVENT_PARTITIONS: String(PARTITIONS),
       DEXMON_NOTIFIER_GROUP: `${run}-notifier`,

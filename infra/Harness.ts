@@ -26,6 +26,7 @@ import {
   stopKafka,
   waitUntilKafkaAnswers
 } from "./kafka/Kafka.ts"
+import { ensureKcat, kcatStatus } from "./kcat/Kcat.ts"
 import { log, seconds } from "./Processes.ts"
 import { upPostgres } from "./postgres/Postgres.ts"
 import { type InfraState, readState, type S3State, withLock, writeState } from "./State.ts"
@@ -54,10 +55,19 @@ export const knownServices: ReadonlyArray<Service> = [...allServices, "s3"]
 
 export const isService = (name: string): name is Service => (knownServices as ReadonlyArray<string>).includes(name)
 
+/**
+ * Client programs the tests run beside the servers: `up` puts one under .infra when the machine lacks it
+ * (never when no name is given) and `down` leaves it, as it leaves the servers' jars.
+ */
+export type Tool = "kcat"
+export const knownTools: ReadonlyArray<Tool> = ["kcat"]
+
+export const isTool = (name: string): name is Tool => (knownTools as ReadonlyArray<string>).includes(name)
+
 /** How long an already running server (ours, or from KAFKA_BROKERS, CASSANDRA_CONTACT_POINTS or S3_ENDPOINT) gets to answer before `up` gives up. */
 const existingServerTimeoutMs = 30_000
 
-export async function up(services: ReadonlyArray<Service> = allServices): Promise<Record<string, string>> {
+export async function up(services: ReadonlyArray<Service | Tool> = allServices): Promise<Record<string, string>> {
   const environment: Record<string, string> = {}
   for (const service of services) {
     switch (service) {
@@ -73,9 +83,26 @@ export async function up(services: ReadonlyArray<Service> = allServices): Promis
       case "s3":
         Object.assign(environment, await upS3())
         break
+      case "kcat":
+        Object.assign(environment, await upKcat())
+        break
     }
   }
   return environment
+}
+
+/**
+ * kcat from PATH, or fetched under .infra (see infra/kcat/Kcat.ts). For the fetched one the answer
+ * is a PATH with its folder first, so that a process given this environment finds plain `kcat`.
+ */
+const upKcat = async (): Promise<Record<string, string>> => {
+  const kcat = await ensureKcat()
+  if (kcat.binDirectory === undefined) {
+    log(`kcat: the machine's (${kcat.version})`)
+    return {}
+  }
+  if (!kcat.downloaded) log(`kcat: ${kcat.version}, fetched before (${kcat.command})`)
+  return { PATH: [kcat.binDirectory, process.env.PATH].filter((part) => part !== undefined && part !== "").join(":") }
 }
 
 const upKafka = async (): Promise<Record<string, string>> => {
@@ -339,9 +366,9 @@ export function environment(): Record<string, string> {
   }
 }
 
-/** One line per server the harness starts: whether it runs, where, and whether it answers. */
+/** One line per server the harness starts (whether it runs, where, and whether it answers), then one per tool. */
 export async function status(): Promise<ReadonlyArray<string>> {
-  return [await kafkaStatus(), await cassandraStatus(), await s3Status()]
+  return [await kafkaStatus(), await cassandraStatus(), await s3Status(), await kcatStatus()]
 }
 
 const kafkaStatus = async (): Promise<string> => {

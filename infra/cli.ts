@@ -1,13 +1,26 @@
 // Command line of the real-server harness (`pnpm infra <command>`):
-//   up [kafka|postgres|cassandra|s3 ...]  start (or reuse) the servers, default kafka postgres cassandra
-//                                         (s3 only when named); prints how long each took
-//   down [kafka|cassandra|s3 ...]         stop what `up` started and remove its data, default all
-//   env                                   `export NAME=value` lines for the running servers: eval "$(pnpm -s infra env)"
-//   status                                what runs, where, and whether it answers
-import { allServices, down, environment, isService, knownServices, type Service, status, up } from "./Harness.ts"
+//   up [kafka|postgres|cassandra|s3|kcat ...]  start (or reuse) the servers, default kafka postgres cassandra
+//                                              (s3 only when named); prints how long each took; kcat, a tool
+//                                              and only when named: fetched into .infra unless on PATH
+//   down [kafka|cassandra|s3 ...]              stop what `up` started and remove its data, default all
+//   env                                        `export NAME=value` lines for the running servers: eval "$(pnpm -s infra env)"
+//   status                                     what runs, where, and whether it answers
+import {
+  allServices,
+  down,
+  environment,
+  isService,
+  isTool,
+  knownServices,
+  knownTools,
+  type Service,
+  status,
+  type Tool,
+  up
+} from "./Harness.ts"
 
 const usage =
-  "usage: node infra/cli.ts up [kafka|postgres|cassandra|s3 ...] | down [kafka|cassandra|s3 ...] | env | status"
+  "usage: node infra/cli.ts up [kafka|postgres|cassandra|s3|kcat ...] | down [kafka|cassandra|s3 ...] | env | status"
 
 // kafkajs 2.2.4 (used for the readiness check) calls setTimeout with a negative delay, which
 // Node 24 reports as a TimeoutNegativeWarning (tulios/kafkajs#1751, unfixed upstream). It is
@@ -26,11 +39,19 @@ const servicesNamed = (names: ReadonlyArray<string>): ReadonlyArray<Service> | u
   return undefined
 }
 
+/** The services and tools named after `up`, or undefined (after saying so) when one is unknown. */
+const servicesAndToolsNamed = (names: ReadonlyArray<string>): ReadonlyArray<Service | Tool> | undefined => {
+  const unknown = names.filter((name) => !isService(name) && !isTool(name))
+  if (unknown.length === 0) return names as ReadonlyArray<Service | Tool>
+  console.error(`unknown service(s): ${unknown.join(", ")}; known: ${[...knownServices, ...knownTools].join(", ")}`)
+  return undefined
+}
+
 const main = async (args: ReadonlyArray<string>): Promise<number> => {
   const [command, ...rest] = args
   switch (command) {
     case "up": {
-      const services = servicesNamed(rest)
+      const services = servicesAndToolsNamed(rest)
       if (services === undefined) return 2
       await up(services.length === 0 ? allServices : services)
       return 0

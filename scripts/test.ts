@@ -25,10 +25,9 @@ rmSync(resultsFile, { force: true })
 const typecheck = run("type-check", "tsc", ["-p", "tsconfig.json"])
 const lint = run("lint and format", "biome", ["ci", "."])
 
-// The independent clients the end-to-end tests check with (kcat for Kafka, python3-cassandra for
-// Cassandra); Debian packages both.
+// The independent clients the end-to-end tests check with: kcat for Kafka (the harness fetches it
+// without root when missing: `up kcat` below) and python3-cassandra for Cassandra (a Debian package).
 const independentClients = [
-  { name: "kcat", present: () => spawnSync("kcat", ["-V"]).status === 0 },
   { name: "python3-cassandra", present: () => spawnSync("/usr/bin/python3", ["-c", "import cassandra"]).status === 0 }
 ]
 const missing = independentClients.filter((client) => !client.present()).map((client) => client.name)
@@ -49,8 +48,10 @@ if (missing.length > 0) {
 
 // Leave servers that the harness was already running (a developer's `pnpm infra up`) as they were.
 const alreadyRunning = Object.keys(Harness.environment()).length > 0
-console.log("\n== servers: node infra/cli.ts up kafka postgres cassandra s3")
-const servers = await Harness.up(["kafka", "postgres", "cassandra", "s3"])
+// kcat first, so that a failed fetch stops the run before any server starts. When fetched, its answer is
+// a PATH with its folder first: tests that run plain `kcat` find it.
+console.log("\n== servers: node infra/cli.ts up kcat kafka postgres cassandra s3")
+const servers = await Harness.up(["kcat", "kafka", "postgres", "cassandra", "s3"])
 let tests = false
 try {
   tests = run(

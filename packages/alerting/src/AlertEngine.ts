@@ -1,5 +1,15 @@
-import { Alert, type AlertStatus, type AlertType, deriveAlertId, type EventId, type Source } from "@dexmon/domain"
+import {
+  Alert,
+  type AlertStatus,
+  type AlertType,
+  deriveAlertId,
+  type EventId,
+  type SilencedBy,
+  type Source,
+  type UserId
+} from "@dexmon/domain"
 import type { AlertRulesShape } from "./AlertRules.ts"
+import { quietPeriodAt } from "./QuietHours.ts"
 import { MAX_WINDOW_READINGS, type OpenEpisode, type SensorState, type WindowReading } from "./SensorState.ts"
 import { trendAt } from "./Trend.ts"
 
@@ -16,6 +26,8 @@ export interface ReadingInput {
     readonly source: Source
     readonly event_id: EventId
   }
+  /** The owner's alert-settings version the receiver stamped on the event (0 or absent: the deployment's rules). */
+  readonly settingsVersion?: number
 }
 
 /** The clock: the notifier ticks a sensor when its `nextCheckAt` has passed (for `NO_DATA` and retirement). */
@@ -34,8 +46,8 @@ export interface ActionInput {
   readonly position: number
   readonly logTime: number
   readonly action:
-    | { readonly type: "acknowledge"; readonly alert_id: string }
-    | { readonly type: "snooze"; readonly kind: AlertType; readonly until: number }
+    | { readonly type: "acknowledge"; readonly alert_id: string; readonly by: UserId }
+    | { readonly type: "snooze"; readonly alert_id: string; readonly kind: AlertType; readonly until: number }
     | { readonly type: "stop" }
 }
 
@@ -50,7 +62,10 @@ export type EngineInput = ReadingInput | TickInput | ActionInput
  * - `ended`: ended without an all clear (superseded, a silence, retirement, or never notified);
  * - `recorded`: an episode found only once it was over (a silence the sensor's next reading revealed);
  * - `repeated`: repeat n of an open episode (its `sequence`), or an acknowledged urgent low's reminder;
- * - `acknowledged`: the owner acknowledged the episode.
+ * - `released`: the first notification of an episode that quiet hours or a snooze held back, once they no longer do;
+ * - `acknowledged`: the owner acknowledged the episode;
+ * - `snoozed`: the owner snoozed the episode's kind;
+ * - `silenced`: a notification the episode was due was not sent (its `silenced_by` says why).
  */
 export type AlertChangeKind =
   | "opened"
@@ -60,7 +75,10 @@ export type AlertChangeKind =
   | "ended"
   | "recorded"
   | "repeated"
+  | "released"
   | "acknowledged"
+  | "snoozed"
+  | "silenced"
 
 export interface AlertChange {
   readonly kind: AlertChangeKind
@@ -91,6 +109,7 @@ const highKinds: ReadonlySet<AlertType> = new Set(["HIGH", "RISING_FAST"])
 /** The state being decided on: copies of the state's parts, changed in place, and the changes so far. */
 interface Work {
   readonly base: SensorState
+  readonly rules: AlertRulesShape
   position: number
   clock: number
   newest: SensorState["newest"]
@@ -99,13 +118,15 @@ interface Work {
   retired: boolean
   snoozes: Array<{ readonly kind: AlertType; readonly until: number }>
   stopped: boolean
+  settingsVersion: number
   /** The time of the input being decided: its log time, or the tick's time. */
   now: number
   readonly changes: Array<AlertChange>
 }
 
-const begin = (state: SensorState): Work => ({
+const begin = (rules: AlertRulesShape, state: SensorState): Work => ({
   base: state,
+  rules,
   position: state.position,
   clock: state.clock,
   newest: state.newest,
@@ -114,6 +135,7 @@ const begin = (state: SensorState): Work => ({
   retired: state.retired,
   snoozes: [...state.snoozes],
   stopped: state.stopped,
+  settingsVersion: state.settings_version,
   now: state.clock,
   changes: []
 })
@@ -133,7 +155,8 @@ const finish = (work: Work): Decision => ({
     retired: work.retired,
     // A snooze that has run out is forgotten.
     snoozes: work.snoozes.filter((snooze) => snooze.until > work.now),
-    stopped: work.stopped
+    stopped: work.stopped,
+    settings_version: work.settingsVersion
   },
   changes: work.changes
 })
@@ -151,26 +174,89 @@ const toAlert = (work: Work, episode: OpenEpisode, status: AlertStatus, endedAt:
     glucose_value: episode.trigger_value,
     extreme_value: episode.extreme_value,
     last_value: episode.last_value,
-    last_reading_at: episode.last_reading_at
+    last_reading_at: episode.last_reading_at,
+    acknowledged_at: episode.acknowledged_at,
+    acknowledged_by: episode.acknowledged_by,
+    snoozed_until: episode.snoozed_until,
+    notification_count: episode.notifications,
+    last_notified_at: episode.last_notified_at,
+    silenced_by: episode.silenced_by
   })
 
 const change = (work: Work, kind: AlertChangeKind, alert: Alert, notify: boolean, sequence = 0) => {
   work.changes.push({ kind, alert, notify, sequence })
 }
 
-/** Whether the owner snoozed this kind for the sensor at the time being decided. */
-const snoozed = (work: Work, kind: AlertType) =>
-  work.snoozes.some((snooze) => snooze.kind === kind && snooze.until > work.now)
+/** Until when the owner snoozed this kind for the sensor, at the time being decided; null when not snoozed. */
+const snoozedUntil = (work: Work, kind: AlertType): number | null => {
+  const snooze = work.snoozes.find((s) => s.kind === kind && s.until > work.now)
+  return snooze === undefined ? null : snooze.until
+}
 
-/** Whether a new or newly live episode of this kind is told now: never while snoozed, except an urgent low. */
-const mayNotify = (work: Work, kind: AlertType) => kind === "URGENT_LOW" || !snoozed(work, kind)
+/** The kinds quiet hours never silence: signal loss at night can hide an urgent low. */
+const heardInQuietHours: ReadonlySet<AlertType> = new Set(["URGENT_LOW", "URGENT_LOW_SOON", "NO_DATA"])
+
+/** The owner's quiet period at the time being decided, if any. */
+const quietPeriodNow = (work: Work) =>
+  work.rules.quietHours === null ? undefined : quietPeriodAt(work.rules.quietHours, work.now)
+
+/**
+ * Why a notification of this kind due now would not go out, or null when it
+ * goes out. A snooze never silences a new urgent low nor its all clear (on
+ * `URGENT_LOW` it only delays repeats); quiet hours silence every kind but
+ * the urgent ones.
+ */
+const silencer = (work: Work, kind: AlertType, what: "first" | "repeat" | "all clear"): SilencedBy | null => {
+  if (snoozedUntil(work, kind) !== null && (kind !== "URGENT_LOW" || what === "repeat")) return "SNOOZED"
+  if (!heardInQuietHours.has(kind) && quietPeriodNow(work) !== undefined) return "QUIET_HOURS"
+  return null
+}
 
 /** The episode after one more notification at the time being decided. */
 const notified = (work: Work, episode: OpenEpisode): OpenEpisode => ({
   ...episode,
   notifications: episode.notifications + 1,
-  last_notified_at: work.now
+  last_notified_at: work.now,
+  silenced_by: null
 })
+
+/** An episode whose first notification quiet hours or a snooze held back: told once neither holds it. */
+const isHeld = (episode: OpenEpisode) =>
+  episode.status === "ACTIVE" &&
+  episode.notifications === 0 &&
+  (episode.silenced_by === "QUIET_HOURS" || episode.silenced_by === "SNOOZED")
+
+/**
+ * Whether the episode's condition is current enough to tell again: a reading
+ * at most `repeatNeedsReadingWithin` old, still in the condition (repeats stop
+ * when readings stop). `NO_DATA` is current as long as it is open.
+ */
+const isCurrent = (work: Work, episode: OpenEpisode) =>
+  episode.kind === "NO_DATA" ||
+  (work.newest !== null &&
+    work.newest.t >= work.now - work.rules.repeatNeedsReadingWithin &&
+    episode.clears.length === 0)
+
+/** Keeps the episode, with a change row when why it was silenced changed. */
+const setSilencedBy = (work: Work, episode: OpenEpisode, silencedBy: SilencedBy | null) => {
+  const next = { ...episode, silenced_by: silencedBy }
+  work.open.set(episode.kind, next)
+  if (silencedBy !== episode.silenced_by) change(work, "silenced", toAlert(work, next, next.status, null), false)
+  return next
+}
+
+/** What an episode holds before anything was done about it. */
+const unnotified = {
+  clears: [],
+  notifications: 0,
+  repeats: 0,
+  last_notified_at: null,
+  acknowledged_at: null,
+  acknowledged_by: null,
+  acknowledgement_holds: false,
+  snoozed_until: null,
+  silenced_by: null
+} as const satisfies Partial<OpenEpisode>
 
 const openEpisode = (
   work: Work,
@@ -182,6 +268,7 @@ const openEpisode = (
   live: boolean
 ) => {
   const fresh: OpenEpisode = {
+    ...unnotified,
     alert_id: deriveAlertId(work.base.sensor_id, keyTime, kind),
     kind,
     status: live ? "ACTIVE" : "BACKFILLED",
@@ -190,27 +277,30 @@ const openEpisode = (
     extreme_value: value,
     last_value: value,
     last_reading_at: valueAt,
-    clears: [],
-    notifications: 0,
-    repeats: 0,
-    last_notified_at: null,
-    acknowledged_at: null
+    snoozed_until: snoozedUntil(work, kind),
+    // A late episode is recorded, never told; a snoozed kind's or a quiet night's is held (see `releaseHeld`).
+    silenced_by: live ? silencer(work, kind, "first") : "BACKFILLED"
   }
-  // A snoozed kind's new episode is recorded, not told (a snooze never silences a new urgent low).
-  const tell = live && mayNotify(work, kind)
+  const tell = fresh.silenced_by === null
   const episode = tell ? notified(work, fresh) : fresh
   work.open.set(kind, episode)
   change(work, "opened", toAlert(work, episode, episode.status, null), tell, episode.notifications)
 }
 
-/** Ends an open episode: an all clear when it was notified and `silent` is not asked for. */
+/**
+ * Ends an open episode: an all clear when it was notified, `silent` is not
+ * asked for, and neither a snooze nor quiet hours silence it.
+ */
 const endEpisode = (work: Work, episode: OpenEpisode, at: number, silent: boolean) => {
   work.open.delete(episode.kind)
   const live = episode.status === "ACTIVE"
-  const alert = toAlert(work, episode, live ? "RESOLVED" : "BACKFILLED", Math.max(at, episode.started_at))
   // Only an episode someone was told about gets an all clear.
-  const allClear = live && episode.notifications > 0 && !silent
-  change(work, allClear ? "resolved" : "ended", alert, allClear, allClear ? episode.notifications + 1 : 0)
+  const due = live && episode.notifications > 0 && !silent
+  const silencedBy = due ? silencer(work, episode.kind, "all clear") : null
+  const allClear = due && silencedBy === null
+  const last = allClear ? notified(work, episode) : due ? { ...episode, silenced_by: silencedBy } : episode
+  const alert = toAlert(work, last, live ? "RESOLVED" : "BACKFILLED", Math.max(at, episode.started_at))
+  change(work, allClear ? "resolved" : "ended", alert, allClear, allClear ? last.notifications : 0)
 }
 
 /** Every open episode ends, silently, when the sensor falls silent: nothing is known about the person any more. */
@@ -233,6 +323,7 @@ const recordNoData = (
 ) => {
   const startedAt = newest.t + rules.noData.after
   const episode: OpenEpisode = {
+    ...unnotified,
     alert_id: deriveAlertId(work.base.sensor_id, newest.t, "NO_DATA"),
     kind: "NO_DATA",
     status: "ACTIVE",
@@ -241,11 +332,8 @@ const recordNoData = (
     extreme_value: newest.v,
     last_value: newest.v,
     last_reading_at: newest.t,
-    clears: [],
-    notifications: 0,
-    repeats: 0,
-    last_notified_at: null,
-    acknowledged_at: null
+    // Nobody could be told in time: the notifier learnt of the silence only from the reading that ended it.
+    silenced_by: "BACKFILLED"
   }
   change(work, "recorded", toAlert(work, episode, "RESOLVED", Math.max(endedAt, startedAt)), false)
 }
@@ -318,8 +406,9 @@ const evaluate = (work: Work, rules: AlertRulesShape, t: number, v: number, live
         clears: []
       }
       const activated = episode.status === "BACKFILLED" && updated.status === "ACTIVE"
-      const tell = activated && mayNotify(work, kind)
-      const next = tell ? notified(work, updated) : updated
+      const silencedBy = activated ? silencer(work, kind, "first") : updated.silenced_by
+      const tell = activated && silencedBy === null
+      const next = tell ? notified(work, updated) : { ...updated, silenced_by: silencedBy }
       work.open.set(kind, next)
       change(
         work,
@@ -350,8 +439,8 @@ const evaluate = (work: Work, rules: AlertRulesShape, t: number, v: number, live
 }
 
 /** Starts deciding a record of the log: the state then covers its position, and its log time is the time. */
-const beginRecord = (state: SensorState, input: ReadingInput | ActionInput): Work => {
-  const work = begin(state)
+const beginRecord = (rules: AlertRulesShape, state: SensorState, input: ReadingInput | ActionInput): Work => {
+  const work = begin(rules, state)
   work.position = input.position
   work.clock = Math.max(work.clock, input.logTime)
   work.now = input.logTime
@@ -361,7 +450,8 @@ const beginRecord = (state: SensorState, input: ReadingInput | ActionInput): Wor
 const onReading = (rules: AlertRulesShape, state: SensorState, input: ReadingInput): Decision => {
   // At or before the position the state covers: a redelivery, already decided.
   if (input.position <= state.position) return { state, changes: [] }
-  const work = beginRecord(state, input)
+  const work = beginRecord(rules, state, input)
+  work.settingsVersion = Math.max(work.settingsVersion, input.settingsVersion ?? 0)
   const { event } = input
   // Finger-sticks are stored and shown, but alerts follow the sensor alone (as Dexcom's and Nightscout's do).
   if (event.source !== "SENSOR") return finish(work)
@@ -378,6 +468,7 @@ const onReading = (rules: AlertRulesShape, state: SensorState, input: ReadingInp
     if (stored.v !== v && work.newest !== null && work.newest.t === t) {
       work.newest = { t, v, live: work.newest.live || live }
       evaluate(work, rules, t, v, live)
+      if (live) releaseHeld(work)
     }
     return finish(work)
   }
@@ -393,13 +484,14 @@ const onReading = (rules: AlertRulesShape, state: SensorState, input: ReadingInp
   work.newest = { t, v, live }
   insertIntoWindow(work, { t, v, e: event.event_id }, t, rules)
   evaluate(work, rules, t, v, live)
+  if (live) releaseHeld(work)
   return finish(work)
 }
 
 const onTick = (rules: AlertRulesShape, state: SensorState, input: TickInput): Decision => {
   const newest = state.newest
   if (state.retired || state.stopped || newest === null) return { state, changes: [] }
-  const work = begin(state)
+  const work = begin(rules, state)
   const now = Math.max(work.clock, input.now)
   work.clock = now
   work.now = now
@@ -418,8 +510,31 @@ const onTick = (rules: AlertRulesShape, state: SensorState, input: TickInput): D
       openEpisode(work, "NO_DATA", silentFrom, newest.t, newest.v, newest.t, true)
     }
   }
+  releaseHeld(work)
   repeatDue(work, rules, now)
   return finish(work)
+}
+
+/**
+ * Tells the held episodes (see `isHeld`) that nothing holds any more: quiet
+ * hours ended or the snooze ran out while the episode is still open and
+ * current. Its repeats go on from there; the ones that fell due while it was
+ * held are not caught up.
+ */
+const releaseHeld = (work: Work) => {
+  for (const episode of [...work.open.values()]) {
+    if (!isHeld(episode) || !isCurrent(work, episode)) continue
+    const silencedBy = silencer(work, episode.kind, "first")
+    if (silencedBy !== null) {
+      setSilencedBy(work, episode, silencedBy)
+      continue
+    }
+    const every = work.rules.repeat[episode.kind]
+    const repeats = every === undefined ? episode.repeats : Math.floor((work.now - episode.started_at) / every)
+    const next = notified(work, { ...episode, repeats: Math.max(episode.repeats, repeats) })
+    work.open.set(episode.kind, next)
+    change(work, "released", toAlert(work, next, next.status, null), true, next.notifications)
+  }
 }
 
 /**
@@ -433,48 +548,69 @@ const onTick = (rules: AlertRulesShape, state: SensorState, input: TickInput): D
 const repeatDue = (work: Work, rules: AlertRulesShape, now: number) => {
   for (const episode of [...work.open.values()]) {
     const every = rules.repeat[episode.kind]
-    if (episode.status !== "ACTIVE" || every === undefined) continue
+    // Only a told episode repeats: a held one is told first by `releaseHeld`.
+    if (episode.status !== "ACTIVE" || every === undefined || episode.notifications === 0) continue
     const due = Math.floor((now - episode.started_at) / every)
     const reminder =
       episode.kind === "URGENT_LOW" &&
+      episode.acknowledgement_holds &&
       episode.acknowledged_at !== null &&
       now >= episode.acknowledged_at + rules.urgentLowReminderAfter &&
       episode.last_value <= rules.urgentLowAt
     if (due <= episode.repeats && !reminder) continue
-    const fresh =
-      work.newest !== null &&
-      work.newest.t >= now - rules.repeatNeedsReadingWithin &&
-      episode.clears.length === 0 &&
-      episode.kind !== "NO_DATA"
-    const silenced = snoozed(work, episode.kind) || (episode.acknowledged_at !== null && !reminder)
-    if (!fresh || silenced) {
-      work.open.set(episode.kind, { ...episode, repeats: Math.max(episode.repeats, due) })
+    const skipped = { ...episode, repeats: Math.max(episode.repeats, due) }
+    if (!isCurrent(work, episode) || episode.kind === "NO_DATA") {
+      work.open.set(episode.kind, skipped)
       continue
     }
-    const next = notified(work, { ...episode, repeats: Math.max(episode.repeats, due), acknowledged_at: null })
+    const silencedBy =
+      episode.acknowledgement_holds && !reminder ? "ACKNOWLEDGED" : silencer(work, episode.kind, "repeat")
+    if (silencedBy !== null) {
+      setSilencedBy(work, skipped, silencedBy)
+      continue
+    }
+    // The reminder lifts the acknowledgement: the repeats go on until it is acknowledged again.
+    const next = notified(work, { ...skipped, acknowledgement_holds: false })
     work.open.set(episode.kind, next)
     change(work, "repeated", toAlert(work, next, next.status, null), true, next.notifications)
   }
 }
 
 /** The owner's actions; like readings, one at or before the state's position is a redelivery. */
-const onAction = (state: SensorState, input: ActionInput): Decision => {
+const onAction = (rules: AlertRulesShape, state: SensorState, input: ActionInput): Decision => {
   if (input.position <= state.position) return { state, changes: [] }
-  const work = beginRecord(state, input)
+  const work = beginRecord(rules, state, input)
   const { action } = input
   switch (action.type) {
     case "acknowledge": {
+      // An episode that has ended is past acknowledging: the action is accepted and changes nothing.
       const episode = [...work.open.values()].find((e) => e.alert_id === action.alert_id)
-      if (episode !== undefined && episode.acknowledged_at === null) {
-        const next = { ...episode, acknowledged_at: input.logTime }
+      if (episode !== undefined && !episode.acknowledgement_holds) {
+        const next = {
+          ...episode,
+          acknowledged_at: input.logTime,
+          acknowledged_by: action.by,
+          acknowledgement_holds: true
+        }
         work.open.set(episode.kind, next)
         change(work, "acknowledged", toAlert(work, next, next.status, null), false)
       }
       break
     }
-    case "snooze":
-      work.snoozes = [...work.snoozes.filter((snooze) => snooze.kind !== action.kind), action]
+    case "snooze": {
+      // The kind is snoozed for the sensor, across episodes, whichever episode the owner snoozed it from.
+      work.snoozes = [
+        ...work.snoozes.filter((snooze) => snooze.kind !== action.kind),
+        { kind: action.kind, until: action.until }
+      ]
+      const episode = work.open.get(action.kind)
+      if (episode !== undefined) {
+        const next = { ...episode, snoozed_until: action.until }
+        work.open.set(episode.kind, next)
+        change(work, "snoozed", toAlert(work, next, next.status, null), false)
+      }
       break
+    }
     case "stop":
       // A sensor change: what was open ends without an all clear, and its silence is no news.
       endAllSilently(work, input.logTime)
@@ -496,7 +632,7 @@ export const decide = (rules: AlertRulesShape, state: SensorState, input: Engine
     case "Tick":
       return onTick(rules, state, input)
     case "Action":
-      return onAction(state, input)
+      return onAction(rules, state, input)
   }
 }
 
@@ -517,5 +653,24 @@ export const nextCheckAt = (rules: AlertRulesShape, state: SensorState): number 
     // While acknowledged, the due repeats are passed over one by one until the urgent low's reminder.
     return [episode.started_at + (episode.repeats + 1) * every]
   })
-  return Math.min(silence, ...repeats)
+  return Math.min(silence, ...repeats, ...heldUntil(rules, state))
+}
+
+/**
+ * When the held episodes may be told: when the snooze of their kind runs out
+ * or the quiet period ends, whichever is later. A held episode nothing holds
+ * any more waits for a current reading, which releases it.
+ */
+const heldUntil = (rules: AlertRulesShape, state: SensorState): ReadonlyArray<number> => {
+  const quiet = rules.quietHours === null ? undefined : quietPeriodAt(rules.quietHours, state.clock)
+  return state.open.flatMap((episode) => {
+    if (!isHeld(episode)) return []
+    const snoozedTo = Math.max(
+      0,
+      ...state.snoozes.filter((s) => s.kind === episode.kind && s.until > state.clock).map((s) => s.until)
+    )
+    const quietTo = quiet !== undefined && !heardInQuietHours.has(episode.kind) ? quiet.end : 0
+    const until = Math.max(snoozedTo, quietTo)
+    return until > state.clock ? [until] : []
+  })
 }

@@ -1,11 +1,12 @@
 import { type AlertType, parseRetention } from "@dexmon/domain"
 import { Config, Context, Effect, Layer, Schema, SchemaGetter } from "effect"
+import type { QuietHours } from "./QuietHours.ts"
 
 const MINUTE = 60_000
 
 /**
- * The deployment's alert rules (mg/dL, milliseconds). Per-user settings will
- * refine these; the defaults follow Dexcom's and Nightscout's (see the README).
+ * The deployment's alert rules (mg/dL, milliseconds). Per-user settings
+ * refine these (`rulesFor`); the defaults follow Dexcom's and Nightscout's (see the README).
  */
 export interface AlertRulesShape {
   /** At or below: `URGENT_LOW`. Always on. */
@@ -35,6 +36,8 @@ export interface AlertRulesShape {
   readonly repeatNeedsReadingWithin: number
   /** An acknowledged `URGENT_LOW` still at or below its threshold this long after the acknowledgement notifies again. */
   readonly urgentLowReminderAfter: number
+  /** The owner's quiet hours: only `URGENT_LOW`, `URGENT_LOW_SOON` and `NO_DATA` notify in them. Never the deployment's. */
+  readonly quietHours: QuietHours | null
 }
 
 export const defaultAlertRules: AlertRulesShape = {
@@ -52,7 +55,8 @@ export const defaultAlertRules: AlertRulesShape = {
   retireAfter: 24 * 60 * MINUTE,
   repeat: { URGENT_LOW: 5 * MINUTE },
   repeatNeedsReadingWithin: 10 * MINUTE,
-  urgentLowReminderAfter: 30 * MINUTE
+  urgentLowReminderAfter: 30 * MINUTE,
+  quietHours: null
 }
 
 /** A duration in the format of `DEXMON_HOT_RETENTION` (`15m`, `24h`, `90d`, `45s`), decoded to milliseconds. */

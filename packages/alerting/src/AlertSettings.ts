@@ -119,34 +119,47 @@ export const decodeAlertSettings = Schema.decodeUnknownEffect(AlertSettings, ale
 
 export const encodeAlertSettings = Schema.encodeSync(AlertSettings)
 
-/** The document GET returns before a user has changed anything: the deployment's rules and repeats. */
+/** `value` moved into `[minimum, maximum]`, as a whole number when `whole`. */
+const within = (value: number, minimum: number, maximum: number, whole = true) =>
+  Math.min(maximum, Math.max(minimum, whole ? Math.round(value) : value))
+
+/**
+ * The document GET returns before a user has changed anything: the
+ * deployment's rules and repeats, moved into the bounds a user may set (a
+ * deployment may use values no user may choose, e.g. a 20-second silence in
+ * a test; the document shows the nearest one a user could write back).
+ */
 export const defaultAlertSettings = (rules: AlertRulesShape): AlertSettings => {
   const repeatOf = (kind: AlertType) => {
     const every = rules.repeat[kind]
-    return every === undefined ? null : every / MINUTE
+    return every === undefined ? null : within(every / MINUTE, 5, 240)
   }
   return {
-    low: { enabled: rules.low.enabled, threshold: rules.low.below, repeat_minutes: repeatOf("LOW") },
-    urgent_low: { threshold: rules.urgentLowAt, repeat_minutes: repeatOf("URGENT_LOW") },
+    low: { enabled: rules.low.enabled, threshold: within(rules.low.below, 60, 100), repeat_minutes: repeatOf("LOW") },
+    urgent_low: { threshold: within(rules.urgentLowAt, 40, 55), repeat_minutes: repeatOf("URGENT_LOW") },
     urgent_low_soon: {
       enabled: rules.urgentLowSoon.enabled,
-      horizon_minutes: rules.urgentLowSoon.horizon / MINUTE,
+      horizon_minutes: within(rules.urgentLowSoon.horizon / MINUTE, 10, 30),
       repeat_minutes: repeatOf("URGENT_LOW_SOON")
     },
-    high: { enabled: rules.high.enabled, threshold: rules.high.above, repeat_minutes: repeatOf("HIGH") },
+    high: {
+      enabled: rules.high.enabled,
+      threshold: within(rules.high.above, 120, 400),
+      repeat_minutes: repeatOf("HIGH")
+    },
     falling_fast: {
       enabled: rules.fallingFast.enabled,
-      rate: rules.fallingFast.rate,
+      rate: within(rules.fallingFast.rate, 2, 5, false),
       repeat_minutes: repeatOf("FALLING_FAST")
     },
     rising_fast: {
       enabled: rules.risingFast.enabled,
-      rate: rules.risingFast.rate,
+      rate: within(rules.risingFast.rate, 2, 5, false),
       repeat_minutes: repeatOf("RISING_FAST")
     },
     no_data: {
       enabled: rules.noData.enabled,
-      minutes: rules.noData.after / MINUTE,
+      minutes: within(rules.noData.after / MINUTE, 10, 120),
       repeat_minutes: repeatOf("NO_DATA")
     },
     quiet_hours: null
@@ -157,7 +170,7 @@ export const defaultAlertSettings = (rules: AlertRulesShape): AlertSettings => {
  * The rules the engine applies to one user: the deployment's, with the user's
  * thresholds, switches, horizon, rates and no-data delay. `urgentLowAt` and
  * the engine's own parameters (trend window, episode end, retirement) stay the
- * deployment's. Repeats and quiet hours are not rules: they shape notifications.
+ * deployment's. Repeats and quiet hours shape which notifications go out.
  */
 export const rulesFor = (deployment: AlertRulesShape, settings: AlertSettings): AlertRulesShape => ({
   ...deployment,
@@ -182,7 +195,8 @@ export const rulesFor = (deployment: AlertRulesShape, settings: AlertSettings): 
         ["NO_DATA", settings.no_data.repeat_minutes]
       ] as const
     ).flatMap(([kind, minutes]) => (minutes === null ? [] : [[kind, minutes * MINUTE]]))
-  )
+  ),
+  quietHours: settings.quiet_hours
 })
 
 /** JSON with every object's keys sorted, so equal documents give equal text whatever their key order. */

@@ -1,4 +1,4 @@
-import { AlertId, AlertType, EventId, SensorId, UserId } from "@dexmon/domain"
+import { AlertId, AlertType, EventId, SensorId, SilencedBy, UserId } from "@dexmon/domain"
 import { Effect, Schema } from "effect"
 
 /** A field that states written before it existed decode with `value`. */
@@ -27,8 +27,18 @@ export const OpenEpisode = Schema.Struct({
   /** The last repeat number decided (sent or skipped): repeat n is due at `started_at + n × repeat`. */
   repeats: since(Schema.Number, 0),
   last_notified_at: since(Schema.NullOr(Schema.Number), null),
-  /** When the owner acknowledged the episode (log time of the action): no more repeats, but see URGENT_LOW. */
-  acknowledged_at: since(Schema.NullOr(Schema.Number), null)
+  /** When the owner last acknowledged the episode (log time of the action), and who. */
+  acknowledged_at: since(Schema.NullOr(Schema.Number), null),
+  acknowledged_by: since(Schema.NullOr(UserId), null),
+  /** Whether the acknowledgement still holds back repeats (an urgent low's reminder lifts it). */
+  acknowledgement_holds: since(Schema.Boolean, false),
+  /** Until when the owner snoozed this kind while the episode was open. */
+  snoozed_until: since(Schema.NullOr(Schema.Number), null),
+  /**
+   * Why the last notification due was not sent. An episode never told because
+   * of `QUIET_HOURS` or `SNOOZED` is held: it is told once neither holds it.
+   */
+  silenced_by: since(Schema.NullOr(SilencedBy), null)
 })
 export type OpenEpisode = typeof OpenEpisode.Type
 
@@ -53,7 +63,12 @@ export const SensorState = Schema.Struct({
   /** Kinds the owner snoozed for this sensor, until when (across episodes). */
   snoozes: since(Schema.Array(Schema.Struct({ kind: AlertType, until: Schema.Number })), []),
   /** The sensor's session was stopped (a sensor change): no NO_DATA until it sends again. */
-  stopped: since(Schema.Boolean, false)
+  stopped: since(Schema.Boolean, false),
+  /**
+   * The owner's alert-settings version of the newest reading (0: the
+   * deployment's rules): the clock and the owner's actions are decided with it.
+   */
+  settings_version: since(Schema.Number, 0)
 })
 export type SensorState = typeof SensorState.Type
 
@@ -70,7 +85,8 @@ export const initialSensorState = (sensorId: SensorId, userId: UserId): SensorSt
   open: [],
   retired: false,
   snoozes: [],
-  stopped: false
+  stopped: false,
+  settings_version: 0
 })
 
 /** The state as the alert-state store keeps it (JSON text). */

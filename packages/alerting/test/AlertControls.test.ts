@@ -3,13 +3,15 @@ import { Arbitrary, Clock, Effect, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import {
   type AlertChange,
+  type AlertRulesShape,
   decide,
   defaultAlertRules,
   type EngineInput,
   initialSensorState,
-  nextCheckAt
+  nextCheckAt,
+  type QuietHours
 } from "../src/index.ts"
-import { MINUTE, runAll, script, sensor, T0, tickEvery, timeline, user } from "./Script.ts"
+import { MINUTE, nextEventId, runAll, script, sensor, T0, tickEvery, timeline, user } from "./Script.ts"
 
 /** Minutes after T0 at which the episode of `kind` notified (first, repeats, reminders, all clear). */
 const notifiedAt = (changes: ReadonlyArray<AlertChange>, kind: string, times: ReadonlyArray<number>) =>
@@ -37,7 +39,7 @@ const acknowledge = (alertId: string, at: number): EngineInput => ({
   _tag: "Action",
   position: 0,
   logTime: at,
-  action: { type: "acknowledge", alert_id: alertId }
+  action: { type: "acknowledge", alert_id: alertId, by: user }
 })
 
 // Readings every 5 minutes; a sensor with 1-minute readings for the minutes given.
@@ -108,13 +110,13 @@ describe("repeats, acknowledgement, snooze and sensor stop", () => {
       _tag: "Action",
       position: 0,
       logTime: T0 + 5 * MINUTE,
-      action: { type: "snooze", kind: "LOW", until: T0 + 65 * MINUTE }
+      action: { type: "snooze", alert_id: "snoozed-from-app", kind: "LOW", until: T0 + 65 * MINUTE }
     }
     const urgentSnooze: EngineInput = {
       _tag: "Action",
       position: 0,
       logTime: T0 + 85 * MINUTE,
-      action: { type: "snooze", kind: "URGENT_LOW", until: T0 + 115 * MINUTE }
+      action: { type: "snooze", alert_id: "snoozed-from-app", kind: "URGENT_LOW", until: T0 + 115 * MINUTE }
     }
     const run = runTimeline(timeline(s.inputs, [snooze, urgentSnooze]))
     const lows = run.changes.filter((c) => c.kind === "opened" && c.alert.alert_type === "LOW")
@@ -139,7 +141,7 @@ describe("repeats, acknowledgement, snooze and sensor stop", () => {
       _tag: "Action",
       position: 0,
       logTime: T0 + 2 * MINUTE,
-      action: { type: "snooze", kind: "URGENT_LOW", until: T0 + 17 * MINUTE }
+      action: { type: "snooze", alert_id: "snoozed-from-app", kind: "URGENT_LOW", until: T0 + 17 * MINUTE }
     }
     const run = runTimeline(timeline(readings, [snooze], tickEvery(T0 + MINUTE, T0 + 30 * MINUTE)))
     assert.deepStrictEqual(
@@ -206,4 +208,173 @@ describe("repeats, acknowledgement, snooze and sensor stop", () => {
       assert.deepStrictEqual(decide(defaultAlertRules, withAcks.state, last), { state: withAcks.state, changes: [] })
     }
   )
+})
+
+/** Ticks every minute on the TestClock from `from` to `to`, with a live reading of `valueAt(minute)` every 5 minutes. */
+const liveDay = (rules: AlertRulesShape, from: number, to: number, valueAt: (at: number) => number) =>
+  Effect.gen(function* () {
+    yield* TestClock.setTime(from)
+    let state = initialSensorState(sensor, user)
+    let position = 0
+    const told: Array<{ at: number; kind: AlertChange["kind"]; type: string; silencedBy: string | null }> = []
+    const rows = new Map<string, AlertChange["alert"]>()
+    const checks: Array<{ at: number; next: number | null }> = []
+    const apply = (input: EngineInput, at: number) => {
+      const decision = decide(rules, state, input)
+      state = decision.state
+      for (const c of decision.changes) {
+        rows.set(c.alert.alert_id, c.alert)
+        if (c.notify) told.push({ at, kind: c.kind, type: c.alert.alert_type, silencedBy: c.alert.silenced_by })
+      }
+    }
+    for (let now = yield* Clock.currentTimeMillis; now <= to; now = yield* Clock.currentTimeMillis) {
+      if ((now - from) % (5 * MINUTE) === 0) {
+        apply(
+          {
+            _tag: "Reading",
+            position: position++,
+            logTime: now,
+            event: { timestamp: now, glucose_value: valueAt(now), source: "SENSOR", event_id: nextEventId() }
+          },
+          now
+        )
+      }
+      apply({ _tag: "Tick", now }, now)
+      checks.push({ at: now, next: nextCheckAt(rules, state) })
+      yield* TestClock.adjust("1 minute")
+    }
+    return { told, rows, checks, state }
+  })
+
+describe("quiet hours", () => {
+  const berlinNights: QuietHours = {
+    start: "22:00",
+    end: "07:00",
+    time_zone: "Europe/Berlin",
+    days: [1, 2, 3, 4, 5, 6, 7]
+  }
+  const rules: AlertRulesShape = { ...defaultAlertRules, quietHours: berlinNights }
+
+  it.effect.each([
+    // Clocks go back at 03:00 CEST: the night is an hour longer, and 07:00 CET is 06:00 UTC.
+    { name: "the night the clocks go back", evening: "2026-10-24T19:00:00Z", quietEnd: "2026-10-25T06:00:00Z" },
+    // Clocks go forward at 02:00 CET: the night is an hour shorter, and 07:00 CEST is 05:00 UTC.
+    { name: "the night the clocks go forward", evening: "2026-03-28T19:00:00Z", quietEnd: "2026-03-29T05:00:00Z" }
+  ])(
+    "silence HIGH but not URGENT_LOW, and a HIGH still open at their end notifies then: $name",
+    ({ evening, quietEnd }) =>
+      Effect.gen(function* () {
+        const from = Date.parse(evening)
+        const end = Date.parse(quietEnd)
+        const highFrom = from + 3 * 60 * MINUTE // 23:00 local, inside quiet hours
+        const urgentFrom = from + 5 * 60 * MINUTE // an urgent low at 01:00 local, for 20 minutes
+        const run = yield* liveDay(rules, from, end + 30 * MINUTE, (at) =>
+          at >= urgentFrom && at < urgentFrom + 20 * MINUTE ? 50 : at >= highFrom ? 300 : 120
+        )
+        // The HIGH of 23:00 is recorded silently, then the urgent low interrupts it; a second HIGH follows.
+        const highs = run.told.filter((t) => t.type === "HIGH")
+        assert.deepStrictEqual(
+          highs.map((t) => [t.at, t.kind]),
+          [[end, "released"]]
+        )
+        const urgent = run.told.filter((t) => t.type === "URGENT_LOW")
+        assert.deepStrictEqual(urgent[0]!.at, urgentFrom)
+        assert.isTrue(urgent.length >= 4)
+        assert.isTrue(urgent.every((t) => t.at < end))
+        // While the HIGH was held its next check was the end of quiet hours (or an earlier silence check).
+        const held = run.checks.filter((c) => c.at > urgentFrom + 40 * MINUTE && c.at < end)
+        assert.isTrue(held.length > 0)
+        assert.isTrue(held.every((c) => c.next !== null && c.next <= end))
+        assert.isTrue(held.some((c) => c.next === end))
+        const openHigh = [...run.rows.values()].find((a) => a.alert_type === "HIGH" && a.ended_at === null)!
+        assert.deepStrictEqual(
+          [openHigh.notification_count, openHigh.last_notified_at, openHigh.silenced_by],
+          [1, end, null]
+        )
+      })
+  )
+
+  it("a HIGH that ends inside quiet hours shows QUIET_HOURS, was never told and sends no all clear", () => {
+    const night = Date.parse("2026-11-20T23:00:00Z") // midnight in Berlin
+    const run = runAll(script().series(night, [300, 310, 300, 200, 190]).inputs, rules)
+    assert.deepStrictEqual(
+      run.changes.filter((c) => c.notify),
+      []
+    )
+    const high = [...run.alerts.values()][0]!
+    assert.deepStrictEqual(
+      [high.alert_type, high.status, high.notification_count, high.silenced_by],
+      ["HIGH", "RESOLVED", 0, "QUIET_HOURS"]
+    )
+  })
+})
+
+describe("what was notified is visible on the alert", () => {
+  it("notification_count and last_notified_at count the first, each repeat and the all clear", () => {
+    const readings = script()
+      .series(T0, [50, 50, 50])
+      .series(T0 + 15 * MINUTE, [70, 75]).inputs
+    const run = runTimeline(timeline(readings, tickEvery(T0 + MINUTE, T0 + 20 * MINUTE)))
+    const last = run.changes.at(-1)!
+    assert.deepStrictEqual(
+      [last.kind, last.alert.notification_count, last.alert.last_notified_at, last.alert.silenced_by],
+      // Told at 0, 5, 10 and 15 minutes (the repeat at 15 comes before that minute's clear reading), then all clear.
+      ["resolved", 5, T0 + 20 * MINUTE + 3_000, null]
+    )
+  })
+
+  it("an acknowledged episode shows when and by whom, and ACKNOWLEDGED once a repeat is held back", () => {
+    const readings = urgentLowFor(12)
+    const id = runAll(readings.slice(0, 1)).changes[0]!.alert.alert_id
+    const run = runTimeline(
+      timeline(readings, [acknowledge(id, T0 + 2 * MINUTE)], tickEvery(T0 + MINUTE, T0 + 12 * MINUTE))
+    )
+    const last = run.changes.filter((c) => c.alert.alert_id === id).at(-1)!.alert
+    assert.deepStrictEqual(
+      [last.acknowledged_at, last.acknowledged_by, last.notification_count, last.silenced_by],
+      [T0 + 2 * MINUTE, user, 1, "ACKNOWLEDGED"]
+    )
+  })
+
+  it("a snoozed kind's episode shows until when and SNOOZED; it is told when the snooze runs out while it is still open", () => {
+    const readings = script().series(
+      T0,
+      Array.from({ length: 11 }, () => 65)
+    ).inputs
+    const snooze: EngineInput = {
+      _tag: "Action",
+      position: 0,
+      logTime: T0 - MINUTE,
+      action: { type: "snooze", alert_id: "earlier-low", kind: "LOW", until: T0 + 30 * MINUTE }
+    }
+    const run = runTimeline(timeline([snooze], readings, tickEvery(T0, T0 + 50 * MINUTE)))
+    const first = run.changes.find((c) => c.kind === "opened")!.alert
+    assert.deepStrictEqual(
+      [first.snoozed_until, first.silenced_by, first.notification_count],
+      [T0 + 30 * MINUTE, "SNOOZED", 0]
+    )
+    assert.deepStrictEqual(
+      notifiedAt(run.changes, "LOW", run.times).map((n) => [n.minute, n.what]),
+      [[30, "released"]]
+    )
+  })
+
+  it("a late episode shows BACKFILLED", () => {
+    const run = runAll(script().reading({ t: T0, v: 60, logTime: T0 + 60 * MINUTE }).inputs)
+    assert.deepStrictEqual(run.changes[0]!.alert.silenced_by, "BACKFILLED")
+  })
+})
+
+describe("the owner's settings version", () => {
+  it("the state keeps the newest version a reading carried; the clock and actions are decided with it", () => {
+    const withVersion = (version: number, t: number): EngineInput =>
+      ({
+        ...script().reading({ t, v: 120 }).inputs[0]!,
+        settingsVersion: version
+      }) as EngineInput
+    const run = runAll(
+      timeline([withVersion(2, T0), withVersion(3, T0 + 5 * MINUTE), withVersion(1, T0 + 10 * MINUTE)])
+    )
+    assert.strictEqual(run.state.settings_version, 3)
+  })
 })

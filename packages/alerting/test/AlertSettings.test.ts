@@ -128,14 +128,14 @@ describe("rulesFor", () => {
     },
     { name: "urgent low stays the deployment's", body: { urgent_low: { threshold: 40 } }, rules: {} },
     {
-      name: "repeats become the rules' repeat intervals (none for a kind set to null); quiet hours change no rule",
+      name: "repeats become the rules' repeat intervals (none for a kind set to null); quiet hours are the owner's",
       body: {
         low: { repeat_minutes: 30 },
         urgent_low: { repeat_minutes: null },
         no_data: { repeat_minutes: 240 },
         quiet_hours: changed.quiet_hours
       },
-      rules: { repeat: { LOW: 30 * MINUTE, NO_DATA: 240 * MINUTE } }
+      rules: { repeat: { LOW: 30 * MINUTE, NO_DATA: 240 * MINUTE }, quietHours: changed.quiet_hours }
     },
     {
       name: "every field at once",
@@ -155,7 +155,8 @@ describe("rulesFor", () => {
           FALLING_FAST: 5 * MINUTE,
           RISING_FAST: 30 * MINUTE,
           NO_DATA: 60 * MINUTE
-        }
+        },
+        quietHours: changed.quiet_hours
       }
     }
   ])("$name", ({ body, rules }) =>
@@ -165,6 +166,35 @@ describe("rulesFor", () => {
       // A deployment that lowered urgent low and changed the engine's parameters keeps them.
       const deployment: AlertRulesShape = { ...d, urgentLowAt: 50, trendWindow: 30 * MINUTE, clearReadings: 3 }
       assert.deepStrictEqual(rulesFor(deployment, settings), { ...deployment, ...rules })
+    })
+  )
+})
+
+describe("the defaults of a deployment with values no user may choose", () => {
+  it.effect("are moved into the bounds, so GET answers a document a PUT accepts", () =>
+    Effect.gen(function* () {
+      const deployment: AlertRulesShape = {
+        ...defaultAlertRules,
+        urgentLowAt: 60,
+        low: { enabled: true, below: 55 },
+        high: { enabled: true, above: 450 },
+        noData: { enabled: true, after: 20_000 },
+        fallingFast: { enabled: true, rate: 1 },
+        repeat: { URGENT_LOW: 60_000 }
+      }
+      const shown = defaultAlertSettings(deployment)
+      assert.deepStrictEqual(
+        [
+          shown.urgent_low.threshold,
+          shown.low.threshold,
+          shown.high.threshold,
+          shown.no_data.minutes,
+          shown.falling_fast.rate,
+          shown.urgent_low.repeat_minutes
+        ],
+        [55, 60, 400, 10, 2, 5]
+      )
+      assert.deepStrictEqual(yield* decodeAlertSettings(encodeAlertSettings(shown)), shown)
     })
   )
 })

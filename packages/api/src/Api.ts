@@ -1,5 +1,12 @@
 import { HttpApi, OpenApi } from "effect/http-api"
-import { AlertsGroup, HealthGroup, IngestionGroup, ReadingsGroup } from "./Groups.ts"
+import {
+  AlertControlsGroup,
+  AlertSettingsGroup,
+  AlertsGroup,
+  HealthGroup,
+  IngestionGroup,
+  ReadingsGroup
+} from "./Groups.ts"
 import { RequestValidation } from "./Middleware.ts"
 
 /**
@@ -10,6 +17,8 @@ export class DexMonApi extends HttpApi.make("dexmon")
   .add(IngestionGroup)
   .add(ReadingsGroup)
   .add(AlertsGroup)
+  .add(AlertControlsGroup)
+  .add(AlertSettingsGroup)
   .add(HealthGroup)
   .middleware(RequestValidation)
   // Report every bad field of a request at once, not just the first.
@@ -32,10 +41,12 @@ export class ReceiverApi extends HttpApi.make("dexmon")
   .middleware(RequestValidation)
   .annotate(HttpApi.ParseOptions, { errors: "all" }) {}
 
-/** What the gateway serves when it runs alone. */
+/** What the gateway serves when it runs alone: reads, and the owner's alert controls and settings. */
 export class GatewayApi extends HttpApi.make("dexmon")
   .add(ReadingsGroup)
   .add(AlertsGroup)
+  .add(AlertControlsGroup)
+  .add(AlertSettingsGroup)
   .add(HealthGroup)
   .middleware(RequestValidation)
   .annotate(HttpApi.ParseOptions, { errors: "all" }) {}

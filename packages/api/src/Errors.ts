@@ -47,3 +47,17 @@ export class TooManyRequests extends Schema.TaggedError<TooManyRequests>()(
   { message: Schema.String, retry_after_seconds: Schema.Int },
   { httpApiStatus: 429 }
 ) {}
+
+/** 412: the `If-Match` names a version of the resource that is no longer current; nothing changed. */
+export class PreconditionFailed extends Schema.TaggedError<PreconditionFailed>()(
+  "PreconditionFailed",
+  { message: Schema.String },
+  { httpApiStatus: 412 }
+) {}
+
+/** 428: the resource exists and may only be replaced with an `If-Match` naming the version read; nothing changed. */
+export class PreconditionRequired extends Schema.TaggedError<PreconditionRequired>()(
+  "PreconditionRequired",
+  { message: Schema.String },
+  { httpApiStatus: 428 }
+) {}

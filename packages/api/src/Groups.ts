@@ -1,3 +1,4 @@
+import { AlertSettings } from "@dexmon/alerting"
 import {
   Alert,
   AlertId,
@@ -11,8 +12,16 @@ import {
   SensorId
 } from "@dexmon/domain"
 import { Schema } from "effect"
-import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
-import { Forbidden, NotFound, NotModified, ServiceUnavailable } from "./Errors.ts"
+import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
+import {
+  Forbidden,
+  NotFound,
+  NotModified,
+  PreconditionFailed,
+  PreconditionRequired,
+  ServiceUnavailable,
+  ValidationError
+} from "./Errors.ts"
 import { Caller, RequiredScope } from "./Middleware.ts"
 
 /** The most readings one batch may carry. */
@@ -135,6 +144,99 @@ export class AlertsGroup extends HttpApiGroup.make("alerts")
   .middleware(Caller)
   .annotate(RequiredScope, "alerts:read")
   .prefix("/api/v1") {}
+
+/** `202 Accepted`: the action is durable on the sensor's event log, in order with its readings; the notifier applies it. */
+export const ActionAccepted = Schema.Struct({ action_id: Schema.String }).pipe(HttpApiSchema.status(202))
+
+/** The most and fewest minutes a snooze may last (`URGENT_LOW`: at most 30, checked by the server). */
+export const SNOOZE_MINUTES = { minimum: 15, maximum: 240, urgentLowMaximum: 30 } as const
+
+export const SnoozeInput = Schema.Struct({
+  minutes: Schema.Int.check(
+    Schema.isBetween(
+      { minimum: SNOOZE_MINUTES.minimum, maximum: SNOOZE_MINUTES.maximum },
+      { message: "must be an integer from 15 to 240 (at most 30 on an URGENT_LOW alert)" }
+    )
+  )
+})
+
+/**
+ * What the person an alert protects does about it: acknowledge an episode,
+ * snooze its kind, stop a sensor's session. Only the owner may act; another
+ * user's alert or sensor is answered 404, so its existence is not revealed.
+ */
+export class AlertControlsGroup extends HttpApiGroup.make("alertControls")
+  .add(
+    HttpApiEndpoint.post("acknowledge", "/alerts/:alert_id/acknowledge", {
+      params: { alert_id: AlertId },
+      success: ActionAccepted,
+      error: [NotFound, ServiceUnavailable]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary:
+          "Acknowledge an alert episode: its repeats stop (an URGENT_LOW still at or below 55 thirty minutes later notifies again); accepted in any state"
+      })
+    ),
+    HttpApiEndpoint.post("snooze", "/alerts/:alert_id/snooze", {
+      params: { alert_id: AlertId },
+      payload: SnoozeInput,
+      success: ActionAccepted,
+      error: [NotFound, ValidationError, ServiceUnavailable]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary:
+          "Snooze the alert's kind on its sensor for 15 to 240 minutes, across episodes; a new URGENT_LOW is never snoozed (its repeats are, for at most 30 minutes)"
+      })
+    ),
+    HttpApiEndpoint.post("stopSensor", "/sensors/:sensor_id/stop", {
+      params: { sensor_id: SensorId },
+      success: ActionAccepted,
+      error: [NotFound, ServiceUnavailable]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary:
+          "End a sensor's session (a sensor change): its open episodes end silently and it raises no NO_DATA until it posts again"
+      })
+    )
+  )
+  .middleware(Caller)
+  .annotate(RequiredScope, "alerts:write")
+  .prefix("/api/v1")
+  .annotateMerge(OpenApi.annotations({ title: "Alert controls", description: "Acknowledge, snooze, sensor stop" })) {}
+
+/** A settings document with its strong ETag, the version a `PUT` must name in `If-Match`. */
+export const AlertSettingsWithEtag = HttpApiSchema.WithHeaders(AlertSettings, { etag: Schema.String })
+
+export class AlertSettingsGroup extends HttpApiGroup.make("alertSettings")
+  .add(
+    HttpApiEndpoint.get("get", "/alert-settings", {
+      success: AlertSettingsWithEtag,
+      error: ServiceUnavailable
+    }).annotateMerge(
+      OpenApi.annotations({ summary: "The caller's alert settings (the defaults until changed), with their ETag" })
+    ),
+    HttpApiEndpoint.put("put", "/alert-settings", {
+      payload: AlertSettings,
+      headers: { "if-match": Schema.optional(Schema.String) },
+      success: AlertSettingsWithEtag,
+      error: [ValidationError, PreconditionFailed, PreconditionRequired, ServiceUnavailable]
+    })
+      // A misspelt or unknown key is refused, not dropped: a setting the user thinks they changed must not be lost.
+      .annotate(HttpApi.PayloadParseOptions, { errors: "all", onExcessProperty: "error" })
+      .annotate(RequiredScope, "alerts:write")
+      .annotateMerge(
+        OpenApi.annotations({
+          summary:
+            "Replace the caller's alert settings (omitted keys take the defaults); If-Match with the ETag read is required once settings exist (412 when stale, 428 when missing)"
+        })
+      )
+  )
+  .middleware(Caller)
+  .annotate(RequiredScope, "alerts:read")
+  .prefix("/api/v1")
+  .annotateMerge(
+    OpenApi.annotations({ title: "Alert settings", description: "Per-user thresholds, repeats and quiet hours" })
+  ) {}
 
 export const HealthStatus = Schema.Struct({
   status: Schema.Literals(["ok", "unavailable"]),

@@ -27,13 +27,17 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
 
   it("lists every endpoint with its success and error statuses", () => {
     assert.deepStrictEqual(Object.keys(spec.paths).sort(), [
+      "/api/v1/alert-settings",
       "/api/v1/alerts",
       "/api/v1/alerts/active",
       "/api/v1/alerts/{alert_id}",
+      "/api/v1/alerts/{alert_id}/acknowledge",
+      "/api/v1/alerts/{alert_id}/snooze",
       "/api/v1/glucose/manual",
       "/api/v1/glucose/sensor",
       "/api/v1/readings",
       "/api/v1/readings/{sensor_id}/{timestamp}",
+      "/api/v1/sensors/{sensor_id}/stop",
       "/healthz",
       "/readyz"
     ])
@@ -69,6 +73,30 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
     for (const operation of [list, active, one]) assert.isNotEmpty(operation.summary)
   })
 
+  it("declares the owner's controls (202, 404 for another user's) and the settings with ETag preconditions", () => {
+    for (const path of ["/api/v1/alerts/{alert_id}/acknowledge", "/api/v1/alerts/{alert_id}/snooze"]) {
+      const action = spec.paths[path]!.post!
+      assert.includeMembers(Object.keys(action.responses), ["202", "401", "403", "404", "503"], path)
+      assert.isNotEmpty(action.summary)
+    }
+    assert.includeMembers(Object.keys(spec.paths["/api/v1/alerts/{alert_id}/snooze"]!.post!.responses), ["400"])
+    assert.includeMembers(Object.keys(spec.paths["/api/v1/sensors/{sensor_id}/stop"]!.post!.responses), ["202", "404"])
+    const settings = spec.paths["/api/v1/alert-settings"]!
+    assert.includeMembers(Object.keys(settings.get!.responses), ["200", "503"])
+    assert.includeMembers(Object.keys(settings.put!.responses), ["200", "400", "412", "428", "503"])
+    assert.deepStrictEqual(
+      settings.put!.parameters.map((p) => [p.in, p.name, p.required]),
+      [["header", "if-match", false]]
+    )
+    assert.include(JSON.stringify(settings), "#/components/schemas/AlertSettings")
+    const document = JSON.stringify(
+      (spec as unknown as { components: { schemas: Record<string, unknown> } }).components.schemas.AlertSettings
+    )
+    for (const field of ["urgent_low", "urgent_low_soon", "repeat_minutes", "quiet_hours", "time_zone"]) {
+      assert.include(document, `"${field}"`)
+    }
+  })
+
   it("names JSON fields in snake_case, as the tables do", () => {
     const text = JSON.stringify(spec)
     for (const field of [
@@ -81,7 +109,13 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       "started_at",
       "ended_at",
       "extreme_value",
-      "last_reading_at"
+      "last_reading_at",
+      "acknowledged_at",
+      "acknowledged_by",
+      "snoozed_until",
+      "notification_count",
+      "last_notified_at",
+      "silenced_by"
     ]) {
       assert.include(text, `"${field}"`)
     }

@@ -30,12 +30,26 @@ export const AlertStatus = Schema.Literals(["ACTIVE", "RESOLVED", "BACKFILLED"])
 export type AlertStatus = typeof AlertStatus.Type
 
 /**
+ * Why the last notification an episode was due did not go out: it was late
+ * (`BACKFILLED`), its kind was snoozed (`SNOOZED`), it fell in the owner's
+ * quiet hours (`QUIET_HOURS`) or the owner had acknowledged it
+ * (`ACKNOWLEDGED`). `null` when the last one due was sent.
+ */
+export const SilencedBy = Schema.Literals(["BACKFILLED", "SNOOZED", "QUIET_HOURS", "ACKNOWLEDGED"])
+export type SilencedBy = typeof SilencedBy.Type
+
+/**
  * One alert episode: from the reading (or the silence) that opened it to the
  * second clear reading that ended it. `timestamp` is the episode's start (the
  * seed's clustering column, kept so older clients read on); `glucose_value` is
  * the value that opened it, `extreme_value` the lowest (low kinds) or highest
  * (the others) value while it was open. For `NO_DATA` both are the last value
  * before the silence.
+ *
+ * The rest says what was done about it: when and by whom it was acknowledged,
+ * until when its kind is snoozed, how many notifications went out (the first,
+ * repeats, the all clear) and when the last did, and why the last one due did
+ * not (`silenced_by`).
  */
 export class Alert extends Schema.Class<Alert>("dexmon/domain/Alert")({
   alert_id: AlertId,
@@ -49,8 +63,24 @@ export class Alert extends Schema.Class<Alert>("dexmon/domain/Alert")({
   glucose_value: GlucoseValue,
   extreme_value: GlucoseValue,
   last_value: GlucoseValue,
-  last_reading_at: IsoTimestamp
+  last_reading_at: IsoTimestamp,
+  acknowledged_at: Schema.NullOr(IsoTimestamp),
+  acknowledged_by: Schema.NullOr(UserId),
+  snoozed_until: Schema.NullOr(IsoTimestamp),
+  notification_count: Schema.Int,
+  last_notified_at: Schema.NullOr(IsoTimestamp),
+  silenced_by: Schema.NullOr(SilencedBy)
 }) {}
+
+/** What an episode's row shows before anyone acted on it or was told about it (and what rows written before these fields read back as). */
+export const unnotifiedAlertFields = {
+  acknowledged_at: null,
+  acknowledged_by: null,
+  snoozed_until: null,
+  notification_count: 0,
+  last_notified_at: null,
+  silenced_by: null
+} as const
 
 /**
  * The alert id is a UUID (version 8, name-based on SHA-256) of

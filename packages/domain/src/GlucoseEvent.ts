@@ -23,7 +23,13 @@ export class GlucoseEvent extends Schema.Class<GlucoseEvent>("dexmon/domain/Gluc
   timestamp: IsoTimestamp,
   glucose_value: GlucoseValue,
   source: Source,
-  received_at: IsoTimestamp
+  received_at: IsoTimestamp,
+  /**
+   * The owner's alert-settings version when the receiver accepted the reading
+   * (absent or 0: the deployment's rules), so every notifier, and every
+   * replay, judges it by the settings that stood when it was posted.
+   */
+  settings_version: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)))
 }) {}
 
 /** JSON text of an event, as it travels in a Kafka message value. */

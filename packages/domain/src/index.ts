@@ -1,5 +1,6 @@
 export * from "./Alert.ts"
 export * from "./AlertAction.ts"
+export * from "./AlertNotification.ts"
 export * from "./ConflictRule.ts"
 export * from "./Etag.ts"
 export * from "./EventIds.ts"

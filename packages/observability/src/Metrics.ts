@@ -75,6 +75,12 @@ export const alertsRaised = new client.Counter({
   labelNames: ["type"] as const,
   registers
 })
+export const notificationsDecided = new client.Counter({
+  name: "dexmon_notifications_total",
+  help: "Notifications the notifier decided and appended to glucose.alerts, by alert kind and type (alert, repeat, all_clear); a batch decided again after a crash appends (and counts) its notifications again, with the same keys",
+  labelNames: ["alert_type", "type"] as const,
+  registers
+})
 export const archivedRows = new client.Counter({
   name: "dexmon_archived_rows_total",
   help: "Readings moved from the hot store into archive objects",

@@ -3,7 +3,7 @@ import { UserId } from "@dexmon/domain"
 import { deploymentProfile } from "@dexmon/ports"
 import { Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
-import type { HttpApiGroup } from "effect/http-api"
+import type { HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
 import { createRemoteJWKSet, errors as JoseErrors, jwtVerify } from "jose"
 import { RateLimiter } from "./RateLimiter.ts"
 
@@ -24,7 +24,7 @@ export const ALLOWED_ALGORITHMS = [
 ]
 
 /** Every scope, for the development caller. */
-const ALL_SCOPES: ReadonlySet<string> = new Set(["glucose:write", "glucose:read", "alerts:read"])
+const ALL_SCOPES: ReadonlySet<string> = new Set(["glucose:write", "glucose:read", "alerts:read", "alerts:write"])
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"])
 
 const AuthConfig = Config.all({
@@ -70,17 +70,20 @@ const describeRefusal = (error: unknown): string => {
 
 /**
  * What every request goes through once its caller is known: the scope its
- * group requires (an annotation of the group), then the caller's rate limit
+ * endpoint requires (an annotation of the endpoint, else of its group, so a
+ * group of reads may hold one write), then the caller's rate limit
  * (429 with `Retry-After`), then the endpoint with `CurrentCaller` provided.
  */
 const admit = <E, R>(
   httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>,
   caller: CurrentCaller["Service"],
-  group: HttpApiGroup.Top,
+  route: { readonly endpoint: HttpApiEndpoint.Top; readonly group: HttpApiGroup.Top },
   limiter: RateLimiter["Service"]
 ) =>
   Effect.gen(function* () {
-    const required = Context.getOption(group.annotations, RequiredScope)
+    const required = Option.orElse(Context.getOption(route.endpoint.annotations, RequiredScope), () =>
+      Context.getOption(route.group.annotations, RequiredScope)
+    )
     if (Option.isSome(required) && !caller.scopes.has(required.value)) {
       return yield* new Forbidden({ message: `the token does not grant the scope ${required.value}` })
     }
@@ -125,7 +128,7 @@ const layerJwt = (settings: {
         `bearer tokens from ${settings.issuer} for ${settings.audience} (keys at ${settings.jwksUrl})`
       )
       return Caller.of({
-        bearer: (httpEffect, { credential, group }) =>
+        bearer: (httpEffect, { credential, endpoint, group }) =>
           Effect.gen(function* () {
             const request = yield* HttpServerRequest.HttpServerRequest
             // A token in a URL ends up in logs and browser history: refused even when a header carries one too.
@@ -151,7 +154,7 @@ const layerJwt = (settings: {
             return yield* admit(
               httpEffect,
               { userId: subject, scopes: scopesOf(verified.success.payload) },
-              group,
+              { endpoint, group },
               limiter
             )
           })
@@ -169,14 +172,14 @@ const layerDevelopment = (devUser: string) =>
     Effect.gen(function* () {
       const limiter = yield* RateLimiter
       return Caller.of({
-        bearer: (httpEffect, { group }) =>
+        bearer: (httpEffect, { endpoint, group }) =>
           Effect.gen(function* () {
             const request = yield* HttpServerRequest.HttpServerRequest
             const userId = request.headers["x-user-id"] ?? devUser
             if (!isUserId(userId)) {
               return unauthorized("X-User-Id must be 1 to 128 characters of A-Z, a-z, 0-9, . _ @ : | -")
             }
-            return yield* admit(httpEffect, { userId, scopes: ALL_SCOPES }, group, limiter)
+            return yield* admit(httpEffect, { userId, scopes: ALL_SCOPES }, { endpoint, group }, limiter)
           })
       })
     })

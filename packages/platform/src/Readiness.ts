@@ -1,4 +1,12 @@
-import { AlertStateStore, AlertStore, ArchiveStore, EventLog, ReadingStore, SensorOwnership } from "@dexmon/ports"
+import {
+  AlertSettingsStore,
+  AlertStateStore,
+  AlertStore,
+  ArchiveStore,
+  EventLog,
+  ReadingStore,
+  SensorOwnership
+} from "@dexmon/ports"
 import { Context, Effect, Layer, Option } from "effect"
 
 type Status = "ok" | "unavailable"
@@ -32,6 +40,8 @@ export class Readiness extends Context.Service<
       if (Option.isSome(alertStates)) checks.push(["alert_state_store", alertStates.value.ping])
       const owners = yield* Effect.serviceOption(SensorOwnership)
       if (Option.isSome(owners)) checks.push(["sensor_owners", owners.value.ping])
+      const settings = yield* Effect.serviceOption(AlertSettingsStore)
+      if (Option.isSome(settings)) checks.push(["alert_settings", settings.value.ping])
       const archive = yield* Effect.serviceOption(ArchiveStore)
       if (Option.isSome(archive)) checks.push(["archive_store", archive.value.ping])
       const check = Effect.forEach(

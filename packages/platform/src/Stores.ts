@@ -6,6 +6,7 @@ import {
   type EventLog,
   KafkaEventLog,
   LocalFolderArchiveStore,
+  PostgresAlertSettingsStore,
   PostgresAlertStateStore,
   PostgresAlertStore,
   PostgresEventLog,
@@ -93,3 +94,11 @@ export const ArchiveLedgerLive = SqlArchiveLedger.layer.pipe(
 
 /** Sensor owners, in the readings database (`DATABASE_URL` or the embedded server). */
 export const SensorOwnershipLive = SqlSensorOwnership.layer.pipe(Layer.provide(SqlClientLive))
+
+/**
+ * Users' alert settings, in the readings database beside the sensor owners
+ * (`DATABASE_URL` or the embedded server): the receiver stamps each reading
+ * with the current version, the gateway reads and writes them, and the
+ * notifier reads the stamped version, so all three reach the one database.
+ */
+export const AlertSettingsStoreLive = PostgresAlertSettingsStore.layer.pipe(Layer.provide(SqlClientLive))

@@ -1,3 +1,5 @@
+export * from "./alert-settings/AlertSettingsStore.ts"
+export * as PostgresAlertSettingsStore from "./alert-settings/PostgresAlertSettingsStore.ts"
 export * from "./alert-store/AlertStateStore.ts"
 export * from "./alert-store/AlertStore.ts"
 export * as CassandraAlertStateStore from "./alert-store/CassandraAlertStateStore.ts"

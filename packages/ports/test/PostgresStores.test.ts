@@ -2,6 +2,7 @@ import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import {
+  PostgresAlertSettingsStore,
   PostgresAlertStateStore,
   PostgresAlertStore,
   SqlArchiveLedger,
@@ -9,6 +10,7 @@ import {
   SqlSensorOwnership
 } from "../src/index.ts"
 import { layerEmbeddedPostgresTest } from "../src/testing/index.ts"
+import { alertSettingsStoreContract } from "./contracts/AlertSettingsStoreContract.ts"
 import { alertStateStoreContract } from "./contracts/AlertStateStoreContract.ts"
 import {
   alertStoreContract,
@@ -26,7 +28,8 @@ const both = Layer.mergeAll(
   SqlArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
   PostgresAlertStore.layer,
   PostgresAlertStateStore.layer,
-  SqlSensorOwnership.layer
+  SqlSensorOwnership.layer,
+  PostgresAlertSettingsStore.layer
 ).pipe(Layer.provideMerge(postgres))
 
 readingStoreContract("SQL on embedded PostgreSQL", both)
@@ -34,6 +37,7 @@ alertStoreContract("embedded (PostgreSQL table)", both)
 alertStateStoreContract("embedded (PostgreSQL table)", both)
 archiveLedgerContract("SQL on embedded PostgreSQL", both)
 sensorOwnershipContract("SQL on embedded PostgreSQL", both)
+alertSettingsStoreContract("PostgreSQL table on embedded PostgreSQL", both)
 
 layer(both, { timeout: 60_000, excludeTestServices: true })(
   "alerts written before episodes, on embedded PostgreSQL",

@@ -2,6 +2,7 @@ import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import {
+  PostgresAlertSettingsStore,
   PostgresAlertStateStore,
   PostgresAlertStore,
   SqlArchiveLedger,
@@ -9,6 +10,7 @@ import {
   SqlSensorOwnership
 } from "../src/index.ts"
 import { layerServerPostgresTest, requiredServer } from "../src/testing/index.ts"
+import { alertSettingsStoreContract } from "./contracts/AlertSettingsStoreContract.ts"
 import { alertStateStoreContract } from "./contracts/AlertStateStoreContract.ts"
 import {
   alertStoreContract,
@@ -26,7 +28,8 @@ const both = Layer.mergeAll(
   SqlArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
   PostgresAlertStore.layer,
   PostgresAlertStateStore.layer,
-  SqlSensorOwnership.layer
+  SqlSensorOwnership.layer,
+  PostgresAlertSettingsStore.layer
 ).pipe(Layer.provideMerge(Layer.fresh(layerServerPostgresTest)))
 
 layer(both, { timeout: 60_000, excludeTestServices: true })(`readings schema on ${server}`, (it) => {
@@ -90,3 +93,4 @@ alertStoreContract(`PostgreSQL table on ${server}`, both)
 alertStateStoreContract(`PostgreSQL table on ${server}`, both)
 archiveLedgerContract(`SQL on ${server}`, both)
 sensorOwnershipContract(`SQL on ${server}`, both)
+alertSettingsStoreContract(`PostgreSQL table on ${server}`, both)

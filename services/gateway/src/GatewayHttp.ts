@@ -1,11 +1,14 @@
 import { createHash } from "node:crypto"
+import type { AlertSettings } from "@dexmon/alerting"
 import { CurrentCaller, DexMonApi, NotFound, ReadingsPage, ServiceUnavailable } from "@dexmon/api"
 import { ReadingsQuery } from "@dexmon/archive"
 import { Reading } from "@dexmon/domain"
 import { AlertStore, ReadingStore } from "@dexmon/ports"
 import { Effect, Layer, Option, Schema } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
-import { HttpApiBuilder } from "effect/http-api"
+import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
+import { AlertControls } from "./AlertControls.ts"
+import { UserAlertSettings } from "./UserAlertSettings.ts"
 
 const DEFAULT_PAGE_SIZE = 100
 
@@ -131,4 +134,60 @@ export const AlertsHttp = HttpApiBuilder.group(
   })
 )
 
-export const GatewayHttp = Layer.mergeAll(ReadingsHttp, AlertsHttp)
+/** The owner's controls: each answers 202 once the action is on the sensor's event log. */
+export const AlertControlsHttp = HttpApiBuilder.group(
+  DexMonApi,
+  "alertControls",
+  Effect.fn(function* (handlers) {
+    const controls = yield* AlertControls
+    return handlers
+      .handle(
+        "acknowledge",
+        Effect.fn("AlertControlsHttp.acknowledge")(function* ({ params }) {
+          const caller = yield* CurrentCaller
+          return yield* controls.acknowledge(caller.userId, params.alert_id)
+        })
+      )
+      .handle(
+        "snooze",
+        Effect.fn("AlertControlsHttp.snooze")(function* ({ params, payload }) {
+          const caller = yield* CurrentCaller
+          return yield* controls.snooze(caller.userId, params.alert_id, payload.minutes)
+        })
+      )
+      .handle(
+        "stopSensor",
+        Effect.fn("AlertControlsHttp.stopSensor")(function* ({ params }) {
+          const caller = yield* CurrentCaller
+          return yield* controls.stopSensor(caller.userId, params.sensor_id)
+        })
+      )
+  })
+).pipe(Layer.provide(AlertControls.layer))
+
+export const AlertSettingsHttp = HttpApiBuilder.group(
+  DexMonApi,
+  "alertSettings",
+  Effect.fn(function* (handlers) {
+    const settings = yield* UserAlertSettings
+    const withEtag = ({ settings, etag }: { readonly settings: AlertSettings; readonly etag: string }) =>
+      HttpApiSchema.withHeaders({ body: settings, headers: { etag } })
+    return handlers
+      .handle(
+        "get",
+        Effect.fn("AlertSettingsHttp.get")(function* () {
+          const caller = yield* CurrentCaller
+          return withEtag(yield* settings.read(caller.userId))
+        })
+      )
+      .handle(
+        "put",
+        Effect.fn("AlertSettingsHttp.put")(function* ({ payload, headers }) {
+          const caller = yield* CurrentCaller
+          return withEtag(yield* settings.replace(caller.userId, payload, headers["if-match"]))
+        })
+      )
+  })
+).pipe(Layer.provide(UserAlertSettings.layer))
+
+export const GatewayHttp = Layer.mergeAll(ReadingsHttp, AlertsHttp, AlertControlsHttp, AlertSettingsHttp)

@@ -1,1 +1,3 @@
+export * from "./AlertControls.ts"
 export * from "./GatewayHttp.ts"
+export * from "./UserAlertSettings.ts"

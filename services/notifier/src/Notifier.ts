@@ -2,6 +2,8 @@ import {
   type ActionInput,
   type AlertChange,
   AlertRules,
+  type AlertRulesShape,
+  AlertSettings,
   decide,
   decodeSensorState,
   durationConfig,
@@ -9,21 +11,27 @@ import {
   initialSensorState,
   nextCheckAt,
   type ReadingInput,
+  rulesFor,
   type SensorState,
   type TickInput
 } from "@dexmon/alerting"
 import {
   AlertActionEvent,
+  AlertNotification,
+  alertNotificationHeaders,
   decodeEventsTopicBytes,
   type EventsTopicMessage,
+  encodeAlertNotification,
   type GlucoseEvent,
+  type NotificationType,
+  notificationId,
   type SensorId,
   type UserId
 } from "@dexmon/domain"
-import { Metrics } from "@dexmon/observability"
-import { AlertStateStore, AlertStateStoreError, AlertStore, EventLog, Topics } from "@dexmon/ports"
+import { currentTraceHeaders, Metrics } from "@dexmon/observability"
+import { AlertSettingsStore, AlertStateStore, AlertStateStoreError, AlertStore, EventLog, Topics } from "@dexmon/ports"
 import { type DecodedBatch, runConsumer, superviseConsumer, writeWithRetry } from "@dexmon/streams"
-import { Clock, Config, Effect, Layer, Schedule, Semaphore, Stream } from "effect"
+import { Clock, Config, Effect, Layer, Option, Schedule, Schema, Semaphore, Stream } from "effect"
 
 export const NotifierConfig = Config.all({
   groupId: Config.String("DEXMON_NOTIFIER_GROUP").pipe(Config.withDefault("dexmon-notifier")),
@@ -60,7 +68,8 @@ const readingInput = (event: GlucoseEvent, partition: number, offset: number, lo
       glucose_value: event.glucose_value,
       source: event.source,
       event_id: event.event_id
-    }
+    },
+    settingsVersion: event.settings_version ?? 0
   }
 })
 
@@ -73,14 +82,42 @@ const actionInput = (event: AlertActionEvent, partition: number, offset: number,
     _tag: "Action",
     position: offset,
     logTime,
-    action:
-      event.action.type === "snooze"
-        ? { type: "snooze", kind: event.action.kind, until: event.action.until }
-        : event.action.type === "acknowledge"
-          ? { type: "acknowledge", alert_id: event.action.alert_id }
-          : { type: "stop" }
+    // Only the sensor's owner may act (the gateway checks), so the acknowledger is the event's user.
+    action: event.action.type === "acknowledge" ? { ...event.action, by: event.user_id } : event.action
   }
 })
+
+const notificationTypes: Partial<Record<AlertChange["kind"], NotificationType>> = {
+  opened: "alert",
+  activated: "alert",
+  released: "alert",
+  repeated: "repeat",
+  resolved: "all_clear"
+}
+
+/** A change someone is to be told of, as its event on `glucose.alerts`; decided at its last notification's time. */
+const toNotification = (change: AlertChange): AlertNotification => {
+  const { alert } = change
+  return new AlertNotification({
+    schema: "alert-notification",
+    schema_version: 1,
+    notification_id: notificationId(alert.alert_id, change.sequence),
+    alert_id: alert.alert_id,
+    sequence: change.sequence,
+    type: notificationTypes[change.kind] ?? "alert",
+    sensor_id: alert.sensor_id,
+    user_id: alert.user_id,
+    decided_at: alert.last_notified_at ?? alert.started_at,
+    alert
+  })
+}
+
+const encoder = new TextEncoder()
+
+const decodeStoredSettings = Schema.decodeUnknownEffect(Schema.fromJsonString(AlertSettings))
+
+/** Settings versions never change, so the rules made from them are kept (up to this many users' versions). */
+const REMEMBERED_RULES = 10_000
 
 /** How many times a batch is decided again after another notifier moved one of its sensors' states on. */
 const CONFLICT_RETRIES = 10
@@ -89,9 +126,11 @@ const CONFLICT_RETRIES = 10
  * The notifier: the alert engine (`@dexmon/alerting`) run as a stateful
  * stream processor keyed like the event log. Per batch of one partition it
  * loads the states of the batch's sensors, decides each record in log order,
- * writes the touched episodes and then the states (conditionally, by
- * revision, so a zombie or a rebalance can never overwrite a newer state),
- * and commits only then. A redelivered record is at or before its sensor's
+ * writes the touched episodes, appends the notifications it decided to
+ * `glucose.alerts`, then writes the states (conditionally, by revision, so a
+ * zombie or a rebalance can never overwrite a newer state), and commits only
+ * then. A crash before the state write decides the batch again, to the same
+ * rows and the same notification keys: notifications are at least once. A redelivered record is at or before its sensor's
  * position and changes nothing, so crashes and rebalances are exact.
  *
  * A clock fiber ticks, once a `DEXMON_ALERT_TICK_EVERY`, the sensors whose
@@ -105,10 +144,43 @@ export const NotifierLive = Layer.effectDiscard(
     const alerts = yield* AlertStore
     const states = yield* AlertStateStore
     const rules = yield* AlertRules
+    const settings = yield* AlertSettingsStore
     const { names } = yield* Topics
     const config = yield* NotifierConfig
     const turns = yield* Semaphore.make(1)
     let owned: ReadonlyArray<number> = []
+    const rulesByVersion = new Map<string, AlertRulesShape>()
+
+    /**
+     * The rules a user's settings version stands for: the deployment's for
+     * version 0, otherwise the deployment's refined by that stored document.
+     * A version the store does not hold, or cannot decode, falls back to the
+     * deployment's rules (logged): an alert by the defaults beats none.
+     */
+    const rulesAt = Effect.fnUntraced(function* (userId: UserId, version: number) {
+      if (version === 0) return rules
+      const key = `${userId}\u0000${version}`
+      const known = rulesByVersion.get(key)
+      if (known !== undefined) return known
+      const stored = yield* settings.at(userId, version)
+      if (Option.isNone(stored)) {
+        yield* Effect.logError(
+          `alert settings version ${version} of ${userId} is missing; the deployment's rules apply`
+        )
+        return rules
+      }
+      const decoded = yield* decodeStoredSettings(stored.value.document).pipe(Effect.option)
+      if (Option.isNone(decoded)) {
+        yield* Effect.logError(
+          `alert settings version ${version} of ${userId} do not decode; the deployment's rules apply`
+        )
+        return rules
+      }
+      const userRules = rulesFor(rules, decoded.value)
+      if (rulesByVersion.size >= REMEMBERED_RULES) rulesByVersion.delete(rulesByVersion.keys().next().value!)
+      rulesByVersion.set(key, userRules)
+      return userRules
+    })
 
     /** Decides the inputs (in order) on the stored states, then writes episodes and states. */
     const decideAndStore = Effect.fnUntraced(function* (inputs: ReadonlyArray<SensorInput>) {
@@ -126,12 +198,24 @@ export const NotifierLive = Layer.effectDiscard(
         }
       }
       const partitionOf = new Map(inputs.map((i) => [i.sensor_id, i.log_partition]))
+      // Every settings version the batch can need, before deciding: those its readings carry and its states hold.
+      const versions = new Map<string, { userId: UserId; version: number }>()
+      const need = (userId: UserId, version: number) => versions.set(`${userId}\u0000${version}`, { userId, version })
+      for (const entry of working.values()) need(entry.state.user_id, entry.state.settings_version)
+      for (const { input, user_id } of inputs) {
+        if (input._tag === "Reading" && user_id !== undefined) need(user_id, input.settingsVersion ?? 0)
+      }
+      const rulesOf = new Map<string, AlertRulesShape>()
+      for (const [key, { userId, version }] of versions) rulesOf.set(key, yield* rulesAt(userId, version))
+      const rulesOfUser = (userId: UserId, version: number) => rulesOf.get(`${userId}\u0000${version}`) ?? rules
       const changes: Array<AlertChange> = []
       for (const { sensor_id, input } of inputs) {
         const entry = working.get(sensor_id)
         // A tick for a sensor whose state went away has nothing to check.
         if (entry === undefined) continue
-        const decision = decide(rules, entry.state, input)
+        // A reading is judged by the settings stamped on it; the clock and actions by those of the newest reading.
+        const version = input._tag === "Reading" ? (input.settingsVersion ?? 0) : entry.state.settings_version
+        const decision = decide(rulesOfUser(entry.state.user_id, version), entry.state, input)
         if (decision.state !== entry.state) {
           entry.state = decision.state
           entry.changed = true
@@ -141,6 +225,22 @@ export const NotifierLive = Layer.effectDiscard(
       // Every row a change left; the store keeps the last version of each episode (its contract).
       if (changes.length > 0)
         yield* alerts.save(changes.map((change) => change.alert)).pipe(Metrics.timeStoreWrite("alerts"))
+      // Before the states: a notification appended and then lost with its state is decided and appended again,
+      // while one whose state was written first could be lost.
+      const notifications = changes.filter((change) => change.notify).map(toNotification)
+      if (notifications.length > 0) {
+        const traceHeaders = yield* currentTraceHeaders
+        yield* eventLog.append(
+          names.alerts,
+          notifications.map((notification) => ({
+            key: notification.sensor_id,
+            value: encoder.encode(encodeAlertNotification(notification)),
+            headers: { ...alertNotificationHeaders(notification), ...traceHeaders }
+          }))
+        )
+        for (const notification of notifications)
+          Metrics.notificationsDecided.inc({ alert_type: notification.alert.alert_type, type: notification.type })
+      }
       const writes = [...working.values()]
         .filter((entry) => entry.changed)
         .map((entry) => ({
@@ -149,7 +249,7 @@ export const NotifierLive = Layer.effectDiscard(
             user_id: entry.state.user_id,
             log_partition: partitionOf.get(entry.state.sensor_id) ?? 0,
             state: encodeSensorState(entry.state),
-            check_at: nextCheckAt(rules, entry.state)
+            check_at: nextCheckAt(rulesOfUser(entry.state.user_id, entry.state.settings_version), entry.state)
           },
           expected_revision: entry.revision
         }))

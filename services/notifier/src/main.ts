@@ -1,6 +1,7 @@
 import { AlertRules } from "@dexmon/alerting"
 import { HealthApi } from "@dexmon/api"
 import {
+  AlertSettingsStoreLive,
   AlertStateStoreLive,
   AlertStoreLive,
   EventLogLive,
@@ -12,10 +13,12 @@ import {
 import { Layer } from "effect"
 import { NotifierLive } from "./Notifier.ts"
 
-/** The notifier alone, with `/healthz` and `/readyz` for probes. */
+/** The notifier alone, with `/healthz` and `/readyz` for probes; the owners' alert settings come from PostgreSQL. */
 runService(
   "notifier",
   Layer.mergeAll(NotifierLive, layerHttpServer(HealthApi, HealthHttp).pipe(Layer.provide(Readiness.layer))).pipe(
-    Layer.provide(Layer.mergeAll(EventLogLive, AlertStoreLive, AlertStateStoreLive, AlertRules.layerConfig))
+    Layer.provide(
+      Layer.mergeAll(EventLogLive, AlertStoreLive, AlertStateStoreLive, AlertSettingsStoreLive, AlertRules.layerConfig)
+    )
   )
 )

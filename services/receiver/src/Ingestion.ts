@@ -9,7 +9,7 @@ import {
   type UserId
 } from "@dexmon/domain"
 import { currentTraceHeaders, Metrics } from "@dexmon/observability"
-import { EventLog, SensorOwnership, Topics } from "@dexmon/ports"
+import { AlertSettingsStore, EventLog, SensorOwnership, Topics } from "@dexmon/ports"
 import { Clock, Context, Effect, Layer } from "effect"
 
 /** How far ahead of the server clock a reading may be stamped (phone clocks drift). */
@@ -46,6 +46,7 @@ export class Ingestion extends Context.Service<
       const ids = yield* EventIds
       const retention = yield* HotRetention
       const ownership = yield* SensorOwnership
+      const settings = yield* AlertSettingsStore
 
       const accept = Effect.fn("Ingestion.accept")(function* (
         userId: UserId,
@@ -86,6 +87,11 @@ export class Ingestion extends Context.Service<
             message: `sensor ${foreign.join(", ")} belongs to another user; nothing was accepted`
           })
         }
+        // Read on every request, never cached: a reading posted after a settings change answered is judged by it.
+        const settingsVersion = yield* settings.currentVersion(userId).pipe(
+          Effect.tapError((error) => Effect.logError("alert settings lookup failed; nothing was accepted", error)),
+          Effect.mapError(() => new ServiceUnavailable({ message: "alert settings are unavailable; retry later" }))
+        )
         const events: Array<GlucoseEvent> = []
         for (const reading of readings) {
           events.push(
@@ -97,7 +103,8 @@ export class Ingestion extends Context.Service<
               timestamp: reading.timestamp,
               glucose_value: reading.glucose_value,
               source,
-              received_at: now
+              received_at: now,
+              settings_version: settingsVersion
             })
           )
         }

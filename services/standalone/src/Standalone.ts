@@ -6,6 +6,7 @@ import { EventIds, HotRetention } from "@dexmon/domain"
 import { GatewayHttp } from "@dexmon/gateway"
 import { NotifierLive } from "@dexmon/notifier"
 import {
+  AlertSettingsStoreLive,
   AlertStateStoreLive,
   AlertStoreLive,
   ArchiveLedgerLive,
@@ -41,6 +42,7 @@ export const StandaloneLive = Layer.mergeAll(
       ArchiveLedgerLive,
       ArchiveStoreLive,
       SensorOwnershipLive,
+      AlertSettingsStoreLive,
       AlertStoreLive,
       AlertStateStoreLive,
       EventIds.layer,

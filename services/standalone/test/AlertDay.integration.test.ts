@@ -123,6 +123,8 @@ describe("the alert engine over a scripted day of 100 sensors", () => {
           CASSANDRA_CONTACT_POINTS: requiredServer("CASSANDRA_CONTACT_POINTS"),
           CASSANDRA_LOCAL_DC: process.env.CASSANDRA_LOCAL_DC ?? "datacenter1",
           CASSANDRA_KEYSPACE: `dexmon_${run}`,
+          // The owners' alert settings (none here: every reading is judged by the deployment's rules).
+          DATABASE_URL: requiredServer("DATABASE_URL"),
           DEXMON_TOPIC_PREFIX: `${run}.`,
           DEXMON_NOTIFIER_GROUP: `${run}-notifier`,
           // Small batches, so the run lasts long enough to be interrupted many batches in.

@@ -1,18 +1,34 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { AlertRules } from "@dexmon/alerting"
 import { GatewayApi } from "@dexmon/api"
 import { ReadingsQuery } from "@dexmon/archive"
-import { Alert, type AlertId, type AlertStatus, type AlertType, deriveAlertId, SensorId, UserId } from "@dexmon/domain"
+import {
+  Alert,
+  type AlertId,
+  type AlertStatus,
+  type AlertType,
+  deriveAlertId,
+  EventIds,
+  SensorId,
+  UserId,
+  unnotifiedAlertFields
+} from "@dexmon/domain"
 import { GatewayHttp } from "@dexmon/gateway"
 import { HealthHttp, layerHttpServer, Readiness } from "@dexmon/platform"
 import {
   AlertStore,
+  EventLog,
   freePort,
   LocalFolderArchiveStore,
+  PostgresAlertSettingsStore,
   PostgresAlertStore,
+  PostgresEventLog,
   SqlArchiveLedger,
-  SqlReadingStore
+  SqlReadingStore,
+  SqlSensorOwnership,
+  Topics
 } from "@dexmon/ports"
 import { layerEmbeddedPostgresTest } from "@dexmon/ports/testing"
 import { DexMonClient } from "@dexmon/sdk"
@@ -44,8 +60,15 @@ const GatewayOnEmbeddedPostgres = Layer.unwrap(
     const stores = Layer.mergeAll(
       PostgresAlertStore.layer,
       SqlArchiveLedger.layer,
-      LocalFolderArchiveStore.layer(archiveDir)
-    ).pipe(Layer.provideMerge(SqlReadingStore.layer), Layer.provideMerge(layerEmbeddedPostgresTest))
+      LocalFolderArchiveStore.layer(archiveDir),
+      PostgresAlertSettingsStore.layer,
+      SqlSensorOwnership.layer,
+      PostgresEventLog.layer.pipe(Layer.provideMerge(Layer.succeed(Topics, Topics.make(2, "alerts-api."))))
+    ).pipe(
+      Layer.provideMerge(SqlReadingStore.layer),
+      Layer.provideMerge(Layer.mergeAll(EventIds.layer, AlertRules.layer)),
+      Layer.provideMerge(layerEmbeddedPostgresTest)
+    )
     const env = { PORT: String(port), HOST: "127.0.0.1", SECURITY_DISABLED: "true" }
     return layerHttpServer(GatewayApi, Layer.mergeAll(GatewayHttp, HealthHttp)).pipe(
       Layer.provide(Readiness.layer),
@@ -80,7 +103,8 @@ const episode = (fields: {
     glucose_value: fields.value,
     extreme_value: fields.value,
     last_value: fields.value,
-    last_reading_at: ended ?? started + 5 * MINUTE
+    last_reading_at: ended ?? started + 5 * MINUTE,
+    ...unnotifiedAlertFields
   })
 }
 
@@ -288,6 +312,170 @@ layer(Seeded.pipe(Layer.provideMerge(GatewayOnEmbeddedPostgres)), { timeout: 180
             malformed.body.issues?.map((issue) => issue.path),
             ["alert_id"]
           )
+        })
+    )
+  }
+)
+
+/** A request outside the SDK, for bodies the typed client would refuse to encode: status, headers and JSON body. */
+const rawRequest = Effect.fn("rawRequest")(function* (
+  method: "PUT" | "POST",
+  path: string,
+  body: string | undefined,
+  headers: Record<string, string> = {}
+) {
+  const { baseUrl } = yield* Gateway
+  const response = yield* Effect.promise(() =>
+    fetch(`${baseUrl}${path}`, {
+      method,
+      headers: { "x-user-id": USER, ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
+      ...(body === undefined ? {} : { body })
+    })
+  )
+  const text = yield* Effect.promise(() => response.text())
+  const json = (text === "" ? {} : JSON.parse(text)) as {
+    readonly _tag?: string
+    readonly issues?: ReadonlyArray<{ readonly path: string; readonly message: string }>
+  }
+  return { status: response.status, etag: response.headers.get("etag"), body: json }
+})
+
+/** The caller's settings as GET answers them: the ETag and the document. */
+const currentSettings = asUser(USER)(
+  Effect.gen(function* () {
+    const client = yield* DexMonClient
+    const { body, headers } = yield* client.alertSettings.get()
+    return { etag: headers.etag, body }
+  })
+)
+
+/** The records of the events topic: every accepted action is one. */
+const eventsAppended = Effect.gen(function* () {
+  const log = yield* EventLog
+  const { names } = yield* Topics
+  const ends = yield* log.endOffsets(names.events)
+  return [...ends.values()].reduce((sum, end) => sum + end, 0)
+})
+
+layer(Seeded.pipe(Layer.provideMerge(GatewayOnEmbeddedPostgres)), { timeout: 180_000, excludeTestServices: true })(
+  "the owner's controls and alert settings, on the gateway: refused requests change nothing",
+  (it) => {
+    it.effect.each<{ readonly name: string; readonly body: string; readonly path: string }>([
+      ...(
+        [
+          ["low below 60", { low: { threshold: 59 } }, "low.threshold"],
+          ["low above 100", { low: { threshold: 101 } }, "low.threshold"],
+          ["high below 120", { high: { threshold: 119 } }, "high.threshold"],
+          ["high above 400", { high: { threshold: 401 } }, "high.threshold"],
+          ["urgent low above 55", { urgent_low: { threshold: 56 } }, "urgent_low.threshold"],
+          ["urgent low moved from the deployment's", { urgent_low: { threshold: 45 } }, "urgent_low.threshold"],
+          ["urgent low turned off", { urgent_low: { enabled: false } }, "urgent_low.enabled"],
+          ["horizon below 10", { urgent_low_soon: { horizon_minutes: 9 } }, "urgent_low_soon.horizon_minutes"],
+          ["horizon above 30", { urgent_low_soon: { horizon_minutes: 31 } }, "urgent_low_soon.horizon_minutes"],
+          ["fall rate below 2", { falling_fast: { rate: 1.5 } }, "falling_fast.rate"],
+          ["rise rate above 5", { rising_fast: { rate: 6 } }, "rising_fast.rate"],
+          ["no data below 10", { no_data: { minutes: 9 } }, "no_data.minutes"],
+          ["no data above 120", { no_data: { minutes: 121 } }, "no_data.minutes"],
+          ["repeat below 5", { low: { repeat_minutes: 4 } }, "low.repeat_minutes"],
+          ["repeat above 240", { high: { repeat_minutes: 241 } }, "high.repeat_minutes"],
+          ["low not below high", { low: { threshold: 100 }, high: { threshold: 100 } }, "high.threshold"],
+          ["a threshold as text", { high: { threshold: "250" } }, "high.threshold"],
+          ["a switch as text", { low: { enabled: "yes" } }, "low.enabled"],
+          ["a kind that is not an object", { no_data: 20 }, "no_data"],
+          ["an unknown kind", { very_low: { enabled: true } }, "very_low"],
+          ["a misspelt field", { low: { treshold: 75 } }, "low.treshold"],
+          [
+            "quiet hours in an unknown time zone",
+            { quiet_hours: { start: "22:00", end: "07:00", time_zone: "Mars/Olympus", days: [1] } },
+            "quiet_hours.time_zone"
+          ],
+          [
+            "quiet hours at 25:00",
+            { quiet_hours: { start: "25:00", end: "07:00", time_zone: "Europe/Berlin", days: [1] } },
+            "quiet_hours.start"
+          ],
+          [
+            "quiet hours on day 8",
+            { quiet_hours: { start: "22:00", end: "07:00", time_zone: "Europe/Berlin", days: [8] } },
+            "quiet_hours.days[0]"
+          ]
+        ] as const
+      ).map(([name, body, path]) => ({ name, body: JSON.stringify(body), path })),
+      { name: "a body that is an array", body: "[]", path: "payload" },
+      { name: "a body that is a number", body: "42", path: "payload" },
+      { name: "a body that is null", body: "null", path: "payload" }
+    ])("PUT /alert-settings with $name is 400 naming $path, and changes nothing", ({ body, path }) =>
+      Effect.gen(function* () {
+        const before = yield* currentSettings
+        const refused = yield* rawRequest("PUT", "/api/v1/alert-settings", body, { "if-match": before.etag })
+        assert.strictEqual(refused.status, 400, JSON.stringify(refused.body))
+        assert.strictEqual(refused.body._tag, "ValidationError")
+        assert.isTrue(
+          refused.body.issues?.some((issue) => issue.path === path),
+          JSON.stringify(refused.body.issues)
+        )
+        assert.deepStrictEqual(yield* currentSettings, before)
+      })
+    )
+
+    it.effect("a stale If-Match is 412, a missing one 428 once settings exist; neither changes anything", () =>
+      Effect.gen(function* () {
+        const first = yield* currentSettings
+        const changed = JSON.stringify({ ...first.body, low: { ...first.body.low, threshold: 75 } })
+        const written = yield* rawRequest("PUT", "/api/v1/alert-settings", changed, { "if-match": first.etag })
+        assert.strictEqual(written.status, 200, JSON.stringify(written.body))
+        const now = yield* currentSettings
+        assert.strictEqual(now.etag, written.etag)
+        assert.strictEqual(now.body.low.threshold, 75)
+
+        const again = JSON.stringify({ ...first.body, low: { ...first.body.low, threshold: 85 } })
+        const stale = yield* rawRequest("PUT", "/api/v1/alert-settings", again, { "if-match": first.etag })
+        assert.deepStrictEqual([stale.status, stale.body._tag], [412, "PreconditionFailed"])
+        const missing = yield* rawRequest("PUT", "/api/v1/alert-settings", again)
+        assert.deepStrictEqual([missing.status, missing.body._tag], [428, "PreconditionRequired"])
+        assert.deepStrictEqual(yield* currentSettings, now)
+      })
+    )
+
+    it.effect(
+      "another user's alert or sensor, an unknown sensor, a snooze out of bounds: refused, nothing appended",
+      () =>
+        Effect.gen(function* () {
+          const before = yield* eventsAppended
+          const refusals = [
+            [`/api/v1/alerts/${othersLow.alert_id}/acknowledge`, undefined, 404],
+            [`/api/v1/alerts/${othersLow.alert_id}/snooze`, { minutes: 30 }, 404],
+            ["/api/v1/sensors/api-cgm-x/stop", undefined, 404],
+            ["/api/v1/sensors/never-posted/stop", undefined, 404],
+            [`/api/v1/alerts/${openHigh.alert_id}/snooze`, { minutes: 14 }, 400],
+            [`/api/v1/alerts/${openHigh.alert_id}/snooze`, { minutes: 241 }, 400],
+            [`/api/v1/alerts/${openUrgentLow.alert_id}/snooze`, { minutes: 31 }, 400]
+          ] as const
+          for (const [path, body, status] of refusals) {
+            const refused = yield* rawRequest("POST", path, body === undefined ? undefined : JSON.stringify(body))
+            assert.strictEqual(refused.status, status, `${path}: ${JSON.stringify(refused.body)}`)
+            if (status === 400)
+              assert.deepStrictEqual(
+                refused.body.issues?.map((issue) => issue.path),
+                ["minutes"]
+              )
+          }
+          assert.strictEqual(yield* eventsAppended, before)
+
+          // The caller's own alert, in any state, is accepted: one action on the sensor's key each.
+          const acknowledged = yield* rawRequest(
+            "POST",
+            `/api/v1/alerts/${resolvedLow.alert_id}/acknowledge`,
+            undefined
+          )
+          assert.strictEqual(acknowledged.status, 202, JSON.stringify(acknowledged.body))
+          const snoozed = yield* rawRequest(
+            "POST",
+            `/api/v1/alerts/${openUrgentLow.alert_id}/snooze`,
+            JSON.stringify({ minutes: 30 })
+          )
+          assert.strictEqual(snoozed.status, 202, JSON.stringify(snoozed.body))
+          assert.strictEqual(yield* eventsAppended, before + 2)
         })
     )
   }

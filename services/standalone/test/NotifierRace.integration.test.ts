@@ -5,6 +5,7 @@ import {
   AlertStateStore,
   AlertStore,
   EventLog,
+  PostgresAlertSettingsStore,
   PostgresAlertStateStore,
   PostgresAlertStore,
   PostgresEventLog,
@@ -59,7 +60,7 @@ const race = racedStateStore(3)
 const notifierOnEmbeddedStores = NotifierLive.pipe(
   Layer.provide(AlertRules.layer),
   Layer.provideMerge(
-    Layer.mergeAll(PostgresEventLog.layer, PostgresAlertStore.layer, race.store).pipe(
+    Layer.mergeAll(PostgresEventLog.layer, PostgresAlertStore.layer, PostgresAlertSettingsStore.layer, race.store).pipe(
       Layer.provideMerge(Layer.succeed(Topics, Topics.make(2, `race-${Date.now().toString(36)}.`))),
       Layer.provideMerge(layerEmbeddedPostgresTest)
     )

@@ -2,6 +2,7 @@ import { AlertRules } from "@dexmon/alerting"
 import {
   AlertActionEvent,
   alertActionHeaders,
+  decodeAlertNotification,
   EventId,
   encodeAlertActionEvent,
   encodeGlucoseEvent,
@@ -16,6 +17,7 @@ import {
   type ConsumerRecord,
   EventLog,
   KafkaEventLog,
+  PostgresAlertSettingsStore,
   PostgresAlertStateStore,
   PostgresAlertStore,
   PostgresEventLog,
@@ -37,7 +39,8 @@ const pipelineOn = (eventLog: Layer.Layer<EventLog, unknown, Topics | SqlClient.
     eventLog,
     SqlReadingStore.layer,
     PostgresAlertStore.layer,
-    PostgresAlertStateStore.layer
+    PostgresAlertStateStore.layer,
+    PostgresAlertSettingsStore.layer
   ).pipe(Layer.provideMerge(topics), Layer.provideMerge(layerEmbeddedPostgresTest))
   return Layer.mergeAll(ProcessorLive, NotifierLive).pipe(Layer.provide(AlertRules.layer), Layer.provideMerge(stores))
 }
@@ -165,6 +168,19 @@ const pipelineContract = (name: string, eventLog: Layer.Layer<EventLog, unknown,
                 ["URGENT_LOW", "ACTIVE", t0 + 10 * MINUTE, null],
                 ["URGENT_LOW", "RESOLVED", t0 + 5 * MINUTE, t0 + 7 * MINUTE]
               ]
+            )
+            // Each episode was told once, on glucose.alerts under the decision's key; the silent end told nobody.
+            const notifications = yield* readTopic(names.alerts, sensor, 2)
+            const decoded = yield* Effect.forEach(notifications, (record) =>
+              decodeAlertNotification(new TextDecoder().decode(record.value))
+            )
+            assert.deepStrictEqual(
+              decoded.map((n) => [n.type, n.sequence, n.notification_id, n.alert.started_at, n.alert.status]),
+              episodes.toReversed().map((a) => ["alert", 1, `${a.alert_id}/1`, a.started_at, "ACTIVE"])
+            )
+            assert.deepStrictEqual(
+              notifications.map((r) => r.headers["dexmon-notification-id"]),
+              decoded.map((n) => n.notification_id)
             )
             for (const dlq of [names.eventsDlq, names.alertsDlq]) {
               const letters = yield* readTopicToEnd(dlq)

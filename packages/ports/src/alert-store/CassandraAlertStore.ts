@@ -23,6 +23,16 @@ const episodeColumns = {
   last_reading_at: "timestamp"
 } as const
 
+/** The notification columns, and their CQL types: added to `glucose_alerts` and `glucose_alerts_open` where an earlier version made them without. */
+const notificationColumns = {
+  acknowledged_at: "timestamp",
+  acknowledged_by: "text",
+  snoozed_until: "timestamp",
+  notification_count: "int",
+  last_notified_at: "timestamp",
+  silenced_by: "text"
+} as const
+
 const AlertRow = Schema.Struct({
   user_id: Schema.String,
   timestamp: Schema.Date,
@@ -35,7 +45,13 @@ const AlertRow = Schema.Struct({
   ended_at: Schema.optional(Schema.NullOr(Schema.Date)),
   extreme_value: Schema.NullOr(Schema.Number),
   last_value: Schema.NullOr(Schema.Number),
-  last_reading_at: Schema.NullOr(Schema.Date)
+  last_reading_at: Schema.NullOr(Schema.Date),
+  acknowledged_at: Schema.NullOr(Schema.Date),
+  acknowledged_by: Schema.NullOr(Schema.String),
+  snoozed_until: Schema.NullOr(Schema.Date),
+  notification_count: Schema.NullOr(Schema.Number),
+  last_notified_at: Schema.NullOr(Schema.Date),
+  silenced_by: Schema.NullOr(Schema.String)
 })
 
 const millisOrNull = (date: Date | null | undefined) => (date === null || date === undefined ? null : date.getTime())
@@ -69,22 +85,27 @@ export const make = Effect.gen(function* () {
   const insertById = `INSERT INTO ${byIdTable} (alert_id, user_id, timestamp) VALUES (?, ?, ?)`
 
   // A keyspace made by an earlier version is migrated in place, keeping every row it holds.
-  const presentColumns = run(
-    "migrate",
-    "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?",
-    [keyspace.toLowerCase(), "glucose_alerts"]
-  ).pipe(Effect.map((result) => new Set(result.rows.map((row) => String(row.column_name)))))
+  const presentColumns = (tableName: string) =>
+    run("migrate", "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?", [
+      keyspace.toLowerCase(),
+      tableName
+    ]).pipe(Effect.map((result) => new Set(result.rows.map((row) => String(row.column_name)))))
 
-  /** Adds the episode columns the seed's table lacks; a column another process added meanwhile is no error. */
-  const addMissingColumns = Effect.gen(function* () {
-    const present = yield* presentColumns
-    for (const [name, type] of Object.entries(episodeColumns)) {
+  /**
+   * Adds the columns a table made by an earlier version lacks (the seed's
+   * `glucose_alerts` its episode columns, both tables the notification
+   * columns); a column another process added meanwhile is no error.
+   */
+  const addMissingColumns = Effect.fnUntraced(function* (tableName: string, columns: Readonly<Record<string, string>>) {
+    const present = yield* presentColumns(tableName)
+    for (const [name, type] of Object.entries(columns)) {
       if (present.has(name)) continue
-      yield* run("migrate", `ALTER TABLE ${table} ADD ${name} ${type}`).pipe(
+      yield* run("migrate", `ALTER TABLE ${keyspace}.${tableName} ADD ${name} ${type}`).pipe(
         Effect.catchIf(
           (error) =>
             error.cause instanceof errors.ResponseError && error.cause.code === types.responseErrorCodes.invalid,
-          (error) => presentColumns.pipe(Effect.flatMap((now) => (now.has(name) ? Effect.void : Effect.fail(error))))
+          (error) =>
+            presentColumns(tableName).pipe(Effect.flatMap((now) => (now.has(name) ? Effect.void : Effect.fail(error))))
         )
       )
     }
@@ -125,10 +146,12 @@ export const make = Effect.gen(function* () {
       user_id text, timestamp timestamp, alert_id uuid, sensor_id text, glucose_value double,
       alert_type text, status text,
       started_at timestamp, ended_at timestamp, extreme_value double, last_value double, last_reading_at timestamp,
+      acknowledged_at timestamp, acknowledged_by text, snoozed_until timestamp, notification_count int,
+      last_notified_at timestamp, silenced_by text,
       PRIMARY KEY ((user_id), timestamp, alert_id)
     ) WITH CLUSTERING ORDER BY (timestamp DESC, alert_id DESC)`
   )
-  yield* addMissingColumns
+  yield* addMissingColumns("glucose_alerts", { ...episodeColumns, ...notificationColumns })
   yield* run(
     "create table",
     `CREATE TABLE IF NOT EXISTS ${byIdTable} (alert_id uuid PRIMARY KEY, user_id text, timestamp timestamp)`
@@ -138,9 +161,12 @@ export const make = Effect.gen(function* () {
     `CREATE TABLE IF NOT EXISTS ${openTable} (
       user_id text, sensor_id text, alert_type text, alert_id uuid, timestamp timestamp, glucose_value double,
       status text, started_at timestamp, extreme_value double, last_value double, last_reading_at timestamp,
+      acknowledged_at timestamp, acknowledged_by text, snoozed_until timestamp, notification_count int,
+      last_notified_at timestamp, silenced_by text,
       PRIMARY KEY ((user_id), sensor_id, alert_type, alert_id)
     )`
   )
+  yield* addMissingColumns("glucose_alerts_open", notificationColumns)
   yield* run(
     "create table",
     `CREATE TABLE IF NOT EXISTS ${migrationsTable} (migration text PRIMARY KEY, applied_at timestamp)`
@@ -149,17 +175,28 @@ export const make = Effect.gen(function* () {
   yield* Effect.logInfo(`Cassandra: ${table}, ${byIdTable} and ${openTable} ready`)
 
   const insertAlert = `INSERT INTO ${table} (user_id, timestamp, alert_id, sensor_id, glucose_value, alert_type, status,
-      started_at, ended_at, extreme_value, last_value, last_reading_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+      started_at, ended_at, extreme_value, last_value, last_reading_at,
+      acknowledged_at, acknowledged_by, snoozed_until, notification_count, last_notified_at, silenced_by)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
   const insertOpen = `INSERT INTO ${openTable} (user_id, sensor_id, alert_type, alert_id, timestamp, glucose_value,
-      status, started_at, extreme_value, last_value, last_reading_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+      status, started_at, extreme_value, last_value, last_reading_at,
+      acknowledged_at, acknowledged_by, snoozed_until, notification_count, last_notified_at, silenced_by)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
   const deleteOpen = `DELETE FROM ${openTable} WHERE user_id = ? AND sensor_id = ? AND alert_type = ? AND alert_id = ?`
 
   /** The episode's row, its by-id entry and its place among the open episodes (added, or removed once it ended). */
   const statementsOf = (alert: Alert): ReadonlyArray<CqlStatement> => {
     const alertId = types.Uuid.fromString(alert.alert_id)
     const timestamp = new Date(alert.timestamp)
+    // Written as null too (not left unset): a later version that clears a field must clear the stored one.
+    const notification = [
+      dateOrNull(alert.acknowledged_at),
+      alert.acknowledged_by,
+      dateOrNull(alert.snoozed_until),
+      alert.notification_count,
+      dateOrNull(alert.last_notified_at),
+      alert.silenced_by
+    ]
     return [
       {
         query: insertAlert,
@@ -175,7 +212,8 @@ export const make = Effect.gen(function* () {
           dateOrNull(alert.ended_at),
           alert.extreme_value,
           alert.last_value,
-          new Date(alert.last_reading_at)
+          new Date(alert.last_reading_at),
+          ...notification
         ]
       },
       { query: insertById, params: [alertId, alert.user_id, timestamp] },
@@ -193,7 +231,8 @@ export const make = Effect.gen(function* () {
               new Date(alert.started_at),
               alert.extreme_value,
               alert.last_value,
-              new Date(alert.last_reading_at)
+              new Date(alert.last_reading_at),
+              ...notification
             ]
           }
         : { query: deleteOpen, params: [alert.user_id, alert.sensor_id, alert.alert_type, alertId] }
@@ -210,7 +249,8 @@ export const make = Effect.gen(function* () {
   })
 
   const columns = `user_id, timestamp, alert_id, sensor_id, glucose_value, alert_type, status,
-    started_at, ended_at, extreme_value, last_value, last_reading_at`
+    started_at, ended_at, extreme_value, last_value, last_reading_at,
+    acknowledged_at, acknowledged_by, snoozed_until, notification_count, last_notified_at, silenced_by`
 
   const toAlert = (operation: string) => (row: unknown) =>
     Schema.decodeUnknownEffect(AlertRow)(row).pipe(
@@ -227,7 +267,13 @@ export const make = Effect.gen(function* () {
           ended_at: millisOrNull(r.ended_at),
           extreme_value: r.extreme_value,
           last_value: r.last_value,
-          last_reading_at: millisOrNull(r.last_reading_at)
+          last_reading_at: millisOrNull(r.last_reading_at),
+          acknowledged_at: millisOrNull(r.acknowledged_at),
+          acknowledged_by: r.acknowledged_by,
+          snoozed_until: millisOrNull(r.snoozed_until),
+          notification_count: r.notification_count,
+          last_notified_at: millisOrNull(r.last_notified_at),
+          silenced_by: r.silenced_by
         })
       ),
       Effect.mapError(failWith(operation))
@@ -297,7 +343,8 @@ export const make = Effect.gen(function* () {
     const rows = yield* runAll(
       "listOpen",
       `SELECT user_id, sensor_id, alert_type, alert_id, timestamp, glucose_value, status, started_at,
-        extreme_value, last_value, last_reading_at
+        extreme_value, last_value, last_reading_at,
+        acknowledged_at, acknowledged_by, snoozed_until, notification_count, last_notified_at, silenced_by
        FROM ${openTable} WHERE user_id = ?`,
       [user],
       { fetchSize: 1_000 }

@@ -48,6 +48,17 @@ const migrations = {
     // (A literal 'SENT', as in `listOpen`: DDL takes no parameters, and the planner matches the predicate by its text.)
     yield* sql`CREATE INDEX glucose_alerts_open ON glucose_alerts (user_id)
       WHERE ended_at IS NULL AND status <> 'SENT'`
+  }),
+  "0003_alert_notifications": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // Nullable, `notification_count` too: rows written before them read back as `unnotifiedAlertFields`.
+    yield* sql`ALTER TABLE glucose_alerts
+      ADD COLUMN acknowledged_at timestamptz,
+      ADD COLUMN acknowledged_by text,
+      ADD COLUMN snoozed_until timestamptz,
+      ADD COLUMN notification_count integer,
+      ADD COLUMN last_notified_at timestamptz,
+      ADD COLUMN silenced_by text`
   })
 }
 
@@ -65,7 +76,13 @@ const AlertRow = Schema.Struct({
   ended_at: Schema.NullOr(Schema.Number),
   extreme_value: Schema.NullOr(Schema.Number),
   last_value: Schema.NullOr(Schema.Number),
-  last_reading_at: Schema.NullOr(Schema.Number)
+  last_reading_at: Schema.NullOr(Schema.Number),
+  acknowledged_at: Schema.NullOr(Schema.Number),
+  acknowledged_by: Schema.NullOr(Schema.String),
+  snoozed_until: Schema.NullOr(Schema.Number),
+  notification_count: Schema.NullOr(Schema.Number),
+  last_notified_at: Schema.NullOr(Schema.Number),
+  silenced_by: Schema.NullOr(Schema.String)
 })
 
 const toAlert = (operation: string) => (row: unknown) =>
@@ -86,7 +103,10 @@ export const make = Effect.gen(function* () {
     (extract(epoch FROM started_at) * 1000)::float8 AS started_at,
     (extract(epoch FROM ended_at) * 1000)::float8 AS ended_at,
     extreme_value, last_value,
-    (extract(epoch FROM last_reading_at) * 1000)::float8 AS last_reading_at`
+    (extract(epoch FROM last_reading_at) * 1000)::float8 AS last_reading_at,
+    (extract(epoch FROM acknowledged_at) * 1000)::float8 AS acknowledged_at, acknowledged_by,
+    (extract(epoch FROM snoozed_until) * 1000)::float8 AS snoozed_until, notification_count,
+    (extract(epoch FROM last_notified_at) * 1000)::float8 AS last_notified_at, silenced_by`
 
   /**
    * One statement per batch, an upsert on the row's key: an episode written again
@@ -97,7 +117,8 @@ export const make = Effect.gen(function* () {
     const alerts = latestPerEpisode(batch)
     if (alerts.length === 0) return
     yield* sql`INSERT INTO glucose_alerts (user_id, "timestamp", alert_id, sensor_id, glucose_value, alert_type, status,
-        started_at, ended_at, extreme_value, last_value, last_reading_at)
+        started_at, ended_at, extreme_value, last_value, last_reading_at,
+        acknowledged_at, acknowledged_by, snoozed_until, notification_count, last_notified_at, silenced_by)
       SELECT * FROM unnest(
         ${pgArray(
           alerts.map((a) => a.user_id),
@@ -146,19 +167,51 @@ export const make = Effect.gen(function* () {
         ${pgArray(
           alerts.map((a) => a.last_reading_at),
           OID.timestamptz
-        )}::timestamptz[])
+        )}::timestamptz[],
+        ${pgArray(
+          alerts.map((a) => a.acknowledged_at),
+          OID.timestamptz
+        )}::timestamptz[],
+        ${pgArray(
+          alerts.map((a) => a.acknowledged_by),
+          OID.text
+        )}::text[],
+        ${pgArray(
+          alerts.map((a) => a.snoozed_until),
+          OID.timestamptz
+        )}::timestamptz[],
+        ${pgArray(
+          alerts.map((a) => a.notification_count),
+          OID.int4
+        )}::int4[],
+        ${pgArray(
+          alerts.map((a) => a.last_notified_at),
+          OID.timestamptz
+        )}::timestamptz[],
+        ${pgArray(
+          alerts.map((a) => a.silenced_by),
+          OID.text
+        )}::text[])
       ORDER BY 1, 2, 3
       ON CONFLICT (user_id, "timestamp", alert_id) DO UPDATE SET
         sensor_id = EXCLUDED.sensor_id, glucose_value = EXCLUDED.glucose_value, alert_type = EXCLUDED.alert_type,
         status = EXCLUDED.status, started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at,
         extreme_value = EXCLUDED.extreme_value, last_value = EXCLUDED.last_value,
-        last_reading_at = EXCLUDED.last_reading_at
+        last_reading_at = EXCLUDED.last_reading_at, acknowledged_at = EXCLUDED.acknowledged_at,
+        acknowledged_by = EXCLUDED.acknowledged_by, snoozed_until = EXCLUDED.snoozed_until,
+        notification_count = EXCLUDED.notification_count, last_notified_at = EXCLUDED.last_notified_at,
+        silenced_by = EXCLUDED.silenced_by
       WHERE (glucose_alerts.sensor_id, glucose_alerts.glucose_value, glucose_alerts.alert_type, glucose_alerts.status,
           glucose_alerts.started_at, glucose_alerts.ended_at, glucose_alerts.extreme_value, glucose_alerts.last_value,
-          glucose_alerts.last_reading_at)
+          glucose_alerts.last_reading_at, glucose_alerts.acknowledged_at, glucose_alerts.acknowledged_by,
+          glucose_alerts.snoozed_until, glucose_alerts.notification_count, glucose_alerts.last_notified_at,
+          glucose_alerts.silenced_by)
         IS DISTINCT FROM (EXCLUDED.sensor_id, EXCLUDED.glucose_value, EXCLUDED.alert_type, EXCLUDED.status,
           EXCLUDED.started_at, EXCLUDED.ended_at, EXCLUDED.extreme_value, EXCLUDED.last_value,
-          EXCLUDED.last_reading_at)`.pipe(Effect.mapError(failWith("save")))
+          EXCLUDED.last_reading_at, EXCLUDED.acknowledged_at, EXCLUDED.acknowledged_by, EXCLUDED.snoozed_until,
+          EXCLUDED.notification_count, EXCLUDED.last_notified_at, EXCLUDED.silenced_by)`.pipe(
+      Effect.mapError(failWith("save"))
+    )
   })
 
   /** Keyset paging on (start, alert id), newest first; the filters are part of the query, so every page is full. */

@@ -1,11 +1,23 @@
-import { Alert, AlertId, type AlertStatus, formatIsoTimestamp, InvalidCursor, legacyAlertFields } from "@dexmon/domain"
+import {
+  Alert,
+  AlertId,
+  type AlertStatus,
+  formatIsoTimestamp,
+  InvalidCursor,
+  legacyAlertFields,
+  unnotifiedAlertFields
+} from "@dexmon/domain"
 import { Effect, Schema } from "effect"
 import { decodeCursor, encodeCursor } from "../Cursor.ts"
 
 /** The status every alert row had before episodes existed: one row per low or high reading, sent. */
 export const LEGACY_STATUS = "SENT"
 
-/** An alert row as any alert store holds it, times in epoch milliseconds; rows written before episodes lack their columns. */
+/**
+ * An alert row as any alert store holds it, times in epoch milliseconds; rows
+ * written before episodes lack their columns, rows written before
+ * notifications lack theirs (`notification_count` included).
+ */
 export interface StoredAlertRow {
   readonly alert_id: string
   readonly user_id: string
@@ -19,11 +31,21 @@ export interface StoredAlertRow {
   readonly extreme_value: number | null
   readonly last_value: number | null
   readonly last_reading_at: number | null
+  readonly acknowledged_at: number | null
+  readonly acknowledged_by: string | null
+  readonly snoozed_until: number | null
+  readonly notification_count: number | null
+  readonly last_notified_at: number | null
+  readonly silenced_by: string | null
 }
+
+const isoOrNull = (millis: number | null) => (millis === null ? null : formatIsoTimestamp(millis))
 
 /**
  * An alert row as an episode. A row written before episodes existed (status
- * `SENT`, no episode columns) reads back as an ended episode of its one reading.
+ * `SENT`, no episode columns) reads back as an ended episode of its one reading;
+ * one written before notifications were recorded (those columns empty) reads
+ * back as `unnotifiedAlertFields`: nothing acknowledged, snoozed or sent.
  */
 export const decodeStoredAlert = (row: StoredAlertRow) => {
   const legacy =
@@ -54,7 +76,13 @@ export const decodeStoredAlert = (row: StoredAlertRow) => {
     glucose_value: row.glucose_value,
     extreme_value: episode.extreme_value,
     last_value: episode.last_value,
-    last_reading_at: formatIsoTimestamp(episode.last_reading_at)
+    last_reading_at: formatIsoTimestamp(episode.last_reading_at),
+    acknowledged_at: isoOrNull(row.acknowledged_at),
+    acknowledged_by: row.acknowledged_by,
+    snoozed_until: isoOrNull(row.snoozed_until),
+    notification_count: row.notification_count ?? unnotifiedAlertFields.notification_count,
+    last_notified_at: isoOrNull(row.last_notified_at),
+    silenced_by: row.silenced_by
   })
 }
 

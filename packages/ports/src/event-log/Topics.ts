@@ -5,12 +5,15 @@ import type { TopicSpec } from "./EventLog.ts"
 export interface TopicNames {
   readonly events: string
   readonly eventsDlq: string
+  /** The alert engine's notification decisions, keyed by sensor (the deliverer and live stream read them). */
+  readonly alerts: string
   readonly alertsDlq: string
 }
 
 export const defaultTopicNames: TopicNames = {
   events: "glucose.events",
   eventsDlq: "glucose.events.dlq",
+  alerts: "glucose.alerts",
   alertsDlq: "glucose.events.alerts.dlq"
 }
 
@@ -30,6 +33,7 @@ export class Topics extends Context.Service<
     const names: TopicNames = {
       events: `${prefix}${defaultTopicNames.events}`,
       eventsDlq: `${prefix}${defaultTopicNames.eventsDlq}`,
+      alerts: `${prefix}${defaultTopicNames.alerts}`,
       alertsDlq: `${prefix}${defaultTopicNames.alertsDlq}`
     }
     return Topics.of({ names, specs: Object.values(names).map((name) => ({ name, partitions })) })

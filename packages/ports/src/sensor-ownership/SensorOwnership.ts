@@ -1,5 +1,5 @@
 import type { SensorId, UserId } from "@dexmon/domain"
-import { Context, type Effect, Schema } from "effect"
+import { Context, type Effect, type Option, Schema } from "effect"
 import { StoreFailureFields } from "../StoreFailure.ts"
 
 export class SensorOwnershipError extends Schema.TaggedError<SensorOwnershipError>()(
@@ -20,6 +20,8 @@ export class SensorOwnership extends Context.Service<
       userId: UserId,
       sensorIds: ReadonlyArray<SensorId>
     ) => Effect.Effect<ReadonlyArray<SensorId>, SensorOwnershipError>
+    /** Who owns the sensor; none for a sensor nobody has posted. */
+    readonly ownerOf: (sensorId: SensorId) => Effect.Effect<Option.Option<UserId>, SensorOwnershipError>
     readonly ping: Effect.Effect<void, SensorOwnershipError>
   }
 >()("dexmon/ports/sensor-ownership/SensorOwnership") {}

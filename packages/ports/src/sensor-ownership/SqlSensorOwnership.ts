@@ -1,5 +1,5 @@
 import type { SensorId, UserId } from "@dexmon/domain"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
 import { runMigrations } from "../postgres/Migrations.ts"
 import { failureOf } from "../StoreFailure.ts"
@@ -50,8 +50,19 @@ export const make = Effect.gen(function* () {
     return [...new Set(sensorIds)].filter((sensorId) => owners.get(sensorId) !== userId)
   })
 
+  const ownerOf = Effect.fn("SensorOwnership.ownerOf")(function* (sensorId: SensorId) {
+    const known = owners.get(sensorId)
+    if (known !== undefined) return Option.some(known as UserId)
+    const rows = yield* sql<{ user_id: string }>`
+      SELECT user_id FROM sensor_owners WHERE sensor_id = ${sensorId}`.pipe(Effect.mapError(failWith("ownerOf")))
+    const owner = rows[0]?.user_id
+    if (owner === undefined) return Option.none<UserId>()
+    remember(sensorId, owner)
+    return Option.some(owner as UserId)
+  })
+
   const ping = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(failWith("ping")))
-  return SensorOwnership.of({ claim, ping })
+  return SensorOwnership.of({ claim, ownerOf, ping })
 })
 
 export const layer = Layer.effect(SensorOwnership, make)

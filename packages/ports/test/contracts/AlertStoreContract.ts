@@ -1,4 +1,13 @@
-import { Alert, type AlertStatus, type AlertType, deriveAlertId, SensorId, UserId } from "@dexmon/domain"
+import {
+  Alert,
+  type AlertStatus,
+  type AlertType,
+  deriveAlertId,
+  SensorId,
+  type SilencedBy,
+  UserId,
+  unnotifiedAlertFields
+} from "@dexmon/domain"
 import { assert, layer } from "@effect/vitest"
 import { Effect, type Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
@@ -10,8 +19,8 @@ const t0 = Date.parse("2026-11-20T00:00:00.000Z")
 const MINUTE = 60_000
 const DAY = 86_400_000
 
-/** An episode as the engine writes it: open unless `ended_at` is given. */
-const episode = (
+/** An episode as the engine writes it: open unless `ended_at` is given, nobody told or acting unless said. */
+export const episode = (
   user: string,
   sensor: string,
   type: AlertType,
@@ -23,6 +32,12 @@ const episode = (
     extreme_value: number
     last_value: number
     last_reading_at: number
+    acknowledged_at: number | null
+    acknowledged_by: UserId | null
+    snoozed_until: number | null
+    notification_count: number
+    last_notified_at: number | null
+    silenced_by: SilencedBy | null
   }> = {}
 ) => {
   const value = fields.glucose_value ?? (type === "HIGH" || type === "RISING_FAST" ? 280 : 62)
@@ -38,7 +53,13 @@ const episode = (
     glucose_value: value,
     extreme_value: fields.extreme_value ?? value,
     last_value: fields.last_value ?? value,
-    last_reading_at: fields.last_reading_at ?? start
+    last_reading_at: fields.last_reading_at ?? start,
+    acknowledged_at: fields.acknowledged_at ?? unnotifiedAlertFields.acknowledged_at,
+    acknowledged_by: fields.acknowledged_by ?? unnotifiedAlertFields.acknowledged_by,
+    snoozed_until: fields.snoozed_until ?? unnotifiedAlertFields.snoozed_until,
+    notification_count: fields.notification_count ?? unnotifiedAlertFields.notification_count,
+    last_notified_at: fields.last_notified_at ?? unnotifiedAlertFields.last_notified_at,
+    silenced_by: fields.silenced_by ?? unnotifiedAlertFields.silenced_by
   })
 }
 
@@ -107,6 +128,46 @@ export const alertStoreContract = (name: string, storeLayer: Layer.Layer<AlertSt
         assert.deepStrictEqual(yield* store.get(UserId.make(user), ended.alert_id), Option.some(ended))
         assert.deepStrictEqual(yield* store.listOpen(UserId.make(user)), [])
       })
+    )
+
+    it.effect(
+      "an episode's acknowledgement, snooze and notifications read back as saved; a later version replaces them",
+      () =>
+        Effect.gen(function* () {
+          const store = yield* AlertStore
+          const user = newRun()
+          const query = { user_id: UserId.make(user), from: t0, to: t0 + DAY, limit: 10 }
+          const told = episode(user, `${user}-s`, "URGENT_LOW", t0, {
+            glucose_value: 52,
+            last_reading_at: t0 + 15 * MINUTE,
+            acknowledged_at: t0 + 6 * MINUTE,
+            acknowledged_by: UserId.make(user),
+            snoozed_until: t0 + 60 * MINUTE,
+            notification_count: 3,
+            last_notified_at: t0 + 10 * MINUTE,
+            silenced_by: "QUIET_HOURS"
+          })
+          yield* store.save([told])
+          assert.deepStrictEqual(yield* store.get(UserId.make(user), told.alert_id), Option.some(told))
+          assert.deepStrictEqual((yield* store.list(query)).items, [told])
+          assert.deepStrictEqual(yield* store.listOpen(UserId.make(user)), [told])
+
+          // Every notification field changes, the snooze to none: a field cleared must clear the stored one.
+          const later = episode(user, `${user}-s`, "URGENT_LOW", t0, {
+            glucose_value: 52,
+            last_reading_at: t0 + 35 * MINUTE,
+            acknowledged_at: t0 + 31 * MINUTE,
+            acknowledged_by: UserId.make(`${user}-follower`),
+            snoozed_until: null,
+            notification_count: 5,
+            last_notified_at: t0 + 30 * MINUTE,
+            silenced_by: "ACKNOWLEDGED"
+          })
+          yield* store.save([later])
+          assert.deepStrictEqual(yield* store.get(UserId.make(user), later.alert_id), Option.some(later))
+          assert.deepStrictEqual((yield* store.list(query)).items, [later])
+          assert.deepStrictEqual(yield* store.listOpen(UserId.make(user)), [later])
+        })
     )
 
     it.effect("saving the same episodes again changes nothing", () =>
@@ -301,8 +362,9 @@ export const insertLegacyAlertRowSql = (legacy: ReturnType<typeof legacyAlertRow
 
 /**
  * How a row of `legacyAlertRow` reads back from every layer: an ended episode
- * of its one reading, `RESOLVED` (also to the status filter); and a new
- * episode that derives the same id replaces it.
+ * of its one reading, `RESOLVED` (also to the status filter), nothing recorded
+ * about notifications (`unnotifiedAlertFields`); and a new episode that derives
+ * the same id replaces it.
  */
 export const assertLegacyAlertReadsBack = (legacy: ReturnType<typeof legacyAlertRow>) =>
   Effect.gen(function* () {
@@ -319,7 +381,8 @@ export const assertLegacyAlertReadsBack = (legacy: ReturnType<typeof legacyAlert
       glucose_value: legacy.glucose_value,
       extreme_value: legacy.glucose_value,
       last_value: legacy.glucose_value,
-      last_reading_at: legacy.timestamp
+      last_reading_at: legacy.timestamp,
+      ...unnotifiedAlertFields
     })
     const query = { user_id: legacy.user_id, from: t0, to: t0 + DAY, limit: 10 }
     assert.deepStrictEqual((yield* store.list(query)).items, [expected])

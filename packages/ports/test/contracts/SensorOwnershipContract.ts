@@ -1,6 +1,6 @@
 import { SensorId, UserId } from "@dexmon/domain"
 import { assert, layer } from "@effect/vitest"
-import { Effect, type Layer } from "effect"
+import { Effect, type Layer, Option } from "effect"
 import { SensorOwnership } from "../../src/index.ts"
 
 let runCounter = 0
@@ -21,6 +21,11 @@ export const sensorOwnershipContract = (name: string, ownershipLayer: Layer.Laye
         // Bob's refused batch still claimed the free sensor s3 for him.
         assert.deepStrictEqual(yield* ownership.claim(alice, [s3]), [s3])
         assert.deepStrictEqual(yield* ownership.claim(bob, [s3]), [])
+        assert.deepStrictEqual(
+          [yield* ownership.ownerOf(s1), yield* ownership.ownerOf(s3)],
+          [Option.some(alice), Option.some(bob)]
+        )
+        assert.deepStrictEqual(yield* ownership.ownerOf(SensorId.make(`${run}-never-posted`)), Option.none())
         yield* ownership.ping
       })
     )

@@ -5,7 +5,7 @@ import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose"
 
 export const ISSUER = "https://issuer.dexmon.test/"
 export const AUDIENCE = "dexmon-api"
-export const ALL = "glucose:write glucose:read alerts:read"
+export const ALL = "glucose:write glucose:read alerts:read alerts:write"
 
 /** An issuer of our own: RSA keys, a JWKS endpoint whose key list the test changes, and a token minter. */
 export const makeIssuer = Effect.gen(function* () {

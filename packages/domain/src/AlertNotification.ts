@@ -1,0 +1,45 @@
+import { Schema } from "effect"
+import { Alert } from "./Alert.ts"
+import { AlertId, SensorId, UserId } from "./Identifiers.ts"
+import { IsoTimestamp } from "./Timestamp.ts"
+
+/** What a notification says: an episode began (or was first told), it is still going on, or it is over. */
+export const NotificationType = Schema.Literals(["alert", "repeat", "all_clear"])
+export type NotificationType = typeof NotificationType.Type
+
+/**
+ * One notification the alert engine decided, as it travels on `glucose.alerts`
+ * keyed by the sensor. `(alert_id, sequence)` is the decision's key
+ * (`notification_id`): the notifier appends each decision at least once, and
+ * a replay or a crash appends the same key again, so every consumer applies
+ * each key once. `sequence` counts the episode's notifications from 1 (the
+ * first), then each repeat, then the all clear. `alert` is the episode's row
+ * as the decision left it.
+ */
+export class AlertNotification extends Schema.Class<AlertNotification>("dexmon/domain/AlertNotification")({
+  schema: Schema.Literal("alert-notification"),
+  schema_version: Schema.Literal(1),
+  notification_id: Schema.String,
+  alert_id: AlertId,
+  sequence: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)),
+  type: NotificationType,
+  sensor_id: SensorId,
+  user_id: UserId,
+  decided_at: IsoTimestamp,
+  alert: Alert
+}) {}
+
+/** The key of a notification decision: the same on every append of it. */
+export const notificationId = (alertId: string, sequence: number) => `${alertId}/${sequence}`
+
+export const AlertNotificationJson = Schema.fromJsonString(AlertNotification)
+export const encodeAlertNotification = Schema.encodeSync(AlertNotificationJson)
+export const decodeAlertNotification = Schema.decodeUnknownEffect(AlertNotificationJson)
+
+/** The message headers that describe a notification without parsing it. */
+export const alertNotificationHeaders = (notification: AlertNotification): Record<string, string> => ({
+  "content-type": "application/json",
+  "dexmon-schema": notification.schema,
+  "dexmon-schema-version": String(notification.schema_version),
+  "dexmon-notification-id": notification.notification_id
+})
