@@ -51,6 +51,7 @@ describe("metric names in dashboards and alert rules", () => {
       "dexmon_batch_size_count",
       "dexmon_store_write_duration_seconds_sum",
       "dexmon_alerts_total",
+      "dexmon_notifications_total",
       "dexmon_archived_rows_total",
       "process_resident_memory_bytes"
     ]) {
@@ -95,6 +96,7 @@ describe("metric names in dashboards and alert rules", () => {
       "dexmon_consumer_lag",
       "dexmon_dlq_messages_total",
       "dexmon_alerts_total",
+      "dexmon_notifications_total",
       "process_resident_memory_bytes",
       "process_cpu_seconds_total"
     ]) {

@@ -61,7 +61,7 @@ export type EngineInput = ReadingInput | TickInput | ActionInput
  * - `resolved`: ended after two clear readings, the all clear (notified);
  * - `ended`: ended without an all clear (superseded, a silence, retirement, or never notified);
  * - `recorded`: an episode found only once it was over (a silence the sensor's next reading revealed);
- * - `repeated`: repeat n of an open episode (its `sequence`), or an acknowledged urgent low's reminder;
+ * - `repeated`: repeat n of an open episode, or an acknowledged urgent low's reminder;
  * - `released`: the first notification of an episode that quiet hours or a snooze held back, once they no longer do;
  * - `acknowledged`: the owner acknowledged the episode;
  * - `snoozed`: the owner snoozed the episode's kind;
@@ -86,8 +86,17 @@ export interface AlertChange {
   readonly alert: Alert
   /** Whether someone should be told (the delivery of a later issue consumes these). */
   readonly notify: boolean
-  /** The notification's number within its episode (1 the first, then repeats): `(alert_id, sequence)` keys it. */
+  /** How many notifications the episode has had with this one (1 the first): what the person has been told. */
   readonly sequence: number
+  /**
+   * For a notification, which decision it is within its episode: `alert` (the
+   * first), `repeat-<n>` (repeat n, due at start + n × the repeat interval),
+   * `reminder-<acknowledged at>` or `all-clear`; empty otherwise. Unlike the
+   * sequence, it does not depend on which earlier ticks happened to run (the
+   * clock is not in the log), so deciding again after a crash gives a decision
+   * the same key: `(alert_id, decision)` is the notification's id.
+   */
+  readonly decision: string
 }
 
 export interface Decision {
@@ -183,8 +192,8 @@ const toAlert = (work: Work, episode: OpenEpisode, status: AlertStatus, endedAt:
     silenced_by: episode.silenced_by
   })
 
-const change = (work: Work, kind: AlertChangeKind, alert: Alert, notify: boolean, sequence = 0) => {
-  work.changes.push({ kind, alert, notify, sequence })
+const change = (work: Work, kind: AlertChangeKind, alert: Alert, notify: boolean, sequence = 0, decision = "") => {
+  work.changes.push({ kind, alert, notify, sequence, decision })
 }
 
 /** Until when the owner snoozed this kind for the sensor, at the time being decided; null when not snoozed. */
@@ -219,6 +228,17 @@ const notified = (work: Work, episode: OpenEpisode): OpenEpisode => ({
   last_notified_at: work.now,
   silenced_by: null
 })
+
+/**
+ * The episode after its first notification: the repeats already due by now
+ * (it may be told later than it started: a reading some minutes late, a
+ * backlog made live, a night's quiet hours) are passed, not sent at once.
+ */
+const toldFirst = (work: Work, episode: OpenEpisode): OpenEpisode => {
+  const every = work.rules.repeat[episode.kind]
+  const passed = every === undefined ? 0 : Math.floor((work.now - episode.started_at) / every)
+  return notified(work, { ...episode, repeats: Math.max(episode.repeats, passed) })
+}
 
 /** An episode whose first notification quiet hours or a snooze held back: told once neither holds it. */
 const isHeld = (episode: OpenEpisode) =>
@@ -282,9 +302,9 @@ const openEpisode = (
     silenced_by: live ? silencer(work, kind, "first") : "BACKFILLED"
   }
   const tell = fresh.silenced_by === null
-  const episode = tell ? notified(work, fresh) : fresh
+  const episode = tell ? toldFirst(work, fresh) : fresh
   work.open.set(kind, episode)
-  change(work, "opened", toAlert(work, episode, episode.status, null), tell, episode.notifications)
+  change(work, "opened", toAlert(work, episode, episode.status, null), tell, episode.notifications, tell ? "alert" : "")
 }
 
 /**
@@ -300,7 +320,14 @@ const endEpisode = (work: Work, episode: OpenEpisode, at: number, silent: boolea
   const allClear = due && silencedBy === null
   const last = allClear ? notified(work, episode) : due ? { ...episode, silenced_by: silencedBy } : episode
   const alert = toAlert(work, last, live ? "RESOLVED" : "BACKFILLED", Math.max(at, episode.started_at))
-  change(work, allClear ? "resolved" : "ended", alert, allClear, allClear ? last.notifications : 0)
+  change(
+    work,
+    allClear ? "resolved" : "ended",
+    alert,
+    allClear,
+    allClear ? last.notifications : 0,
+    allClear ? "all-clear" : ""
+  )
 }
 
 /** Every open episode ends, silently, when the sensor falls silent: nothing is known about the person any more. */
@@ -365,6 +392,26 @@ const silenceBefore = (work: Work, rules: AlertRulesShape, timestamp: number, lo
   }
 }
 
+/** Whether the rules raise this kind at all (urgent low always; the others as the owner's settings switch them). */
+const isEnabled = (rules: AlertRulesShape, kind: AlertType): boolean => {
+  switch (kind) {
+    case "URGENT_LOW":
+      return true
+    case "LOW":
+      return rules.low.enabled
+    case "HIGH":
+      return rules.high.enabled
+    case "URGENT_LOW_SOON":
+      return rules.urgentLowSoon.enabled
+    case "FALLING_FAST":
+      return rules.fallingFast.enabled
+    case "RISING_FAST":
+      return rules.risingFast.enabled
+    case "NO_DATA":
+      return rules.noData.enabled
+  }
+}
+
 /** Decides the episodes at the sensor's newest reading (a new one, or a new value for it). */
 const evaluate = (work: Work, rules: AlertRulesShape, t: number, v: number, live: boolean) => {
   const trend = trendAt(work.window, t, rules.trendWindow, rules.trendMinReadings, rules.urgentLowSoon.horizon)
@@ -390,6 +437,11 @@ const evaluate = (work: Work, rules: AlertRulesShape, t: number, v: number, live
       if (holds[kind] && !superseded) openEpisode(work, kind, t, t, v, t, live)
       continue
     }
+    if (!isEnabled(rules, kind)) {
+      // The owner turned the kind off while it was open: it ends without an all clear, which would be false.
+      endEpisode(work, episode, t, true)
+      continue
+    }
     if (kind === "URGENT_LOW_SOON" && holds.URGENT_LOW) {
       // The prediction came true: the urgent low takes over, without an all clear.
       endEpisode(work, episode, t, true)
@@ -408,14 +460,15 @@ const evaluate = (work: Work, rules: AlertRulesShape, t: number, v: number, live
       const activated = episode.status === "BACKFILLED" && updated.status === "ACTIVE"
       const silencedBy = activated ? silencer(work, kind, "first") : updated.silenced_by
       const tell = activated && silencedBy === null
-      const next = tell ? notified(work, updated) : { ...updated, silenced_by: silencedBy }
+      const next = tell ? toldFirst(work, updated) : { ...updated, silenced_by: silencedBy }
       work.open.set(kind, next)
       change(
         work,
         activated ? "activated" : "updated",
         toAlert(work, next, next.status, null),
         tell,
-        tell ? next.notifications : 0
+        tell ? next.notifications : 0,
+        tell ? "alert" : ""
       )
       continue
     }
@@ -529,11 +582,9 @@ const releaseHeld = (work: Work) => {
       setSilencedBy(work, episode, silencedBy)
       continue
     }
-    const every = work.rules.repeat[episode.kind]
-    const repeats = every === undefined ? episode.repeats : Math.floor((work.now - episode.started_at) / every)
-    const next = notified(work, { ...episode, repeats: Math.max(episode.repeats, repeats) })
+    const next = toldFirst(work, episode)
     work.open.set(episode.kind, next)
-    change(work, "released", toAlert(work, next, next.status, null), true, next.notifications)
+    change(work, "released", toAlert(work, next, next.status, null), true, next.notifications, "alert")
   }
 }
 
@@ -547,19 +598,15 @@ const releaseHeld = (work: Work) => {
  */
 const repeatDue = (work: Work, rules: AlertRulesShape, now: number) => {
   for (const episode of [...work.open.values()]) {
-    const every = rules.repeat[episode.kind]
     // Only a told episode repeats: a held one is told first by `releaseHeld`.
-    if (episode.status !== "ACTIVE" || every === undefined || episode.notifications === 0) continue
-    const due = Math.floor((now - episode.started_at) / every)
-    const reminder =
-      episode.kind === "URGENT_LOW" &&
-      episode.acknowledgement_holds &&
-      episode.acknowledged_at !== null &&
-      now >= episode.acknowledged_at + rules.urgentLowReminderAfter &&
-      episode.last_value <= rules.urgentLowAt
+    if (episode.status !== "ACTIVE" || episode.notifications === 0) continue
+    const every = rules.repeat[episode.kind]
+    const due = every === undefined ? episode.repeats : Math.floor((now - episode.started_at) / every)
+    const reminderAt = reminderTime(rules, episode)
+    const reminder = reminderAt !== null && now >= reminderAt && episode.last_value <= rules.urgentLowAt
     if (due <= episode.repeats && !reminder) continue
     const skipped = { ...episode, repeats: Math.max(episode.repeats, due) }
-    if (!isCurrent(work, episode) || episode.kind === "NO_DATA") {
+    if (!isCurrent(work, episode)) {
       work.open.set(episode.kind, skipped)
       continue
     }
@@ -572,9 +619,16 @@ const repeatDue = (work: Work, rules: AlertRulesShape, now: number) => {
     // The reminder lifts the acknowledgement: the repeats go on until it is acknowledged again.
     const next = notified(work, { ...skipped, acknowledgement_holds: false })
     work.open.set(episode.kind, next)
-    change(work, "repeated", toAlert(work, next, next.status, null), true, next.notifications)
+    const decision = reminder ? `reminder-${episode.acknowledged_at}` : `repeat-${due}`
+    change(work, "repeated", toAlert(work, next, next.status, null), true, next.notifications, decision)
   }
 }
+
+/** When an acknowledged urgent low is told again if still at or below its threshold; null for any other episode. */
+const reminderTime = (rules: AlertRulesShape, episode: OpenEpisode): number | null =>
+  episode.kind === "URGENT_LOW" && episode.acknowledgement_holds && episode.acknowledged_at !== null
+    ? episode.acknowledged_at + rules.urgentLowReminderAfter
+    : null
 
 /** The owner's actions; like readings, one at or before the state's position is a redelivery. */
 const onAction = (rules: AlertRulesShape, state: SensorState, input: ActionInput): Decision => {
@@ -648,10 +702,16 @@ export const nextCheckAt = (rules: AlertRulesShape, state: SensorState): number 
   const silenceMatters = newest.live && (state.open.length > 0 || rules.noData.enabled)
   const silence = !noDataOpen && silenceMatters ? newest.t + rules.noData.after + 1 : newest.t + rules.retireAfter
   const repeats = state.open.flatMap((episode) => {
+    // Held episodes are not repeated before they are told: `heldUntil` says when that can be.
+    if (episode.status !== "ACTIVE" || episode.notifications === 0) return []
     const every = rules.repeat[episode.kind]
-    if (episode.status !== "ACTIVE" || every === undefined || episode.kind === "NO_DATA") return []
-    // While acknowledged, the due repeats are passed over one by one until the urgent low's reminder.
-    return [episode.started_at + (episode.repeats + 1) * every]
+    const reminderAt = reminderTime(rules, episode)
+    return [
+      // While acknowledged, the due repeats are passed over one by one, so silenced_by shows why.
+      ...(every === undefined ? [] : [episode.started_at + (episode.repeats + 1) * every]),
+      // The reminder is checked once at its time; after it, only the repeats bring ticks.
+      ...(reminderAt !== null && reminderAt > state.clock ? [reminderAt] : [])
+    ]
   })
   return Math.min(silence, ...repeats, ...heldUntil(rules, state))
 }

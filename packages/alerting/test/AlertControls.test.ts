@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, Clock, Effect, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import {
+  type ActionInput,
   type AlertChange,
   type AlertRulesShape,
   decide,
@@ -9,7 +10,8 @@ import {
   type EngineInput,
   initialSensorState,
   nextCheckAt,
-  type QuietHours
+  type QuietHours,
+  type SensorState
 } from "../src/index.ts"
 import { MINUTE, nextEventId, runAll, script, sensor, T0, tickEvery, timeline, user } from "./Script.ts"
 
@@ -376,5 +378,240 @@ describe("the owner's settings version", () => {
       timeline([withVersion(2, T0), withVersion(3, T0 + 5 * MINUTE), withVersion(1, T0 + 10 * MINUTE)])
     )
     assert.strictEqual(run.state.settings_version, 3)
+  })
+})
+
+/**
+ * Runs readings and the owner's actions the way the notifier does: the clock
+ * fiber comes every minute, and with `onlyWhenDue` a sensor is ticked only when
+ * its `nextCheckAt` has passed (the check-time index of the state store).
+ * Actions are made from the state at their time (`act` sees the open episodes).
+ */
+const simulate = (
+  rules: AlertRulesShape,
+  readings: ReadonlyArray<{ readonly t: number; readonly v: number; readonly logTime: number }>,
+  actions: ReadonlyArray<{
+    readonly at: number
+    readonly act: (state: SensorState) => ActionInput["action"] | undefined
+  }>,
+  until: number,
+  onlyWhenDue: boolean
+) => {
+  let state = initialSensorState(sensor, user)
+  let position = 0
+  const told: Array<string> = []
+  let ticks = 0
+  const apply = (input: EngineInput, at: number) => {
+    const decision = decide(rules, state, input)
+    state = decision.state
+    for (const c of decision.changes)
+      if (c.notify) told.push(`${(at - T0) / 1000}s ${c.alert.alert_type} ${c.decision}`)
+  }
+  const events = [
+    ...readings.map((r) => ({ at: r.logTime, run: () => apply(readingAt(r, position++), r.logTime) })),
+    ...actions.map(({ at, act }) => ({
+      at,
+      run: () => {
+        const action = act(state)
+        if (action !== undefined) apply({ _tag: "Action", position: position++, logTime: at, action }, at)
+      }
+    }))
+  ].sort((a, b) => a.at - b.at)
+  let next = 0
+  for (let now = T0; now <= until; now += MINUTE) {
+    while (next < events.length && events[next]!.at <= now) events[next++]!.run()
+    const check = nextCheckAt(rules, state)
+    if (!onlyWhenDue || (check !== null && check <= now)) {
+      ticks += 1
+      apply({ _tag: "Tick", now }, now)
+    }
+  }
+  return { told, ticks, state }
+}
+
+const readingAt = (
+  r: { readonly t: number; readonly v: number; readonly logTime: number },
+  position: number
+): EngineInput => ({
+  _tag: "Reading",
+  position,
+  logTime: r.logTime,
+  event: { timestamp: r.t, glucose_value: r.v, source: "SENSOR", event_id: nextEventId() }
+})
+
+const everyFive = (values: ReadonlyArray<number>, lateBy = 3_000) =>
+  values.map((v, i) => ({ t: T0 + i * 5 * MINUTE, v, logTime: T0 + i * 5 * MINUTE + lateBy }))
+
+/** `HH:MM` of minutes after midnight. */
+const clockTime = (minutes: number) =>
+  `${String(Math.floor(minutes / 60) % 24).padStart(2, "0")}:${String(minutes % 60).padStart(2, "0")}`
+
+const urgentFirst = (state: SensorState) =>
+  [...state.open].sort((a, b) => (a.kind === "URGENT_LOW" ? -1 : b.kind === "URGENT_LOW" ? 1 : 0))[0]
+
+describe("the clock as the notifier runs it", () => {
+  const int = (minimum: number, maximum: number) => Schema.Int.check(Schema.isBetween({ minimum, maximum }))
+  it.prop(
+    "ticking a sensor only when nextCheckAt says so tells exactly what ticking it every minute tells",
+    [
+      Schema.Array(int(40, 320)).check(Schema.isMinLength(4), Schema.isMaxLength(30)),
+      int(-1, 29),
+      int(0, 150),
+      int(0, 150),
+      int(0, 6),
+      int(0, 23),
+      int(0, 15)
+    ],
+    ([values, gapAfter, ackMinute, snoozeMinute, snoozeKind, quietStart, repeatChoice]) => {
+      const kinds = ["URGENT_LOW", "LOW", "HIGH", "URGENT_LOW_SOON", "FALLING_FAST", "RISING_FAST", "NO_DATA"] as const
+      const rules: AlertRulesShape = {
+        ...defaultAlertRules,
+        fallingFast: { enabled: true, rate: 3 },
+        risingFast: { enabled: true, rate: 3 },
+        repeat: {
+          ...(repeatChoice & 1 ? { URGENT_LOW: 5 * MINUTE } : {}),
+          ...(repeatChoice & 2 ? { LOW: 15 * MINUTE } : {}),
+          ...(repeatChoice & 4 ? { HIGH: 30 * MINUTE } : {}),
+          ...(repeatChoice & 8 ? { NO_DATA: 10 * MINUTE } : {})
+        },
+        // T0 is 07:00 in Berlin: quiet hours of 90 minutes starting within the scenario's first four hours, or none.
+        quietHours:
+          quietStart % 4 === 0
+            ? null
+            : {
+                start: clockTime(7 * 60 + (quietStart % 8) * 30),
+                end: clockTime(7 * 60 + (quietStart % 8) * 30 + 90),
+                time_zone: "Europe/Berlin",
+                days: [1, 2, 3, 4, 5, 6, 7]
+              }
+      }
+      // Readings every 5 minutes, with a 40-minute silence after one of them (or none).
+      const readings = everyFive(values).map((r, i) =>
+        gapAfter >= 0 && i > gapAfter ? { ...r, t: r.t + 40 * MINUTE, logTime: r.logTime + 40 * MINUTE } : r
+      )
+      const actions = [
+        {
+          at: T0 + ackMinute * MINUTE + 30_000,
+          act: (state: SensorState) => {
+            const episode = urgentFirst(state)
+            return episode === undefined
+              ? undefined
+              : { type: "acknowledge" as const, alert_id: episode.alert_id, by: user }
+          }
+        },
+        {
+          at: T0 + snoozeMinute * MINUTE + 20_000,
+          act: () => ({
+            type: "snooze" as const,
+            alert_id: "from-the-app",
+            kind: kinds[snoozeKind]!,
+            until: T0 + (snoozeMinute + 30) * MINUTE
+          })
+        }
+      ]
+      const until = readings.at(-1)!.logTime + 90 * MINUTE
+      const everyMinute = simulate(rules, readings, actions, until, false)
+      const whenDue = simulate(rules, readings, actions, until, true)
+      assert.deepStrictEqual(whenDue.told, everyMinute.told)
+    },
+    { arbitrary: { runs: 300 } }
+  )
+
+  it("an acknowledged urgent low is told again 30 minutes later, whatever its repeat interval, even with none", () => {
+    for (const every of [5, 60, 240, null]) {
+      const rules: AlertRulesShape = {
+        ...defaultAlertRules,
+        repeat: every === null ? {} : { URGENT_LOW: every * MINUTE }
+      }
+      const readings = everyFive(Array.from({ length: 12 }, () => 50))
+      const acknowledge = {
+        at: T0 + 7 * MINUTE,
+        act: (state: SensorState) => ({
+          type: "acknowledge" as const,
+          alert_id: urgentFirst(state)!.alert_id,
+          by: user
+        })
+      }
+      const run = simulate(rules, readings, [acknowledge], T0 + 60 * MINUTE, true)
+      const reminders = run.told.filter((t) => t.includes("reminder"))
+      assert.deepStrictEqual(reminders, [`${37 * 60}s URGENT_LOW reminder-${T0 + 7 * MINUTE}`], `repeat ${every}`)
+    }
+  })
+
+  it("an episode first told some minutes after it started is not repeated at once: its next slot comes first", () => {
+    // Readings 8 minutes late (still live): the urgent low that started at 0 is told at 8, then at its slot 10.
+    const run = simulate(defaultAlertRules, everyFive([50, 50, 50, 50], 8 * MINUTE), [], T0 + 30 * MINUTE, true)
+    assert.deepStrictEqual(run.told.slice(0, 3), [
+      `${8 * 60 + 0}s URGENT_LOW alert`,
+      `${10 * 60}s URGENT_LOW repeat-2`,
+      `${15 * 60}s URGENT_LOW repeat-3`
+    ])
+  })
+
+  it("a HIGH held by quiet hours costs no tick before they end, even when HIGH repeats", () => {
+    const night = Date.parse("2026-11-20T21:00:00Z") // 22:00 in Berlin
+    const rules: AlertRulesShape = {
+      ...defaultAlertRules,
+      repeat: { HIGH: 15 * MINUTE },
+      quietHours: { start: "22:00", end: "07:00", time_zone: "Europe/Berlin", days: [1, 2, 3, 4, 5, 6, 7] }
+    }
+    const readings = Array.from({ length: 12 * 10 }, (_, i) => ({
+      t: night + i * 5 * MINUTE,
+      v: 300,
+      logTime: night + i * 5 * MINUTE + 3_000
+    }))
+    let state = initialSensorState(sensor, user)
+    let ticks = 0
+    let told: AlertChange | undefined
+    let r = 0
+    const quietEnd = Date.parse("2026-11-21T06:00:00Z")
+    for (let now = night; now <= quietEnd; now += MINUTE) {
+      while (r < readings.length && readings[r]!.logTime <= now) {
+        state = decide(rules, state, readingAt(readings[r]!, r)).state
+        r += 1
+      }
+      const check = nextCheckAt(rules, state)
+      if (check !== null && check <= now) {
+        ticks += 1
+        const decision = decide(rules, state, { _tag: "Tick", now })
+        state = decision.state
+        told = told ?? decision.changes.find((c) => c.notify)
+      }
+    }
+    assert.strictEqual(ticks, 1)
+    assert.deepStrictEqual([told?.kind, told?.decision, told?.alert.last_notified_at], ["released", "alert", quietEnd])
+  })
+
+  it("the decision keys do not depend on which ticks ran: a lost repeat does not shift the all clear", () => {
+    const readings = everyFive([50, 50, 50, 70, 75])
+    const ticked = simulate(defaultAlertRules, readings, [], T0 + 25 * MINUTE, false)
+    const noTicks = runAll(readings.map((r, i) => readingAt(r, i)))
+    const allClear = (told: ReadonlyArray<string>) => told.filter((t) => t.includes("all-clear"))
+    assert.deepStrictEqual(allClear(ticked.told), [`${20 * 60 + 3}s URGENT_LOW all-clear`])
+    assert.deepStrictEqual(
+      noTicks.changes.filter((c) => c.notify).map((c) => c.decision),
+      ["alert", "all-clear"]
+    )
+  })
+
+  it("a kind the owner turns off while it is open ends without an all clear", () => {
+    const off: AlertRulesShape = { ...defaultAlertRules, high: { enabled: false, above: 250 } }
+    const opened = runAll(script().reading({ t: T0, v: 300 }).inputs)
+    const next = decide(off, opened.state, script(1).reading({ t: T0 + 5 * MINUTE, v: 310 }).inputs[0]!)
+    assert.deepStrictEqual(
+      next.changes.map((c) => [c.kind, c.notify, c.alert.status]),
+      [["ended", false, "RESOLVED"]]
+    )
+  })
+
+  it("NO_DATA repeats while the silence lasts when the owner asks for it", () => {
+    const rules: AlertRulesShape = { ...defaultAlertRules, repeat: { NO_DATA: 10 * MINUTE } }
+    const run = simulate(rules, everyFive([120, 120]), [], T0 + 60 * MINUTE, true)
+    assert.deepStrictEqual(run.told, [
+      `${26 * 60}s NO_DATA alert`,
+      `${35 * 60}s NO_DATA repeat-1`,
+      `${45 * 60}s NO_DATA repeat-2`,
+      `${55 * 60}s NO_DATA repeat-3`
+    ])
   })
 })

@@ -9,12 +9,16 @@ export type NotificationType = typeof NotificationType.Type
 
 /**
  * One notification the alert engine decided, as it travels on `glucose.alerts`
- * keyed by the sensor. `(alert_id, sequence)` is the decision's key
- * (`notification_id`): the notifier appends each decision at least once, and
- * a replay or a crash appends the same key again, so every consumer applies
- * each key once. `sequence` counts the episode's notifications from 1 (the
- * first), then each repeat, then the all clear. `alert` is the episode's row
- * as the decision left it.
+ * keyed by the sensor. `notification_id` is the decision's key,
+ * `<alert_id>/<decision>` with the decision `alert` (the episode's first),
+ * `repeat-<n>` (repeat n, due at its start + n × the repeat interval),
+ * `reminder-<acknowledged at>` or `all-clear`: the notifier appends each
+ * decision at least once, deciding again after a crash gives it the same key,
+ * and every consumer applies each key once. `sequence` is how many
+ * notifications the episode had with this one (1 the first); it says what the
+ * person has been told, but is no key: the clock's ticks are not in the log, so
+ * a repeat decided before a crash may not be decided again after it. `alert`
+ * is the episode's row as the decision left it.
  */
 export class AlertNotification extends Schema.Class<AlertNotification>("dexmon/domain/AlertNotification")({
   schema: Schema.Literal("alert-notification"),
@@ -30,7 +34,7 @@ export class AlertNotification extends Schema.Class<AlertNotification>("dexmon/d
 }) {}
 
 /** The key of a notification decision: the same on every append of it. */
-export const notificationId = (alertId: string, sequence: number) => `${alertId}/${sequence}`
+export const notificationId = (alertId: string, decision: string) => `${alertId}/${decision}`
 
 export const AlertNotificationJson = Schema.fromJsonString(AlertNotification)
 export const encodeAlertNotification = Schema.encodeSync(AlertNotificationJson)

@@ -77,7 +77,7 @@ export const alertsRaised = new client.Counter({
 })
 export const notificationsDecided = new client.Counter({
   name: "dexmon_notifications_total",
-  help: "Notifications the notifier decided and appended to glucose.alerts, by alert kind and type (alert, repeat, all_clear); a batch decided again after a crash appends (and counts) its notifications again, with the same keys",
+  help: "Notifications the notifier decided and appended to glucose.alerts, by alert kind and type (alert, repeat, all_clear), counted once the batch's states are written; a batch decided again after a crash appends (and counts) its decisions again, under the same keys",
   labelNames: ["alert_type", "type"] as const,
   registers
 })

@@ -25,6 +25,16 @@ export interface DexMonClientOptions {
  * const lows = yield* client.alerts.list({ query: { from, to, alert_type: "LOW", status: "RESOLVED" } })
  * const { items } = yield* client.alerts.active()
  * const alert = yield* client.alerts.get({ params: { alert_id: items[0]!.alert_id } })
+ * // The person's controls: acknowledge, snooze the kind for an hour, end a sensor's session (202 each).
+ * yield* client.alertControls.acknowledge({ params: { alert_id: alert.alert_id } })
+ * yield* client.alertControls.snooze({ params: { alert_id: alert.alert_id }, payload: { minutes: 60 } })
+ * yield* client.alertControls.stopSensor({ params: { sensor_id: alert.sensor_id } })
+ * // Alert settings with their ETag; a PUT names it in If-Match.
+ * const { body, headers } = yield* client.alertSettings.get()
+ * yield* client.alertSettings.put({
+ *   payload: { ...body, low: { ...body.low, threshold: 80 } },
+ *   headers: { "if-match": headers.etag }
+ * })
  * ```
  *
  * Nothing here lists endpoints: a new endpoint of the API is a new method of the client.

@@ -57,13 +57,16 @@ export class UserAlertSettings extends Context.Service<
       const store = yield* AlertSettingsStore
       const rules = yield* AlertRules
       const defaults = defaultAlertSettings(rules)
+      const fixedAt = defaults.urgent_low.threshold
 
       /** The current document and its version (0: the defaults, never stored). */
       const current = Effect.fnUntraced(function* (userId: UserId) {
         const stored = yield* store.current(userId).pipe(Effect.catchTag("AlertSettingsStoreError", unavailable))
         if (Option.isNone(stored)) return { settings: defaults, version: 0 }
         // A stored document was valid when written; one that no longer decodes is a defect of this server.
-        const settings = yield* Effect.orDie(decodeStored(stored.value.document))
+        const decoded = yield* Effect.orDie(decodeStored(stored.value.document))
+        // Urgent low is the deployment's: shown as it stands now, even if it changed since the document was written.
+        const settings: AlertSettings = { ...decoded, urgent_low: { ...decoded.urgent_low, threshold: fixedAt } }
         return { settings, version: stored.value.version }
       })
 
@@ -79,10 +82,9 @@ export class UserAlertSettings extends Context.Service<
       ) {
         // Urgent low is the deployment's, shown as the document can hold it (40 to 55): a body may repeat it,
         // or carry the schema's default 55 (an omitted key); any other value is refused, not silently ignored.
-        const fixedAt = defaults.urgent_low.threshold
         const given = requested.urgent_low.threshold
         if (given !== fixedAt && given !== defaultAlertRules.urgentLowAt) {
-          const message = `is fixed at ${rules.urgentLowAt} mg/dL by this deployment`
+          const message = `is fixed by this deployment: send ${fixedAt} or leave it out`
           return yield* new ValidationError({
             message: `invalid request payload: urgent_low.threshold: ${message}`,
             issues: [{ path: "urgent_low.threshold", message }]

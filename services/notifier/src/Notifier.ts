@@ -101,7 +101,7 @@ const toNotification = (change: AlertChange): AlertNotification => {
   return new AlertNotification({
     schema: "alert-notification",
     schema_version: 1,
-    notification_id: notificationId(alert.alert_id, change.sequence),
+    notification_id: notificationId(alert.alert_id, change.decision),
     alert_id: alert.alert_id,
     sequence: change.sequence,
     type: notificationTypes[change.kind] ?? "alert",
@@ -130,8 +130,10 @@ const CONFLICT_RETRIES = 10
  * `glucose.alerts`, then writes the states (conditionally, by revision, so a
  * zombie or a rebalance can never overwrite a newer state), and commits only
  * then. A crash before the state write decides the batch again, to the same
- * rows and the same notification keys: notifications are at least once. A redelivered record is at or before its sensor's
- * position and changes nothing, so crashes and rebalances are exact.
+ * rows and, for the same decisions, the same notification keys (an episode's
+ * first, repeat n, its reminder, its all clear): notifications are at least
+ * once. A redelivered record is at or before its sensor's position and
+ * changes nothing, so crashes and rebalances are exact.
  *
  * A clock fiber ticks, once a `DEXMON_ALERT_TICK_EVERY`, the sensors whose
  * check time has passed, on the partitions this member owns and has consumed
@@ -238,8 +240,6 @@ export const NotifierLive = Layer.effectDiscard(
             headers: { ...alertNotificationHeaders(notification), ...traceHeaders }
           }))
         )
-        for (const notification of notifications)
-          Metrics.notificationsDecided.inc({ alert_type: notification.alert.alert_type, type: notification.type })
       }
       const writes = [...working.values()]
         .filter((entry) => entry.changed)
@@ -277,6 +277,12 @@ export const NotifierLive = Layer.effectDiscard(
               for (const change of changes) {
                 if (change.kind === "opened" || change.kind === "recorded")
                   Metrics.alertsRaised.inc({ type: change.alert.alert_type })
+                // Counted once the batch's states are written, so a batch decided again after a conflict counts once.
+                if (change.notify)
+                  Metrics.notificationsDecided.inc({
+                    alert_type: change.alert.alert_type,
+                    type: notificationTypes[change.kind] ?? "alert"
+                  })
               }
             })
           ),

@@ -157,7 +157,7 @@ const controlsEndToEnd = (deployment: Deployment, run: string) =>
           [urgent.alert_id, 1, "alert"]
         ]
       )
-      const allClear = byKey.get(`${low!.alert_id}/2`)!
+      const allClear = byKey.get(`${low!.alert_id}/all-clear`)!
       assert.deepStrictEqual(
         [allClear.alert.acknowledged_by, allClear.alert.acknowledged_at],
         [userA, acknowledged[0]!.acknowledged_at]
@@ -189,7 +189,7 @@ const controlsEndToEnd = (deployment: Deployment, run: string) =>
     )
     if (deployment.notifications !== undefined) {
       const told = yield* deployment.notifications(sensor("crash"), 1)
-      assert.deepStrictEqual([...new Set(told.map((n) => n.notification_id))], [`${crashLow!.alert_id}/1`])
+      assert.deepStrictEqual([...new Set(told.map((n) => n.notification_id))], [`${crashLow!.alert_id}/alert`])
     }
 
     // A stopped sensor raises no NO_DATA: user B (the deployment's rules, silence after 20 s) stops one of two.

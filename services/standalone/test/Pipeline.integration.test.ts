@@ -176,7 +176,7 @@ const pipelineContract = (name: string, eventLog: Layer.Layer<EventLog, unknown,
             )
             assert.deepStrictEqual(
               decoded.map((n) => [n.type, n.sequence, n.notification_id, n.alert.started_at, n.alert.status]),
-              episodes.toReversed().map((a) => ["alert", 1, `${a.alert_id}/1`, a.started_at, "ACTIVE"])
+              episodes.toReversed().map((a) => ["alert", 1, `${a.alert_id}/alert`, a.started_at, "ACTIVE"])
             )
             assert.deepStrictEqual(
               notifications.map((r) => r.headers["dexmon-notification-id"]),

@@ -11,12 +11,16 @@ interface Answer {
   readonly headers: Headers
   readonly body: Record<string, unknown>
 }
-const call = (baseUrl: string, path: string, init: { token?: string; body?: unknown } = {}) =>
+const call = (
+  baseUrl: string,
+  path: string,
+  init: { token?: string; body?: unknown; method?: "GET" | "POST" | "PUT" } = {}
+) =>
   Effect.promise(async (): Promise<Answer> => {
     const headers: Record<string, string> = { "content-type": "application/json" }
     if (init.token !== undefined) headers.authorization = `Bearer ${init.token}`
     const response = await fetch(`${baseUrl}${path}`, {
-      method: init.body === undefined ? "GET" : "POST",
+      method: init.method ?? (init.body === undefined ? "GET" : "POST"),
       headers,
       ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) })
     })
@@ -126,6 +130,25 @@ describe("OAuth2 bearer tokens (AUTH_ISSUER set)", () => {
           assert.strictEqual(answer.body._tag, "Forbidden")
         }
         assert.strictEqual((yield* call(dexmon.baseUrl, `/api/v1/readings?${range}`, { token: readOnly })).status, 200)
+        // Reading alerts and settings is alerts:read; changing settings, acknowledging, snoozing, stopping is alerts:write.
+        const alertsReadOnly = yield* mint(key, { sub: "alice", scope: "alerts:read" })
+        const settingsRead = yield* call(dexmon.baseUrl, "/api/v1/alert-settings", { token: alertsReadOnly })
+        assert.strictEqual(settingsRead.status, 200, JSON.stringify(settingsRead.body))
+        for (const [path, method, body] of [
+          ["/api/v1/alert-settings", "PUT", {}],
+          ["/api/v1/sensors/alice-cgm/stop", "POST", undefined],
+          [`/api/v1/alerts/${"0".repeat(8)}-0000-8000-8000-${"0".repeat(12)}/acknowledge`, "POST", undefined]
+        ] as const) {
+          const answer = yield* call(dexmon.baseUrl, path, {
+            token: alertsReadOnly,
+            method,
+            ...(body === undefined ? {} : { body })
+          })
+          assert.strictEqual(answer.status, 403, `${path}: ${JSON.stringify(answer.body)}`)
+          assert.match(String(answer.body.message), /alerts:write/)
+        }
+        const unchanged = yield* call(dexmon.baseUrl, "/api/v1/alert-settings", { token: alertsReadOnly })
+        assert.strictEqual(unchanged.headers.get("etag"), settingsRead.headers.get("etag"))
 
         // Bob may not post to Alice's sensor, nor see her readings or alerts.
         const intrusion = yield* call(dexmon.baseUrl, "/api/v1/glucose/sensor", { token: bob, body: reading(300) })
