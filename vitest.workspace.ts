@@ -26,5 +26,6 @@ export const projects: Array<TestProjectInlineConfiguration> = [
   project("services", "services/standalone"),
   project("archiver", "services/archiver"),
   project("dlq", "services/dlq"),
+  project("deliverer", "services/deliverer"),
   project("deploy", "deploy")
 ]

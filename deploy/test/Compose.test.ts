@@ -11,7 +11,7 @@ const services = asObject(compose.services, "services")
 const service = (name: string) => asObject(services[name], `service ${name}`)
 
 /** The DexMon services: built from the repository's Dockerfile, each with its own entry point. */
-const LONG_RUNNING = ["receiver", "processor", "notifier", "gateway"]
+const LONG_RUNNING = ["receiver", "processor", "notifier", "deliverer", "gateway"]
 const DEXMON = [...LONG_RUNNING, "archiver"]
 
 /**
@@ -105,6 +105,7 @@ describe("docker-compose.yml", () => {
     const needs: Record<string, Array<string>> = {
       receiver: ["KAFKA_BROKERS", "DATABASE_URL", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL"],
       processor: ["KAFKA_BROKERS", "DATABASE_URL"],
+      deliverer: ["KAFKA_BROKERS", "DATABASE_URL"],
       notifier: [
         "KAFKA_BROKERS",
         "CASSANDRA_CONTACT_POINTS",

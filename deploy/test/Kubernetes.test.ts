@@ -40,7 +40,7 @@ const metadata = (object: Json) => asObject(object.metadata, `${object.kind} met
 const ofKind = (kind: string) => objects.map(({ object }) => object).filter((object) => object.kind === kind)
 const named = (kind: string, name: string) => ofKind(kind).find((object) => metadata(object).name === name)
 
-const LONG_RUNNING = ["receiver", "processor", "notifier", "gateway"]
+const LONG_RUNNING = ["receiver", "processor", "notifier", "deliverer", "gateway"]
 
 /** The pod spec of a Deployment or of a CronJob's jobs. */
 const podSpec = (object: Json): Json => {

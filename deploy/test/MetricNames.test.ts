@@ -52,6 +52,8 @@ describe("metric names in dashboards and alert rules", () => {
       "dexmon_store_write_duration_seconds_sum",
       "dexmon_alerts_total",
       "dexmon_notifications_total",
+      "dexmon_webhook_deliveries_total",
+      "dexmon_webhook_delivery_duration_seconds_bucket",
       "dexmon_archived_rows_total",
       "process_resident_memory_bytes"
     ]) {
@@ -97,6 +99,7 @@ describe("metric names in dashboards and alert rules", () => {
       "dexmon_dlq_messages_total",
       "dexmon_alerts_total",
       "dexmon_notifications_total",
+      "dexmon_webhook_deliveries_total",
       "process_resident_memory_bytes",
       "process_cpu_seconds_total"
     ]) {

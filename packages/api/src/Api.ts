@@ -5,7 +5,8 @@ import {
   AlertsGroup,
   HealthGroup,
   IngestionGroup,
-  ReadingsGroup
+  ReadingsGroup,
+  WebhooksGroup
 } from "./Groups.ts"
 import { RequestValidation } from "./Middleware.ts"
 
@@ -19,6 +20,7 @@ export class DexMonApi extends HttpApi.make("dexmon")
   .add(AlertsGroup)
   .add(AlertControlsGroup)
   .add(AlertSettingsGroup)
+  .add(WebhooksGroup)
   .add(HealthGroup)
   .middleware(RequestValidation)
   // Report every bad field of a request at once, not just the first.
@@ -41,12 +43,13 @@ export class ReceiverApi extends HttpApi.make("dexmon")
   .middleware(RequestValidation)
   .annotate(HttpApi.ParseOptions, { errors: "all" }) {}
 
-/** What the gateway serves when it runs alone: reads, and the owner's alert controls and settings. */
+/** What the gateway serves when it runs alone: reads, the owner's alert controls and settings, webhooks. */
 export class GatewayApi extends HttpApi.make("dexmon")
   .add(ReadingsGroup)
   .add(AlertsGroup)
   .add(AlertControlsGroup)
   .add(AlertSettingsGroup)
+  .add(WebhooksGroup)
   .add(HealthGroup)
   .middleware(RequestValidation)
   .annotate(HttpApi.ParseOptions, { errors: "all" }) {}

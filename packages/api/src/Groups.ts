@@ -9,7 +9,9 @@ import {
   IsoTimestamp,
   Page,
   Reading,
-  SensorId
+  SensorId,
+  WebhookId,
+  WebhookView
 } from "@dexmon/domain"
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
@@ -237,6 +239,118 @@ export class AlertSettingsGroup extends HttpApiGroup.make("alertSettings")
   .annotateMerge(
     OpenApi.annotations({ title: "Alert settings", description: "Per-user thresholds, repeats and quiet hours" })
   ) {}
+
+/** A webhook registration: where to POST notifications, and of which kinds (absent or null: every kind). */
+export const WebhookInput = Schema.Struct({
+  url: Schema.String.check(
+    Schema.isMinLength(1, { message: "must be a URL" }),
+    Schema.isMaxLength(2048, { message: "must be at most 2048 characters" })
+  ),
+  kinds: Schema.optional(
+    Schema.NullOr(
+      Schema.Array(AlertType).check(
+        Schema.isMinLength(1, { message: "must name at least one kind, or be null for every kind" }),
+        Schema.isUnique({ message: "must not name a kind twice" })
+      )
+    )
+  )
+})
+
+/** `201`: the endpoint, with the secret that signs its deliveries, shown this once. */
+export const WebhookCreated = Schema.Struct({ ...WebhookView.fields, secret: Schema.String }).pipe(
+  HttpApiSchema.status(201)
+)
+export const WebhookSecret = Schema.Struct({ id: WebhookId, secret: Schema.String })
+export const WebhookList = Schema.Struct({ items: Schema.Array(WebhookView) })
+export const TestDeliveryAccepted = Schema.Struct({ delivery_id: Schema.String }).pipe(HttpApiSchema.status(202))
+
+/** One attempt to deliver a notification to an endpoint, as the deliverer recorded it. */
+export const DeliveryAttemptView = Schema.Struct({
+  delivery_id: Schema.String,
+  notification_id: Schema.String,
+  attempt: Schema.Int,
+  at: IsoTimestamp,
+  status_code: Schema.NullOr(Schema.Int),
+  latency_ms: Schema.Number,
+  error: Schema.NullOr(Schema.String),
+  outcome: Schema.Literals(["DELIVERED", "RETRY", "FAILED"])
+})
+export const DeliveryAttempts = Schema.Struct({ items: Schema.Array(DeliveryAttemptView) })
+
+/**
+ * The caller's webhook endpoints: notifications of the kinds it names are
+ * POSTed to it, signed with its secret (see the README's Webhooks section).
+ * Another user's endpoint is answered 404.
+ */
+export class WebhooksGroup extends HttpApiGroup.make("webhooks")
+  .add(
+    HttpApiEndpoint.post("register", "/webhooks", {
+      payload: WebhookInput,
+      success: WebhookCreated,
+      error: [ValidationError, ServiceUnavailable]
+    })
+      .annotate(RequiredScope, "alerts:write")
+      .annotateMerge(
+        OpenApi.annotations({
+          summary:
+            "Register an endpoint (https in production, never a private address); it gets every notification decided after this answers. The secret is shown once."
+        })
+      ),
+    HttpApiEndpoint.get("list", "/webhooks", {
+      success: WebhookList,
+      error: ServiceUnavailable
+    }).annotateMerge(OpenApi.annotations({ summary: "The caller's endpoints, oldest first, without their secrets" })),
+    HttpApiEndpoint.delete("remove", "/webhooks/:webhook_id", {
+      params: { webhook_id: WebhookId },
+      success: HttpApiSchema.NoContent,
+      error: [NotFound, ServiceUnavailable]
+    })
+      .annotate(RequiredScope, "alerts:write")
+      .annotateMerge(OpenApi.annotations({ summary: "Remove an endpoint; its pending deliveries are dropped" })),
+    HttpApiEndpoint.post("rotateSecret", "/webhooks/:webhook_id/rotate-secret", {
+      params: { webhook_id: WebhookId },
+      success: WebhookSecret,
+      error: [NotFound, ServiceUnavailable]
+    })
+      .annotate(RequiredScope, "alerts:write")
+      .annotateMerge(
+        OpenApi.annotations({
+          summary: "A new secret for the endpoint, shown once; attempts from now on are signed with it"
+        })
+      ),
+    HttpApiEndpoint.post("test", "/webhooks/:webhook_id/test", {
+      params: { webhook_id: WebhookId },
+      success: TestDeliveryAccepted,
+      error: [NotFound, ServiceUnavailable]
+    })
+      .annotate(RequiredScope, "alerts:write")
+      .annotateMerge(
+        OpenApi.annotations({
+          summary: "Queue a test notification to the endpoint, delivered and retried like any other"
+        })
+      ),
+    HttpApiEndpoint.get("deliveries", "/webhooks/:webhook_id/deliveries", {
+      params: { webhook_id: WebhookId },
+      query: {
+        limit: Schema.optional(
+          Schema.NumberFromString.check(
+            Schema.isInt(),
+            Schema.isBetween({ minimum: 1, maximum: 1000 }, { message: "must be an integer from 1 to 1000" })
+          )
+        )
+      },
+      success: DeliveryAttempts,
+      error: [NotFound, ServiceUnavailable]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "The endpoint's delivery attempts, newest first: time, status code, latency, error, outcome"
+      })
+    )
+  )
+  .middleware(Caller)
+  .annotate(RequiredScope, "alerts:read")
+  .prefix("/api/v1")
+  .annotateMerge(OpenApi.annotations({ title: "Webhooks", description: "Signed delivery of alert notifications" })) {}
 
 export const HealthStatus = Schema.Struct({
   status: Schema.Literals(["ok", "unavailable"]),

@@ -81,6 +81,18 @@ export const notificationsDecided = new client.Counter({
   labelNames: ["alert_type", "type"] as const,
   registers
 })
+export const webhookDeliveries = new client.Counter({
+  name: "dexmon_webhook_deliveries_total",
+  help: "Webhook delivery attempts by outcome: DELIVERED (2xx), RETRY (to be tried again), FAILED (for good: refused, or the retry budget spent)",
+  labelNames: ["outcome"] as const,
+  registers
+})
+export const webhookLatency = new client.Histogram({
+  name: "dexmon_webhook_delivery_duration_seconds",
+  help: "Latency of a webhook delivery attempt, from the request until the endpoint's answer (or the timeout)",
+  buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  registers
+})
 export const archivedRows = new client.Counter({
   name: "dexmon_archived_rows_total",
   help: "Readings moved from the hot store into archive objects",

@@ -3,9 +3,11 @@ import {
   AlertStateStore,
   AlertStore,
   ArchiveStore,
+  DeliveryOutbox,
   EventLog,
   ReadingStore,
-  SensorOwnership
+  SensorOwnership,
+  WebhookStore
 } from "@dexmon/ports"
 import { Context, Effect, Layer, Option } from "effect"
 
@@ -42,6 +44,10 @@ export class Readiness extends Context.Service<
       if (Option.isSome(owners)) checks.push(["sensor_owners", owners.value.ping])
       const settings = yield* Effect.serviceOption(AlertSettingsStore)
       if (Option.isSome(settings)) checks.push(["alert_settings", settings.value.ping])
+      const webhooks = yield* Effect.serviceOption(WebhookStore)
+      if (Option.isSome(webhooks)) checks.push(["webhooks", webhooks.value.ping])
+      const outbox = yield* Effect.serviceOption(DeliveryOutbox)
+      if (Option.isSome(outbox)) checks.push(["delivery_outbox", outbox.value.ping])
       const archive = yield* Effect.serviceOption(ArchiveStore)
       if (Option.isSome(archive)) checks.push(["archive_store", archive.value.ping])
       const check = Effect.forEach(

@@ -9,7 +9,9 @@ import {
   PostgresAlertSettingsStore,
   PostgresAlertStateStore,
   PostgresAlertStore,
+  PostgresDeliveryOutbox,
   PostgresEventLog,
+  PostgresWebhookStore,
   requireEmbeddedAllowed,
   S3ArchiveStore,
   SqlArchiveLedger,
@@ -102,3 +104,17 @@ export const SensorOwnershipLive = SqlSensorOwnership.layer.pipe(Layer.provide(S
  * notifier reads the stamped version, so all three reach the one database.
  */
 export const AlertSettingsStoreLive = PostgresAlertSettingsStore.layer.pipe(Layer.provide(SqlClientLive))
+
+/**
+ * Users' webhook endpoints and their secrets, in the readings database beside
+ * the alert settings (`DATABASE_URL` or the embedded server): the gateway
+ * registers them and the deliverer reads them before each attempt.
+ */
+export const WebhookStoreLive = PostgresWebhookStore.layer.pipe(Layer.provide(SqlClientLive))
+
+/**
+ * The webhook delivery outbox, in the same database (`DATABASE_URL` or the
+ * embedded server): the queue outlives the deliverer's process, and its
+ * claims rest on PostgreSQL's row locks (`FOR UPDATE SKIP LOCKED`).
+ */
+export const DeliveryOutboxLive = PostgresDeliveryOutbox.layer.pipe(Layer.provide(SqlClientLive))

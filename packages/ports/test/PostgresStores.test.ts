@@ -5,6 +5,8 @@ import {
   PostgresAlertSettingsStore,
   PostgresAlertStateStore,
   PostgresAlertStore,
+  PostgresDeliveryOutbox,
+  PostgresWebhookStore,
   SqlArchiveLedger,
   SqlReadingStore,
   SqlSensorOwnership
@@ -19,8 +21,10 @@ import {
   legacyAlertRow
 } from "./contracts/AlertStoreContract.ts"
 import { archiveLedgerContract } from "./contracts/ArchiveLedgerContract.ts"
+import { deliveryOutboxContract } from "./contracts/DeliveryOutboxContract.ts"
 import { readingStoreContract } from "./contracts/ReadingStoreContract.ts"
 import { sensorOwnershipContract } from "./contracts/SensorOwnershipContract.ts"
+import { webhookStoreContract } from "./contracts/WebhookStoreContract.ts"
 
 // One embedded server for every suite of this file.
 const postgres = Layer.fresh(layerEmbeddedPostgresTest)
@@ -29,7 +33,9 @@ const both = Layer.mergeAll(
   PostgresAlertStore.layer,
   PostgresAlertStateStore.layer,
   SqlSensorOwnership.layer,
-  PostgresAlertSettingsStore.layer
+  PostgresAlertSettingsStore.layer,
+  PostgresWebhookStore.layer,
+  PostgresDeliveryOutbox.layer
 ).pipe(Layer.provideMerge(postgres))
 
 readingStoreContract("SQL on embedded PostgreSQL", both)
@@ -38,6 +44,8 @@ alertStateStoreContract("embedded (PostgreSQL table)", both)
 archiveLedgerContract("SQL on embedded PostgreSQL", both)
 sensorOwnershipContract("SQL on embedded PostgreSQL", both)
 alertSettingsStoreContract("PostgreSQL table on embedded PostgreSQL", both)
+webhookStoreContract("PostgreSQL table on embedded PostgreSQL", both)
+deliveryOutboxContract("PostgreSQL tables on embedded PostgreSQL", both)
 
 layer(both, { timeout: 60_000, excludeTestServices: true })(
   "alerts written before episodes, on embedded PostgreSQL",

@@ -5,6 +5,8 @@ import {
   PostgresAlertSettingsStore,
   PostgresAlertStateStore,
   PostgresAlertStore,
+  PostgresDeliveryOutbox,
+  PostgresWebhookStore,
   SqlArchiveLedger,
   SqlReadingStore,
   SqlSensorOwnership
@@ -19,8 +21,10 @@ import {
   legacyAlertRow
 } from "./contracts/AlertStoreContract.ts"
 import { archiveLedgerContract } from "./contracts/ArchiveLedgerContract.ts"
+import { deliveryOutboxContract } from "./contracts/DeliveryOutboxContract.ts"
 import { readingStoreContract } from "./contracts/ReadingStoreContract.ts"
 import { sensorOwnershipContract } from "./contracts/SensorOwnershipContract.ts"
+import { webhookStoreContract } from "./contracts/WebhookStoreContract.ts"
 
 // The same suites as on the embedded server, on the real PostgreSQL server (PostgreSQL 15 here).
 const server = requiredServer("DATABASE_URL").replace(/\/\/[^@]*@/, "//")
@@ -29,7 +33,9 @@ const both = Layer.mergeAll(
   PostgresAlertStore.layer,
   PostgresAlertStateStore.layer,
   SqlSensorOwnership.layer,
-  PostgresAlertSettingsStore.layer
+  PostgresAlertSettingsStore.layer,
+  PostgresWebhookStore.layer,
+  PostgresDeliveryOutbox.layer
 ).pipe(Layer.provideMerge(Layer.fresh(layerServerPostgresTest)))
 
 layer(both, { timeout: 60_000, excludeTestServices: true })(`readings schema on ${server}`, (it) => {
@@ -94,3 +100,5 @@ alertStateStoreContract(`PostgreSQL table on ${server}`, both)
 archiveLedgerContract(`SQL on ${server}`, both)
 sensorOwnershipContract(`SQL on ${server}`, both)
 alertSettingsStoreContract(`PostgreSQL table on ${server}`, both)
+webhookStoreContract(`PostgreSQL table on ${server}`, both)
+deliveryOutboxContract(`PostgreSQL tables on ${server}`, both)

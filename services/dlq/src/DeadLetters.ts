@@ -16,8 +16,11 @@ export interface DeadLetter {
 
 const DLQ_HEADER = /^dlq-/
 
-/** `events`: what the processor could not apply; `alerts`: what the notifier could not store. */
-export type DeadLetterQueue = "events" | "alerts"
+/**
+ * `events`: what the processor could not apply; `alerts`: what the notifier
+ * could not store; `deliveries`: webhook deliveries the deliverer gave up on.
+ */
+export type DeadLetterQueue = "events" | "alerts" | "deliveries"
 
 /** The failed record's own log time, which `deadLetterRecord` keeps in `dlq-source-timestamp` (epoch ms). */
 const decodeSourceTimestamp = Schema.decodeUnknownOption(
@@ -62,7 +65,10 @@ export class DeadLetters extends Context.Service<
   DeadLetters,
   {
     readonly list: (queue: DeadLetterQueue) => Effect.Effect<ReadonlyArray<DeadLetter>, unknown>
-    /** Appends the chosen dead letters (`partition:offset`, or all) back to `glucose.events`; returns how many. */
+    /**
+     * Appends the chosen dead letters (`partition:offset`, or all) back to their source topic
+     * (`glucose.events`, or `glucose.alerts` for deliveries, naming their endpoint); returns how many.
+     */
     readonly replay: (queue: DeadLetterQueue, chosen: ReadonlySet<string> | "all") => Effect.Effect<number, unknown>
     /** The topic name of a dead-letter queue in this deployment. */
     readonly topicOf: (queue: DeadLetterQueue) => string
@@ -94,7 +100,10 @@ export class DeadLetters extends Context.Service<
         return records.sort((a, b) => a.partition - b.partition || a.offset - b.offset)
       })
 
-      const topicOf = (queue: DeadLetterQueue) => (queue === "events" ? names.eventsDlq : names.alertsDlq)
+      const topicOf = (queue: DeadLetterQueue) =>
+        queue === "events" ? names.eventsDlq : queue === "alerts" ? names.alertsDlq : names.deliveryDlq
+      /** Where a queue's messages came from: a failed delivery goes back to the notifications, for its endpoint only. */
+      const sourceOf = (queue: DeadLetterQueue) => (queue === "deliveries" ? names.alerts : names.events)
 
       const list = Effect.fn("DeadLetters.list")(function* (queue: DeadLetterQueue) {
         return (yield* readAll(topicOf(queue))).map(describe)
@@ -107,7 +116,7 @@ export class DeadLetters extends Context.Service<
         const picked = (yield* readAll(topicOf(queue))).filter(
           (record) => chosen === "all" || chosen.has(`${record.partition}:${record.offset}`)
         )
-        yield* eventLog.append(names.events, picked.map(originalOf))
+        yield* eventLog.append(sourceOf(queue), picked.map(originalOf))
         return picked.length
       })
 

@@ -4,8 +4,10 @@ import { Console, Effect, Layer } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { DeadLetters } from "./DeadLetters.ts"
 
-const queue = Flag.Literals("queue", ["events", "alerts"]).pipe(
-  Flag.withDescription("events: glucose.events.dlq (processor); alerts: glucose.events.alerts.dlq (notifier)"),
+const queue = Flag.Literals("queue", ["events", "alerts", "deliveries"]).pipe(
+  Flag.withDescription(
+    "events: glucose.events.dlq (processor); alerts: glucose.events.alerts.dlq (notifier); deliveries: glucose.alerts.delivery.dlq (deliverer)"
+  ),
   Flag.withDefault("events")
 )
 
@@ -38,11 +40,13 @@ const replay = Command.make(
   Effect.fn(function* ({ queue, positions }) {
     const deadLetters = yield* DeadLetters
     const count = yield* deadLetters.replay(queue, positions.includes("all") ? "all" : new Set(positions))
-    yield* Console.log(`replayed ${count} message(s) from ${deadLetters.topicOf(queue)} to the events topic`)
+    yield* Console.log(
+      `replayed ${count} message(s) from ${deadLetters.topicOf(queue)} to ${queue === "deliveries" ? "the alerts topic, each for its endpoint" : "the events topic"}`
+    )
   })
 ).pipe(
   Command.withDescription(
-    "Append dead letters back to glucose.events, with their original key, value, headers and log time"
+    "Append dead letters back to their source topic (glucose.events; glucose.alerts for deliveries), with their original key, value, headers and log time"
   )
 )
 

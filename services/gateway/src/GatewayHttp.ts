@@ -9,6 +9,7 @@ import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
 import { AlertControls } from "./AlertControls.ts"
 import { UserAlertSettings } from "./UserAlertSettings.ts"
+import { Webhooks } from "./Webhooks.ts"
 
 const DEFAULT_PAGE_SIZE = 100
 
@@ -190,4 +191,67 @@ export const AlertSettingsHttp = HttpApiBuilder.group(
   })
 ).pipe(Layer.provide(UserAlertSettings.layer))
 
-export const GatewayHttp = Layer.mergeAll(ReadingsHttp, AlertsHttp, AlertControlsHttp, AlertSettingsHttp)
+export const WebhooksHttp = HttpApiBuilder.group(
+  DexMonApi,
+  "webhooks",
+  Effect.fn(function* (handlers) {
+    const webhooks = yield* Webhooks
+    return handlers
+      .handle(
+        "register",
+        Effect.fn("WebhooksHttp.register")(function* ({ payload }) {
+          const caller = yield* CurrentCaller
+          return yield* webhooks.register(caller.userId, payload)
+        })
+      )
+      .handle(
+        "list",
+        Effect.fn("WebhooksHttp.list")(function* () {
+          const caller = yield* CurrentCaller
+          return { items: yield* webhooks.list(caller.userId) }
+        })
+      )
+      .handle(
+        "remove",
+        Effect.fn("WebhooksHttp.remove")(function* ({ params }) {
+          const caller = yield* CurrentCaller
+          yield* webhooks.remove(caller.userId, params.webhook_id)
+        })
+      )
+      .handle(
+        "rotateSecret",
+        Effect.fn("WebhooksHttp.rotateSecret")(function* ({ params }) {
+          const caller = yield* CurrentCaller
+          return yield* webhooks.rotateSecret(caller.userId, params.webhook_id)
+        })
+      )
+      .handle(
+        "test",
+        Effect.fn("WebhooksHttp.test")(function* ({ params }) {
+          const caller = yield* CurrentCaller
+          return yield* webhooks.test(caller.userId, params.webhook_id)
+        })
+      )
+      .handle(
+        "deliveries",
+        Effect.fn("WebhooksHttp.deliveries")(function* ({ params, query }) {
+          const caller = yield* CurrentCaller
+          const items = yield* webhooks.deliveries(caller.userId, params.webhook_id, query.limit ?? DEFAULT_PAGE_SIZE)
+          return {
+            items: items.map((attempt) => ({
+              delivery_id: attempt.delivery_id,
+              notification_id: attempt.notification_id,
+              attempt: attempt.attempt,
+              at: attempt.at,
+              status_code: attempt.status_code,
+              latency_ms: attempt.latency_ms,
+              error: attempt.error,
+              outcome: attempt.outcome
+            }))
+          }
+        })
+      )
+  })
+).pipe(Layer.provide(Webhooks.layer))
+
+export const GatewayHttp = Layer.mergeAll(ReadingsHttp, AlertsHttp, AlertControlsHttp, AlertSettingsHttp, WebhooksHttp)

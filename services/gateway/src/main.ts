@@ -7,12 +7,14 @@ import {
   AlertStoreLive,
   ArchiveLedgerLive,
   ArchiveStoreLive,
+  DeliveryOutboxLive,
   EventLogLive,
   HealthHttp,
   layerHttpServer,
   Readiness,
   runService,
-  SensorOwnershipLive
+  SensorOwnershipLive,
+  WebhookStoreLive
 } from "@dexmon/platform"
 import { Layer } from "effect"
 import { GatewayHttp } from "./GatewayHttp.ts"
@@ -21,7 +23,7 @@ import { GatewayHttp } from "./GatewayHttp.ts"
  * The gateway alone: `GET /api/v1/readings` (hot and archived) and
  * `/api/v1/alerts` (a range, `/active`, one by id); the owner's controls
  * (acknowledge, snooze, sensor stop), appended to the event log; and the
- * owner's alert settings in PostgreSQL.
+ * owner's alert settings and webhook endpoints in PostgreSQL.
  */
 runService(
   "gateway",
@@ -36,6 +38,8 @@ runService(
         AlertSettingsStoreLive,
         SensorOwnershipLive,
         EventLogLive,
+        WebhookStoreLive,
+        DeliveryOutboxLive,
         EventIds.layer,
         AlertRules.layerConfig
       )

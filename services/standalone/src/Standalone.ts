@@ -2,6 +2,7 @@ import { AlertRules } from "@dexmon/alerting"
 import { DexMonApi } from "@dexmon/api"
 import { Archiver, ReadingsQuery } from "@dexmon/archive"
 import { ScheduledArchiverLive } from "@dexmon/archiver"
+import { DelivererLive, WebhookSender } from "@dexmon/deliverer"
 import { EventIds, HotRetention } from "@dexmon/domain"
 import { GatewayHttp } from "@dexmon/gateway"
 import { NotifierLive } from "@dexmon/notifier"
@@ -11,11 +12,13 @@ import {
   AlertStoreLive,
   ArchiveLedgerLive,
   ArchiveStoreLive,
+  DeliveryOutboxLive,
   EventLogLive,
   HealthHttp,
   layerHttpServer,
   Readiness,
-  SensorOwnershipLive
+  SensorOwnershipLive,
+  WebhookStoreLive
 } from "@dexmon/platform"
 import { ProcessorLive } from "@dexmon/processor"
 import { IngestionHttp } from "@dexmon/receiver"
@@ -24,7 +27,7 @@ import { Layer } from "effect"
 /**
  * Every DexMon service in one process: the receiver and the gateway behind one
  * HTTP server, the processor and the notifier as consumers of the same event
- * log, the archiver on a schedule, all on the stores chosen by configuration
+ * log, the deliverer on the notifications, the archiver on a schedule, all on the stores chosen by configuration
  * (embedded by default).
  */
 export const StandaloneLive = Layer.mergeAll(
@@ -33,6 +36,7 @@ export const StandaloneLive = Layer.mergeAll(
   ),
   ProcessorLive,
   NotifierLive,
+  DelivererLive,
   ScheduledArchiverLive
 ).pipe(
   Layer.provide(Layer.mergeAll(ReadingsQuery.layer, Archiver.layer)),
@@ -43,6 +47,9 @@ export const StandaloneLive = Layer.mergeAll(
       ArchiveStoreLive,
       SensorOwnershipLive,
       AlertSettingsStoreLive,
+      WebhookStoreLive,
+      DeliveryOutboxLive,
+      WebhookSender.layerConfig,
       AlertStoreLive,
       AlertStateStoreLive,
       EventIds.layer,

@@ -8,13 +8,16 @@ export interface TopicNames {
   /** The alert engine's notification decisions, keyed by sensor (the deliverer and live stream read them). */
   readonly alerts: string
   readonly alertsDlq: string
+  /** Webhook deliveries that failed for good (after the retry budget, or refused), for `pnpm dlq` to replay. */
+  readonly deliveryDlq: string
 }
 
 export const defaultTopicNames: TopicNames = {
   events: "glucose.events",
   eventsDlq: "glucose.events.dlq",
   alerts: "glucose.alerts",
-  alertsDlq: "glucose.events.alerts.dlq"
+  alertsDlq: "glucose.events.alerts.dlq",
+  deliveryDlq: "glucose.alerts.delivery.dlq"
 }
 
 /**
@@ -34,7 +37,8 @@ export class Topics extends Context.Service<
       events: `${prefix}${defaultTopicNames.events}`,
       eventsDlq: `${prefix}${defaultTopicNames.eventsDlq}`,
       alerts: `${prefix}${defaultTopicNames.alerts}`,
-      alertsDlq: `${prefix}${defaultTopicNames.alertsDlq}`
+      alertsDlq: `${prefix}${defaultTopicNames.alertsDlq}`,
+      deliveryDlq: `${prefix}${defaultTopicNames.deliveryDlq}`
     }
     return Topics.of({ names, specs: Object.values(names).map((name) => ({ name, partitions })) })
   }

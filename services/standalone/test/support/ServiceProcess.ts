@@ -3,7 +3,7 @@ import { resolve } from "node:path"
 import { freePort } from "@dexmon/ports"
 import { Effect, Schedule } from "effect"
 
-export type ServiceName = "standalone" | "receiver" | "processor" | "notifier" | "gateway" | "archiver"
+export type ServiceName = "standalone" | "receiver" | "processor" | "notifier" | "deliverer" | "gateway" | "archiver"
 
 const entryOf = (service: ServiceName) => resolve(import.meta.dirname, `../../../${service}/src/main.ts`)
 

@@ -1,0 +1,291 @@
+import { durationConfig } from "@dexmon/alerting"
+import {
+  type AlertNotification,
+  decodeAlertNotification,
+  deliveryId,
+  formatIsoTimestamp,
+  type UserId,
+  type Webhook,
+  webhookTakes
+} from "@dexmon/domain"
+import { Metrics } from "@dexmon/observability"
+import {
+  type Delivery,
+  type DeliveryAttempt,
+  DeliveryOutbox,
+  EventLog,
+  type NewDelivery,
+  type NextStep,
+  Topics,
+  WebhookStore
+} from "@dexmon/ports"
+import { type DecodedBatch, runConsumer, superviseConsumer, writeWithRetry } from "@dexmon/streams"
+import { Clock, Config, Effect, Layer, Option, Schedule, Scope, Stream } from "effect"
+import { nextAttemptAt } from "./RetrySchedule.ts"
+import { type SendResult, WebhookSender } from "./WebhookSender.ts"
+
+export const DelivererConfig = Config.all({
+  groupId: Config.String("DEXMON_DELIVERER_GROUP").pipe(Config.withDefault("dexmon-deliverer")),
+  maxBatchSize: Config.Int("DEXMON_DELIVERER_BATCH_SIZE").pipe(Config.withDefault(500)),
+  retries: Config.Int("DEXMON_WRITE_RETRIES").pipe(Config.withDefault(5)),
+  /** How long a delivery is retried before it goes to the delivery DLQ. */
+  budget: durationConfig("DEXMON_WEBHOOK_RETRY_BUDGET", 24 * 60 * 60_000),
+  /** Attempts in flight per endpoint, and in all: one slow endpoint holds its own share only. */
+  perWebhook: Config.Int("DEXMON_WEBHOOK_CONCURRENCY").pipe(Config.withDefault(4)),
+  inFlight: Config.Int("DEXMON_WEBHOOK_IN_FLIGHT").pipe(Config.withDefault(64)),
+  /** How often the outbox is asked for due deliveries. */
+  pollEvery: Config.Int("DEXMON_WEBHOOK_POLL_MS").pipe(Config.withDefault(250))
+})
+
+/** The header a replayed dead letter carries: deliver it to this endpoint only, again. */
+export const REPLAY_WEBHOOK_HEADER = "dexmon-webhook-id"
+
+/** A notification as decoded from `glucose.alerts`, with the exact text every endpoint gets. */
+interface Decoded {
+  readonly notification: AlertNotification
+  readonly body: string
+}
+
+/** A notification to deliver: what was decoded, its log time, and the one endpoint a replayed dead letter names. */
+interface ToDeliver extends Decoded {
+  readonly logTime: number
+  readonly onlyWebhook: string | undefined
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true })
+
+/** A `glucose.alerts` message: decoded (for the user, kind and id) and kept as sent (the body every endpoint gets). */
+const decodeNotification = (bytes: Uint8Array): Effect.Effect<Decoded, unknown> =>
+  Effect.suspend(() => {
+    let body: string
+    try {
+      body = utf8.decode(bytes)
+    } catch {
+      // Not UTF-8: refused by the schema like any other bad value, for the DLQ.
+      body = ""
+    }
+    return Effect.map(decodeAlertNotification(body), (notification) => ({ notification, body }))
+  })
+
+const encoder = new TextEncoder()
+
+/**
+ * The deliverer: the webhook side of `glucose.alerts`.
+ *
+ * Its consumer turns each notification into one delivery per matching
+ * endpoint of its user (registered before the notification was appended, of
+ * that kind) in the delivery outbox, idempotently by delivery id, and commits
+ * only then: a crash re-enqueues nothing twice. Its workers claim due
+ * deliveries from the outbox (leased, so a killed worker's claims come back),
+ * at most `DEXMON_WEBHOOK_CONCURRENCY` per endpoint and `DEXMON_WEBHOOK_IN_FLIGHT`
+ * in all, and attempt each on its own fiber: a hanging endpoint ties up its
+ * own share and nothing else. Each attempt is recorded; a failure is retried
+ * on `RetrySchedule`'s backoff until `DEXMON_WEBHOOK_RETRY_BUDGET`, then goes
+ * to `glucose.alerts.delivery.dlq` (`pnpm dlq replay deliveries` queues it again).
+ */
+export const DelivererLive = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const eventLog = yield* EventLog
+    const { names } = yield* Topics
+    const webhooks = yield* WebhookStore
+    const outbox = yield* DeliveryOutbox
+    const sender = yield* WebhookSender
+    const config = yield* DelivererConfig
+    const scope = yield* Scope.Scope
+
+    /** Queues the batch's deliveries: every matching endpoint of each notification's user, or the one a replay names. */
+    const enqueue = Effect.fnUntraced(function* (items: ReadonlyArray<ToDeliver>) {
+      const users = [...new Set(items.map((item) => item.notification.user_id))]
+      const endpoints = new Map<UserId, ReadonlyArray<Webhook>>()
+      for (const user of users) endpoints.set(user, yield* webhooks.list(user))
+      const now = yield* Clock.currentTimeMillis
+      const fresh: Array<NewDelivery> = []
+      for (const item of items) {
+        const { notification } = item
+        for (const webhook of endpoints.get(notification.user_id) ?? []) {
+          const wanted =
+            item.onlyWebhook !== undefined
+              ? webhook.id === item.onlyWebhook
+              : // An endpoint gets what was decided after its registration answered, of the kinds it takes.
+                webhook.created_at <= item.logTime && webhookTakes(webhook, notification.alert.alert_type)
+          if (!wanted) continue
+          const delivery: NewDelivery = {
+            delivery_id: deliveryId(notification.notification_id, webhook.id),
+            webhook_id: webhook.id,
+            user_id: notification.user_id,
+            notification_id: notification.notification_id,
+            alert_id: notification.alert_id,
+            body: item.body,
+            due_at: now
+          }
+          if (item.onlyWebhook !== undefined) yield* outbox.requeue(delivery)
+          else fresh.push(delivery)
+        }
+      }
+      if (fresh.length > 0) yield* outbox.enqueue(fresh)
+    })
+
+    /** Each decoded notification with where it sits in the log: its log time and a replay's endpoint. */
+    const applyToOutbox = (batches: Stream.Stream<DecodedBatch<Decoded>>) =>
+      batches.pipe(
+        Stream.map(
+          (batch): DecodedBatch<ToDeliver> => ({
+            ...batch,
+            decoded: batch.decoded.map(({ record, value }) => ({
+              record,
+              value: {
+                ...value,
+                logTime: record.timestamp,
+                onlyWebhook: record.headers[REPLAY_WEBHOOK_HEADER]
+              }
+            }))
+          })
+        ),
+        writeWithRetry(enqueue, {
+          retries: config.retries,
+          initialDelay: 100,
+          maxDelay: 5_000,
+          isTransient: (error) => error.transient
+        })
+      )
+
+    const consumer = runConsumer({
+      eventLog,
+      topic: names.alerts,
+      groupId: config.groupId,
+      maxBatchSize: config.maxBatchSize,
+      decode: decodeNotification,
+      apply: applyToOutbox,
+      deadLetterTopic: names.deliveryDlq
+    })
+
+    /** A delivery that will not be made: in the DLQ, with why, for `pnpm dlq` to list and replay. */
+    const deadLetter = (delivery: Delivery, attempts: number, error: string) =>
+      eventLog
+        .append(names.deliveryDlq, [
+          {
+            key: delivery.webhook_id,
+            value: encoder.encode(delivery.body),
+            headers: {
+              "content-type": "application/json",
+              [REPLAY_WEBHOOK_HEADER]: delivery.webhook_id,
+              "dexmon-delivery": delivery.delivery_id,
+              "dlq-error-tag": "WebhookDeliveryFailed",
+              "dlq-error-message": error.slice(0, 2000),
+              "dlq-source-topic": names.alerts,
+              "dlq-attempts": String(attempts),
+              "dlq-first-failure-at": formatIsoTimestamp(delivery.due_at)
+            }
+          }
+        ])
+        .pipe(
+          Effect.tap(() => Effect.sync(() => Metrics.deadLetters.inc({ topic: names.deliveryDlq }))),
+          Effect.tapError((failure) => Effect.logError(`cannot write to ${names.deliveryDlq}; retrying`, failure)),
+          Effect.retry(Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("10 seconds")])),
+          Effect.orDie
+        )
+
+    /** What to do after an attempt: delivered, tried again at the schedule's time, or given up. */
+    const nextStep = (delivery: Delivery, attempt: number, now: number, result: SendResult): NextStep => {
+      switch (result.outcome) {
+        case "delivered":
+          return { state: "DELIVERED" }
+        case "final":
+          return { state: "FAILED", error: result.error }
+        case "retry": {
+          const next = nextAttemptAt({
+            attempt,
+            now,
+            dueAt: delivery.due_at,
+            ...(result.retryAfter === undefined ? {} : { retryAfter: result.retryAfter }),
+            random: Math.random,
+            budget: config.budget
+          })
+          return next === "exhausted"
+            ? { state: "FAILED", error: `retry budget spent; last: ${result.error}` }
+            : { state: "PENDING", next_attempt_at: next }
+        }
+      }
+    }
+
+    /** One attempt of one delivery, recorded; a failure for good goes to the DLQ (test deliveries excepted). */
+    const attemptOne = Effect.fnUntraced(function* (delivery: Delivery) {
+      const attempt = delivery.attempts + 1
+      const now = yield* Clock.currentTimeMillis
+      const webhook = yield* webhooks.byId(delivery.webhook_id)
+      const result: SendResult = Option.isNone(webhook)
+        ? { outcome: "final", status: null, error: "the endpoint was removed", latencyMs: 0 }
+        : yield* sender.send({
+            url: webhook.value.url,
+            body: delivery.body,
+            secret: webhook.value.secret,
+            deliveryId: delivery.delivery_id,
+            now
+          })
+      const step = nextStep(delivery, attempt, now, result)
+      const record: DeliveryAttempt = {
+        delivery_id: delivery.delivery_id,
+        webhook_id: delivery.webhook_id,
+        user_id: delivery.user_id,
+        notification_id: delivery.notification_id,
+        attempt,
+        at: now,
+        status_code: result.status ?? null,
+        latency_ms: result.latencyMs,
+        error: result.outcome === "delivered" ? null : result.error,
+        outcome: step.state === "DELIVERED" ? "DELIVERED" : step.state === "PENDING" ? "RETRY" : "FAILED"
+      }
+      if (step.state === "FAILED" && delivery.alert_id !== null && Option.isSome(webhook)) {
+        yield* deadLetter(delivery, attempt, step.error)
+      }
+      yield* outbox.record(record, step)
+      Metrics.webhookDeliveries.inc({ outcome: record.outcome })
+      Metrics.webhookLatency.observe(result.latencyMs / 1000)
+    })
+
+    // In-flight attempts per endpoint: an endpoint at its share is left out of the next claims.
+    const inFlight = new Map<string, number>()
+    let total = 0
+    const release = (webhookId: string) =>
+      Effect.sync(() => {
+        total -= 1
+        const left = (inFlight.get(webhookId) ?? 1) - 1
+        if (left <= 0) inFlight.delete(webhookId)
+        else inFlight.set(webhookId, left)
+      })
+
+    const poll = Effect.gen(function* () {
+      const free = config.inFlight - total
+      if (free <= 0) return
+      const busy = [...inFlight].filter(([, count]) => count >= config.perWebhook).map(([id]) => id)
+      const now = yield* Clock.currentTimeMillis
+      const claimed = yield* outbox.claim(now, {
+        limit: free,
+        perWebhook: config.perWebhook,
+        lease: sender.timeout + 60_000,
+        excluding: busy
+      })
+      for (const delivery of claimed) {
+        total += 1
+        inFlight.set(delivery.webhook_id, (inFlight.get(delivery.webhook_id) ?? 0) + 1)
+        yield* attemptOne(delivery).pipe(
+          // The lease brings back a delivery whose attempt could not be recorded.
+          Effect.catchCause((cause) =>
+            Effect.logWarning("webhook attempt not recorded; its lease will bring it back", cause)
+          ),
+          Effect.ensuring(release(delivery.webhook_id)),
+          Effect.withSpan("Deliverer.attempt", { attributes: { "dexmon.delivery_id": delivery.delivery_id } }),
+          Effect.forkIn(scope)
+        )
+      }
+    }).pipe(Effect.catchCause((cause) => Effect.logWarning("delivery outbox poll failed; polling again", cause)))
+
+    yield* Effect.forkScoped(superviseConsumer("deliverer", consumer))
+    yield* Effect.forkScoped(
+      Effect.repeat(poll, Schedule.spaced(config.pollEvery)).pipe(Effect.annotateLogs({ consumer: "deliverer" }))
+    )
+    yield* Effect.logInfo(
+      `deliverer consuming ${names.alerts} as group ${config.groupId}: ${config.perWebhook} attempts per endpoint, ${config.inFlight} in all, retry budget ${config.budget / 60_000} min`
+    )
+  })
+)

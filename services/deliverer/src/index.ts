@@ -1,0 +1,3 @@
+export * from "./Deliverer.ts"
+export * from "./RetrySchedule.ts"
+export * from "./WebhookSender.ts"
