@@ -86,10 +86,26 @@ const RangeQuery = {
 }
 
 export const ReadingsPage = Page(Reading)
-export const AlertsPage = Page(Alert)
+/**
+ * How the alert's notifications fared at the user's webhooks, separate from
+ * the episode's `status`: `SENT` once an endpoint took one of them with a 2xx,
+ * `PENDING` while deliveries are queued or being retried, `FAILED` once every
+ * delivery was given up, `NONE` where no endpoint of the user takes the kind
+ * (or nothing was to be told: a late or silenced episode).
+ */
+export const DeliveryStatus = Schema.Literals(["PENDING", "SENT", "FAILED", "NONE"])
+export type DeliveryStatus = typeof DeliveryStatus.Type
+
+/** An alert episode as the API serves it: the stored episode and its delivery status. */
+export const AlertView = Schema.Struct({ ...Alert.fields, delivery_status: DeliveryStatus }).annotate({
+  identifier: "Alert"
+})
+export type AlertView = typeof AlertView.Type
+
+export const AlertsPage = Page(AlertView)
 
 /** The caller's open episodes: not a page, since there is at most one per sensor and kind. */
-export const ActiveAlerts = Schema.Struct({ items: Schema.Array(Alert) })
+export const ActiveAlerts = Schema.Struct({ items: Schema.Array(AlertView) })
 
 // Both endpoints honour `If-None-Match` (the etag a client cached): a match is answered 304 without a body.
 const notModified = NotModified.pipe(HttpApiSchema.asNoContent({ decode: () => new NotModified() }))
@@ -139,7 +155,7 @@ export class AlertsGroup extends HttpApiGroup.make("alerts")
     ),
     HttpApiEndpoint.get("get", "/alerts/:alert_id", {
       params: { alert_id: AlertId },
-      success: Alert,
+      success: AlertView,
       error: [NotFound, ServiceUnavailable]
     }).annotateMerge(OpenApi.annotations({ summary: "One alert episode of the caller, by its id" }))
   )

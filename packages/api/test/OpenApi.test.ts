@@ -38,6 +38,11 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       "/api/v1/readings",
       "/api/v1/readings/{sensor_id}/{timestamp}",
       "/api/v1/sensors/{sensor_id}/stop",
+      "/api/v1/webhooks",
+      "/api/v1/webhooks/{webhook_id}",
+      "/api/v1/webhooks/{webhook_id}/deliveries",
+      "/api/v1/webhooks/{webhook_id}/rotate-secret",
+      "/api/v1/webhooks/{webhook_id}/test",
       "/healthz",
       "/readyz"
     ])
@@ -115,7 +120,8 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       "snoozed_until",
       "notification_count",
       "last_notified_at",
-      "silenced_by"
+      "silenced_by",
+      "delivery_status"
     ]) {
       assert.include(text, `"${field}"`)
     }

@@ -8,6 +8,7 @@ import { Effect, Layer, Option, Schema } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
 import { AlertControls } from "./AlertControls.ts"
+import { DeliveryStatuses } from "./DeliveryStatuses.ts"
 import { UserAlertSettings } from "./UserAlertSettings.ts"
 import { Webhooks } from "./Webhooks.ts"
 
@@ -93,13 +94,14 @@ export const AlertsHttp = HttpApiBuilder.group(
   "alerts",
   Effect.fn(function* (handlers) {
     const alerts = yield* AlertStore
+    const statuses = yield* DeliveryStatuses
     const storeUnavailable = unavailable("the alert store")
     return handlers
       .handle(
         "list",
         Effect.fn("AlertsHttp.list")(function* ({ query }) {
           const caller = yield* CurrentCaller
-          return yield* alerts
+          const page = yield* alerts
             .list({
               user_id: caller.userId,
               from: query.from,
@@ -110,6 +112,7 @@ export const AlertsHttp = HttpApiBuilder.group(
               alert_type: query.alert_type
             })
             .pipe(Effect.catchTag("AlertStoreError", storeUnavailable))
+          return { ...page, items: yield* statuses.of(caller.userId, page.items) }
         })
       )
       .handle(
@@ -117,7 +120,7 @@ export const AlertsHttp = HttpApiBuilder.group(
         Effect.fn("AlertsHttp.active")(function* () {
           const caller = yield* CurrentCaller
           const items = yield* alerts.listOpen(caller.userId).pipe(Effect.catchTag("AlertStoreError", storeUnavailable))
-          return { items }
+          return { items: yield* statuses.of(caller.userId, items) }
         })
       )
       .handle(
@@ -129,11 +132,12 @@ export const AlertsHttp = HttpApiBuilder.group(
             .get(caller.userId, params.alert_id)
             .pipe(Effect.catchTag("AlertStoreError", storeUnavailable))
           if (Option.isNone(alert)) return yield* new NotFound({ message: "no such alert for this caller" })
-          return alert.value
+          const [view] = yield* statuses.of(caller.userId, [alert.value])
+          return view!
         })
       )
   })
-)
+).pipe(Layer.provide(DeliveryStatuses.layer))
 
 /** The owner's controls: each answers 202 once the action is on the sensor's event log. */
 export const AlertControlsHttp = HttpApiBuilder.group(

@@ -1,4 +1,5 @@
 export * from "./AlertControls.ts"
+export * from "./DeliveryStatuses.ts"
 export * from "./GatewayHttp.ts"
 export * from "./UserAlertSettings.ts"
 export * from "./Webhooks.ts"

@@ -5,7 +5,7 @@ import { requiredServer } from "@dexmon/ports/testing"
 import { DexMonClient } from "@dexmon/sdk"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect } from "effect"
-import { makeDexMonProcess } from "./support/DexMonProcess.ts"
+import { makeDexMonProcessWith } from "./support/DexMonProcess.ts"
 import { eventually } from "./support/Eventually.ts"
 import { makeServiceProcess } from "./support/ServiceProcess.ts"
 import { freshDatabase } from "./support/Topology.ts"
@@ -186,10 +186,11 @@ describe("webhook delivery, each service its own process on Kafka and PostgreSQL
   )
 
   it.live(
-    "pnpm start on its embedded stores: a registered endpoint gets the urgent low of a posted reading, and a test delivery, signed",
+    "pnpm start on its embedded stores: an endpoint gets the urgent low of a posted reading and a test delivery, signed; alerts say SENT, NONE or FAILED",
     () =>
       Effect.gen(function* () {
-        const dexmon = yield* makeDexMonProcess
+        // A short retry budget, so a failing endpoint's deliveries are given up within the test.
+        const dexmon = yield* makeDexMonProcessWith({ SECURITY_DISABLED: "true", DEXMON_WEBHOOK_RETRY_BUDGET: "8s" })
         yield* dexmon.start
         const endpoint = yield* makeWebhookReceiver(() => ({ status: 200 }))
         yield* Effect.gen(function* () {
@@ -223,7 +224,38 @@ describe("webhook delivery, each service its own process on Kafka and PostgreSQL
               ["DELIVERED", 200]
             ]
           )
+          // The delivery status beside the episode's: the urgent low was taken, the HIGH had no endpoint.
+          const statuses = yield* eventually(
+            client.alerts.list({ query: { from: now - 3_600_000, to: now + 60_000 } }),
+            (page) => page.items.some((a) => a.alert_type === "URGENT_LOW" && a.delivery_status === "SENT")
+          )
+          assert.deepStrictEqual(statuses.items.map((a) => [a.alert_type, a.delivery_status]).sort(), [
+            ["HIGH", "NONE"],
+            ["URGENT_LOW", "SENT"]
+          ])
         }).pipe(Effect.provide(DexMonClient.layer({ baseUrl: dexmon.baseUrl, userId: USER })))
+
+        // A user whose only endpoint keeps failing: the alert's deliveries are given up, and it says FAILED.
+        const failing = yield* makeWebhookReceiver(() => ({ status: 500 }))
+        yield* Effect.gen(function* () {
+          const client = yield* DexMonClient
+          const created = yield* client.webhooks.register({ payload: { url: failing.url } })
+          failing.useSecret(created.secret)
+          const now = yield* Clock.currentTimeMillis
+          yield* client.ingestion.postSensor({
+            payload: { sensor_id: SensorId.make("failing-cgm"), timestamp: now, glucose_value: 50 }
+          })
+          const failed = yield* eventually(
+            client.alerts.active(),
+            (active) => active.items.some((a) => a.delivery_status === "FAILED"),
+            { times: 300 }
+          )
+          assert.deepStrictEqual(
+            failed.items.map((a) => [a.alert_type, a.delivery_status]),
+            [["URGENT_LOW", "FAILED"]]
+          )
+          assert.isAtLeast(failing.received().length, 2)
+        }).pipe(Effect.provide(DexMonClient.layer({ baseUrl: dexmon.baseUrl, userId: `${USER}-failing` })))
       }),
     120_000
   )
