@@ -119,8 +119,12 @@ describe("alert rules", () => {
     expect(lag?.for).toBe("5m")
     expect(namesIn(String(lag?.expr)).metrics).toEqual(["dexmon_consumer_lag"])
 
+    // Every dead-letter topic but the webhook deliveries', which page through a rule of their own.
     const deadLetters = byName("DexMonDeadLetters")
-    expect(String(deadLetters?.expr)).toMatch(/increase\(dexmon_dlq_messages_total\[10m\]\)\) > 0/)
+    expect(String(deadLetters?.expr)).toMatch(/increase\(dexmon_dlq_messages_total\{topic!~"[^"]+"\}\[10m\]\)\) > 0/)
+    const deliveries = byName("DexMonWebhookDeliveriesDeadLettered")
+    expect(String(deliveries?.expr)).toMatch(/dexmon_dlq_messages_total\{topic=~"[^"]*delivery[^"]*"\}/)
+    expect(namesIn(String(deliveries?.expr)).metrics).toEqual(["dexmon_dlq_messages_total"])
 
     const down = byName("DexMonTargetDown")
     expect(namesIn(String(down?.expr)).metrics).toEqual(["up"])

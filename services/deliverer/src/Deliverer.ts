@@ -20,7 +20,7 @@ import {
   WebhookStore
 } from "@dexmon/ports"
 import { type DecodedBatch, runConsumer, superviseConsumer, writeWithRetry } from "@dexmon/streams"
-import { Clock, Config, Effect, Layer, Option, Schedule, Scope, Stream } from "effect"
+import { Clock, Config, Effect, Layer, Option, Schedule, Scope, Semaphore, Stream } from "effect"
 import { nextAttemptAt } from "./RetrySchedule.ts"
 import { type SendResult, WebhookSender } from "./WebhookSender.ts"
 
@@ -36,6 +36,55 @@ export const DelivererConfig = Config.all({
   /** How often the outbox is asked for due deliveries. */
   pollEvery: Config.Int("DEXMON_WEBHOOK_POLL_MS").pipe(Config.withDefault(250))
 })
+
+/**
+ * How far the gateway's clock (which stamps a registration) may run ahead of
+ * the log's (which stamps a notification) without a notification decided
+ * after the registration answered being passed over: an endpoint may get one
+ * decided a few seconds before it, never miss one after.
+ */
+const REGISTRATION_SKEW = 10_000
+
+/** Control characters (but tab and newlines) of an endpoint's answer: PostgreSQL text refuses NUL, logs mangle the rest. */
+const isControl = (code: number) => (code < 0x20 && code !== 0x09 && code !== 0x0a && code !== 0x0d) || code === 0x7f
+export const printable = (text: string) =>
+  Array.from(text, (char) => (isControl(char.charCodeAt(0)) ? "\uFFFD" : char)).join("")
+
+/**
+ * What follows an attempt: delivered, tried again on the retry schedule
+ * (counted from when the attempt ended), or given up (final, or the budget
+ * from `dueAt` spent).
+ */
+export const nextStepAfter = (
+  result: SendResult,
+  at: {
+    readonly attempt: number
+    readonly endedAt: number
+    readonly dueAt: number
+    readonly budget: number
+    readonly random: () => number
+  }
+): NextStep => {
+  switch (result.outcome) {
+    case "delivered":
+      return { state: "DELIVERED" }
+    case "final":
+      return { state: "FAILED", error: result.error }
+    case "retry": {
+      const next = nextAttemptAt({
+        attempt: at.attempt,
+        now: at.endedAt,
+        dueAt: at.dueAt,
+        ...(result.retryAfter === undefined ? {} : { retryAfter: result.retryAfter }),
+        random: at.random,
+        budget: at.budget
+      })
+      return next === "exhausted"
+        ? { state: "FAILED", error: `retry budget spent; last: ${result.error}` }
+        : { state: "PENDING", next_attempt_at: next }
+    }
+  }
+}
 
 /** The header a replayed dead letter carries: deliver it to this endpoint only, again. */
 export const REPLAY_WEBHOOK_HEADER = "dexmon-webhook-id"
@@ -81,7 +130,8 @@ const encoder = new TextEncoder()
  * in all, and attempt each on its own fiber: a hanging endpoint ties up its
  * own share and nothing else. Each attempt is recorded; a failure is retried
  * on `RetrySchedule`'s backoff until `DEXMON_WEBHOOK_RETRY_BUDGET`, then goes
- * to `glucose.alerts.delivery.dlq` (`pnpm dlq replay deliveries` queues it again).
+ * to `glucose.alerts.delivery.dlq` (`pnpm dlq replay --queue deliveries` queues it again).
+ * The shares are per process: replicas each take theirs.
  */
 export const DelivererLive = Layer.effectDiscard(
   Effect.gen(function* () {
@@ -106,8 +156,10 @@ export const DelivererLive = Layer.effectDiscard(
           const wanted =
             item.onlyWebhook !== undefined
               ? webhook.id === item.onlyWebhook
-              : // An endpoint gets what was decided after its registration answered, of the kinds it takes.
-                webhook.created_at <= item.logTime && webhookTakes(webhook, notification.alert.alert_type)
+              : // An endpoint gets what was decided after its registration answered (within the clocks' skew:
+                // the gateway's clock stamps the registration, the broker's the notification), of its kinds.
+                webhook.created_at - REGISTRATION_SKEW <= item.logTime &&
+                webhookTakes(webhook, notification.alert.alert_type)
           if (!wanted) continue
           const delivery: NewDelivery = {
             delivery_id: deliveryId(notification.notification_id, webhook.id),
@@ -181,37 +233,24 @@ export const DelivererLive = Layer.effectDiscard(
         .pipe(
           Effect.tap(() => Effect.sync(() => Metrics.deadLetters.inc({ topic: names.deliveryDlq }))),
           Effect.tapError((failure) => Effect.logError(`cannot write to ${names.deliveryDlq}; retrying`, failure)),
-          Effect.retry(Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("10 seconds")])),
-          Effect.orDie
+          // Bounded, inside the attempt's lease: if the log stays down, the attempt is not recorded and the
+          // lease brings the delivery back (its dead letter may then be written twice, never lost).
+          Effect.retry({ schedule: Schedule.exponential("200 millis"), times: 6 })
         )
 
     /** What to do after an attempt: delivered, tried again at the schedule's time, or given up. */
-    const nextStep = (delivery: Delivery, attempt: number, now: number, result: SendResult): NextStep => {
-      switch (result.outcome) {
-        case "delivered":
-          return { state: "DELIVERED" }
-        case "final":
-          return { state: "FAILED", error: result.error }
-        case "retry": {
-          const next = nextAttemptAt({
-            attempt,
-            now,
-            dueAt: delivery.due_at,
-            ...(result.retryAfter === undefined ? {} : { retryAfter: result.retryAfter }),
-            random: Math.random,
-            budget: config.budget
-          })
-          return next === "exhausted"
-            ? { state: "FAILED", error: `retry budget spent; last: ${result.error}` }
-            : { state: "PENDING", next_attempt_at: next }
-        }
-      }
-    }
+    const nextStep = (delivery: Delivery, attempt: number, endedAt: number, result: SendResult) =>
+      nextStepAfter(result, { attempt, endedAt, dueAt: delivery.due_at, budget: config.budget, random: Math.random })
 
-    /** One attempt of one delivery, recorded; a failure for good goes to the DLQ (test deliveries excepted). */
+    /**
+     * One attempt of one delivery, recorded under its lease; a failure for good
+     * goes to the DLQ first (test deliveries and removed endpoints excepted).
+     * The retry wait counts from when the attempt ended, so a slow failure (a
+     * timeout) does not use up its own wait.
+     */
     const attemptOne = Effect.fnUntraced(function* (delivery: Delivery) {
       const attempt = delivery.attempts + 1
-      const now = yield* Clock.currentTimeMillis
+      const startedAt = yield* Clock.currentTimeMillis
       const webhook = yield* webhooks.byId(delivery.webhook_id)
       const result: SendResult = Option.isNone(webhook)
         ? { outcome: "final", status: null, error: "the endpoint was removed", latencyMs: 0 }
@@ -220,38 +259,71 @@ export const DelivererLive = Layer.effectDiscard(
             body: delivery.body,
             secret: webhook.value.secret,
             deliveryId: delivery.delivery_id,
-            now
+            now: startedAt
           })
-      const step = nextStep(delivery, attempt, now, result)
+      const endedAt = yield* Clock.currentTimeMillis
+      const step = nextStep(delivery, attempt, endedAt, result)
       const record: DeliveryAttempt = {
         delivery_id: delivery.delivery_id,
         webhook_id: delivery.webhook_id,
         user_id: delivery.user_id,
         notification_id: delivery.notification_id,
         attempt,
-        at: now,
+        at: startedAt,
         status_code: result.status ?? null,
         latency_ms: result.latencyMs,
-        error: result.outcome === "delivered" ? null : result.error,
+        error: result.outcome === "delivered" ? null : printable(result.error),
         outcome: step.state === "DELIVERED" ? "DELIVERED" : step.state === "PENDING" ? "RETRY" : "FAILED"
       }
-      if (step.state === "FAILED" && delivery.alert_id !== null && Option.isSome(webhook)) {
-        yield* deadLetter(delivery, attempt, step.error)
+      const next: NextStep = step.state === "FAILED" ? { state: "FAILED", error: printable(step.error) } : step
+      if (next.state === "FAILED" && delivery.alert_id !== null && Option.isSome(webhook)) {
+        yield* deadLetter(delivery, attempt, next.error)
       }
-      yield* outbox.record(record, step)
+      yield* outbox
+        .record(record, next, delivery.next_attempt_at)
+        .pipe(
+          Effect.retry({ while: (error) => error.transient, schedule: Schedule.exponential("200 millis"), times: 6 })
+        )
       Metrics.webhookDeliveries.inc({ outcome: record.outcome })
       Metrics.webhookLatency.observe(result.latencyMs / 1000)
     })
 
-    // In-flight attempts per endpoint: an endpoint at its share is left out of the next claims.
+    /**
+     * How long a claim holds a delivery: a wait for the endpoint's turn (at
+     * most one attempt, see `poll`), the attempt, and the bounded DLQ and
+     * record retries. An attempt still running at the lease's end is
+     * interrupted, so it can never overlap the next claim of its delivery.
+     */
+    const lease = 2 * sender.timeout + 60_000
+
+    // In-flight attempts per endpoint, each endpoint's turns (its share of concurrent attempts), and the
+    // deliveries in flight. An endpoint at its share is left out of the next claims, so at most one more
+    // round waits for its turn; the turns keep it at its share exactly (in this process).
     const inFlight = new Map<string, number>()
+    const turns = new Map<string, Semaphore.Semaphore>()
+    const inFlightIds = new Set<string>()
     let total = 0
-    const release = (webhookId: string) =>
+    const take = (delivery: Delivery) => {
+      total += 1
+      inFlightIds.add(delivery.delivery_id)
+      inFlight.set(delivery.webhook_id, (inFlight.get(delivery.webhook_id) ?? 0) + 1)
+      let turn = turns.get(delivery.webhook_id)
+      if (turn === undefined) {
+        turn = Semaphore.makeUnsafe(config.perWebhook)
+        turns.set(delivery.webhook_id, turn)
+      }
+      return turn
+    }
+    const release = (delivery: Delivery) =>
       Effect.sync(() => {
         total -= 1
-        const left = (inFlight.get(webhookId) ?? 1) - 1
-        if (left <= 0) inFlight.delete(webhookId)
-        else inFlight.set(webhookId, left)
+        inFlightIds.delete(delivery.delivery_id)
+        const left = (inFlight.get(delivery.webhook_id) ?? 1) - 1
+        if (left > 0) inFlight.set(delivery.webhook_id, left)
+        else {
+          inFlight.delete(delivery.webhook_id)
+          turns.delete(delivery.webhook_id)
+        }
       })
 
     const poll = Effect.gen(function* () {
@@ -259,24 +331,23 @@ export const DelivererLive = Layer.effectDiscard(
       if (free <= 0) return
       const busy = [...inFlight].filter(([, count]) => count >= config.perWebhook).map(([id]) => id)
       const now = yield* Clock.currentTimeMillis
-      const claimed = yield* outbox.claim(now, {
-        limit: free,
-        perWebhook: config.perWebhook,
-        lease: sender.timeout + 60_000,
-        excluding: busy
-      })
+      const claimed = yield* outbox.claim(now, { limit: free, perWebhook: config.perWebhook, lease, excluding: busy })
       for (const delivery of claimed) {
-        total += 1
-        inFlight.set(delivery.webhook_id, (inFlight.get(delivery.webhook_id) ?? 0) + 1)
-        yield* attemptOne(delivery).pipe(
-          // The lease brings back a delivery whose attempt could not be recorded.
-          Effect.catchCause((cause) =>
-            Effect.logWarning("webhook attempt not recorded; its lease will bring it back", cause)
-          ),
-          Effect.ensuring(release(delivery.webhook_id)),
-          Effect.withSpan("Deliverer.attempt", { attributes: { "dexmon.delivery_id": delivery.delivery_id } }),
-          Effect.forkIn(scope)
-        )
+        // Cannot happen while attempts end before their lease; a second attempt of one delivery would be worse.
+        if (inFlightIds.has(delivery.delivery_id)) continue
+        const turn = take(delivery)
+        yield* turn
+          .withPermits(1)(attemptOne(delivery))
+          .pipe(
+            Effect.timeout(lease - 1_000),
+            // An attempt not recorded comes back with its lease.
+            Effect.catchCause((cause) =>
+              Effect.logWarning("webhook attempt not recorded; its lease will bring it back", cause)
+            ),
+            Effect.ensuring(release(delivery)),
+            Effect.withSpan("Deliverer.attempt", { attributes: { "dexmon.delivery_id": delivery.delivery_id } }),
+            Effect.forkIn(scope)
+          )
       }
     }).pipe(Effect.catchCause((cause) => Effect.logWarning("delivery outbox poll failed; polling again", cause)))
 

@@ -289,7 +289,8 @@ export class WebhookSender extends Context.Service<
                 Effect.succeed({
                   outcome: "final",
                   status: null,
-                  error: `${error.host} resolves to ${error.address}, which is not a public address (${error.kind})`
+                  // The address is not named: an endpoint's owner must not learn the cluster's addresses from it.
+                  error: `${error.host} resolves to an address that is not public (${error.kind})`
                 })
             })
           )

@@ -290,10 +290,7 @@ layer(configured({ DEXMON_WEBHOOK_TIMEOUT: "1s", DEXMON_PROFILE: "production" })
 
         // localhost passes the URL policy (it is a name); what it resolves to is refused.
         const named = assertFinal(yield* sender.send(request(`https://localhost:${target.port}/hooks`)))
-        assert.match(
-          named.error,
-          /^localhost resolves to (127\.0\.0\.1|::1), which is not a public address \(loopback\)$/
-        )
+        assert.match(named.error, /^localhost resolves to an address that is not public \(loopback\)$/)
 
         assert.strictEqual(target.connections(), 0)
       })
@@ -399,7 +396,7 @@ describe("WebhookSender and name resolution", () => {
     it.effect("refuses a name when any of its addresses is not public", () =>
       Effect.gen(function* () {
         const result = assertFinal(yield* (yield* WebhookSender).send(request("https://mixed.example/hooks")))
-        assert.strictEqual(result.error, "mixed.example resolves to 10.0.0.7, which is not a public address (private)")
+        assert.strictEqual(result.error, "mixed.example resolves to an address that is not public (private)")
       })
     )
   })

@@ -90,7 +90,8 @@ export class Webhooks extends Context.Service<
         )
         const refused = addresses.find((entry) => !isPublicAddress(entry.address))
         if (refused !== undefined) {
-          return yield* refusedUrl(`its host resolves to ${refused.address}, which is not a public address`)
+          // The address is not named: a registration must not be a way to learn the cluster's addresses.
+          return yield* refusedUrl("its host resolves to an address that is not public")
         }
       })
 

@@ -123,9 +123,16 @@ export class DeliveryOutbox extends Context.Service<
      * step's state (with its `next_attempt_at`, or its error as `last_error`).
      * A delivery already DELIVERED or FAILED keeps its state (a late attempt
      * from a worker whose lease ran out is only logged), and recording the same
-     * attempt again stores it once.
+     * attempt again stores it once. With `leasedUntil` (the `next_attempt_at`
+     * the claim answered), the delivery moves only while that lease is its
+     * latest: an attempt that outlived its lease, whose delivery another claim
+     * took meanwhile, is logged but moves nothing.
      */
-    readonly record: (attempt: DeliveryAttempt, next: NextStep) => Effect.Effect<void, DeliveryOutboxError>
+    readonly record: (
+      attempt: DeliveryAttempt,
+      next: NextStep,
+      leasedUntil?: number
+    ) => Effect.Effect<void, DeliveryOutboxError>
     readonly get: (deliveryId: string) => Effect.Effect<Option.Option<Delivery>, DeliveryOutboxError>
     /** The newest `limit` attempts at one of the user's endpoints, newest first; none for another user's. */
     readonly attempts: (

@@ -209,7 +209,11 @@ export const make = Effect.gen(function* () {
    * delivery updated beside it. Only a PENDING delivery moves: a worker whose
    * lease ran out may report after another finished the delivery.
    */
-  const record = Effect.fn("DeliveryOutbox.record")(function* (attempt: DeliveryAttempt, next: NextStep) {
+  const record = Effect.fn("DeliveryOutbox.record")(function* (
+    attempt: DeliveryAttempt,
+    next: NextStep,
+    leasedUntil?: number
+  ) {
     const nextAttemptAt = next.state === "PENDING" ? instant(next.next_attempt_at) : null
     const lastError = next.state === "FAILED" ? next.error : next.state === "PENDING" ? attempt.error : null
     yield* sql`
@@ -224,7 +228,10 @@ export const make = Effect.gen(function* () {
       UPDATE webhook_deliveries SET
         state = ${next.state}, attempts = ${attempt.attempt}::int,
         next_attempt_at = coalesce(${nextAttemptAt}::timestamptz, next_attempt_at), last_error = ${lastError}::text
-      WHERE delivery_id = ${attempt.delivery_id} AND state = 'PENDING'`.pipe(Effect.mapError(failWith("record")))
+      WHERE delivery_id = ${attempt.delivery_id} AND state = 'PENDING'
+        ${leasedUntil === undefined ? sql`` : sql`AND next_attempt_at = ${instant(leasedUntil)}`}`.pipe(
+      Effect.mapError(failWith("record"))
+    )
   })
 
   const get = Effect.fn("DeliveryOutbox.get")(function* (deliveryId: string) {

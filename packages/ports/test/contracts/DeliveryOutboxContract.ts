@@ -327,6 +327,28 @@ export const deliveryOutboxContract = (name: string, outboxLayer: Layer.Layer<De
       })
     )
 
+    it.effect("an attempt that outlived its lease moves nothing once another claim holds the delivery", () =>
+      Effect.gen(function* () {
+        const outbox = yield* DeliveryOutbox
+        const now = newWindow()
+        const { user, endpoint, delivery } = fixture()
+        const alice = user("alice")
+        const d = delivery(alice, endpoint(), now)
+        yield* outbox.enqueue([d])
+        const [first] = yield* outbox.claim(now, { ...wide, lease: 1_000 })
+        const [second] = yield* outbox.claim(now + 1_000, { ...wide, lease: 1_000 })
+        assert.notStrictEqual(second!.next_attempt_at, first!.next_attempt_at)
+        // The first worker reports last, with a final failure: refused, the second still holds the delivery.
+        const stale = attemptOf(d, 1, now + 10, { status_code: 410, latency_ms: 5, error: "gone", outcome: "FAILED" })
+        yield* outbox.record(stale, { state: "FAILED", error: "gone" }, first!.next_attempt_at)
+        const held = yield* getSome(d.delivery_id)
+        assert.deepStrictEqual([held.state, held.next_attempt_at], ["PENDING", second!.next_attempt_at])
+        // The holder's own report moves it.
+        yield* outbox.record(attemptOf(d, 1, now + 1_010, delivered), deliveredStep, second!.next_attempt_at)
+        assert.strictEqual((yield* getSome(d.delivery_id)).state, "DELIVERED")
+      })
+    )
+
     it.effect("a late attempt does not move a finished delivery back, and an attempt recorded twice is kept once", () =>
       Effect.gen(function* () {
         const outbox = yield* DeliveryOutbox
