@@ -50,6 +50,14 @@ export interface ConsumeOptions {
   readonly onAssigned?: (partitions: ReadonlyArray<number>) => void
 }
 
+export interface FollowOptions {
+  /**
+   * Most records read from one partition at a time (default 500); each chunk of the stream holds
+   * one partition's records, no more.
+   */
+  readonly maxBatchSize?: number
+}
+
 export interface TopicSpec {
   readonly name: string
   readonly partitions: number
@@ -84,6 +92,33 @@ export class EventLog extends Context.Service<
       groupId: string,
       topic: string
     ) => Effect.Effect<ReadonlyMap<number, number>, EventLogError>
+    /**
+     * The first offset of each partition whose log time is at or after `time` (epoch ms), or the
+     * partition's end offset when none is, by partition: where `follow` starts to replay from a time.
+     * Log times are the appenders' (CreateTime), so a record stamped in the past that was appended
+     * after later-stamped ones is not where this points.
+     */
+    readonly offsetsForTime: (topic: string, time: number) => Effect.Effect<ReadonlyMap<number, number>, EventLogError>
+    /**
+     * Reads every partition of the topic from the offset `from` gives it, outside any consumer group:
+     * every caller sees every record (the live stream's gateway replicas each follow the whole topic),
+     * nothing is committed, and the stream does not end at the end of the log but waits for new records.
+     *
+     * - A partition absent from `from` starts at its end offset when the stream starts: only records
+     *   appended after that. An offset beyond the end starts at the end; one before the oldest record
+     *   kept starts at the oldest.
+     * - Records come in offset order per partition, each once; partitions interleave in no set order.
+     * - Records rather than `PartitionBatch`es: a batch's `commit` has nothing to commit here, and each
+     *   record carries the partition and offset a resume cursor needs. The stream's chunks are still the
+     *   batches read (one partition each, at most `maxBatchSize`), so `Stream.chunks` recovers them.
+     * - Leaving the stream releases everything it holds (Kafka: its consumer, and the one-member
+     *   group it needs, which is deleted).
+     */
+    readonly follow: (
+      topic: string,
+      from: ReadonlyMap<number, number>,
+      options?: FollowOptions
+    ) => Stream.Stream<ConsumerRecord, EventLogError>
     /** A cheap round trip to the log, for readiness probes. */
     readonly ping: Effect.Effect<void, EventLogError>
   }

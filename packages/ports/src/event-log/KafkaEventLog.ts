@@ -1,8 +1,9 @@
-import { Config, Deferred, Effect, Layer, Queue, Stream } from "effect"
+import { type Array as Arr, Config, Deferred, Effect, Layer, Queue, Stream } from "effect"
 import {
   type Consumer,
   type EachBatchPayload,
   Kafka,
+  type KafkaMessage,
   logLevel,
   type Message,
   Partitioners,
@@ -14,6 +15,7 @@ import {
   type ConsumerRecord,
   EventLog,
   EventLogError,
+  type FollowOptions,
   type PartitionBatch,
   type ProducerRecord,
   type RecordPosition
@@ -65,6 +67,44 @@ const toHeaders = (headers: KafkaHeaders): Record<string, string> => {
   return out
 }
 type KafkaHeaders = Message["headers"]
+
+const toConsumerRecord = (topic: string, partition: number, message: KafkaMessage): ConsumerRecord => ({
+  topic,
+  partition,
+  offset: Number(message.offset),
+  key: message.key?.toString("utf8") ?? "",
+  value: message.value ?? Buffer.alloc(0),
+  headers: toHeaders(message.headers),
+  timestamp: Number(message.timestamp)
+})
+
+/** What kafkajs hands `eachBatch` (its type leaves out `isRunning` and `isStale`). */
+type BatchPayload = EachBatchPayload & { isRunning: () => boolean; isStale: () => boolean }
+
+/**
+ * Waits from a kafkajs batch handler until the pipeline takes what `offer` gives it (true) or the
+ * stream stops first (false): Kafka is read no faster than it is processed. Meanwhile keeps the
+ * membership alive: a pipeline waiting out a store outage (or a slow live-stream client) must not be
+ * mistaken for a dead member and have its partitions taken away mid-batch.
+ */
+const handOver = (
+  offer: Effect.Effect<unknown>,
+  stopped: Deferred.Deferred<boolean>,
+  heartbeat: () => Promise<void>
+): Promise<boolean> => {
+  const heartbeats = setInterval(() => {
+    heartbeat().catch(() => undefined)
+  }, 3_000)
+  return Effect.runPromise(
+    Effect.raceFirst(offer.pipe(Effect.as(true)), Deferred.await(stopped).pipe(Effect.as(false)))
+  ).finally(() => clearInterval(heartbeats))
+}
+
+/**
+ * How the ids of `follow`'s throw-away groups (one per follow, one member, never a commit) begin, by
+ * `KAFKA_CLIENT_ID`: an operator (or a test) tells them from the real consumer groups, and whose they are.
+ */
+export const followGroupPrefix = (clientId: string) => `${clientId}-follow-`
 
 /**
  * The event log on Apache Kafka (kafkajs).
@@ -280,48 +320,22 @@ export const make = Effect.gen(function* () {
                 )
           ).pipe(Effect.withSpan("EventLog.commit", { attributes: { partition, nextOffset } }))
 
-        const eachBatch = async ({
-          batch,
-          resolveOffset,
-          heartbeat,
-          isRunning,
-          isStale
-        }: EachBatchPayload & {
-          isRunning: () => boolean
-          isStale: () => boolean
-        }) => {
+        const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale }: BatchPayload) => {
           const maxBatchSize = options.maxBatchSize ?? 500
           for (let start = 0; start < batch.messages.length && isRunning() && !isStale(); start += maxBatchSize) {
             const slice = batch.messages.slice(start, start + maxBatchSize)
-            const records = slice.map(
-              (message): ConsumerRecord => ({
+            const records = slice.map((message) => toConsumerRecord(batch.topic, batch.partition, message))
+            const last = records[records.length - 1]!.offset
+            const handedOver = await handOver(
+              Queue.offer(batches, {
                 topic: batch.topic,
                 partition: batch.partition,
-                offset: Number(message.offset),
-                key: message.key?.toString("utf8") ?? "",
-                value: message.value ?? Buffer.alloc(0),
-                headers: toHeaders(message.headers),
-                timestamp: Number(message.timestamp)
-              })
+                records,
+                commit: commit(batch.partition, last + 1)
+              }),
+              stopped,
+              heartbeat
             )
-            const last = records[records.length - 1]!.offset
-            // Blocks until the pipeline takes the batch: Kafka is read no faster than it is processed.
-            // Meanwhile keep the membership alive: a pipeline waiting out a store outage must not be
-            // mistaken for a dead member and have its partitions taken away mid-batch.
-            const heartbeats = setInterval(() => {
-              heartbeat().catch(() => undefined)
-            }, 3_000)
-            const handedOver = await Effect.runPromise(
-              Effect.raceFirst(
-                Queue.offer(batches, {
-                  topic: batch.topic,
-                  partition: batch.partition,
-                  records,
-                  commit: commit(batch.partition, last + 1)
-                }).pipe(Effect.as(true)),
-                Deferred.await(stopped).pipe(Effect.as(false))
-              )
-            ).finally(() => clearInterval(heartbeats))
             if (!handedOver) return
             resolveOffset(String(last))
             await heartbeat()
@@ -350,6 +364,125 @@ export const make = Effect.gen(function* () {
       })
     )
 
+  /**
+   * kafkajs cannot assign partitions to a consumer by hand: a consumer reads what its group gives it.
+   * So each follow joins a group of its own (a fresh id: its only member is given every partition)
+   * and, on every GROUP_JOIN (the first and any rejoin after a lost session), `seek`s each partition
+   * to the next offset it has not yet handed downstream. The event fires after the assignment is in
+   * place and before the next fetch, which applies pending seeks first and drops any fetch answered
+   * for a partition with a seek pending, so no record is skipped or handed twice across a rejoin.
+   * With `autoCommit: false` a seek only moves the fetch position (with autoCommit kafkajs would
+   * commit it), and nothing else is committed; kafkajs commits only when an offset is out of range
+   * (retention overtook the stream), which is why the group is deleted when the stream ends, after
+   * the consumer has left it.
+   */
+  const follow = (
+    topic: string,
+    from: ReadonlyMap<number, number>,
+    options?: FollowOptions
+  ): Stream.Stream<ConsumerRecord, EventLogError> =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        if (!partitionCounts.has(topic)) {
+          return yield* new EventLogError({ operation: "follow", message: `unknown topic ${topic}`, transient: false })
+        }
+        const maxBatchSize = options?.maxBatchSize ?? 500
+        const run = (fn: () => Promise<unknown>, operation: string) =>
+          Effect.tryPromise({ try: fn, catch: failWith(operation) })
+        const bounds = yield* Effect.tryPromise({
+          try: () => admin.fetchTopicOffsets(topic),
+          catch: failWith("follow")
+        })
+        // The next offset to hand downstream, per partition: where the consumer seeks after each join.
+        // Kept within what the log holds: a seek out of range would make kafkajs reset and commit.
+        const positions = new Map(
+          bounds.map(({ partition, low, high }) => {
+            const start = from.get(partition) ?? Number(high)
+            return [partition, Math.min(Math.max(start, Number(low)), Number(high))] as const
+          })
+        )
+        const groupId = `${followGroupPrefix(config.clientId)}${crypto.randomUUID()}`
+        const chunks = yield* Queue.bounded<Arr.NonEmptyReadonlyArray<ConsumerRecord>, EventLogError>(1)
+        const stopped = yield* Deferred.make<boolean>()
+        const consumer: Consumer = kafka.consumer({
+          groupId,
+          allowAutoTopicCreation: false,
+          maxBytesPerPartition: 1_048_576,
+          sessionTimeout: 30_000,
+          heartbeatInterval: 3_000
+        })
+        consumer.on(consumer.events.GROUP_JOIN, (event) => {
+          for (const partition of event.payload.memberAssignment[topic] ?? []) {
+            // A partition added to the topic since the stream started has no position: it is read from its
+            // beginning (`fromBeginning` below), all of it being new.
+            const offset = positions.get(partition)
+            if (offset !== undefined) consumer.seek({ topic, partition, offset: String(offset) })
+          }
+        })
+        consumer.on(consumer.events.CRASH, (event) => {
+          if (!event.payload.restart) Effect.runFork(Queue.fail(chunks, failWith("follow")(event.payload.error)))
+        })
+
+        const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale }: BatchPayload) => {
+          const position = positions.get(batch.partition) ?? 0
+          const fresh = batch.messages.filter((message) => Number(message.offset) >= position)
+          // Only records already handed over (a fetch from before a seek): fetch on from the position.
+          if (fresh.length === 0) return resolveOffset(String(position - 1))
+          for (let start = 0; start < fresh.length && isRunning() && !isStale(); start += maxBatchSize) {
+            const records = fresh
+              .slice(start, start + maxBatchSize)
+              .map((message) => toConsumerRecord(batch.topic, batch.partition, message))
+            const last = records[records.length - 1]!.offset
+            const chunk = records as Arr.NonEmptyArray<ConsumerRecord>
+            if (!(await handOver(Queue.offer(chunks, chunk), stopped, heartbeat))) return
+            positions.set(batch.partition, last + 1)
+            resolveOffset(String(last))
+            await heartbeat()
+          }
+        }
+
+        // Finalizers run in reverse: stop handing over, leave the group (disconnect), then delete it.
+        yield* Effect.addFinalizer(() =>
+          run(() => admin.deleteGroups([groupId]), "follow").pipe(
+            Effect.catch((error) => Effect.logDebug(`follow group ${groupId} not deleted: ${error.message}`))
+          )
+        )
+        yield* Effect.acquireRelease(
+          run(() => consumer.connect(), "follow"),
+          () => Effect.promise(() => consumer.disconnect())
+        )
+        yield* Effect.addFinalizer(() => Deferred.succeed(stopped, true))
+        yield* run(() => consumer.subscribe({ topic, fromBeginning: true }), "follow")
+        yield* run(
+          () =>
+            consumer.run({
+              autoCommit: false,
+              eachBatchAutoResolve: false,
+              partitionsConsumedConcurrently: 1,
+              eachBatch: eachBatch as (payload: EachBatchPayload) => Promise<void>
+            }),
+          "follow"
+        )
+        return Stream.fromQueue(chunks).pipe(Stream.flattenArray)
+      })
+    )
+
+  const offsetsForTime = Effect.fn("EventLog.offsetsForTime")(function* (topic: string, time: number) {
+    if (!partitionCounts.has(topic)) {
+      return yield* new EventLogError({
+        operation: "offsets for time",
+        message: `unknown topic ${topic}`,
+        transient: false
+      })
+    }
+    // kafkajs answers a partition with no record that late with its end offset (Kafka itself says -1).
+    const offsets = yield* Effect.tryPromise({
+      try: () => admin.fetchTopicOffsetsByTimestamp(topic, time),
+      catch: failWith("offsets for time")
+    })
+    return new Map(offsets.map((o) => [o.partition, Number(o.offset)])) as ReadonlyMap<number, number>
+  })
+
   const endOffsets = Effect.fn("EventLog.endOffsets")(function* (topic: string) {
     const offsets = yield* Effect.tryPromise({
       try: () => admin.fetchTopicOffsets(topic),
@@ -373,7 +506,7 @@ export const make = Effect.gen(function* () {
 
   const ping = Effect.tryPromise({ try: () => admin.describeCluster(), catch: failWith("ping") }).pipe(Effect.asVoid)
 
-  return EventLog.of({ append, consume, endOffsets, committedOffsets, ping })
+  return EventLog.of({ append, consume, endOffsets, committedOffsets, offsetsForTime, follow, ping })
 })
 
 /** The event log on the Kafka cluster `KAFKA_BROKERS` names. */

@@ -1,4 +1,4 @@
-import { Effect, Layer, Schedule, Stream } from "effect"
+import { type Array as Arr, Effect, Layer, Option, Schedule, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { runMigrations } from "../postgres/Migrations.ts"
 import { failureOf } from "../StoreFailure.ts"
@@ -7,6 +7,7 @@ import {
   type ConsumerRecord,
   EventLog,
   EventLogError,
+  type FollowOptions,
   type PartitionBatch,
   type ProducerRecord,
   type RecordPosition
@@ -46,6 +47,12 @@ const migrations = {
       committed_at timestamptz NOT NULL DEFAULT now(),
       PRIMARY KEY (group_id, topic, partition)
     )`
+  }),
+  // offsetsForTime looks up the first offset at or after a time per partition; without this it reads
+  // every record the partition ever had (the embedded log keeps them all).
+  "0002_event_log_record_times": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE INDEX event_log_records_by_time ON event_log_records (topic, partition, appended_at, "offset")`
   })
 }
 
@@ -120,6 +127,49 @@ export const make = Effect.gen(function* () {
       .pipe(Effect.mapError(failWith("append")))
   })
 
+  /** Up to `maxBatchSize` records of each partition of `positions` from its offset there, by partition and offset. */
+  const readFrom = (topic: string, positions: ReadonlyMap<number, number>, maxBatchSize: number) =>
+    sql<{
+      partition: number
+      offset: string
+      key: string
+      value: string
+      headers: Record<string, string>
+      appended_at: Date
+    }>`SELECT r.partition, r."offset", r.key, encode(r.value, 'base64') AS value, r.headers, r.appended_at
+      FROM unnest(${[...positions.keys()]}::int[], ${[...positions.values()]}::bigint[]) AS o(partition, position)
+      CROSS JOIN LATERAL (
+        SELECT * FROM event_log_records e
+        WHERE e.topic = ${topic} AND e.partition = o.partition AND e."offset" >= o.position
+        ORDER BY e."offset" LIMIT ${maxBatchSize}
+      ) AS r
+      ORDER BY r.partition, r."offset"`.pipe(
+      Effect.map((rows) =>
+        rows.map(
+          (row): ConsumerRecord => ({
+            topic,
+            partition: row.partition,
+            offset: Number(row.offset),
+            key: row.key,
+            value: Buffer.from(row.value, "base64"),
+            headers: typeof row.headers === "string" ? JSON.parse(row.headers) : row.headers,
+            timestamp: row.appended_at instanceof Date ? row.appended_at.getTime() : Date.parse(row.appended_at)
+          })
+        )
+      )
+    )
+
+  /** Records in order, cut into runs of one partition each. */
+  const byPartition = (records: ReadonlyArray<ConsumerRecord>) => {
+    const runs = new Map<number, Arr.NonEmptyArray<ConsumerRecord>>()
+    for (const record of records) {
+      const run = runs.get(record.partition)
+      if (run === undefined) runs.set(record.partition, [record])
+      else run.push(record)
+    }
+    return runs as ReadonlyMap<number, Arr.NonEmptyReadonlyArray<ConsumerRecord>>
+  }
+
   const consume = (options: ConsumeOptions): Stream.Stream<PartitionBatch, EventLogError> =>
     Stream.unwrap(
       Effect.gen(function* () {
@@ -171,37 +221,8 @@ export const make = Effect.gen(function* () {
         const fetchOnce = Effect.gen(function* () {
           if (positions.size < count && performance.now() - lastClaimAt >= CLAIM_INTERVAL_MS) yield* claim
           if (positions.size === 0) return []
-          const owned = [...positions.keys()]
-          const rows = yield* sql<{
-            partition: number
-            offset: string
-            key: string
-            value: string
-            headers: Record<string, string>
-            appended_at: Date
-          }>`SELECT r.partition, r."offset", r.key, encode(r.value, 'base64') AS value, r.headers, r.appended_at
-            FROM unnest(${owned}::int[], ${owned.map((p) => positions.get(p)!)}::bigint[]) AS o(partition, position)
-            CROSS JOIN LATERAL (
-              SELECT * FROM event_log_records e
-              WHERE e.topic = ${options.topic} AND e.partition = o.partition AND e."offset" >= o.position
-              ORDER BY e."offset" LIMIT ${maxBatchSize}
-            ) AS r
-            ORDER BY r.partition, r."offset"`
-          const byPartition = new Map<number, Array<ConsumerRecord>>()
-          for (const row of rows) {
-            const records = byPartition.get(row.partition) ?? []
-            records.push({
-              topic: options.topic,
-              partition: row.partition,
-              offset: Number(row.offset),
-              key: row.key,
-              value: Buffer.from(row.value, "base64"),
-              headers: typeof row.headers === "string" ? JSON.parse(row.headers) : row.headers,
-              timestamp: row.appended_at instanceof Date ? row.appended_at.getTime() : Date.parse(row.appended_at)
-            })
-            byPartition.set(row.partition, records)
-          }
-          return [...byPartition].map(([partition, records]): PartitionBatch => {
+          const records = yield* readFrom(options.topic, positions, maxBatchSize)
+          return [...byPartition(records)].map(([partition, records]): PartitionBatch => {
             const nextOffset = records[records.length - 1]!.offset + 1
             positions.set(partition, nextOffset)
             return { topic: options.topic, partition, records, commit: commitFor(partition, nextOffset) }
@@ -233,9 +254,54 @@ export const make = Effect.gen(function* () {
     return new Map(rows.map((row) => [row.partition, Number(row.next_offset)])) as ReadonlyMap<number, number>
   })
 
+  /**
+   * Polls like `consume` does (every IDLE_POLL while there is nothing new), from positions of its own:
+   * no advisory lock, no commit, so any number of follows read the same partitions side by side.
+   */
+  const follow = (
+    topic: string,
+    from: ReadonlyMap<number, number>,
+    options?: FollowOptions
+  ): Stream.Stream<ConsumerRecord, EventLogError> =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        const maxBatchSize = options?.maxBatchSize ?? 500
+        yield* partitionsOf(topic, "follow")
+        const ends = yield* endOffsets(topic)
+        const start = new Map(
+          [...ends].map(([partition, end]) => [partition, Math.min(Math.max(from.get(partition) ?? end, 0), end)])
+        )
+        const nextRuns = (positions: ReadonlyMap<number, number>) =>
+          readFrom(topic, positions, maxBatchSize).pipe(
+            Effect.mapError(failWith("follow")),
+            Effect.repeat({ schedule: Schedule.spaced(IDLE_POLL), until: (records) => records.length > 0 }),
+            Effect.map((records) => {
+              const runs = byPartition(records)
+              const next = new Map(positions)
+              for (const [partition, run] of runs) next.set(partition, run[run.length - 1]!.offset + 1)
+              return [[...runs.values()], Option.some(next as ReadonlyMap<number, number>)] as const
+            })
+          )
+        // One partition's run per chunk, as Kafka's batches are.
+        return Stream.paginate(start as ReadonlyMap<number, number>, nextRuns).pipe(Stream.flattenArray)
+      })
+    )
+
+  const offsetsForTime = Effect.fn("EventLog.offsetsForTime")(function* (topic: string, time: number) {
+    yield* partitionsOf(topic, "offsets for time")
+    const rows = yield* sql<{ partition: number; offset: string }>`
+      SELECT p.partition, coalesce(
+        (SELECT min(r."offset") FROM event_log_records r
+          WHERE r.topic = p.topic AND r.partition = p.partition
+            AND r.appended_at >= to_timestamp(${String(Math.ceil(time))}::bigint / 1000.0)),
+        p.next_offset) AS "offset"
+      FROM event_log_partitions p WHERE p.topic = ${topic}`.pipe(Effect.mapError(failWith("offsets for time")))
+    return new Map(rows.map((row) => [row.partition, Number(row.offset)])) as ReadonlyMap<number, number>
+  })
+
   const ping = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(failWith("ping")))
 
-  return EventLog.of({ append, consume, endOffsets, committedOffsets, ping })
+  return EventLog.of({ append, consume, endOffsets, committedOffsets, offsetsForTime, follow, ping })
 })
 
 /** The embedded event log, on whatever PostgreSQL the `SqlClient` points at. */
