@@ -5,6 +5,7 @@ import {
   AlertsGroup,
   HealthGroup,
   IngestionGroup,
+  LiveGroup,
   ReadingsGroup,
   WebhooksGroup
 } from "./Groups.ts"
@@ -21,6 +22,7 @@ export class DexMonApi extends HttpApi.make("dexmon")
   .add(AlertControlsGroup)
   .add(AlertSettingsGroup)
   .add(WebhooksGroup)
+  .add(LiveGroup)
   .add(HealthGroup)
   .middleware(RequestValidation)
   // Report every bad field of a request at once, not just the first.
@@ -50,6 +52,7 @@ export class GatewayApi extends HttpApi.make("dexmon")
   .add(AlertControlsGroup)
   .add(AlertSettingsGroup)
   .add(WebhooksGroup)
+  .add(LiveGroup)
   .add(HealthGroup)
   .middleware(RequestValidation)
   .annotate(HttpApi.ParseOptions, { errors: "all" }) {}

@@ -2,8 +2,10 @@ import { AlertSettings } from "@dexmon/alerting"
 import {
   Alert,
   AlertId,
+  AlertNotification,
   AlertStatus,
   AlertType,
+  GlucoseEvent,
   GlucoseValue,
   InvalidCursor,
   IsoTimestamp,
@@ -367,6 +369,51 @@ export class WebhooksGroup extends HttpApiGroup.make("webhooks")
   .annotate(RequiredScope, "alerts:read")
   .prefix("/api/v1")
   .annotateMerge(OpenApi.annotations({ title: "Webhooks", description: "Signed delivery of alert notifications" })) {}
+
+/**
+ * One event of the live stream. `reading`: a reading the receiver accepted
+ * (as it travels on `glucose.events`); `alert`: a notification the engine
+ * decided (as on `glucose.alerts`); `heartbeat`: the stream is alive (no id,
+ * so a reconnect resumes after the last real event). `id` is an opaque cursor
+ * over every partition: send the last one back as `Last-Event-ID` to resume.
+ */
+export const LiveEvent = Schema.Union([
+  Schema.Struct({
+    id: Schema.optional(Schema.String),
+    event: Schema.Literal("reading"),
+    data: Schema.fromJsonString(GlucoseEvent)
+  }),
+  Schema.Struct({
+    id: Schema.optional(Schema.String),
+    event: Schema.Literal("alert"),
+    data: Schema.fromJsonString(AlertNotification)
+  }),
+  Schema.Struct({
+    id: Schema.optional(Schema.String),
+    event: Schema.Literal("heartbeat"),
+    data: Schema.fromJsonString(Schema.Struct({ at: IsoTimestamp }))
+  })
+])
+export type LiveEvent = typeof LiveEvent.Type
+
+/** The app's live view: the caller's new readings and notifications as Server-Sent Events. */
+export class LiveGroup extends HttpApiGroup.make("live")
+  .add(
+    HttpApiEndpoint.get("stream", "/stream", {
+      headers: { "last-event-id": Schema.optional(Schema.String) },
+      success: HttpApiSchema.StreamSse({ events: LiveEvent }),
+      error: [InvalidCursor, ServiceUnavailable]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary:
+          "Server-Sent Events: the caller's new readings and alert notifications as they happen, a heartbeat, and Last-Event-ID resumption over at least the last hour (in order per sensor, without repeats)"
+      })
+    )
+  )
+  .middleware(Caller)
+  .annotate(RequiredScope, "glucose:read")
+  .prefix("/api/v1")
+  .annotateMerge(OpenApi.annotations({ title: "Live", description: "The live stream for the app" })) {}
 
 export const HealthStatus = Schema.Struct({
   status: Schema.Literals(["ok", "unavailable"]),

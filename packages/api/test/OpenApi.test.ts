@@ -38,6 +38,7 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       "/api/v1/readings",
       "/api/v1/readings/{sensor_id}/{timestamp}",
       "/api/v1/sensors/{sensor_id}/stop",
+      "/api/v1/stream",
       "/api/v1/webhooks",
       "/api/v1/webhooks/{webhook_id}",
       "/api/v1/webhooks/{webhook_id}/deliveries",

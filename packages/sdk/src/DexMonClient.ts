@@ -35,6 +35,9 @@ export interface DexMonClientOptions {
  *   payload: { ...body, low: { ...body.low, threshold: 80 } },
  *   headers: { "if-match": headers.etag }
  * })
+ * // Webhooks, and the live stream as an Effect Stream (resume with the last event's id).
+ * const { id, secret } = yield* client.webhooks.register({ payload: { url: "https://example.com/dexmon" } })
+ * const events = yield* client.live.stream({ headers: {} })
  * ```
  *
  * Nothing here lists endpoints: a new endpoint of the API is a new method of the client.

@@ -9,6 +9,7 @@ import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
 import { AlertControls } from "./AlertControls.ts"
 import { DeliveryStatuses } from "./DeliveryStatuses.ts"
+import { LiveFeed } from "./LiveFeed.ts"
 import { UserAlertSettings } from "./UserAlertSettings.ts"
 import { Webhooks } from "./Webhooks.ts"
 
@@ -258,4 +259,27 @@ export const WebhooksHttp = HttpApiBuilder.group(
   })
 ).pipe(Layer.provide(Webhooks.layer))
 
-export const GatewayHttp = Layer.mergeAll(ReadingsHttp, AlertsHttp, AlertControlsHttp, AlertSettingsHttp, WebhooksHttp)
+/** The live stream: the caller's own readings and notifications, from the gateway's one feed. */
+export const LiveHttp = HttpApiBuilder.group(
+  DexMonApi,
+  "live",
+  Effect.fn(function* (handlers) {
+    const feed = yield* LiveFeed
+    return handlers.handle(
+      "stream",
+      Effect.fn("LiveHttp.stream")(function* ({ headers }) {
+        const caller = yield* CurrentCaller
+        return yield* feed.open(caller.userId, headers["last-event-id"])
+      })
+    )
+  })
+).pipe(Layer.provide(LiveFeed.layer))
+
+export const GatewayHttp = Layer.mergeAll(
+  ReadingsHttp,
+  AlertsHttp,
+  AlertControlsHttp,
+  AlertSettingsHttp,
+  WebhooksHttp,
+  LiveHttp
+)

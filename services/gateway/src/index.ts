@@ -1,5 +1,6 @@
 export * from "./AlertControls.ts"
 export * from "./DeliveryStatuses.ts"
 export * from "./GatewayHttp.ts"
+export * from "./LiveFeed.ts"
 export * from "./UserAlertSettings.ts"
 export * from "./Webhooks.ts"
