@@ -269,7 +269,8 @@ export const LiveHttp = HttpApiBuilder.group(
       "stream",
       Effect.fn("LiveHttp.stream")(function* ({ headers }) {
         const caller = yield* CurrentCaller
-        return yield* feed.open(caller.userId, headers["last-event-id"])
+        // Readings need glucose:read (the group's scope); alert notifications alerts:read as well.
+        return yield* feed.open(caller.userId, headers["last-event-id"], { alerts: caller.scopes.has("alerts:read") })
       })
     )
   })

@@ -32,7 +32,7 @@ const listen = (events: Stream.Stream<LiveEvent, unknown>) =>
         taken.push(event)
       }
     }).pipe(Effect.timeout("60 seconds"))
-    return { next, untilHeartbeat, close: Fiber.interrupt(fiber) }
+    return { queue, next, untilHeartbeat, close: Fiber.interrupt(fiber) }
   })
 
 const describeEvent = (event: LiveEvent) =>
@@ -96,6 +96,66 @@ describe("the live stream on pnpm start", () => {
         )
         yield* second.close
         yield* third.close
+      }),
+    180_000
+  )
+
+  it.live(
+    "every event carries the cursor just after it, in a burst too, and a heartbeat's resumes a stream that saw nothing yet",
+    () =>
+      Effect.gen(function* () {
+        const dexmon = yield* makeDexMonProcessWith({ SECURITY_DISABLED: "true", DEXMON_STREAM_HEARTBEAT: "1s" })
+        yield* dexmon.start
+        const app = DexMonClient.layer({ baseUrl: dexmon.baseUrl, userId: USER })
+        const open = (lastEventId?: string) =>
+          Effect.gen(function* () {
+            const client = yield* DexMonClient
+            return yield* client.live.stream({
+              headers: lastEventId === undefined ? {} : { "last-event-id": lastEventId }
+            })
+          }).pipe(Effect.provide(app))
+        const postBatch = (sensor: string, values: ReadonlyArray<number>) =>
+          Effect.gen(function* () {
+            const client = yield* DexMonClient
+            const now = yield* Clock.currentTimeMillis
+            yield* client.ingestion.postSensor({
+              payload: {
+                readings: values.map((value, i) => ({
+                  sensor_id: SensorId.make(sensor),
+                  timestamp: now - (values.length - i) * 60_000,
+                  glucose_value: value
+                }))
+              }
+            })
+          }).pipe(Effect.provide(app))
+
+        // Connected, nothing posted yet: the first heartbeat's id is a place to resume from.
+        const quiet = yield* listen(yield* open())
+        const firstBeat = yield* Queue.take(quiet.queue)
+        assert.strictEqual(firstBeat.event, "heartbeat")
+        yield* quiet.close
+        yield* postBatch("burst-a", [120, 121, 122, 123])
+        const resumed = yield* listen(yield* open(firstBeat.id!))
+        const all = yield* resumed.next(4)
+        assert.deepStrictEqual(all.map(describeEvent), [
+          "reading burst-a 120",
+          "reading burst-a 121",
+          "reading burst-a 122",
+          "reading burst-a 123"
+        ])
+        yield* resumed.close
+
+        // A burst arriving live: resuming from each event's id gives exactly the events after it.
+        const live = yield* listen(yield* open(all[3]!.id!))
+        yield* postBatch("burst-b", [130, 131, 132, 133, 134, 135])
+        const burst = yield* live.next(6)
+        yield* live.close
+        for (const [i, event] of burst.entries()) {
+          const after = yield* listen(yield* open(event.id!))
+          const rest = yield* after.untilHeartbeat
+          assert.deepStrictEqual(rest.map(describeEvent), burst.slice(i + 1).map(describeEvent), `after ${i}`)
+          yield* after.close
+        }
       }),
     180_000
   )

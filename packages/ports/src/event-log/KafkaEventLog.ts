@@ -442,14 +442,17 @@ export const make = Effect.gen(function* () {
         }
 
         // Finalizers run in reverse: stop handing over, leave the group (disconnect), then delete it.
+        // Both bounded: during a broker outage they would retry past a shutdown's deadline, and an empty
+        // group without commits is removed by the broker anyway.
         yield* Effect.addFinalizer(() =>
           run(() => admin.deleteGroups([groupId]), "follow").pipe(
+            Effect.timeout("3 seconds"),
             Effect.catch((error) => Effect.logDebug(`follow group ${groupId} not deleted: ${error.message}`))
           )
         )
         yield* Effect.acquireRelease(
           run(() => consumer.connect(), "follow"),
-          () => Effect.promise(() => consumer.disconnect())
+          () => Effect.tryPromise(() => consumer.disconnect()).pipe(Effect.timeout("8 seconds"), Effect.ignore)
         )
         yield* Effect.addFinalizer(() => Deferred.succeed(stopped, true))
         yield* run(() => consumer.subscribe({ topic, fromBeginning: true }), "follow")
