@@ -67,19 +67,34 @@ class AddressRefused extends Schema.TaggedError<AddressRefused>()("AddressRefuse
 /** Resolves a host name to every address it has (the system resolver, or a test's). */
 export type ResolveHost = (host: string) => Effect.Effect<ReadonlyArray<LookupAddress>, HostLookupError>
 
-/** The system resolver (`getaddrinfo`, as every other connection of the process resolves). */
+/** Lookups in flight, by host: concurrent attempts to one host share one. */
+const lookupsInFlight = new Map<string, Promise<ReadonlyArray<LookupAddress>>>()
+
+/**
+ * The system resolver (`getaddrinfo`, as every other connection of the
+ * process resolves). Lookups run on libuv's small thread pool and cannot be
+ * cancelled, so concurrent attempts to one host share one lookup: a host whose
+ * name server never answers holds one thread, not one per attempt, and other
+ * endpoints' lookups (and the process's own) still find threads.
+ */
 export const systemResolve: ResolveHost = (host) =>
-  Effect.callback<ReadonlyArray<LookupAddress>, HostLookupError>((resume) => {
-    // A lookup cannot be cancelled; on interruption its answer is simply dropped.
-    lookup(host, { all: true }, (error, addresses) =>
-      resume(
-        error === null
-          ? Effect.succeed(addresses)
-          : Effect.fail(
-              new HostLookupError({ host, message: `cannot resolve ${host}: ${error.code ?? error.message}` })
-            )
-      )
-    )
+  Effect.tryPromise({
+    try: () => {
+      let pending = lookupsInFlight.get(host)
+      if (pending === undefined) {
+        pending = new Promise<ReadonlyArray<LookupAddress>>((resolve, reject) => {
+          lookup(host, { all: true }, (error, addresses) => (error === null ? resolve(addresses) : reject(error)))
+        }).finally(() => lookupsInFlight.delete(host))
+        lookupsInFlight.set(host, pending)
+      }
+      return pending
+    },
+    // On interruption the shared lookup goes on for the others; this attempt just drops its answer.
+    catch: (error) =>
+      new HostLookupError({
+        host,
+        message: `cannot resolve ${host}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`
+      })
   })
 
 export interface WebhookSenderOptions {
