@@ -4,6 +4,7 @@ import { DexMonClient } from "@dexmon/sdk"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Fiber, Queue, Stream } from "effect"
 import { makeDexMonProcessWith } from "./support/DexMonProcess.ts"
+import { ALL, AUDIENCE, ISSUER, makeIssuer, mint } from "./support/Issuer.ts"
 
 const USER = "live-user"
 const OTHER = "live-other"
@@ -158,6 +159,49 @@ describe("the live stream on pnpm start", () => {
         }
       }),
     180_000
+  )
+
+  it.live("with OAuth2 tokens: alert events only for a token that may read alerts; no token, no stream", () =>
+    Effect.gen(function* () {
+      const issuer = yield* makeIssuer
+      const key = yield* issuer.newKey("live-key", true)
+      const dexmon = yield* makeDexMonProcessWith({
+        AUTH_ISSUER: ISSUER,
+        AUTH_AUDIENCE: AUDIENCE,
+        AUTH_JWKS_URL: issuer.jwksUrl,
+        DEXMON_STREAM_HEARTBEAT: "1s"
+      })
+      yield* dexmon.start
+      const everything = yield* mint(key, { sub: USER, scope: ALL })
+      const readingsOnly = yield* mint(key, { sub: USER, scope: "glucose:read" })
+      const streamWith = (token: string) =>
+        Effect.gen(function* () {
+          const client = yield* DexMonClient
+          return yield* client.live.stream({ headers: {} })
+        }).pipe(Effect.provide(DexMonClient.layer({ baseUrl: dexmon.baseUrl, token })))
+      const full = yield* listen(yield* streamWith(everything))
+      const limited = yield* listen(yield* streamWith(readingsOnly))
+      yield* full.untilHeartbeat
+      yield* limited.untilHeartbeat
+      yield* Effect.gen(function* () {
+        const client = yield* DexMonClient
+        const now = yield* Clock.currentTimeMillis
+        yield* client.ingestion.postSensor({
+          payload: { sensor_id: SensorId.make("scoped-a"), timestamp: now, glucose_value: 50 }
+        })
+      }).pipe(Effect.provide(DexMonClient.layer({ baseUrl: dexmon.baseUrl, token: everything })))
+      assert.deepStrictEqual((yield* full.next(2)).map(describeEvent), [
+        "reading scoped-a 50",
+        "alert scoped-a URGENT_LOW alert"
+      ])
+      // The alert reached the full stream: had the limited one been sent it, it would be queued by now.
+      assert.deepStrictEqual((yield* limited.next(1)).map(describeEvent), ["reading scoped-a 50"])
+      assert.deepStrictEqual(yield* limited.untilHeartbeat, [])
+      const anonymous = yield* Effect.promise(() => fetch(`${dexmon.baseUrl}/api/v1/stream`))
+      assert.strictEqual(anonymous.status, 401)
+      yield* full.close
+      yield* limited.close
+    })
   )
 
   it.live("on the wire: text/event-stream with id, event and JSON data; a bad Last-Event-ID is 400", () =>
