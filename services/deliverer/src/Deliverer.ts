@@ -340,6 +340,15 @@ export const DelivererLive = Layer.effectDiscard(
           .withPermits(1)(attemptOne(delivery))
           .pipe(
             Effect.timeout(lease - 1_000),
+            // Stopped (a shutdown, a rolling update): handed back at once rather than after its lease, so an
+            // urgent notification waits for the next deliverer, not for the lease. Best effort: the lease holds.
+            Effect.onInterrupt(() =>
+              Clock.currentTimeMillis.pipe(
+                Effect.flatMap((now) => outbox.release(delivery.delivery_id, delivery.next_attempt_at, now)),
+                Effect.timeout("2 seconds"),
+                Effect.ignore
+              )
+            ),
             // An attempt not recorded comes back with its lease.
             Effect.catchCause((cause) =>
               Effect.logWarning("webhook attempt not recorded; its lease will bring it back", cause)

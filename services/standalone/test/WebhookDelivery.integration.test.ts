@@ -237,6 +237,30 @@ describe("webhook delivery, each service its own process on Kafka and PostgreSQL
           ])
         }).pipe(Effect.provide(DexMonClient.layer({ baseUrl: dexmon.baseUrl, userId: USER })))
 
+        // Stopped with SIGTERM (a rolling update) while an attempt hangs: the delivery is handed back, and the
+        // next start delivers it at once under the same id, not after the attempt's lease (over a minute).
+        let hangs = true
+        const slow = yield* makeWebhookReceiver(() => (hangs ? "hang" : { status: 200 }))
+        yield* Effect.gen(function* () {
+          const client = yield* DexMonClient
+          const created = yield* client.webhooks.register({ payload: { url: slow.url } })
+          slow.useSecret(created.secret)
+          const now = yield* Clock.currentTimeMillis
+          yield* client.ingestion.postSensor({
+            payload: { sensor_id: SensorId.make("slow-cgm"), timestamp: now, glucose_value: 50 }
+          })
+        }).pipe(Effect.provide(DexMonClient.layer({ baseUrl: dexmon.baseUrl, userId: `${USER}-slow` })))
+        yield* eventually(Effect.sync(slow.openRequests), (open) => open === 1, { times: 300 })
+        yield* dexmon.stop
+        hangs = false
+        yield* dexmon.start
+        const redelivered = yield* eventually(
+          Effect.sync(() => slow.received().filter((r) => r.answered === 200)),
+          (r) => r.length === 1,
+          { times: 300 }
+        )
+        assert.strictEqual(redelivered[0]!.delivery, slow.received()[0]!.delivery)
+
         // A user whose only endpoint keeps failing: the alert's deliveries are given up, and it says FAILED.
         const failing = yield* makeWebhookReceiver(() => ({ status: 500 }))
         yield* Effect.gen(function* () {

@@ -133,6 +133,12 @@ export class DeliveryOutbox extends Context.Service<
       next: NextStep,
       leasedUntil?: number
     ) => Effect.Effect<void, DeliveryOutboxError>
+    /**
+     * Hands a claimed delivery back before its lease ends (its attempt was
+     * stopped, say by a shutdown), due again at `now`: only while that lease
+     * (`leasedUntil`, as the claim answered) is still the delivery's latest.
+     */
+    readonly release: (deliveryId: string, leasedUntil: number, now: number) => Effect.Effect<void, DeliveryOutboxError>
     readonly get: (deliveryId: string) => Effect.Effect<Option.Option<Delivery>, DeliveryOutboxError>
     /** The newest `limit` attempts at one of the user's endpoints, newest first; none for another user's. */
     readonly attempts: (

@@ -234,6 +234,14 @@ export const make = Effect.gen(function* () {
     )
   })
 
+  const release = Effect.fn("DeliveryOutbox.release")(function* (deliveryId: string, leasedUntil: number, now: number) {
+    yield* sql`
+      UPDATE webhook_deliveries SET next_attempt_at = ${instant(now)}
+      WHERE delivery_id = ${deliveryId} AND state = 'PENDING' AND next_attempt_at = ${instant(leasedUntil)}`.pipe(
+      Effect.mapError(failWith("release"))
+    )
+  })
+
   const get = Effect.fn("DeliveryOutbox.get")(function* (deliveryId: string) {
     const rows = yield* sql`SELECT ${deliveryColumns} FROM webhook_deliveries WHERE delivery_id = ${deliveryId}`.pipe(
       Effect.mapError(failWith("get")),
@@ -277,7 +285,7 @@ export const make = Effect.gen(function* () {
 
   const ping = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(failWith("ping")))
 
-  return DeliveryOutbox.of({ enqueue, requeue, claim, record, get, attempts, statusOf, ping })
+  return DeliveryOutbox.of({ enqueue, requeue, claim, record, release, get, attempts, statusOf, ping })
 })
 
 /** The webhook delivery outbox on whatever PostgreSQL the `SqlClient` points at. */

@@ -349,6 +349,26 @@ export const deliveryOutboxContract = (name: string, outboxLayer: Layer.Layer<De
       })
     )
 
+    it.effect(
+      "a released claim is due again at once; a release under a lease that is no longer the latest does nothing",
+      () =>
+        Effect.gen(function* () {
+          const outbox = yield* DeliveryOutbox
+          const now = newWindow()
+          const { user, endpoint, delivery } = fixture()
+          const d = delivery(user("alice"), endpoint(), now)
+          yield* outbox.enqueue([d])
+          const [first] = yield* outbox.claim(now, { ...wide, lease: 60_000 })
+          assert.deepStrictEqual(yield* outbox.claim(now + 1_000, wide), [], "leased")
+          yield* outbox.release(d.delivery_id, first!.next_attempt_at, now + 1_000)
+          const [again] = yield* outbox.claim(now + 1_000, { ...wide, lease: 60_000 })
+          assert.strictEqual(again?.delivery_id, d.delivery_id)
+          // The first claim's lease is over: releasing under it leaves the second claim's lease alone.
+          yield* outbox.release(d.delivery_id, first!.next_attempt_at, now + 2_000)
+          assert.strictEqual((yield* getSome(d.delivery_id)).next_attempt_at, again!.next_attempt_at)
+        })
+    )
+
     it.effect("a late attempt does not move a finished delivery back, and an attempt recorded twice is kept once", () =>
       Effect.gen(function* () {
         const outbox = yield* DeliveryOutbox
