@@ -1,8 +1,9 @@
-import { Effect, Schema } from "effect"
+import { Schema } from "effect"
 import { AlertType } from "./Alert.ts"
 import { GlucoseEvent } from "./GlucoseEvent.ts"
 import { AlertId, EventId, SensorId, UserId } from "./Identifiers.ts"
 import { IsoTimestamp } from "./Timestamp.ts"
+import { fromUtf8 } from "./Utf8Json.ts"
 
 /** What the sensor's owner asked for: acknowledge an episode, snooze a kind until a time, or stop the sensor. */
 export const AlertActionRequest = Schema.Union([
@@ -33,21 +34,12 @@ export type EventsTopicMessage = GlucoseEvent | AlertActionEvent
 
 export const encodeAlertActionEvent = Schema.encodeSync(Schema.fromJsonString(AlertActionEvent))
 
-const utf8 = new TextDecoder("utf-8", { fatal: true })
-const decodeEventsTopicMessage = Schema.decodeUnknownEffect(EventsTopicMessage)
 /**
  * Decodes a `glucose.events` message value (what the processor and the
  * notifier read); bytes that are neither a reading's event nor an action of a
  * known version, or not UTF-8 at all, fail with a SchemaError, for the DLQ.
  */
-export const decodeEventsTopicBytes = (bytes: Uint8Array) =>
-  Effect.suspend(() => {
-    try {
-      return decodeEventsTopicMessage(utf8.decode(bytes))
-    } catch {
-      return decodeEventsTopicMessage(undefined)
-    }
-  })
+export const decodeEventsTopicBytes = fromUtf8(Schema.decodeUnknownEffect(EventsTopicMessage))
 
 /** The message headers that describe an action without parsing it. */
 export const alertActionHeaders = (event: AlertActionEvent): Record<string, string> => ({

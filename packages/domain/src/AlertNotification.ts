@@ -2,6 +2,7 @@ import { Schema } from "effect"
 import { Alert } from "./Alert.ts"
 import { AlertId, SensorId, UserId } from "./Identifiers.ts"
 import { IsoTimestamp } from "./Timestamp.ts"
+import { fromUtf8 } from "./Utf8Json.ts"
 
 /** What a notification says: an episode began (or was first told), it is still going on, or it is over. */
 export const NotificationType = Schema.Literals(["alert", "repeat", "all_clear"])
@@ -39,6 +40,8 @@ export const notificationId = (alertId: string, decision: string) => `${alertId}
 export const AlertNotificationJson = Schema.fromJsonString(AlertNotification)
 export const encodeAlertNotification = Schema.encodeSync(AlertNotificationJson)
 export const decodeAlertNotification = Schema.decodeUnknownEffect(AlertNotificationJson)
+/** A `glucose.alerts` message value; bytes that are not UTF-8 fail like any other bad value. */
+export const decodeAlertNotificationBytes = fromUtf8(decodeAlertNotification)
 
 /** The message headers that describe a notification without parsing it. */
 export const alertNotificationHeaders = (notification: AlertNotification): Record<string, string> => ({

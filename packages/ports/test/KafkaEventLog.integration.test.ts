@@ -10,7 +10,7 @@ const brokers = requiredServer("KAFKA_BROKERS")
 const clientId = `contract-${Date.now().toString(36)}`
 
 const kafkaLayer = KafkaEventLog.layer.pipe(
-  Layer.provide(Topics.only(contractTopics)),
+  Layer.provide(Topics.exactly(contractTopics)),
   Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord({ ...process.env, KAFKA_CLIENT_ID: clientId })))
 )
 

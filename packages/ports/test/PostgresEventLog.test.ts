@@ -5,5 +5,5 @@ import { contractTopics, eventLogContract } from "./contracts/EventLogContract.t
 
 eventLogContract(
   "embedded (PostgreSQL)",
-  PostgresEventLog.layer.pipe(Layer.provide(Topics.only(contractTopics)), Layer.provide(layerEmbeddedPostgresTest))
+  PostgresEventLog.layer.pipe(Layer.provide(Topics.exactly(contractTopics)), Layer.provide(layerEmbeddedPostgresTest))
 )

@@ -1,11 +1,9 @@
 import { durationConfig } from "@dexmon/alerting"
 import {
   type AlertNotification,
-  decodeAlertNotification,
+  decodeAlertNotificationBytes,
   deliveryId,
   formatIsoTimestamp,
-  type UserId,
-  type Webhook,
   webhookTakes
 } from "@dexmon/domain"
 import { Metrics } from "@dexmon/observability"
@@ -101,20 +99,11 @@ interface ToDeliver extends Decoded {
   readonly onlyWebhook: string | undefined
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true })
+const text = new TextDecoder()
 
 /** A `glucose.alerts` message: decoded (for the user, kind and id) and kept as sent (the body every endpoint gets). */
 const decodeNotification = (bytes: Uint8Array): Effect.Effect<Decoded, unknown> =>
-  Effect.suspend(() => {
-    let body: string
-    try {
-      body = utf8.decode(bytes)
-    } catch {
-      // Not UTF-8: refused by the schema like any other bad value, for the DLQ.
-      body = ""
-    }
-    return Effect.map(decodeAlertNotification(body), (notification) => ({ notification, body }))
-  })
+  Effect.map(decodeAlertNotificationBytes(bytes), (notification) => ({ notification, body: text.decode(bytes) }))
 
 const encoder = new TextEncoder()
 
@@ -145,9 +134,8 @@ export const DelivererLive = Layer.effectDiscard(
 
     /** Queues the batch's deliveries: every matching endpoint of each notification's user, or the one a replay names. */
     const enqueue = Effect.fnUntraced(function* (items: ReadonlyArray<ToDeliver>) {
-      const users = [...new Set(items.map((item) => item.notification.user_id))]
-      const endpoints = new Map<UserId, ReadonlyArray<Webhook>>()
-      for (const user of users) endpoints.set(user, yield* webhooks.list(user))
+      // One read for the batch's users, not one per user.
+      const endpoints = yield* webhooks.listFor(items.map((item) => item.notification.user_id))
       const now = yield* Clock.currentTimeMillis
       const fresh: Array<NewDelivery> = []
       for (const item of items) {

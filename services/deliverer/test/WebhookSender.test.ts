@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net"
 import { getCACertificates, setDefaultCACertificates, type TLSSocket } from "node:tls"
 import { deliveryId, WebhookHeaders, webhookSignature } from "@dexmon/domain"
 import { assert, describe, layer } from "@effect/vitest"
-import { ConfigProvider, Deferred, Effect, Layer } from "effect"
+import { ConfigProvider, Deferred, Effect, Fiber, Layer } from "effect"
 import { HostLookupError, MAX_RESPONSE_BYTES, type ResolveHost, type SendResult, WebhookSender } from "../src/index.ts"
 
 /** A request as the receiver saw it, with the body exactly as it came over the wire. */
@@ -135,17 +135,38 @@ layer(configured({ DEXMON_WEBHOOK_TIMEOUT: "1s", DEXMON_PROFILE: "development" }
   (it) => {
     it.effect("delivers a signed POST of the exact body; the receiver verifies it over the raw bytes", () =>
       Effect.gen(function* () {
-        // The receiver takes a little while, so the latency has something to measure.
+        // The receiver holds its answer until the test has seen the request arrive, and measures how long it
+        // held it: the latency covers at least that, and at most the whole send as the test measured it.
+        const arrived = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        let heldMs = 0
         const target = yield* receiver((request, response) => {
-          setTimeout(() => respond(204)(request, response), 50)
+          const since = performance.now()
+          Deferred.doneUnsafe(arrived, Effect.void)
+          // The handler is node's callback: it waits on the test's signal on a fiber of its own.
+          Effect.runFork(
+            Deferred.await(release).pipe(
+              Effect.andThen(
+                Effect.sync(() => {
+                  heldMs = performance.now() - since
+                  respond(204)(request, response)
+                })
+              )
+            )
+          )
         })
         const sender = yield* WebhookSender
-        const result = yield* sender.send(request(target.url))
+        const started = performance.now()
+        const sending = yield* Effect.forkChild(sender.send(request(target.url)))
+        yield* signalled(arrived, "the request")
+        yield* Deferred.succeed(release, undefined)
+        const result = yield* Fiber.join(sending)
+        const sendMs = performance.now() - started
 
         assert.strictEqual(result.outcome, "delivered")
         assert.strictEqual(result.status, 204)
-        assert.isAtLeast(result.latencyMs, 50)
-        assert.isBelow(result.latencyMs, 1_000)
+        assert.isAtLeast(result.latencyMs, Math.floor(heldMs))
+        assert.isAtMost(result.latencyMs, Math.ceil(sendMs))
         assert.strictEqual(target.received.length, 1)
         const [got] = target.received
         assert.strictEqual(got!.method, "POST")

@@ -1,4 +1,4 @@
-import { NotFound, ServiceUnavailable, SNOOZE_MINUTES, ValidationError } from "@dexmon/api"
+import { NotFound, type ServiceUnavailable, SNOOZE_MINUTES, ValidationError } from "@dexmon/api"
 import {
   AlertActionEvent,
   type AlertActionRequest,
@@ -12,6 +12,7 @@ import {
 import { currentTraceHeaders, Metrics } from "@dexmon/observability"
 import { AlertStore, EventLog, SensorOwnership, Topics } from "@dexmon/ports"
 import { Clock, Context, Effect, Layer, Option } from "effect"
+import { unavailable } from "./Unavailable.ts"
 
 const MINUTE = 60_000
 const encoder = new TextEncoder()
@@ -19,12 +20,6 @@ const encoder = new TextEncoder()
 export interface ActionAccepted {
   readonly action_id: string
 }
-
-/** A store or the log failing is the server's problem: logged, and answered 503 so the app retries. */
-const unavailable = (what: string) => (error: { readonly _tag: string }) =>
-  Effect.logError(`${what} failed; the action was not accepted`, error).pipe(
-    Effect.andThen(Effect.fail(new ServiceUnavailable({ message: `${what} is unavailable; retry later` })))
-  )
 
 /**
  * The owner's controls: acknowledge an episode, snooze its kind, stop a

@@ -1,12 +1,8 @@
-import { type AlertView, type DeliveryStatus, ServiceUnavailable } from "@dexmon/api"
+import type { AlertView, DeliveryStatus, ServiceUnavailable } from "@dexmon/api"
 import { type Alert, type UserId, type Webhook, webhookTakes } from "@dexmon/domain"
 import { DeliveryOutbox, WebhookStore } from "@dexmon/ports"
 import { Context, Effect, Layer } from "effect"
-
-const unavailable = (what: string) => (error: { readonly _tag: string }) =>
-  Effect.logError(`${what} failed`, error).pipe(
-    Effect.andThen(Effect.fail(new ServiceUnavailable({ message: `${what} is unavailable; retry later` })))
-  )
+import { unavailable } from "./Unavailable.ts"
 
 /**
  * An alert's delivery status, from its deliveries in the outbox and the

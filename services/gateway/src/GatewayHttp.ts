@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto"
 import type { AlertSettings } from "@dexmon/alerting"
-import { CurrentCaller, DexMonApi, NotFound, ReadingsPage, ServiceUnavailable } from "@dexmon/api"
+import { CurrentCaller, DexMonApi, NotFound, ReadingsPage } from "@dexmon/api"
 import { ReadingsQuery } from "@dexmon/archive"
 import { Reading } from "@dexmon/domain"
 import { AlertStore, ReadingStore } from "@dexmon/ports"
@@ -10,16 +10,11 @@ import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
 import { AlertControls } from "./AlertControls.ts"
 import { DeliveryStatuses } from "./DeliveryStatuses.ts"
 import { LiveFeed } from "./LiveFeed.ts"
+import { unavailable } from "./Unavailable.ts"
 import { UserAlertSettings } from "./UserAlertSettings.ts"
 import { Webhooks } from "./Webhooks.ts"
 
 const DEFAULT_PAGE_SIZE = 100
-
-/** Store failures are the server's problem: logged, and answered 503 so clients retry. */
-const unavailable = (what: string) => (error: { readonly _tag: string }) =>
-  Effect.logError(`${what} failed`, error).pipe(
-    Effect.andThen(Effect.fail(new ServiceUnavailable({ message: `${what} is unavailable; retry later` })))
-  )
 
 /**
  * Answers with the representation and its ETag, or 304 without a body when

@@ -1,9 +1,9 @@
 import { durationConfig } from "@dexmon/alerting"
-import { type LiveEvent, ServiceUnavailable } from "@dexmon/api"
+import type { LiveEvent, ServiceUnavailable } from "@dexmon/api"
 import {
   AlertActionEvent,
   type AlertNotification,
-  decodeAlertNotification,
+  decodeAlertNotificationBytes,
   decodeEventsTopicBytes,
   type GlucoseEvent,
   InvalidCursor,
@@ -11,6 +11,7 @@ import {
 } from "@dexmon/domain"
 import { type ConsumerRecord, EventLog, Topics } from "@dexmon/ports"
 import { type Cause, Clock, Config, Context, Effect, Layer, Option, Queue, Schedule, Schema, Stream } from "effect"
+import { unavailable } from "./Unavailable.ts"
 
 /** Where the live feed stands: the next offset of every partition of the two topics it follows. */
 interface Positions {
@@ -52,12 +53,13 @@ export const LiveFeedConfig = Config.all({
   replay: durationConfig("DEXMON_STREAM_REPLAY", 60 * 60_000),
   /** At most this many items kept for replay, whatever the span (memory bound). */
   buffer: Config.Int("DEXMON_STREAM_BUFFER").pipe(Config.withDefault(100_000)),
-  /** Items a stream may have waiting for its client; a client that falls further behind is cut off (it resumes). */
+  /**
+   * Items a stream may have waiting for its client; a client that falls further behind is cut off (it
+   * resumes). Keep it well above the follower's batch (500): a batch is offered to the queues at once.
+   */
   backlog: Config.Int("DEXMON_STREAM_BACKLOG").pipe(Config.withDefault(10_000)),
   heartbeat: durationConfig("DEXMON_STREAM_HEARTBEAT", 15_000)
 })
-
-const utf8 = new TextDecoder()
 
 type Topic = "e" | "a"
 
@@ -144,7 +146,7 @@ export class LiveFeed extends Context.Service<
         // A dead letter replayed for one endpoint is a delivery again, not news for the app.
         record.headers["dexmon-webhook-id"] !== undefined
           ? Effect.succeed(undefined)
-          : decodeAlertNotification(utf8.decode(record.value)).pipe(
+          : decodeAlertNotificationBytes(record.value).pipe(
               Effect.map(
                 (notification): FeedItem => ({
                   topic: "a",
@@ -197,7 +199,7 @@ export class LiveFeed extends Context.Service<
 
       /** The log's end offsets of both topics: where a stream without a cursor starts, and the most a cursor may say. */
       const ends = Effect.all([eventLog.endOffsets(names.events), eventLog.endOffsets(names.alerts)]).pipe(
-        Effect.mapError(() => new ServiceUnavailable({ message: "the event log is unavailable; retry later" }))
+        Effect.catchTag("EventLogError", unavailable("the event log"))
       )
 
       const open = Effect.fn("LiveFeed.open")(function* (

@@ -6,10 +6,11 @@ import {
   encodeAlertSettings,
   settingsEtag
 } from "@dexmon/alerting"
-import { PreconditionFailed, PreconditionRequired, ServiceUnavailable, ValidationError } from "@dexmon/api"
+import { PreconditionFailed, PreconditionRequired, type ServiceUnavailable, ValidationError } from "@dexmon/api"
 import type { UserId } from "@dexmon/domain"
 import { AlertSettingsStore } from "@dexmon/ports"
 import { Context, Effect, Layer, Option, Schema } from "effect"
+import { unavailable } from "./Unavailable.ts"
 
 /** A settings document as the API answers it: the document and its strong ETag (quoted). */
 export interface SettingsWithEtag {
@@ -19,10 +20,7 @@ export interface SettingsWithEtag {
 
 const decodeStored = Schema.decodeUnknownEffect(Schema.fromJsonString(AlertSettings))
 
-const unavailable = (error: { readonly _tag: string }) =>
-  Effect.logError("the alert settings store failed", error).pipe(
-    Effect.andThen(Effect.fail(new ServiceUnavailable({ message: "alert settings are unavailable; retry later" })))
-  )
+const settingsUnavailable = unavailable("the alert settings store")
 
 /** Whether an `If-Match` header names `etag` (strong comparison; `*` names any current document). */
 const matches = (ifMatch: string, etag: string) =>
@@ -61,7 +59,9 @@ export class UserAlertSettings extends Context.Service<
 
       /** The current document and its version (0: the defaults, never stored). */
       const current = Effect.fnUntraced(function* (userId: UserId) {
-        const stored = yield* store.current(userId).pipe(Effect.catchTag("AlertSettingsStoreError", unavailable))
+        const stored = yield* store
+          .current(userId)
+          .pipe(Effect.catchTag("AlertSettingsStoreError", settingsUnavailable))
         if (Option.isNone(stored)) return { settings: defaults, version: 0 }
         // A stored document was valid when written; one that no longer decodes is a defect of this server.
         const decoded = yield* Effect.orDie(decodeStored(stored.value.document))
@@ -112,7 +112,7 @@ export class UserAlertSettings extends Context.Service<
                   message: "the settings changed since they were read: GET them again and retry"
                 })
               ),
-            AlertSettingsStoreError: unavailable
+            AlertSettingsStoreError: settingsUnavailable
           })
         )
         yield* Effect.annotateCurrentSpan({ "dexmon.settings_version": stored.version })

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto"
 import { lookup } from "node:dns/promises"
-import { NotFound, ServiceUnavailable, ValidationError } from "@dexmon/api"
+import { NotFound, type ServiceUnavailable, ValidationError } from "@dexmon/api"
 import {
   type AlertType,
   checkWebhookUrl,
@@ -14,6 +14,7 @@ import {
 } from "@dexmon/domain"
 import { type DeliveryAttempt, DeliveryOutbox, deploymentProfile, WebhookStore } from "@dexmon/ports"
 import { Clock, Context, Effect, Layer, Option, Result } from "effect"
+import { unavailable } from "./Unavailable.ts"
 
 /** A new endpoint as the API answers it once: the view and its secret. */
 export interface WebhookCreatedView extends WebhookView {
@@ -29,11 +30,6 @@ const viewOf = (webhook: Webhook): WebhookView => ({
   kinds: webhook.kinds,
   created_at: webhook.created_at
 })
-
-const unavailable = (what: string) => (error: { readonly _tag: string }) =>
-  Effect.logError(`${what} failed`, error).pipe(
-    Effect.andThen(Effect.fail(new ServiceUnavailable({ message: `${what} is unavailable; retry later` })))
-  )
 
 const refusedUrl = (message: string) =>
   new ValidationError({ message: `invalid request payload: url: ${message}`, issues: [{ path: "url", message }] })

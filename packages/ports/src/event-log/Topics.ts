@@ -44,7 +44,7 @@ export class Topics extends Context.Service<
   }
 
   /** Just these topics to create, for tests of the event-log port itself. */
-  static readonly only = (specs: ReadonlyArray<TopicSpec>) =>
+  static readonly exactly = (specs: ReadonlyArray<TopicSpec>) =>
     Layer.succeed(Topics, Topics.of({ names: defaultTopicNames, specs }))
 
   static readonly layerConfig = Layer.effect(

@@ -63,6 +63,23 @@ export const make = Effect.gen(function* () {
     )
   })
 
+  const listFor = Effect.fn("WebhookStore.listFor")(function* (userIds: ReadonlyArray<UserId>) {
+    const byUser = new Map<UserId, Array<Webhook>>()
+    if (userIds.length === 0) return byUser
+    const rows = yield* sql`
+      SELECT ${columns} FROM webhooks WHERE user_id = ANY(${pgArray([...new Set(userIds)], OID.text)}::text[])
+      ORDER BY user_id, created_at, id`.pipe(
+      Effect.mapError(failWith("listFor")),
+      Effect.flatMap(decodeRows("listFor"))
+    )
+    for (const webhook of rows) {
+      const mine = byUser.get(webhook.user_id) ?? []
+      mine.push(webhook)
+      byUser.set(webhook.user_id, mine)
+    }
+    return byUser
+  })
+
   const get = Effect.fn("WebhookStore.get")(function* (userId: UserId, id: WebhookId) {
     const rows = yield* sql`SELECT ${columns} FROM webhooks WHERE id = ${id}::uuid AND user_id = ${userId}`.pipe(
       Effect.mapError(failWith("get")),
@@ -99,7 +116,7 @@ export const make = Effect.gen(function* () {
 
   const ping = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(failWith("ping")))
 
-  return WebhookStore.of({ register, list, get, byId, remove, rotateSecret, ping })
+  return WebhookStore.of({ register, list, listFor, get, byId, remove, rotateSecret, ping })
 })
 
 /** Webhook endpoints on whatever PostgreSQL the `SqlClient` points at. */

@@ -22,6 +22,10 @@ export class WebhookStore extends Context.Service<
     readonly register: (webhook: Webhook) => Effect.Effect<void, WebhookStoreError>
     /** The user's endpoints, oldest first (by `created_at`, then id). */
     readonly list: (userId: UserId) => Effect.Effect<ReadonlyArray<Webhook>, WebhookStoreError>
+    /** The endpoints of several users in one read, oldest first per user; a user without any is absent. */
+    readonly listFor: (
+      userIds: ReadonlyArray<UserId>
+    ) => Effect.Effect<ReadonlyMap<UserId, ReadonlyArray<Webhook>>, WebhookStoreError>
     /** One of the user's endpoints; none for an unknown id or another user's. */
     readonly get: (userId: UserId, id: WebhookId) => Effect.Effect<Option.Option<Webhook>, WebhookStoreError>
     /**

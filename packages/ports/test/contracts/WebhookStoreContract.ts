@@ -49,6 +49,16 @@ export const webhookStoreContract = (name: string, webhooksLayer: Layer.Layer<We
         assert.deepStrictEqual(yield* store.list(alice), [first, second, third])
         assert.deepStrictEqual(yield* store.list(bob), [bobs])
         assert.deepStrictEqual(yield* store.list(carol), [])
+        // Several users in one read: the same lists, a user without endpoints absent.
+        const several = yield* store.listFor([alice, bob, carol, alice])
+        assert.deepStrictEqual(
+          [...several].sort(([a], [b]) => a.localeCompare(b)),
+          [
+            [alice, [first, second, third]],
+            [bob, [bobs]]
+          ]
+        )
+        assert.strictEqual((yield* store.listFor([])).size, 0)
         assertSome(yield* store.get(alice, second.id), second)
         assertSome(yield* store.byId(second.id), second, "byId answers whoever owns it")
         assertSome(yield* store.byId(bobs.id), bobs)

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process"
-import { Clock, Duration, Effect, Option, Schema } from "effect"
+import { Clock, Duration, Effect, Option, Schedule, Schema } from "effect"
 import { ensureKcat, type Kcat } from "../../../../infra/kcat/Kcat.ts"
 
 /** A message as kcat read it, independently of kafkajs and of the project's event-log layers. */
@@ -137,29 +137,33 @@ export const readTopicWithKcat = Effect.fn("Kcat.readTopicWithKcat")(function* (
   let seen: ReadonlyArray<KcatRecord> = []
   let finished = 0
   let lastError = ""
-  for (;;) {
+  /** One run of kcat, bounded by what is left of the deadline: whether it saw enough, or no time is left. */
+  const run = Effect.gen(function* () {
     const remaining = deadline - (yield* Clock.currentTimeMillis)
-    if (remaining <= 0) break
+    if (remaining <= 0) return "out of time" as const
     const sofar = { stdout: "", stderr: "" }
-    const run = yield* runKcat(tool, args, sofar).pipe(Effect.timeoutOption(remaining))
-    if (Option.isNone(run)) {
+    const result = yield* runKcat(tool, args, sofar).pipe(Effect.timeoutOption(remaining))
+    if (Option.isNone(result)) {
       // The last run cut short says nothing when earlier ones finished; when none did, it is the story.
       if (finished === 0) {
         lastError = `no run of kcat finished in time (does it reach the broker?); it printed:\n${sofar.stderr}${sofar.stdout}`
       }
-      break
+      return "out of time" as const
     }
     finished += 1
-    if (run.value.exitCode === 0) {
-      lastError = ""
-      seen = matching(yield* parse(run.value.stdout))
-      if (seen.length >= options.count) return seen
-    } else {
+    if (result.value.exitCode !== 0) {
       // A topic that is not there yet (or a broker still starting) fails this run; the next may see it.
-      lastError = `kcat exited ${run.value.exitCode}: ${run.value.stderr.trim()}`
+      lastError = `kcat exited ${result.value.exitCode}: ${result.value.stderr.trim()}`
+      return "again" as const
     }
-    yield* Effect.sleep(options.every ?? "200 millis")
-  }
+    lastError = ""
+    seen = matching(yield* parse(result.value.stdout))
+    return seen.length >= options.count ? ("enough" as const) : ("again" as const)
+  })
+  const ended = yield* run.pipe(
+    Effect.repeat({ schedule: Schedule.spaced(options.every ?? "200 millis"), until: (outcome) => outcome !== "again" })
+  )
+  if (ended === "enough") return seen
   const wanted = options.key === undefined ? "records" : `records with key ${JSON.stringify(options.key)}`
   return yield* new KcatError({
     message:
