@@ -18,6 +18,17 @@ export class Reading extends Schema.Class<Reading>("dexmon/domain/Reading")({
   updated_at: IsoTimestamp
 }) {}
 
+/**
+ * Where an event was first appended to the events log: its partition and offset there. All events of
+ * one sensor share a partition (the sensor id is the key), so within it the offset is the order in
+ * which they were accepted, set by the log and not by any receiver's clock. A replay from the DLQ
+ * carries the first position along (a header), so a replayed event keeps its place in that order.
+ */
+export interface EventPosition {
+  readonly partition: number
+  readonly offset: number
+}
+
 /** What the conflict rule compares: the content of a reading and the event that wrote it. */
 export interface ReadingState {
   readonly sensor_id: SensorId
@@ -25,6 +36,8 @@ export interface ReadingState {
   readonly glucose_value: number
   readonly source: Source
   readonly event_id: EventId
+  /** Absent for a reading written before positions were kept. */
+  readonly position?: EventPosition | undefined
   readonly version: number
 }
 
@@ -36,4 +49,9 @@ export interface ReadingCandidate {
   readonly glucose_value: number
   readonly source: Source
   readonly event_id: EventId
+  /**
+   * Where the event was first appended. Every event that came through the log has one; a write
+   * without it (a benchmark, a fixture) is ordered by its event id instead.
+   */
+  readonly position?: EventPosition | undefined
 }

@@ -4,6 +4,7 @@ import {
   applyConflictRule,
   computeEtag,
   EventId,
+  isLaterEvent,
   type ReadingCandidate,
   type ReadingState,
   SensorId,
@@ -30,10 +31,12 @@ const EventShape = Schema.Struct({
   timestamp: Schema.Literals([0, 300_000]),
   value: Schema.Literals([90, 100, 110]),
   source: Schema.Literals(["SENSOR", "MANUAL"]),
-  // Ingestion time of the event: any order relative to the delivery order.
+  // The accepting receiver's clock when it stamped the event id: any order relative to the order in
+  // which the events were appended to the log, as with receivers whose clocks disagree.
   ingestedAt: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 10_000 }))
 })
 
+/** The events as appended to one partition of the log, in array order: each at the next offset. */
 const toCandidates = (shapes: ReadonlyArray<typeof EventShape.Type>): Array<ReadingCandidate> =>
   shapes.map((shape, index) => ({
     sensor_id: SensorId.make(shape.sensor),
@@ -41,10 +44,11 @@ const toCandidates = (shapes: ReadonlyArray<typeof EventShape.Type>): Array<Read
     timestamp: shape.timestamp,
     glucose_value: shape.value,
     source: shape.source,
-    // Unique, and ordered by ingestion time rather than by delivery order.
+    // Unique, and ordered by the receiver's clock rather than by the order of appends.
     event_id: EventId.make(
       `${shape.ingestedAt.toString(16).padStart(8, "0")}-0000-7000-8000-${index.toString(16).padStart(12, "0")}`
-    )
+    ),
+    position: { partition: 0, offset: 1000 + index }
   }))
 
 const sequences = Arbitrary.array(Arbitrary.schema(EventShape), { maxLength: 24 })
@@ -75,7 +79,7 @@ describe("conflict rule", () => {
   )
 
   it.effect.prop(
-    "SENSOR beats MANUAL at one key, and the newest event of the winning source decides",
+    "SENSOR beats MANUAL at one key, and the last appended event of the winning source decides, whatever the clocks said",
     [sequences],
     ([shapes]) =>
       Effect.sync(() => {
@@ -84,9 +88,7 @@ describe("conflict rule", () => {
         for (const [key, state] of table) {
           const atKey = events.filter((event) => `${event.sensor_id}|${event.timestamp}` === key)
           const winningSource = atKey.some((event) => event.source === "SENSOR") ? "SENSOR" : "MANUAL"
-          const newest = atKey
-            .filter((event) => event.source === winningSource)
-            .reduce((a, b) => (a.event_id > b.event_id ? a : b))
+          const newest = atKey.filter((event) => event.source === winningSource).at(-1)!
           assert.strictEqual(state.source, winningSource)
           assert.strictEqual(state.glucose_value, newest.glucose_value)
         }
@@ -127,5 +129,29 @@ describe("conflict rule", () => {
     assert.strictEqual(stored.glucose_value, 110)
     assert.strictEqual(stored.version, 2)
     assert.deepStrictEqual(steps[2]!.before, steps[2]!.after)
+  })
+
+  it("the later append wins over an earlier one whose receiver's clock ran 3 s ahead", () => {
+    const [ahead, behind] = toCandidates([
+      { sensor: "s1", timestamp: 0, value: 100, source: "SENSOR", ingestedAt: 3_000 },
+      { sensor: "s1", timestamp: 0, value: 110, source: "SENSOR", ingestedAt: 0 }
+    ])
+    const { table } = applyAll(new Map(), [ahead!, behind!])
+    assert.strictEqual(table.get("s1|0")!.glucose_value, 110)
+    // Redelivered (or replayed from the DLQ with its first position), the earlier append changes nothing.
+    const again = applyAll(table, [ahead!])
+    assert.strictEqual(again.table.get("s1|0")!.glucose_value, 110)
+    assert.strictEqual(again.table.get("s1|0")!.version, 2)
+  })
+
+  it("a reading stored without a position (before positions were kept) is compared by event id", () => {
+    const [older, newer] = toCandidates([
+      { sensor: "s1", timestamp: 0, value: 100, source: "SENSOR", ingestedAt: 1 },
+      { sensor: "s1", timestamp: 0, value: 110, source: "SENSOR", ingestedAt: 2 }
+    ])
+    const legacy = new Map([["s1|0", { ...newer!, position: undefined, version: 1 }]])
+    assert.strictEqual(applyAll(legacy, [older!]).table.get("s1|0")!.glucose_value, 110)
+    assert.isTrue(isLaterEvent(newer!, { ...older!, position: undefined }))
+    assert.isFalse(isLaterEvent(older!, { ...newer!, position: undefined }))
   })
 })

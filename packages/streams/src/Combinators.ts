@@ -1,5 +1,12 @@
 import { Metrics, parentFromHeaders } from "@dexmon/observability"
-import type { EventLog, PartitionBatch, ProducerRecord } from "@dexmon/ports"
+import {
+  type ConsumerRecord,
+  type EventLog,
+  FIRST_APPEND_HEADER,
+  firstAppendHeader,
+  type PartitionBatch,
+  type ProducerRecord
+} from "@dexmon/ports"
 import { Clock, Effect, Exit, Schedule, Stream } from "effect"
 import type { Decoded, DecodedBatch, Failed } from "./DecodedBatch.ts"
 
@@ -134,12 +141,15 @@ export const writeWithRetry =
  * The DLQ message for a failed record: its original key, value and headers, plus why and where it failed,
  * and its log time (`dlq-source-timestamp`, epoch ms), which a replay appends it with again: lateness is
  * measured from the log time, so a replayed reading is judged late or live exactly as it was the first time.
+ * Its first position in the log goes along too (`dexmon-first-append`), so that a replayed event is
+ * ordered against others at its key by when it was first accepted, not by when it was replayed.
  */
 export const deadLetterRecord = (failed: Failed): ProducerRecord => ({
   key: failed.record.key,
   value: failed.record.value,
   headers: {
     ...failed.record.headers,
+    [FIRST_APPEND_HEADER]: firstAppendHeader(failed.record),
     "dlq-error-tag": failed.errorTag,
     "dlq-error-message": failed.errorMessage.slice(0, 2000),
     "dlq-source-topic": failed.record.topic,
@@ -197,12 +207,12 @@ export const commitBatches = <A, E, R>(
  * the batch); failed records pass through untouched.
  */
 export const mapDecoded =
-  <A, B>(f: (value: A) => B | undefined) =>
+  <A, B>(f: (value: A, record: ConsumerRecord) => B | undefined) =>
   <E, R>(batches: Stream.Stream<DecodedBatch<A>, E, R>): Stream.Stream<DecodedBatch<B>, E, R> =>
     Stream.map(batches, (batch) => ({
       ...batch,
       decoded: batch.decoded.flatMap(({ record, value }) => {
-        const mapped = f(value)
+        const mapped = f(value, record)
         return mapped === undefined ? [] : [{ record, value: mapped }]
       })
     }))
@@ -239,8 +249,8 @@ export interface ConsumerOptions<A, R> {
 
 export interface ConsumerPipelineOptions<A, B, E extends { readonly transient: boolean }>
   extends Omit<ConsumerOptions<A, never>, "apply"> {
-  /** What a decoded record asks to write, or nothing. */
-  readonly toWrite: (value: A) => B | undefined
+  /** What a decoded record asks to write, or nothing; the record says where it sits in the log. */
+  readonly toWrite: (value: A, record: ConsumerRecord) => B | undefined
   /** Writes with the same key within one batch are written once. */
   readonly writeKey: (write: B) => string
   readonly write: (writes: ReadonlyArray<B>) => Effect.Effect<void, E>

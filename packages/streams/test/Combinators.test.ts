@@ -165,6 +165,7 @@ describe("deadLetterRecord", () => {
     assert.deepStrictEqual(letter.value, original.value)
     assert.deepStrictEqual(letter.headers, {
       origin: "test",
+      "dexmon-first-append": "3/42",
       "dlq-error-tag": "SchemaError",
       "dlq-error-message": "Expected JSON",
       "dlq-source-topic": "t",
@@ -174,5 +175,18 @@ describe("deadLetterRecord", () => {
       "dlq-attempts": "1",
       "dlq-first-failure-at": "2026-11-24T00:00:00.000Z"
     })
+  })
+
+  it("keeps the first position of a record that was replayed before", () => {
+    const replayed = { ...record(90, "{oops"), headers: { "dexmon-first-append": "3/42" } }
+    const letter = deadLetterRecord({
+      record: replayed,
+      errorTag: "SchemaError",
+      errorMessage: "Expected JSON",
+      attempts: 1,
+      firstFailureAt: 0
+    })
+    assert.strictEqual(letter.headers["dexmon-first-append"], "3/42")
+    assert.strictEqual(letter.headers["dlq-source-offset"], "90")
   })
 })

@@ -1,4 +1,4 @@
-import { type ConsumerRecord, EventLog, type ProducerRecord, Topics } from "@dexmon/ports"
+import { type ConsumerRecord, EventLog, FIRST_APPEND_HEADER, type ProducerRecord, Topics } from "@dexmon/ports"
 import { Context, Effect, Layer, Option, Schema, Stream } from "effect"
 
 /** A message of a dead-letter topic, with where it sits and why it is there. */
@@ -22,8 +22,11 @@ const DLQ_HEADER = /^dlq-/
  */
 export type DeadLetterQueue = "events" | "alerts" | "deliveries"
 
-/** The failed record's own log time, which `deadLetterRecord` keeps in `dlq-source-timestamp` (epoch ms). */
-const decodeSourceTimestamp = Schema.decodeUnknownOption(
+/**
+ * A whole number the DLQ headers carry: the failed record's own log time, which `deadLetterRecord`
+ * keeps in `dlq-source-timestamp` (epoch ms), and its partition and offset.
+ */
+const decodeHeaderNumber = Schema.decodeUnknownOption(
   Schema.NumberFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))
 )
 
@@ -31,15 +34,19 @@ const decodeSourceTimestamp = Schema.decodeUnknownOption(
  * The message to put back on its source topic: the original key, value and headers, without the DLQ's,
  * at its original log time, so the notifier judges a replayed reading late or live as it did the first
  * time. A dead letter written before the DLQ kept that time is appended at the time of the replay.
+ * Where the event was first appended (`dexmon-first-append`) goes back with it, so it keeps its place
+ * in the order that decides which of two values at its key is the later; a dead letter written before
+ * that header existed takes it from where it failed.
  */
 export const originalOf = (record: ConsumerRecord): ProducerRecord => {
-  const timestamp = Option.getOrUndefined(decodeSourceTimestamp(record.headers["dlq-source-timestamp"]))
-  return {
-    key: record.key,
-    value: record.value,
-    headers: Object.fromEntries(Object.entries(record.headers).filter(([name]) => !DLQ_HEADER.test(name))),
-    ...(timestamp === undefined ? {} : { timestamp })
+  const timestamp = Option.getOrUndefined(decodeHeaderNumber(record.headers["dlq-source-timestamp"]))
+  const headers = Object.fromEntries(Object.entries(record.headers).filter(([name]) => !DLQ_HEADER.test(name)))
+  const partition = decodeHeaderNumber(record.headers["dlq-source-partition"])
+  const offset = decodeHeaderNumber(record.headers["dlq-source-offset"])
+  if (headers[FIRST_APPEND_HEADER] === undefined && Option.isSome(partition) && Option.isSome(offset)) {
+    headers[FIRST_APPEND_HEADER] = `${partition.value}/${offset.value}`
   }
+  return { key: record.key, value: record.value, headers, ...(timestamp === undefined ? {} : { timestamp }) }
 }
 
 const describe = (record: ConsumerRecord): DeadLetter => ({

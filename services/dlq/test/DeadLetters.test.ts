@@ -1,4 +1,4 @@
-import { type ConsumerRecord, EventLog, PostgresEventLog, Topics } from "@dexmon/ports"
+import { type ConsumerRecord, EventLog, firstAppendPosition, PostgresEventLog, Topics } from "@dexmon/ports"
 import { layerEmbeddedPostgresTest } from "@dexmon/ports/testing"
 import { assert, layer } from "@effect/vitest"
 import { Clock, Effect, Layer, Stream } from "effect"
@@ -20,6 +20,8 @@ const deadLetter = (key: string, loggedAt: number | undefined) => ({
   value: encoder.encode(JSON.stringify({ sensor_id: key })),
   headers: {
     origin: "sensor",
+    // An event replayed once already and dead-lettered again carries its first position; older letters do not.
+    ...(loggedAt === undefined ? {} : { "dexmon-first-append": "2/5" }),
     "dlq-error-tag": "ReadingStoreError",
     "dlq-error-message": "the store refused the reading",
     "dlq-source-topic": names.events,
@@ -66,12 +68,14 @@ layer(deadLettersLayer, { timeout: 120_000, excludeTestServices: true })("DeadLe
       const byKey = new Map(replayed.map((record) => [record.key, record]))
       const kept = byKey.get("sensor-kept")!
       assert.strictEqual(kept.timestamp, firstLoggedAt)
-      assert.deepStrictEqual(kept.headers, { origin: "sensor" })
+      assert.deepStrictEqual(kept.headers, { origin: "sensor", "dexmon-first-append": "2/5" })
+      assert.deepStrictEqual(firstAppendPosition(kept), { partition: 2, offset: 5 })
       assert.strictEqual(new TextDecoder().decode(kept.value), JSON.stringify({ sensor_id: "sensor-kept" }))
       // A dead letter from before the DLQ kept the log time goes back at the time of the replay.
       const legacy = byKey.get("sensor-legacy")!
       assert.isTrue(before <= legacy.timestamp && legacy.timestamp <= after, `${legacy.timestamp}`)
-      assert.deepStrictEqual(legacy.headers, { origin: "sensor" })
+      // Its first position is where it failed.
+      assert.deepStrictEqual(legacy.headers, { origin: "sensor", "dexmon-first-append": "0/7" })
     })
   )
 })

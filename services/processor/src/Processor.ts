@@ -1,11 +1,21 @@
 import { decodeEventsTopicBytes, type EventsTopicMessage, GlucoseEvent } from "@dexmon/domain"
 import { Metrics } from "@dexmon/observability"
-import { EventLog, ReadingStore, type ReadingWrite, Topics } from "@dexmon/ports"
+import {
+  type ConsumerRecord,
+  EventLog,
+  firstAppendPosition,
+  ReadingStore,
+  type ReadingWrite,
+  Topics
+} from "@dexmon/ports"
 import { consumerPipeline, superviseConsumer } from "@dexmon/streams"
 import { Config, Effect, Layer } from "effect"
 
-/** A reading's event becomes a write; an alert action (the notifier's business) is passed over, never dead-lettered. */
-const toReadingWrite = (message: EventsTopicMessage): ReadingWrite | undefined =>
+/**
+ * A reading's event becomes a write, with where it was first appended (what orders it against other
+ * events at its key); an alert action (the notifier's business) is passed over, never dead-lettered.
+ */
+const toReadingWrite = (message: EventsTopicMessage, record: ConsumerRecord): ReadingWrite | undefined =>
   message instanceof GlucoseEvent
     ? {
         event_id: message.event_id,
@@ -13,7 +23,8 @@ const toReadingWrite = (message: EventsTopicMessage): ReadingWrite | undefined =
         user_id: message.user_id,
         timestamp: message.timestamp,
         glucose_value: message.glucose_value,
-        source: message.source
+        source: message.source,
+        position: firstAppendPosition(record)
       }
     : undefined
 

@@ -4,10 +4,12 @@ import {
   alertActionHeaders,
   decodeAlertNotification,
   EventId,
+  EventIds,
   encodeAlertActionEvent,
   encodeGlucoseEvent,
   eventHeaders,
   GlucoseEvent,
+  HotRetention,
   SensorId,
   UserId
 } from "@dexmon/domain"
@@ -23,12 +25,14 @@ import {
   PostgresEventLog,
   ReadingStore,
   SqlReadingStore,
+  SqlSensorOwnership,
   Topics
 } from "@dexmon/ports"
 import { layerEmbeddedPostgresTest, requiredServer } from "@dexmon/ports/testing"
 import { ProcessorLive } from "@dexmon/processor"
+import { Ingestion } from "@dexmon/receiver"
 import { assert, layer } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Stream } from "effect"
+import { Clock, ConfigProvider, Effect, Layer, Stream } from "effect"
 import type { SqlClient } from "effect/sql"
 import { eventually } from "./support/Eventually.ts"
 
@@ -42,7 +46,33 @@ const pipelineOn = (eventLog: Layer.Layer<EventLog, unknown, Topics | SqlClient.
     PostgresAlertStateStore.layer,
     PostgresAlertSettingsStore.layer
   ).pipe(Layer.provideMerge(topics), Layer.provideMerge(layerEmbeddedPostgresTest))
-  return Layer.mergeAll(ProcessorLive, NotifierLive).pipe(Layer.provide(AlertRules.layer), Layer.provideMerge(stores))
+  // What a receiver needs beside the stores: a test runs receivers of its own in this process.
+  const receiverNeeds = Layer.mergeAll(HotRetention.layerConfig, SqlSensorOwnership.layer).pipe(
+    Layer.provideMerge(stores)
+  )
+  return Layer.mergeAll(ProcessorLive, NotifierLive).pipe(
+    Layer.provide(AlertRules.layer),
+    Layer.provideMerge(receiverNeeds)
+  )
+}
+
+/** A receiver of its own (its own event-id generator, as on a machine of its own), on the test's stores. */
+const startReceiver = Effect.gen(function* () {
+  return yield* Ingestion
+}).pipe(Effect.provide(Ingestion.layer.pipe(Layer.provide(EventIds.layer))))
+
+/** The clock of a machine whose time is `skewMillis` off: what a receiver on it stamps events with. */
+const skewedClock = (skewMillis: number): Clock.Clock => {
+  const real = Clock.Clock.defaultValue()
+  return {
+    sleep: (duration) => real.sleep(duration),
+    currentTimeMillisUnsafe: () => real.currentTimeMillisUnsafe() + skewMillis,
+    currentTimeMillis: Effect.sync(() => real.currentTimeMillisUnsafe() + skewMillis),
+    currentTimeNanosUnsafe: () => real.currentTimeNanosUnsafe() + BigInt(skewMillis) * 1_000_000n,
+    currentTimeNanos: Effect.sync(() => real.currentTimeNanosUnsafe() + BigInt(skewMillis) * 1_000_000n),
+    monotonicTimeNanosUnsafe: () => real.monotonicTimeNanosUnsafe(),
+    monotonicTimeNanos: real.monotonicTimeNanos
+  }
 }
 
 const t0 = Date.parse("2026-11-24T08:00:00.000Z")
@@ -190,6 +220,45 @@ const pipelineContract = (name: string, eventLog: Layer.Layer<EventLog, unknown,
                 dlq
               )
             }
+          })
+      )
+
+      it.effect(
+        "two receivers whose clocks are 3 s apart: of two values for one reading, the later posted stands",
+        () =>
+          Effect.gen(function* () {
+            const ahead = yield* startReceiver
+            const onTime = yield* startReceiver
+            const readings = yield* ReadingStore
+            const { names } = yield* Topics
+            const user = UserId.make("pipeline-skew-user")
+            const sensor = SensorId.make(`skewed-${Date.now().toString(36)}`)
+            const timestamp = (yield* Clock.currentTimeMillis) - 10 * MINUTE
+            const post = (receiver: Ingestion["Service"], value: number, clock: Clock.Clock) =>
+              receiver
+                .accept(user, "SENSOR", [{ sensor_id: sensor, timestamp, glucose_value: value }], (i) => `/${i}/`)
+                .pipe(Effect.provideService(Clock.Clock, clock))
+            // The first value goes through a receiver whose clock runs 3 s ahead, the correction through
+            // one on time: the correction's event id is the smaller, yet it was accepted later.
+            const first = yield* post(ahead, 100, skewedClock(3_000))
+            const second = yield* post(onTime, 120, skewedClock(0))
+            assert.isTrue(second.event_ids[0]! < first.event_ids[0]!, "the later event carries the smaller id")
+            const query = { user_id: user, from: timestamp, to: timestamp + 1, sensor_id: sensor, limit: 10 }
+            // Both events are applied once the second is: stored as version 2 means both went through.
+            const stored = yield* waitFor(readings.list(query), (page) => page.items[0]?.version === 2)
+            assert.deepStrictEqual(
+              stored.items.map((r) => [r.glucose_value, r.version]),
+              [[120, 2]]
+            )
+            const history = yield* readings.history(sensor, timestamp)
+            assert.deepStrictEqual(
+              history.map((r) => r.glucose_value),
+              [100]
+            )
+            assert.deepStrictEqual(
+              (yield* readTopicToEnd(names.eventsDlq)).filter((r) => r.key === sensor),
+              []
+            )
           })
       )
 

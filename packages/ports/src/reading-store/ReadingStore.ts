@@ -1,4 +1,4 @@
-import type { EventId, InvalidCursor, Reading, SensorId, Source, UserId } from "@dexmon/domain"
+import type { EventId, EventPosition, InvalidCursor, Reading, SensorId, Source, UserId } from "@dexmon/domain"
 import { Context, type Effect, Schema } from "effect"
 import { StoreFailureFields } from "../StoreFailure.ts"
 
@@ -10,6 +10,8 @@ export interface ReadingWrite {
   readonly timestamp: number
   readonly glucose_value: number
   readonly source: Source
+  /** Where the event was first appended to the events log: what decides which of two events is later. */
+  readonly position?: EventPosition | undefined
 }
 
 /** What a batch did: rows inserted, rows whose content changed, and events that changed nothing. */

@@ -80,6 +80,13 @@ const migrations = {
       END $$`)
     yield* sql`CREATE TRIGGER glucose_readings_history AFTER UPDATE ON glucose_readings
       FOR EACH ROW WHEN (OLD.version IS DISTINCT FROM NEW.version) EXECUTE FUNCTION glucose_readings_keep_history()`
+  }),
+  // Where the event that wrote each reading was first appended to the events log: "later" is decided
+  // by that position, not by the receivers' clocks inside the event ids. Rows written before stay
+  // NULL and are compared by event id.
+  "0002_event_positions": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE glucose_readings ADD COLUMN event_partition integer, ADD COLUMN event_offset bigint`
   })
 }
 
@@ -203,6 +210,11 @@ export const make = Effect.gen(function* () {
     (extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
     (extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms`)
 
+  // The domain's `isLaterEvent`: by first-append offset within one partition, else (a row from before
+  // positions were kept, or a write without one) by the time-ordered event id.
+  const laterEvent = sql.literal(`CASE WHEN EXCLUDED.event_partition = r.event_partition
+      THEN EXCLUDED.event_offset > r.event_offset ELSE EXCLUDED.event_id > r.event_id END`)
+
   const upsertRound = (round: ReadonlyArray<ReadingWrite>) =>
     sql<{ inserted: number; replaced: number; touched: number }>`
       WITH incoming AS (
@@ -216,14 +228,23 @@ export const make = Effect.gen(function* () {
           )}::float8[],
           ${round.map((w) => w.source)}::text[],
           ${round.map((w) => w.event_id)}::uuid[],
+          ${pgArray(
+            round.map((w) => w.position?.partition ?? null),
+            OID.int4
+          )}::int4[],
+          ${pgArray(
+            round.map((w) => (w.position === undefined ? null : BigInt(w.position.offset))),
+            OID.int8
+          )}::int8[],
           ${round.map(contentHash)}::text[]
-        ) AS t(sensor_id, user_id, "timestamp", glucose_value, source, event_id, content_hash)
+        ) AS t(sensor_id, user_id, "timestamp", glucose_value, source, event_id, event_partition, event_offset,
+          content_hash)
       ),
       written AS (
         INSERT INTO glucose_readings AS r (sensor_id, user_id, "timestamp", glucose_value, source, version, etag,
-          content_hash, event_id, created_at, updated_at)
+          content_hash, event_id, event_partition, event_offset, created_at, updated_at)
         SELECT sensor_id, user_id, "timestamp", glucose_value, source, 1, content_hash || '-1', content_hash, event_id,
-          now(), now()
+          event_partition, event_offset, now(), now()
         FROM incoming
         -- Rows locked in key order: concurrent writers of overlapping keys queue up instead of deadlocking.
         ORDER BY sensor_id, "timestamp"
@@ -232,18 +253,20 @@ export const make = Effect.gen(function* () {
           source = EXCLUDED.source,
           content_hash = EXCLUDED.content_hash,
           event_id = EXCLUDED.event_id,
+          event_partition = EXCLUDED.event_partition,
+          event_offset = EXCLUDED.event_offset,
           version = r.version + (r.content_hash <> EXCLUDED.content_hash)::int,
           etag = EXCLUDED.content_hash || '-' || (r.version + (r.content_hash <> EXCLUDED.content_hash)::int),
           updated_at = CASE WHEN r.content_hash <> EXCLUDED.content_hash THEN now() ELSE r.updated_at END
         WHERE
           -- only the owner's events touch a reading (the receiver already refuses other users' sensors)
           r.user_id = EXCLUDED.user_id AND (
-            -- a replay with a newer event id: content and version stay, the newer id is kept
-            (r.content_hash = EXCLUDED.content_hash AND EXCLUDED.event_id > r.event_id)
-            -- a sensor value replaces a manual one; within one source the newer event wins
+            -- a replay of a later event: content and version stay, the later event is kept
+            (r.content_hash = EXCLUDED.content_hash AND ${laterEvent})
+            -- a sensor value replaces a manual one; within one source the later event wins
             OR (r.content_hash <> EXCLUDED.content_hash AND (
               (r.source = 'MANUAL' AND EXCLUDED.source = 'SENSOR')
-              OR (r.source = EXCLUDED.source AND EXCLUDED.event_id > r.event_id))))
+              OR (r.source = EXCLUDED.source AND ${laterEvent}))))
         -- (xmax = 0 cannot be read from a partitioned table: a row this transaction created is version 1 at now())
         RETURNING (version = 1 AND created_at = now()) AS inserted, updated_at = now() AS changed
       )

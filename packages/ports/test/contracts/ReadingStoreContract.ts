@@ -125,15 +125,17 @@ export const readingStoreContract = (name: string, storeLayer: Layer.Layer<Readi
         }
         for (let run = 0; run < 30; run++) {
           const sensor = newRun()
-          const writes = Array.from({ length: 1 + random(12) }, (_, i) =>
-            write(
+          // Appended in array order (the positions); stamped by receivers whose clocks disagree (the ids).
+          const writes = Array.from({ length: 1 + random(12) }, (_, i) => ({
+            ...write(
               sensor,
               [90, 100, 110][random(3)]!,
               random(2) === 0 ? "SENSOR" : "MANUAL",
               random(1000) * 100 + i,
               t0 + random(3) * 300_000
-            )
-          )
+            ),
+            position: { partition: 3, offset: 10_000 + i }
+          }))
           const cut = random(writes.length + 1)
           const delivered = [...writes, ...writes.slice(cut)]
           for (let i = 0; i < delivered.length; ) {
@@ -143,6 +145,32 @@ export const readingStoreContract = (name: string, storeLayer: Layer.Layer<Readi
           }
           yield* assertMatchesReference(sensor, writes)
         }
+      })
+    )
+
+    it.effect("the later append wins whatever the event ids say; without positions on both, the event id decides", () =>
+      Effect.gen(function* () {
+        const store = yield* ReadingStore
+        const sensor = newRun()
+        const at = (offset: number) => ({ partition: 1, offset })
+        // Appended first by a receiver whose clock ran ahead: the larger event id, the smaller offset.
+        const first = { ...write(sensor, 100, "SENSOR", 900), position: at(7) }
+        const second = { ...write(sensor, 120, "SENSOR", 100), position: at(8) }
+        yield* store.upsert([first])
+        yield* store.upsert([second])
+        // A redelivery of the first, and its replay from the DLQ (same first position), change nothing.
+        assert.deepStrictEqual(yield* store.upsert([first]), { inserted: 0, replaced: 0, unchanged: 1 })
+        const [reading] = (yield* store.list(everything(sensor))).items
+        assert.deepStrictEqual([reading!.glucose_value, reading!.version], [120, 2])
+        yield* assertMatchesReference(sensor, [first, second, first])
+
+        // A reading written without a position is compared by event id, both ways.
+        const legacy = newRun()
+        yield* store.upsert([write(legacy, 100, "SENSOR", 500)])
+        yield* store.upsert([{ ...write(legacy, 130, "SENSOR", 400), position: at(9) }])
+        yield* store.upsert([{ ...write(legacy, 140, "SENSOR", 600), position: at(10) }])
+        const [kept] = (yield* store.list(everything(legacy))).items
+        assert.deepStrictEqual([kept!.glucose_value, kept!.version], [140, 2])
       })
     )
 
