@@ -6,6 +6,8 @@ import {
   ArchiveLedger,
   type ArchiveLedgerError,
   type ArchiverBusy,
+  type ArchiverLease,
+  type ArchiverLeaseLost,
   ArchiveStore,
   type ArchiveStoreError,
   type ReadingRecord
@@ -66,14 +68,30 @@ const retryTransient = <A, E, R>(self: Effect.Effect<A, E, R>) =>
  * only then does one transaction remove the rows from the hot store and commit
  * the object. A crash leaves at most pending objects, which the next run
  * removes first; so every reading ends in exactly one place.
+ *
+ * The run holds the ledger's lease, and every change it makes to the ledger is
+ * fenced by the lease's token: a run whose lock was lost (its connection died)
+ * and taken by a second run fails with `ArchiverLeaseLost` at its next ledger
+ * write, and commits nothing, forgets nothing and removes nothing after that.
+ * Objects are removed only after the ledger confirmed the lease, and before the
+ * fenced write that forgets them, so a stale run cannot remove what a newer run
+ * verified and is about to commit.
  */
 export class Archiver extends Context.Service<
   Archiver,
   {
-    /** One archiving pass; fails with `ArchiverBusy` if another run holds the lock. */
+    /**
+     * One archiving pass; fails with `ArchiverBusy` if another run holds the lock, and with
+     * `ArchiverLeaseLost` if another run took it while this one ran.
+     */
     readonly runOnce: Effect.Effect<
       ArchiveRunSummary,
-      ArchiverBusy | ArchiveLedgerError | ArchiveStoreError | ArchiveFormatError | ArchiveVerificationFailed
+      | ArchiverBusy
+      | ArchiverLeaseLost
+      | ArchiveLedgerError
+      | ArchiveStoreError
+      | ArchiveFormatError
+      | ArchiveVerificationFailed
     >
   }
 >()("dexmon/archive/Archiver") {
@@ -91,12 +109,9 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
   const store = yield* ArchiveStore
   const retention = yield* HotRetention
 
-  const recoverPending = Effect.gen(function* () {
+  const recoverPending = Effect.fnUntraced(function* (lease: ArchiverLease) {
     const leftovers = yield* ledger.pending
-    for (const object of leftovers) {
-      yield* store.remove(object.key)
-      yield* ledger.forget(object.key)
-    }
+    for (const object of leftovers) yield* discard(lease, object.key)
     if (leftovers.length > 0) {
       yield* Effect.logWarning(`removed ${leftovers.length} objects an interrupted archiver run left uncommitted`)
     }
@@ -118,7 +133,11 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
   })
 
   /** Archives one chunk; the rows leave the hot store only once their object is verified. */
-  const archiveChunk = Effect.fn("Archiver.archiveChunk")(function* (day: string, rows: ReadonlyArray<ReadingRecord>) {
+  const archiveChunk = Effect.fn("Archiver.archiveChunk")(function* (
+    lease: ArchiverLease,
+    day: string,
+    rows: ReadonlyArray<ReadingRecord>
+  ) {
     const checksum = checksumOf(rows)
     const first = rows[0]!
     const object: ArchivedObject = {
@@ -132,12 +151,12 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
     }
     yield* Effect.annotateCurrentSpan({ key: object.key, rows: rows.length })
     const bytes = encodeReadings(rows)
-    const state = yield* ledger.begin(object).pipe(retryTransient)
+    const state = yield* ledger.begin(lease, object).pipe(retryTransient)
     yield* store.put(object.key, bytes).pipe(Metrics.timeStoreWrite("archive"), retryTransient)
     yield* verify(object.key, rows, checksum).pipe(
-      Effect.tapError(() => (state === "pending" ? discard(object.key) : Effect.void))
+      Effect.tapError(() => (state === "pending" ? discard(lease, object.key) : Effect.void))
     )
-    return yield* ledger.commit(object, rows).pipe(
+    return yield* ledger.commit(lease, object, rows).pipe(
       retryTransient,
       Effect.tap(() => Effect.sync(() => Metrics.archivedRows.inc(rows.length))),
       Effect.as<ChunkResult>({ rows: rows.length, bytes: bytes.byteLength, conflict: false }),
@@ -145,18 +164,31 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
         Effect.gen(function* () {
           yield* Effect.logWarning("rows changed while they were archived; they stay hot for the next run", conflict)
           // A key committed earlier holds the same rows from an earlier run: it must stay.
-          if (state === "pending") yield* discard(object.key)
+          if (state === "pending") yield* discard(lease, object.key)
           return { rows: 0, bytes: 0, conflict: true } satisfies ChunkResult
         })
       )
     )
   })
 
-  const discard = (key: string) =>
-    store.remove(key).pipe(Effect.andThen(ledger.forget(key)), retryTransient, Effect.withSpan("Archiver.discard"))
+  /**
+   * Removes a pending object, then its entry. The lease is checked first: a run that lost it must not remove
+   * an object, which may by now be the same key a newer run wrote and verified. The check and the removal
+   * are not atomic (the store knows no token), but a newer run needs the whole lock-begin-write-verify
+   * path between the two to be hurt; `forget` is fenced on its own.
+   */
+  const discard = (lease: ArchiverLease, key: string) =>
+    ledger
+      .checkLease(lease)
+      .pipe(
+        Effect.andThen(store.remove(key)),
+        Effect.andThen(ledger.forget(lease, key)),
+        retryTransient,
+        Effect.withSpan("Archiver.discard")
+      )
 
   /** Every due reading of one user and day, in chunks of bounded size, oldest first. */
-  const archiveDay = Effect.fnUntraced(function* (due: ArchivableDay, cutoff: number) {
+  const archiveDay = Effect.fnUntraced(function* (lease: ArchiverLease, due: ArchivableDay, cutoff: number) {
     const from = dayStart(due.day)
     const to = Math.min(nextDayStart(due.day), cutoff)
     const totals = { rows: 0, objects: 0, bytes: 0, conflicts: 0 }
@@ -166,7 +198,7 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
         .readChunk({ user_id: due.user_id, from, to, limit: config.maxRowsPerObject, after })
         .pipe(retryTransient)
       if (rows.length === 0) break
-      const result = yield* archiveChunk(due.day, rows)
+      const result = yield* archiveChunk(lease, due.day, rows)
       totals.rows += result.rows
       totals.bytes += result.bytes
       totals.objects += result.conflict ? 0 : 1
@@ -179,7 +211,7 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
   })
 
   /** Rewrites the manifest of every day that gained objects; its content depends only on the ledger. */
-  const writeManifests = Effect.gen(function* () {
+  const writeManifests = Effect.fnUntraced(function* (lease: ArchiverLease) {
     const days = yield* ledger.unmanifestedDays
     for (const day of days) {
       const objects = yield* ledger.objectsOfDay(day)
@@ -196,8 +228,11 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
           last_timestamp: new Date(object.last_timestamp).toISOString()
         }))
       }
+      // A stale run's manifest would list fewer objects than a newer run's: it must not overwrite it.
+      yield* ledger.checkLease(lease)
       yield* store.put(manifestKey(config.prefix, day), new TextEncoder().encode(JSON.stringify(manifest, null, 2)))
       yield* ledger.markManifested(
+        lease,
         day,
         objects.map((object) => object.key)
       )
@@ -215,11 +250,11 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
 
   const runOnce = ledger
     .exclusive(
-      Effect.gen(function* () {
-        const recovered = yield* recoverPending
+      Effect.fnUntraced(function* (lease) {
+        const recovered = yield* recoverPending(lease)
         const cutoff = (yield* Clock.currentTimeMillis) - retention.millis
         const totals = yield* dueDays(cutoff).pipe(
-          Stream.mapEffect((due) => archiveDay(due, cutoff), { concurrency: config.concurrency }),
+          Stream.mapEffect((due) => archiveDay(lease, due, cutoff), { concurrency: config.concurrency }),
           Stream.runFold(
             () => ({ rows: 0, objects: 0, bytes: 0, conflicts: 0 }),
             (sum, day) => ({
@@ -230,7 +265,7 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
             })
           )
         )
-        const manifests = yield* writeManifests
+        const manifests = yield* writeManifests(lease)
         const droppedPartitions = yield* ledger.dropEmptyPartitions(cutoff)
         const summary: ArchiveRunSummary = { cutoff, ...totals, recovered, manifests, droppedPartitions }
         yield* Effect.logInfo("archive run finished", {

@@ -13,6 +13,6 @@ describe(`Archiver on ${database} and S3 at ${s3}`, () => {
     Layer.mergeAll(
       SqlArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
       S3ArchiveStore.layer.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv())))
-    ).pipe(Layer.provide(Layer.fresh(layerServerPostgresTest)))
+    ).pipe(Layer.provideMerge(Layer.fresh(layerServerPostgresTest)))
   )
 })

@@ -13,6 +13,6 @@ describe("Archiver on the embedded stores", () => {
     Layer.mergeAll(
       SqlArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
       LocalFolderArchiveStore.layer(mkdtempSync(join(tmpdir(), "dexmon-archive-")))
-    ).pipe(Layer.provide(Layer.fresh(layerEmbeddedPostgresTest)))
+    ).pipe(Layer.provideMerge(Layer.fresh(layerEmbeddedPostgresTest)))
   )
 })

@@ -1,7 +1,15 @@
 import { EventId, HotRetention, Reading, SensorId, UserId } from "@dexmon/domain"
-import { ArchiveLedger, ArchiveStore, type ReadingRecord, ReadingStore, type ReadingWrite } from "@dexmon/ports"
+import {
+  ArchiveLedger,
+  ArchiveStore,
+  type ReadingRecord,
+  ReadingStore,
+  type ReadingWrite,
+  SqlArchiveLedger
+} from "@dexmon/ports"
 import { assert, it } from "@effect/vitest"
-import { Clock, Effect, Layer } from "effect"
+import { Clock, Deferred, Effect, Fiber, Layer } from "effect"
+import { SqlClient } from "effect/sql"
 import {
   type ArchiverConfig,
   checksumOf,
@@ -17,7 +25,8 @@ const HOUR = 3_600_000
 const DAY = 24 * HOUR
 const RETENTION_DAYS = 10
 
-export type ArchiveStores = ReadingStore | ArchiveLedger | ArchiveStore
+/** The stores, and the readings database itself (to cut a run's lock connection). */
+export type ArchiveStores = ReadingStore | ArchiveLedger | ArchiveStore | SqlClient.SqlClient
 
 let runCounter = 0
 let eventCounter = 0
@@ -136,6 +145,20 @@ const crashingStore = (store: typeof ArchiveStore.Service, which: RegExp, crashA
         )
   })
 }
+
+/**
+ * Terminates the backend that holds the archive lock in this database, as a failover or a partition would
+ * cut it, and waits until it is gone (and so its lock freed). Answers how many backends it ended.
+ */
+const cutLockConnection = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const ended = yield* sql<{ ended: boolean }>`
+    SELECT pg_terminate_backend(pid, 30000) AS ended FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND classid = 0 AND objsubid = 1
+      AND objid::bigint = ${SqlArchiveLedger.ARCHIVER_LOCK}
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`
+  return ended.filter((row) => row.ended).length
+}).pipe(Effect.orDie)
 
 const setUp = Effect.fnUntraced(function* (maxRowsPerObject: number) {
   const run = `a${Date.now().toString(36)}${runCounter++}`
@@ -256,6 +279,63 @@ export const archiverSuite = (name: string, stores: () => Layer.Layer<ArchiveSto
       })
     )
   )
+
+  // The first run has written and verified its first objects when its lock connection is cut; the run goes
+  // on. A second run takes the lock, removes the first run's uncommitted objects, and either archives
+  // everything (writing the same keys again) or crashes right after its recovery. The first run's commits
+  // must then be refused: it would remove hot rows whose objects are gone, or, finding its rows gone, remove
+  // the object the second run committed.
+  for (const [secondRun, crashes] of [
+    ["archives everything", false],
+    ["crashes after its recovery, and a third run archives everything", true]
+  ] as const) {
+    it.live(`${name}: a run whose lock is lost before it commits is fenced off while a second run ${secondRun}`, () =>
+      provide(
+        Effect.gen(function* () {
+          const { config, users, before } = yield* setUp(10)
+          const store = yield* ArchiveStore
+          const verified = yield* Deferred.make<void>()
+          const resume = yield* Deferred.make<void>()
+          // Each of the first run's objects is read back (the verification's read), then waits for the test.
+          const pausedAfterReadBack = ArchiveStore.of({
+            ...store,
+            get: (key) =>
+              store
+                .get(key)
+                .pipe(
+                  Effect.tap(() =>
+                    key.endsWith(".parquet")
+                      ? Deferred.succeed(verified, undefined).pipe(Effect.andThen(Deferred.await(resume)))
+                      : Effect.void
+                  )
+                )
+          })
+          const first = yield* makeArchiver(config).pipe(Effect.provideService(ArchiveStore, pausedAfterReadBack))
+          const firstRun = yield* first.runOnce.pipe(
+            Effect.match({ onSuccess: () => "succeeded", onFailure: (error) => error._tag }),
+            Effect.forkChild
+          )
+          yield* Deferred.await(verified)
+          assert.strictEqual(yield* cutLockConnection, 1, "the first run held the lock")
+
+          const second = yield* makeArchiver(config).pipe(
+            Effect.provideService(ArchiveStore, crashes ? crashingStore(store, /\.parquet$/, 1) : store)
+          )
+          const secondOutcome = yield* second.runOnce.pipe(Effect.exit)
+          assert.strictEqual(secondOutcome._tag, crashes ? "Failure" : "Success")
+
+          yield* Deferred.succeed(resume, undefined)
+          const firstOutcome = yield* Fiber.join(firstRun)
+          const last =
+            secondOutcome._tag === "Success" ? secondOutcome.value : yield* (yield* makeArchiver(config)).runOnce
+          yield* assertArchived(config, before, users, last.cutoff)
+          assert.deepStrictEqual(yield* (yield* ArchiveLedger).pending, [], "nothing left pending")
+          assert.isAbove(last.recovered, 0, "the first run's (or the crashed run's) uncommitted objects were removed")
+          assert.strictEqual(firstOutcome, "ArchiverLeaseLost", "the first run stopped at its first commit")
+        })
+      )
+    )
+  }
 
   it.live(
     `${name}: GET readings over the retention boundary pages hot and archived readings together, none missing or repeated`,

@@ -52,20 +52,50 @@ export class ArchiveConflict extends Schema.TaggedError<ArchiveConflict>()("Arch
 export class ArchiverBusy extends Schema.TaggedError<ArchiverBusy>()("ArchiverBusy", {}) {}
 
 /**
+ * A run's claim to be the only archiver: the fencing token it was given when it
+ * took the lock. Every later acquisition gets a greater token, which supersedes it.
+ */
+export interface ArchiverLease {
+  readonly token: number
+}
+
+/**
+ * Another run took the archive lock after this one (this run's lock went with its
+ * connection): `operation` was refused and changed nothing, and the run must stop.
+ */
+export class ArchiverLeaseLost extends Schema.TaggedError<ArchiverLeaseLost>()("ArchiverLeaseLost", {
+  token: Schema.Number,
+  operation: Schema.String
+}) {}
+
+/**
  * The archiver's side of the readings store: which readings are due, and the
  * ledger of archive objects. Committing an object removes its rows from the hot
  * store in the same transaction that marks the object committed, so a reading
  * is in exactly one place at every instant: the hot store, or one committed
  * object. Objects still `pending` (written, maybe, but never committed) are
  * leftovers of a crash; the archiver removes them before it writes new ones.
+ *
+ * Exclusivity is fenced: `exclusive` hands the run a lease whose token the
+ * ledger checks inside every transaction that changes the ledger (`begin`,
+ * `commit`, `forget`, `markManifested`). A lock can be lost silently (its
+ * connection dies while the run goes on); once a second run has taken it, the
+ * first run's token is stale and each of those calls fails with
+ * `ArchiverLeaseLost`, changing nothing.
  */
 export class ArchiveLedger extends Context.Service<
   ArchiveLedger,
   {
-    /** Runs `effect` holding the archive lock, or fails with `ArchiverBusy` at once. */
+    /**
+     * Runs `use` holding the archive lock with a new lease, or fails with `ArchiverBusy` at once.
+     * The lock is freed when `use` ends or its holder's connection dies; the lease stays good
+     * until the next acquisition.
+     */
     readonly exclusive: <A, E, R>(
-      effect: Effect.Effect<A, E, R>
+      use: (lease: ArchiverLease) => Effect.Effect<A, E, R>
     ) => Effect.Effect<A, E | ArchiverBusy | ArchiveLedgerError, Exclude<R, Scope.Scope>>
+    /** Fails with `ArchiverLeaseLost` unless `lease` is still the newest: checked before work the ledger cannot fence. */
+    readonly checkLease: (lease: ArchiverLease) => Effect.Effect<void, ArchiverLeaseLost | ArchiveLedgerError>
     /** Up to `limit` (day, user) pairs with readings before `before`, ordered by day then user, after `after`. */
     readonly archivableDays: (
       before: number,
@@ -84,19 +114,23 @@ export class ArchiveLedger extends Context.Service<
      * Records an object as pending before it is written, so a crash leaves a trace to clean up.
      * Answers `committed` when the same key is already committed (the same rows, archived before).
      */
-    readonly begin: (object: ArchivedObject) => Effect.Effect<"pending" | "committed", ArchiveLedgerError>
+    readonly begin: (
+      lease: ArchiverLease,
+      object: ArchivedObject
+    ) => Effect.Effect<"pending" | "committed", ArchiverLeaseLost | ArchiveLedgerError>
     /**
      * In one transaction: removes the rows from the hot store (each only if its etag is unchanged)
      * and marks the object committed; fails with `ArchiveConflict`, changing nothing, if not every row went.
      */
     readonly commit: (
+      lease: ArchiverLease,
       object: ArchivedObject,
       rows: ReadonlyArray<Pick<ReadingRecord, "sensor_id" | "timestamp" | "etag">>
-    ) => Effect.Effect<void, ArchiveLedgerError | ArchiveConflict>
+    ) => Effect.Effect<void, ArchiverLeaseLost | ArchiveLedgerError | ArchiveConflict>
     /** Objects begun and never committed. */
     readonly pending: Effect.Effect<ReadonlyArray<ArchivedObject>, ArchiveLedgerError>
     /** Drops a pending entry (after its object, if any, was removed). Committed entries are kept. */
-    readonly forget: (key: string) => Effect.Effect<void, ArchiveLedgerError>
+    readonly forget: (lease: ArchiverLease, key: string) => Effect.Effect<void, ArchiverLeaseLost | ArchiveLedgerError>
     /** A user's committed objects holding readings in `[from, to)`, ordered by first timestamp. */
     readonly objectsOverlapping: (
       userId: UserId,
@@ -107,7 +141,11 @@ export class ArchiveLedger extends Context.Service<
     readonly unmanifestedDays: Effect.Effect<ReadonlyArray<string>, ArchiveLedgerError>
     /** Every committed object of a day, in key order. */
     readonly objectsOfDay: (day: string) => Effect.Effect<ReadonlyArray<ArchivedObject>, ArchiveLedgerError>
-    readonly markManifested: (day: string, keys: ReadonlyArray<string>) => Effect.Effect<void, ArchiveLedgerError>
+    readonly markManifested: (
+      lease: ArchiverLease,
+      day: string,
+      keys: ReadonlyArray<string>
+    ) => Effect.Effect<void, ArchiverLeaseLost | ArchiveLedgerError>
     /** Drops the hot store's monthly partitions that end at or before `before` and hold no rows; their names. */
     readonly dropEmptyPartitions: (before: number) => Effect.Effect<ReadonlyArray<string>, ArchiveLedgerError>
   }

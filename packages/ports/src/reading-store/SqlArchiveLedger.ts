@@ -10,6 +10,8 @@ import {
   ArchiveLedger,
   ArchiveLedgerError,
   ArchiverBusy,
+  type ArchiverLease,
+  ArchiverLeaseLost,
   type ReadingRecord
 } from "./ArchiveLedger.ts"
 import { ReadingStore } from "./ReadingStore.ts"
@@ -34,13 +36,27 @@ const migrations = {
       WHERE state = 'committed'`
     yield* sql`CREATE INDEX archive_objects_unmanifested ON archive_objects (day)
       WHERE state = 'committed' AND NOT manifested`
+  }),
+  "0002_archiver_lease": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // One row: the fencing token of the newest archiver run, and who took it (for an operator's eyes only).
+    yield* sql`CREATE TABLE archiver_lease (
+      id boolean PRIMARY KEY DEFAULT true CHECK (id),
+      token bigint NOT NULL,
+      holder text NOT NULL,
+      acquired_at timestamptz NOT NULL
+    )`
+    yield* sql`INSERT INTO archiver_lease (id, token, holder, acquired_at) VALUES (true, 0, 'nobody yet', now())`
   })
 }
 
 const failWith = failureOf((fields) => new ArchiveLedgerError(fields))
 
-/** Arbitrary but fixed: the advisory lock key that makes archiver runs exclusive across processes. */
-const ARCHIVER_LOCK = 0x64_78_61_72 // "dxar"
+/**
+ * Arbitrary but fixed: the advisory lock key that makes archiver runs exclusive across processes
+ * (in `pg_locks`: classid 0, objid this, objsubid 1).
+ */
+export const ARCHIVER_LOCK = 0x64_78_61_72 // "dxar"
 
 const iso = (millis: number) => new Date(millis).toISOString()
 const MONTH_PARTITION = /^glucose_readings_(\d{4})(\d{2})$/
@@ -114,10 +130,14 @@ export const make = Effect.gen(function* () {
     (extract(epoch FROM first_timestamp) * 1000)::float8 AS first_ms,
     (extract(epoch FROM last_timestamp) * 1000)::float8 AS last_ms`)
 
-  const exclusive = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  /**
+   * The advisory lock keeps a second run out at once, and frees itself when its connection dies, so a
+   * crashed archiver blocks no one. But the run goes on when that happens, so correctness comes from the
+   * token: taken under the lock, it supersedes every older one, and the ledger's writes check it.
+   */
+  const exclusive = <A, E, R>(use: (lease: ArchiverLease) => Effect.Effect<A, E, R>) =>
     Effect.scoped(
       Effect.gen(function* () {
-        // A session lock on a connection held for the run: a killed archiver's lock goes with its connection.
         const connection = yield* sql.reserve.pipe(Effect.mapError(failWith("lock")))
         const [row] = yield* connection
           .execute("SELECT pg_try_advisory_lock($1) AS locked", [ARCHIVER_LOCK], undefined)
@@ -126,9 +146,42 @@ export const make = Effect.gen(function* () {
         yield* Effect.addFinalizer(() =>
           connection.execute("SELECT pg_advisory_unlock($1)", [ARCHIVER_LOCK], undefined).pipe(Effect.ignore)
         )
-        return yield* effect
+        // Waits for the commits of an older holder still under way, whose share locks hold the row.
+        const [lease] = yield* connection
+          .execute(
+            `UPDATE archiver_lease SET token = token + 1, acquired_at = now(),
+               holder = coalesce(host(inet_client_addr()), 'local') || ' backend ' || pg_backend_pid()
+             RETURNING token::text AS token`,
+            [],
+            undefined
+          )
+          .pipe(Effect.mapError(failWith("lease")))
+        return yield* use({ token: Number((lease as { token: string }).token) })
       })
     )
+
+  /**
+   * Inside a transaction: fails with `ArchiverLeaseLost` unless `lease` is the newest. The share lock holds
+   * the lease row until the transaction ends, so a new run's acquisition waits for this one's commit, and a
+   * commit that waited on an acquisition sees the new token.
+   */
+  const fence = (lease: ArchiverLease, operation: string) =>
+    sql<{ token: string }>`SELECT token::text AS token FROM archiver_lease WHERE token = ${lease.token} FOR SHARE`.pipe(
+      Effect.mapError(failWith(operation)),
+      Effect.flatMap((rows) =>
+        rows.length === 1 ? Effect.void : Effect.fail(new ArchiverLeaseLost({ token: lease.token, operation }))
+      )
+    )
+
+  /** `effect` in one transaction, after the fence. */
+  const fenced = <A, E>(lease: ArchiverLease, operation: string, effect: Effect.Effect<A, E>) =>
+    sql
+      .withTransaction(fence(lease, operation).pipe(Effect.andThen(effect)))
+      .pipe(Effect.catchTag("SqlError", (error) => Effect.fail(failWith(operation)(error))))
+
+  const checkLease = Effect.fn("ArchiveLedger.checkLease")(function* (lease: ArchiverLease) {
+    yield* fenced(lease, "check lease", Effect.void)
+  })
 
   const archivableDays = Effect.fn("ArchiveLedger.archivableDays")(function* (
     before: number,
@@ -163,19 +216,21 @@ export const make = Effect.gen(function* () {
     return rows.map(toReadingRecord)
   })
 
-  const begin = Effect.fn("ArchiveLedger.begin")(function* (object: ArchivedObject) {
+  const begin = Effect.fn("ArchiveLedger.begin")(function* (lease: ArchiverLease, object: ArchivedObject) {
     // One statement: the no-op update on conflict makes RETURNING answer for an existing key too,
     // whose state stays as it is (a committed key holds the same rows, archived before).
-    const [row] = yield* sql<{ state: "pending" | "committed" }>`
+    const insert = sql<{ state: "pending" | "committed" }>`
       INSERT INTO archive_objects (key, day, user_id, row_count, checksum, first_timestamp, last_timestamp, state)
       VALUES (${object.key}, ${object.day}::date, ${object.user_id}, ${object.row_count}, ${object.checksum},
         ${iso(object.first_timestamp)}::timestamptz, ${iso(object.last_timestamp)}::timestamptz, 'pending')
       ON CONFLICT (key) DO UPDATE SET state = archive_objects.state
       RETURNING state`.pipe(Effect.mapError(failWith("begin")))
+    const [row] = yield* fenced(lease, "begin", insert)
     return row?.state ?? "pending"
   })
 
   const commit = Effect.fn("ArchiveLedger.commit")(function* (
+    lease: ArchiverLease,
     object: ArchivedObject,
     rows: ReadonlyArray<Pick<ReadingRecord, "sensor_id" | "timestamp" | "etag">>
   ) {
@@ -208,9 +263,7 @@ export const make = Effect.gen(function* () {
         Effect.mapError(failWith("commit"))
       )
     })
-    yield* sql
-      .withTransaction(removeAndCommit)
-      .pipe(Effect.catchTag("SqlError", (error) => Effect.fail(failWith("commit")(error))))
+    yield* fenced(lease, "commit", removeAndCommit)
   })
 
   const pending = sql<ObjectRow>`
@@ -220,9 +273,13 @@ export const make = Effect.gen(function* () {
     Effect.withSpan("ArchiveLedger.pending")
   )
 
-  const forget = Effect.fn("ArchiveLedger.forget")(function* (key: string) {
-    yield* sql`DELETE FROM archive_objects WHERE key = ${key} AND state = 'pending'`.pipe(
-      Effect.mapError(failWith("forget"))
+  const forget = Effect.fn("ArchiveLedger.forget")(function* (lease: ArchiverLease, key: string) {
+    yield* fenced(
+      lease,
+      "forget",
+      sql`DELETE FROM archive_objects WHERE key = ${key} AND state = 'pending'`.pipe(
+        Effect.mapError(failWith("forget"))
+      )
     )
   })
 
@@ -255,11 +312,16 @@ export const make = Effect.gen(function* () {
   })
 
   const markManifested = Effect.fn("ArchiveLedger.markManifested")(function* (
+    lease: ArchiverLease,
     day: string,
     keys: ReadonlyArray<string>
   ) {
-    yield* sql`UPDATE archive_objects SET manifested = true
-      WHERE day = ${day}::date AND key = ANY(${keys}::text[])`.pipe(Effect.mapError(failWith("mark manifested")))
+    yield* fenced(
+      lease,
+      "mark manifested",
+      sql`UPDATE archive_objects SET manifested = true
+        WHERE day = ${day}::date AND key = ANY(${keys}::text[])`.pipe(Effect.mapError(failWith("mark manifested")))
+    )
   })
 
   const dropEmptyPartitions = Effect.fn("ArchiveLedger.dropEmptyPartitions")(function* (before: number) {
@@ -296,6 +358,7 @@ export const make = Effect.gen(function* () {
 
   return ArchiveLedger.of({
     exclusive,
+    checkLease,
     archivableDays,
     readChunk,
     begin,

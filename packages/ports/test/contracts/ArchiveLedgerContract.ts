@@ -1,7 +1,13 @@
 import { EventId, SensorId, UserId } from "@dexmon/domain"
 import { assert, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, type Layer } from "effect"
-import { type ArchivedObject, ArchiveLedger, ReadingStore, type ReadingWrite } from "../../src/index.ts"
+import {
+  type ArchivedObject,
+  ArchiveLedger,
+  ArchiverLeaseLost,
+  ReadingStore,
+  type ReadingWrite
+} from "../../src/index.ts"
 
 let runCounter = 0
 const newUser = () => UserId.make(`ledger-${Date.now().toString(36)}-${runCounter++}`)
@@ -32,6 +38,12 @@ const objectFor = (user: UserId, rows: ReadonlyArray<{ timestamp: number }>, key
 })
 const wholeDay = (user: UserId) => ({ user_id: user, from: t0, to: t0 + 86_400_000, limit: 1000 })
 
+/** A new lease, as a run gets one; it stays good after the lock is released, until the next acquisition. */
+const newLease = Effect.gen(function* () {
+  const ledger = yield* ArchiveLedger
+  return yield* ledger.exclusive((lease) => Effect.succeed(lease))
+})
+
 /** A new user's six readings on `day`, read back whole and begun as one pending object named `name`. */
 const seededAndBegun = Effect.fnUntraced(function* (name: string) {
   const ledger = yield* ArchiveLedger
@@ -39,8 +51,9 @@ const seededAndBegun = Effect.fnUntraced(function* (name: string) {
   yield* (yield* ReadingStore).upsert(seed(user))
   const rows = yield* ledger.readChunk(wholeDay(user))
   const object = objectFor(user, rows, `test/${user}/${name}`)
-  yield* ledger.begin(object)
-  return { user, rows, object }
+  const lease = yield* newLease
+  yield* ledger.begin(lease, object)
+  return { user, rows, object, lease }
 })
 
 /** The behaviour every layer of the archive ledger must have (it needs the readings store beside it). */
@@ -88,11 +101,12 @@ export const archiveLedgerContract = (name: string, stores: Layer.Layer<ArchiveL
           yield* readings.upsert(seed(user))
           const rows = yield* ledger.readChunk({ ...wholeDay(user), limit: 4 })
           const object = objectFor(user, rows, `test/${user}/a.parquet`)
-          assert.strictEqual(yield* ledger.begin(object), "pending")
+          const lease = yield* newLease
+          assert.strictEqual(yield* ledger.begin(lease, object), "pending")
           assert.isTrue((yield* ledger.pending).some((entry) => entry.key === object.key))
           assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, t0, t0 + 86_400_000), [])
 
-          yield* ledger.commit(object, rows)
+          yield* ledger.commit(lease, object, rows)
           const left = yield* ledger.readChunk(wholeDay(user))
           assert.strictEqual(left.length, 2)
           assert.isTrue(left.every((row) => row.timestamp > rows[3]!.timestamp || row.sensor_id > rows[3]!.sensor_id))
@@ -101,9 +115,9 @@ export const archiveLedgerContract = (name: string, stores: Layer.Layer<ArchiveL
           // Overlap is by the object's first and last reading.
           assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, object.last_timestamp + 1, t0 + 86_400_000), [])
           assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, t0 - 1000, object.first_timestamp), [])
-          assert.strictEqual(yield* ledger.begin(object), "committed")
+          assert.strictEqual(yield* ledger.begin(lease, object), "committed")
           // forget only ever drops pending entries.
-          yield* ledger.forget(object.key)
+          yield* ledger.forget(lease, object.key)
           assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, t0, t0 + 86_400_000), [object])
         })
     )
@@ -112,10 +126,10 @@ export const archiveLedgerContract = (name: string, stores: Layer.Layer<ArchiveL
       Effect.gen(function* () {
         const ledger = yield* ArchiveLedger
         const readings = yield* ReadingStore
-        const { user, rows, object } = yield* seededAndBegun("b.parquet")
+        const { user, rows, object, lease } = yield* seededAndBegun("b.parquet")
         // A newer sensor value for the third reading arrives between the read and the commit.
         yield* readings.upsert([write(user, rows[2]!.sensor_id, rows[2]!.timestamp, 199)])
-        const conflict = yield* ledger.commit(object, rows).pipe(Effect.flip)
+        const conflict = yield* ledger.commit(lease, object, rows).pipe(Effect.flip)
         assert.strictEqual(conflict._tag, "ArchiveConflict")
         if (conflict._tag === "ArchiveConflict") {
           assert.strictEqual(conflict.expected, 6)
@@ -127,7 +141,7 @@ export const archiveLedgerContract = (name: string, stores: Layer.Layer<ArchiveL
           "still pending"
         )
         assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, t0, t0 + 86_400_000), [])
-        yield* ledger.forget(object.key)
+        yield* ledger.forget(lease, object.key)
         assert.isFalse((yield* ledger.pending).some((entry) => entry.key === object.key))
       })
     )
@@ -135,12 +149,13 @@ export const archiveLedgerContract = (name: string, stores: Layer.Layer<ArchiveL
     it.effect("days with newly committed objects are unmanifested until marked", () =>
       Effect.gen(function* () {
         const ledger = yield* ArchiveLedger
-        const { rows, object } = yield* seededAndBegun("c.parquet")
-        yield* ledger.commit(object, rows)
+        const { rows, object, lease } = yield* seededAndBegun("c.parquet")
+        yield* ledger.commit(lease, object, rows)
         assert.include(yield* ledger.unmanifestedDays, day)
         const ofDay = yield* ledger.objectsOfDay(day)
         assert.isTrue(ofDay.some((entry) => entry.key === object.key))
         yield* ledger.markManifested(
+          lease,
           day,
           ofDay.map((entry) => entry.key)
         )
@@ -154,14 +169,74 @@ export const archiveLedgerContract = (name: string, stores: Layer.Layer<ArchiveL
         const holding = yield* Deferred.make<void>()
         const release = yield* Deferred.make<void>()
         const first = yield* ledger
-          .exclusive(Deferred.succeed(holding, undefined).pipe(Effect.andThen(Deferred.await(release))))
+          .exclusive(() => Deferred.succeed(holding, undefined).pipe(Effect.andThen(Deferred.await(release))))
           .pipe(Effect.forkChild)
         yield* Deferred.await(holding)
-        const busy = yield* ledger.exclusive(Effect.void).pipe(Effect.flip)
+        const busy = yield* ledger.exclusive(() => Effect.void).pipe(Effect.flip)
         assert.strictEqual(busy._tag, "ArchiverBusy")
         yield* Deferred.succeed(release, undefined)
         yield* Fiber.join(first)
-        assert.strictEqual(yield* ledger.exclusive(Effect.succeed("ran")), "ran")
+        assert.strictEqual(yield* ledger.exclusive(() => Effect.succeed("ran")), "ran")
+      })
+    )
+
+    it.effect(
+      "a newer lease fences the older one: its begin, commit, forget and manifest marks fail with ArchiverLeaseLost and change nothing",
+      () =>
+        Effect.gen(function* () {
+          const ledger = yield* ArchiveLedger
+          // The first run begins an object; then its lock is lost and a second run takes it.
+          const { user, rows, object, lease: stale } = yield* seededAndBegun("e.parquet")
+          const current = yield* newLease
+          assert.isAbove(current.token, stale.token)
+          const lost = (effect: Effect.Effect<unknown, { readonly _tag: string }>) =>
+            Effect.gen(function* () {
+              const error = yield* Effect.flip(effect)
+              assert.strictEqual(error._tag, "ArchiverLeaseLost")
+              if (error instanceof ArchiverLeaseLost) assert.strictEqual(error.token, stale.token)
+            })
+
+          yield* lost(ledger.checkLease(stale))
+          yield* lost(ledger.commit(stale, object, rows))
+          assert.strictEqual((yield* ledger.readChunk(wholeDay(user))).length, 6, "no row left the hot store")
+          assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, t0, t0 + 86_400_000), [], "nothing committed")
+          yield* lost(ledger.forget(stale, object.key))
+          assert.isTrue(
+            (yield* ledger.pending).some((entry) => entry.key === object.key),
+            "still pending"
+          )
+          const other = objectFor(user, rows, `test/${user}/f.parquet`)
+          yield* lost(ledger.begin(stale, other))
+          assert.isFalse(
+            (yield* ledger.pending).some((entry) => entry.key === other.key),
+            "not begun"
+          )
+
+          // The newer run recovers the pending entry and archives the rows itself.
+          yield* ledger.checkLease(current)
+          yield* ledger.forget(current, object.key)
+          assert.strictEqual(yield* ledger.begin(current, other), "pending")
+          yield* ledger.commit(current, other, rows)
+          assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, t0, t0 + 86_400_000), [other])
+          yield* lost(ledger.markManifested(stale, day, [other.key]))
+          assert.include(yield* ledger.unmanifestedDays, day, "still unmanifested")
+          yield* ledger.markManifested(current, day, [other.key])
+        })
+    )
+
+    it.effect("every acquisition gets a newer lease, also after the holder released the lock", () =>
+      Effect.gen(function* () {
+        const ledger = yield* ArchiveLedger
+        const tokens = [yield* newLease, yield* newLease, yield* newLease].map((lease) => lease.token)
+        assert.deepStrictEqual(
+          tokens,
+          [...tokens].sort((a, b) => a - b)
+        )
+        assert.strictEqual(new Set(tokens).size, 3)
+        // Only the newest is good.
+        yield* ledger.checkLease({ token: tokens[2]! })
+        const error = yield* ledger.checkLease({ token: tokens[1]! }).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "ArchiverLeaseLost")
       })
     )
 
@@ -177,8 +252,9 @@ export const archiveLedgerContract = (name: string, stores: Layer.Layer<ArchiveL
         assert.deepStrictEqual(yield* ledger.dropEmptyPartitions(Date.parse("2001-05-01T00:00:00.000Z")), [])
         const rows = yield* ledger.readChunk({ user_id: user, from: march - 86_400_000, to: april, limit: 10 })
         const object = { ...objectFor(user, rows, `test/${user}/d.parquet`), day: "2001-03-10" }
-        yield* ledger.begin(object)
-        yield* ledger.commit(object, rows)
+        const lease = yield* newLease
+        yield* ledger.begin(lease, object)
+        yield* ledger.commit(lease, object, rows)
         // April ends after the cutoff, and holds a row anyway; March is empty and over.
         assert.deepStrictEqual(yield* ledger.dropEmptyPartitions(Date.parse("2001-04-15T00:00:00.000Z")), [
           "glucose_readings_200103"
