@@ -57,22 +57,27 @@ export const replicationMap = (spec: string): string => {
 }
 
 /**
- * What Cassandra refuses for good: a statement or a value it will never accept.
- * Every other failure (no host, a closed socket, a timeout, an unavailable
- * replica, an overloaded or bootstrapping node) passes once the cluster is
- * reachable again, so a consumer waits it out instead of dead-lettering alerts.
+ * What Cassandra refuses for good: a statement or a value it will never accept,
+ * and a value the driver cannot encode (`TypeError`, `ArgumentError`). Every
+ * other failure (no host, a closed socket, a timeout, an unavailable replica, an
+ * overloaded or bootstrapping node, and credentials or grants that refuse every
+ * statement alike until an operator fixes them) says nothing about the alert and
+ * passes with time, so a consumer waits it out instead of dead-lettering alerts.
  */
 const permanentResponses: ReadonlyArray<number> = [
   types.responseErrorCodes.syntaxError,
   types.responseErrorCodes.invalid,
-  types.responseErrorCodes.unauthorized,
   types.responseErrorCodes.configError,
   types.responseErrorCodes.alreadyExists,
-  types.responseErrorCodes.badCredentials,
   types.responseErrorCodes.protocolError
 ]
 export const isTransient = (cause: unknown): boolean =>
-  !(cause instanceof errors.ResponseError && permanentResponses.includes(cause.code))
+  !(
+    (cause instanceof errors.ResponseError && permanentResponses.includes(cause.code)) ||
+    cause instanceof TypeError ||
+    cause instanceof errors.ArgumentError ||
+    cause instanceof errors.NotSupportedError
+  )
 
 export class CassandraSessionError extends Schema.TaggedError<CassandraSessionError>()(
   "CassandraSessionError",

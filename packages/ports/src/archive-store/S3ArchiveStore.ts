@@ -7,7 +7,7 @@ import {
   PutObjectCommand,
   S3Client
 } from "@aws-sdk/client-s3"
-import { Config, Effect, Layer, Option, Redacted } from "effect"
+import { Config, Effect, Layer, Option, Predicate, Redacted } from "effect"
 import { failureOf } from "../StoreFailure.ts"
 import { type ArchiveObject, ArchiveStore, ArchiveStoreError, isValidArchiveKey } from "./ArchiveStore.ts"
 
@@ -25,9 +25,46 @@ export const s3Config = Config.all({
   secretAccessKey: Config.option(Config.Redacted("AWS_SECRET_ACCESS_KEY"))
 })
 
-const isTransient = (cause: unknown): boolean => {
-  const status = (cause as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode
-  return status === undefined || status >= 500 || status === 429
+/**
+ * S3 error codes that pass with time although their status is a 4xx: throttling (S3 and
+ * S3-compatible servers answer 503 SlowDown, but some 400 or 429 with these), a request the server
+ * timed out or aborted, and a clock that drifted (the SDK corrects its offset on the next attempt).
+ */
+const transientS3Codes: ReadonlySet<string> = new Set([
+  "SlowDown",
+  "Throttling",
+  "ThrottlingException",
+  "ThrottledException",
+  "RequestThrottled",
+  "RequestThrottledException",
+  "TooManyRequestsException",
+  "RequestLimitExceeded",
+  "BandwidthLimitExceeded",
+  "RequestTimeout",
+  "RequestTimeoutException",
+  "TimeoutError",
+  "OperationAborted",
+  "InternalError",
+  "ServiceUnavailable",
+  "RequestTimeTooSkewed",
+  "RequestExpired",
+  "RequestInTheFuture"
+])
+
+/**
+ * Whether an S3 failure passes with time: no answer from S3 at all (no `$metadata`: a socket or
+ * DNS failure, a timeout), an error the SDK marks `$retryable`, a 5xx or 429, or one of the
+ * transient codes above. Everything else (a missing key, a denied request, a bad request) is
+ * permanent.
+ */
+export const isTransient = (cause: unknown): boolean => {
+  if (!Predicate.hasProperty(cause, "$metadata") || !Predicate.isObject(cause.$metadata)) return true
+  if (Predicate.hasProperty(cause, "$retryable") && Predicate.isObject(cause.$retryable)) return true
+  const status = cause.$metadata.httpStatusCode
+  if (!Predicate.isNumber(status) || status >= 500 || status === 429) return true
+  const code = Predicate.hasProperty(cause, "Code") && Predicate.isString(cause.Code) ? cause.Code : undefined
+  const name = Predicate.hasProperty(cause, "name") && Predicate.isString(cause.name) ? cause.name : undefined
+  return (code !== undefined && transientS3Codes.has(code)) || (name !== undefined && transientS3Codes.has(name))
 }
 const failWith = failureOf((fields) => new ArchiveStoreError(fields), isTransient)
 
