@@ -9,8 +9,25 @@ import {
   type UserId
 } from "@dexmon/domain"
 import { currentTraceHeaders, Metrics } from "@dexmon/observability"
-import { AlertSettingsStore, EventLog, SensorOwnership, Topics } from "@dexmon/ports"
+import { AlertSettingsStore, EventLog, type EventLogError, SensorOwnership, Topics } from "@dexmon/ports"
 import { Clock, Context, Effect, Layer } from "effect"
+
+/**
+ * What the 503 of a failed append tells the client: whether the readings may have been accepted, and
+ * that sending them again is safe either way (a reading is identified by its `(sensor_id, timestamp)`,
+ * so one that arrives twice is stored once).
+ */
+export const appendFailureMessage = (error: EventLogError): string => {
+  const retry = "retry the same readings after the seconds in Retry-After"
+  switch (error.appendOutcome) {
+    case "refused":
+      return `the receiver's queue of appends to the event log is full; nothing was accepted; ${retry}`
+    case "withdrawn":
+      return `the event log did not take the readings in time; nothing was accepted; ${retry}`
+    default:
+      return `the event log did not confirm the readings in time: they may or may not have been accepted; ${retry}, which is safe: readings are idempotent by (sensor_id, timestamp)`
+  }
+}
 
 /** How far ahead of the server clock a reading may be stamped (phone clocks drift). */
 export const MAX_FUTURE_SKEW_MS = 5 * 60_000
@@ -124,8 +141,10 @@ export class Ingestion extends Context.Service<
             }))
           )
           .pipe(
-            Effect.tapError((error) => Effect.logError("event log append failed; nothing was accepted", error)),
-            Effect.mapError(() => new ServiceUnavailable({ message: "the event log is unavailable; retry later" }))
+            Effect.tapError((error) =>
+              Effect.logError(`event log append failed (${error.appendOutcome ?? "unknown"} outcome)`, error)
+            ),
+            Effect.mapError((error) => new ServiceUnavailable({ message: appendFailureMessage(error) }))
           )
         Metrics.eventsProduced.inc({ topic: names.events }, events.length)
         yield* Effect.annotateCurrentSpan({ "dexmon.readings": events.length, "dexmon.source": source })

@@ -63,7 +63,20 @@ export interface TopicSpec {
   readonly partitions: number
 }
 
-export class EventLogError extends Schema.TaggedError<EventLogError>()("EventLogError", StoreFailureFields) {}
+/**
+ * What a failed append did to the log, when the layer can tell (the embedded log's appends are one
+ * transaction: absent, nothing was appended):
+ * - `refused`: the queue of pending appends was full; nothing was appended.
+ * - `withdrawn`: the append timed out before any of it was sent, and was taken off the queue; nothing was appended.
+ * - `unknown`: some of it was sent and not confirmed; it may be in the log (in part or whole), or not.
+ */
+export const AppendOutcome = Schema.Literals(["refused", "withdrawn", "unknown"])
+export type AppendOutcome = typeof AppendOutcome.Type
+
+export class EventLogError extends Schema.TaggedError<EventLogError>()("EventLogError", {
+  ...StoreFailureFields,
+  appendOutcome: Schema.optional(AppendOutcome)
+}) {}
 
 /**
  * The event log port: topics split into a fixed number of partitions, appends

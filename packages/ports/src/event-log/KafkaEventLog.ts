@@ -1,4 +1,4 @@
-import { type Array as Arr, Config, Deferred, Effect, Layer, Queue, Stream } from "effect"
+import { type Array as Arr, Config, Deferred, Duration, Effect, Layer, Queue, Schedule, Stream } from "effect"
 import {
   type Consumer,
   type EachBatchPayload,
@@ -6,10 +6,10 @@ import {
   type KafkaMessage,
   logLevel,
   type Message,
-  Partitioners,
-  type Producer
+  Partitioners
 } from "kafkajs"
 import { failureOf } from "../StoreFailure.ts"
+import { makeAppendLanes } from "./AppendLanes.ts"
 import {
   type ConsumeOptions,
   type ConsumerRecord,
@@ -21,37 +21,44 @@ import {
   type RecordPosition
 } from "./EventLog.ts"
 import { partitionForKey } from "./Partitioner.ts"
+import { makeRecreatingProducer, type ProducerHandle } from "./RecreatingProducer.ts"
+
+export type { ProducerHandle } from "./RecreatingProducer.ts"
+
 import { Topics } from "./Topics.ts"
 
-/** `KAFKA_BROKERS` (comma-separated), `KAFKA_CLIENT_ID`, `KAFKA_REPLICATION_FACTOR`. */
+/**
+ * `KAFKA_BROKERS` (comma-separated), `KAFKA_CLIENT_ID`, `KAFKA_REPLICATION_FACTOR`,
+ * `KAFKA_MIN_INSYNC_REPLICAS`, `KAFKA_APPEND_TIMEOUT`, `KAFKA_APPEND_QUEUE`.
+ */
 export const kafkaConfig = Config.all({
   brokers: Config.String("KAFKA_BROKERS"),
   clientId: Config.String("KAFKA_CLIENT_ID").pipe(Config.withDefault("dexmon")),
-  replicationFactor: Config.Int("KAFKA_REPLICATION_FACTOR").pipe(Config.withDefault(1))
+  replicationFactor: Config.Int("KAFKA_REPLICATION_FACTOR").pipe(Config.withDefault(1)),
+  minInsyncReplicas: Config.Int("KAFKA_MIN_INSYNC_REPLICAS").pipe(Config.withDefault(1)),
+  appendTimeout: Config.Duration("KAFKA_APPEND_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
+  appendQueue: Config.Int("KAFKA_APPEND_QUEUE").pipe(Config.withDefault(10_000))
 }).pipe(
-  Config.map(({ brokers, clientId, replicationFactor }) => ({
+  Config.map(({ brokers, ...rest }) => ({
     brokers: brokers
       .split(",")
       .map((broker) => broker.trim())
       .filter((broker) => broker !== ""),
-    clientId,
-    replicationFactor
+    ...rest
   }))
 )
 
 const failWith = failureOf((fields) => new EventLogError(fields))
 
-/** How long an append waits for Kafka's acknowledgement before it fails (the HTTP caller gets a 503). */
-const APPEND_TIMEOUT = "10 seconds"
+/** The broker's default `max.message.bytes`, for a topic whose configuration cannot be read. */
+const DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
 
-/** Most records one produce request carries (about 1.5 MB of events, well under the broker's limits per partition). */
-const MAX_RECORDS_PER_SEND = 5_000
+/** kafkajs's `ConfigResourceTypes.TOPIC` (the named export is not reachable from an ES module). */
+const TOPIC_RESOURCE = 2
 
-interface PendingAppend {
-  readonly topic: string
-  readonly records: ReadonlyArray<ProducerRecord>
-  readonly partitions: ReadonlyArray<number>
-  readonly done: Deferred.Deferred<ReadonlyArray<RecordPosition>, EventLogError>
+export interface KafkaEventLogOptions {
+  /** Wraps each producer the layer creates (tests inject broker answers through it). */
+  readonly wrapProducer?: (producer: ProducerHandle) => ProducerHandle
 }
 
 const toHeaders = (headers: KafkaHeaders): Record<string, string> => {
@@ -109,20 +116,19 @@ export const followGroupPrefix = (clientId: string) => `${clientId}-follow-`
 /**
  * The event log on Apache Kafka (kafkajs).
  *
- * - One idempotent producer with `acks=all`. Appends are not sent one by one:
- *   concurrent appends queue up and a single sender fiber sends everything
- *   queued as one produce request, then answers each caller with its offsets.
- *   Only one request is ever in flight, which is what keeps the idempotent
- *   producer's sequence numbers in order: concurrent `send` calls on one
- *   kafkajs producer fail with OUT_OF_ORDER_SEQUENCE_NUMBER once they outnumber
- *   the partitions.
+ * - One idempotent producer with `acks=all`, replaced when the broker says it
+ *   lost its state (`RecreatingProducer.ts`). Appends queue per partition and
+ *   each partition's sender has one produce request in flight, sized by the
+ *   topic's `max.message.bytes` (`AppendLanes.ts`): a slow or leaderless
+ *   partition holds up only its own appends, and a full queue refuses at once.
+ * - Topics are created with `KAFKA_REPLICATION_FACTOR` and `KAFKA_MIN_INSYNC_REPLICAS`.
  * - Partitions are chosen here with Kafka's murmur2 partitioner (the same
  *   function the embedded log uses), so a record's position is known exactly.
  * - A consumer hands each fetched partition batch downstream and waits until it
  *   is taken (backpressure); offsets are committed only by `batch.commit`, and
  *   never for a partition this member no longer owns after a rebalance.
  */
-export const make = Effect.gen(function* () {
+export const makeWith = Effect.fnUntraced(function* (options: KafkaEventLogOptions = {}) {
   const config = yield* kafkaConfig
   const topics = yield* Topics
   // kafkajs logs through this service's logger (JSON or pretty, with its annotations), not its own console format.
@@ -156,7 +162,9 @@ export const make = Effect.gen(function* () {
         topics: topics.specs.map((topic) => ({
           topic: topic.name,
           numPartitions: topic.partitions,
-          replicationFactor: config.replicationFactor
+          replicationFactor: config.replicationFactor,
+          // With acks=all, a write is acknowledged once this many replicas hold it (2 of 3 in production).
+          configEntries: [{ name: "min.insync.replicas", value: String(config.minInsyncReplicas) }]
         }))
       }),
     catch: failWith("create topics")
@@ -164,109 +172,70 @@ export const make = Effect.gen(function* () {
   const metadata = yield* Effect.tryPromise({
     try: () => admin.fetchTopicMetadata({ topics: topics.specs.map((topic) => topic.name) }),
     catch: failWith("topic metadata")
-  })
+  }).pipe(Effect.retry({ schedule: Schedule.exponential("100 millis"), times: 8, while: (error) => error.transient }))
   const partitionCounts = new Map(metadata.topics.map((topic) => [topic.name, topic.partitions.length]))
   yield* Effect.logInfo(
     `Kafka ${config.brokers.join(",")}: topics ${[...partitionCounts].map(([n, p]) => `${n} (${p} partitions)`).join(", ")}${created ? " created" : ""}`
   )
 
-  // The idempotent producer retries without limit (kafkajs's own requirement for its sequence numbers);
-  // an append that is not acknowledged within APPEND_TIMEOUT fails towards its caller instead.
-  const producer: Producer = kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-    createPartitioner: Partitioners.DefaultPartitioner,
-    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 5_000 }
-  })
-  yield* Effect.acquireRelease(Effect.tryPromise({ try: () => producer.connect(), catch: failWith("connect") }), () =>
-    Effect.promise(() => producer.disconnect())
+  // A record batch larger than its topic's max.message.bytes is refused whole (MESSAGE_TOO_LARGE): the
+  // append lanes size each request by it.
+  const described = yield* Effect.tryPromise({
+    try: () =>
+      admin.describeConfigs({
+        includeSynonyms: false,
+        resources: topics.specs.map((topic) => ({
+          type: TOPIC_RESOURCE,
+          name: topic.name,
+          configNames: ["max.message.bytes", "min.insync.replicas"]
+        }))
+      }),
+    catch: failWith("topic configuration")
+  }).pipe(
+    // A topic created a moment ago may not be known to every part of the broker yet (UNKNOWN_TOPIC_OR_PARTITION).
+    Effect.retry({ schedule: Schedule.exponential("100 millis"), times: 8, while: (error) => error.transient })
   )
+  const maxMessageBytes = new Map<string, number>()
+  for (const resource of described.resources) {
+    const entry = (name: string) => resource.configEntries.find((e) => e.configName === name)?.configValue
+    maxMessageBytes.set(resource.resourceName, Number(entry("max.message.bytes") ?? DEFAULT_MAX_MESSAGE_BYTES))
+    const minInsync = Number(entry("min.insync.replicas"))
+    if (minInsync !== config.minInsyncReplicas) {
+      yield* Effect.logWarning(
+        `topic ${resource.resourceName} has min.insync.replicas=${minInsync}, not KAFKA_MIN_INSYNC_REPLICAS=${config.minInsyncReplicas} (it existed before; DexMon does not alter it)`
+      )
+    }
+  }
 
-  const pending = yield* Queue.unbounded<PendingAppend>()
-  const waiting: Array<PendingAppend> = []
-
-  /** Sends one produce request for everything queued, and answers each append with its positions. */
-  const sendQueued = Effect.gen(function* () {
-    if (waiting.length === 0) waiting.push(yield* Queue.take(pending))
-    // Everything else queued meanwhile, without waiting for more.
-    waiting.push(...(yield* Queue.clear(pending)))
-    // Whole appends, up to MAX_RECORDS_PER_SEND records (always at least one append); the rest waits its turn.
-    const appends: Array<PendingAppend> = []
-    let recordCount = 0
-    while (
-      waiting.length > 0 &&
-      (appends.length === 0 || recordCount + waiting[0]!.records.length <= MAX_RECORDS_PER_SEND)
-    ) {
-      const next = waiting.shift()!
-      appends.push(next)
-      recordCount += next.records.length
-    }
-    const byTopic = new Map<string, Array<Message>>()
-    for (const append of appends) {
-      const messages = byTopic.get(append.topic) ?? []
-      append.records.forEach((record, i) => {
-        messages.push({
-          key: record.key,
-          value: Buffer.from(record.value),
-          headers: { ...record.headers },
-          partition: append.partitions[i]!,
-          // Absent, kafkajs stamps the time of the send (the broker keeps it: the topics use CreateTime).
-          ...(record.timestamp === undefined ? {} : { timestamp: String(record.timestamp) })
-        })
-      })
-      byTopic.set(append.topic, messages)
-    }
-    const result = yield* Effect.tryPromise({
-      try: () =>
-        producer.sendBatch({
-          acks: -1,
-          topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages }))
-        }),
-      catch: failWith("append")
-    }).pipe(Effect.result)
-    if (result._tag === "Failure") {
-      yield* Effect.forEach(appends, (append) => Deferred.fail(append.done, result.failure), { discard: true })
-      return
-    }
-    // Within one request, a partition's records are appended in request order from its base offset.
-    const next = new Map<string, number>()
-    for (const meta of result.success) {
-      next.set(`${meta.topicName}/${meta.partition}`, Number(meta.baseOffset ?? meta.offset))
-    }
-    for (const append of appends) {
-      const positions = append.partitions.map((partition): RecordPosition => {
-        const key = `${append.topic}/${partition}`
-        const offset = next.get(key)!
-        next.set(key, offset + 1)
-        return { topic: append.topic, partition, offset }
-      })
-      yield* Deferred.succeed(append.done, positions)
-    }
+  // The idempotent producer retries without limit (kafkajs's own requirement for its sequence numbers);
+  // an append that is not acknowledged within KAFKA_APPEND_TIMEOUT fails towards its caller instead.
+  // Retries at most a second apart: a broker that comes back is written to again within that.
+  const producer = yield* makeRecreatingProducer(() => {
+    const created = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 1_000 }
+    })
+    return options.wrapProducer?.(created) ?? created
   })
-  yield* Effect.forkScoped(Effect.forever(sendQueued))
+  const lanes = yield* makeAppendLanes(producer.send, {
+    maxQueuedRecords: config.appendQueue,
+    appendTimeout: config.appendTimeout,
+    maxBatchBytes: (topic) => maxMessageBytes.get(topic) ?? DEFAULT_MAX_MESSAGE_BYTES,
+    ready: producer.ready
+  })
 
   const append = Effect.fn("EventLog.append")(function* (topic: string, records: ReadonlyArray<ProducerRecord>) {
     if (records.length === 0) return [] as ReadonlyArray<RecordPosition>
     const count = partitionCounts.get(topic)
     if (count === undefined)
       return yield* new EventLogError({ operation: "append", message: `unknown topic ${topic}`, transient: false })
-    const done = yield* Deferred.make<ReadonlyArray<RecordPosition>, EventLogError>()
-    yield* Queue.offer(pending, { topic, records, partitions: records.map((r) => partitionForKey(r.key, count)), done })
-    return yield* Deferred.await(done).pipe(
-      Effect.timeoutOrElse({
-        duration: APPEND_TIMEOUT,
-        // The records may still land later: at-least-once, and a client's retry is absorbed by the
-        // conflict rule (same content) and the alert id (same alert).
-        orElse: () =>
-          Effect.fail(
-            new EventLogError({
-              operation: "append",
-              message: `Kafka did not acknowledge within ${APPEND_TIMEOUT}`,
-              transient: true
-            })
-          )
-      })
+    return yield* lanes.append(
+      topic,
+      records,
+      records.map((r) => partitionForKey(r.key, count))
     )
   })
 
@@ -507,10 +476,25 @@ export const make = Effect.gen(function* () {
     ) as ReadonlyMap<number, number>
   })
 
-  const ping = Effect.tryPromise({ try: () => admin.describeCluster(), catch: failWith("ping") }).pipe(Effect.asVoid)
+  // Ready only while appends can be sent: the broker answers, and the producer is not being replaced.
+  const ping = Effect.gen(function* () {
+    if (!(yield* producer.isReady)) {
+      return yield* new EventLogError({
+        operation: "ping",
+        message: "the Kafka producer is being replaced",
+        transient: true
+      })
+    }
+    yield* Effect.tryPromise({ try: () => admin.describeCluster(), catch: failWith("ping") })
+  })
 
   return EventLog.of({ append, consume, endOffsets, committedOffsets, offsetsForTime, follow, ping })
 })
 
+export const make = makeWith()
+
 /** The event log on the Kafka cluster `KAFKA_BROKERS` names. */
 export const layer = Layer.effect(EventLog, make)
+
+/** The same, with each producer wrapped (for tests that inject broker answers). */
+export const layerWith = (options: KafkaEventLogOptions) => Layer.effect(EventLog, makeWith(options))

@@ -1,0 +1,95 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import kafkajs, { type RecordMetadata } from "kafkajs"
+import { makeRecreatingProducer, type ProducerHandle } from "../src/event-log/RecreatingProducer.ts"
+
+/** A broker's refusal as kafkajs reports it: the protocol error, wrapped once the retrier gives up. */
+const brokerSays = (type: string, retriable = false) => {
+  const protocol = new kafkajs.KafkaJSProtocolError({ type, code: 0, retriable, message: type } as never)
+  // kafkajs's constructor takes the cause as a second argument its types leave out.
+  const Wrapper = kafkajs.KafkaJSNonRetriableError as unknown as new (e: Error, options: { cause: Error }) => Error
+  return new Wrapper(protocol, { cause: protocol })
+}
+
+/**
+ * Producers that answer like kafkajs's, in the order they are created: each send of the first producer
+ * throws `firstFails`, later producers answer offsets. `connectGate` holds the connect of the producers
+ * after the first until it resolves.
+ */
+const producers = (firstFails: Error | undefined, connectGate: Promise<void> = Promise.resolve()) => {
+  const made: Array<{ disconnected: boolean; sends: number }> = []
+  const create = (): ProducerHandle => {
+    const index = made.length
+    const state = { disconnected: false, sends: 0 }
+    made.push(state)
+    return {
+      connect: () => (index === 0 ? Promise.resolve() : connectGate),
+      disconnect: () => {
+        state.disconnected = true
+        return Promise.resolve()
+      },
+      send: ({ topic, messages }) => {
+        state.sends++
+        if (index === 0 && firstFails !== undefined) return Promise.reject(firstFails)
+        const partition = messages[0]!.partition!
+        return Promise.resolve([{ topicName: topic, partition, errorCode: 0, baseOffset: "7" } as RecordMetadata])
+      }
+    }
+  }
+  return { create, made }
+}
+
+const record = { key: "k", value: new Uint8Array([1]), headers: {} }
+
+describe("RecreatingProducer (a unit test of the replacement policy, with kafkajs's own errors)", () => {
+  it.effect.each(["UNKNOWN_PRODUCER_ID", "OUT_OF_ORDER_SEQUENCE_NUMBER", "INVALID_PRODUCER_EPOCH"])(
+    "a producer answered %s is replaced by a new one, and the next append goes through it",
+    (state) =>
+      Effect.gen(function* () {
+        const { create, made } = producers(brokerSays(state))
+        const producer = yield* makeRecreatingProducer(create)
+        const error = yield* producer.send("t", 0, [record]).pipe(Effect.flip)
+        assert.match(error.message, new RegExp(state))
+        yield* producer.ready
+        assert.strictEqual(yield* producer.recreations, 1)
+        assert.strictEqual(made.length, 2)
+        assert.isTrue(made[0]!.disconnected)
+        assert.strictEqual(yield* producer.send("t", 0, [record]), 7)
+        assert.deepStrictEqual(
+          made.map((m) => m.sends),
+          [1, 1]
+        )
+      })
+  )
+
+  it.effect("other failures (a record too large, a retriable error given up on) keep the producer", () =>
+    Effect.gen(function* () {
+      const { create, made } = producers(brokerSays("MESSAGE_TOO_LARGE"))
+      const producer = yield* makeRecreatingProducer(create)
+      yield* producer.send("t", 0, [record]).pipe(Effect.flip)
+      yield* producer.send("t", 0, [record]).pipe(Effect.flip)
+      assert.strictEqual(yield* producer.recreations, 0)
+      assert.strictEqual(made.length, 1)
+      assert.isTrue(yield* producer.isReady)
+    })
+  )
+
+  it.effect("while the replacement cannot connect the producer is not ready (readiness says so), then it is", () =>
+    Effect.gen(function* () {
+      let open: () => void = () => undefined
+      const gate = new Promise<void>((resolve) => {
+        open = resolve
+      })
+      const { create } = producers(brokerSays("UNKNOWN_PRODUCER_ID"), gate)
+      const producer = yield* makeRecreatingProducer(create)
+      assert.isTrue(yield* producer.isReady)
+      yield* producer.send("t", 0, [record]).pipe(Effect.flip)
+      assert.isFalse(yield* producer.isReady)
+      const refused = yield* producer.send("t", 0, [record]).pipe(Effect.flip)
+      assert.match(refused.message, /being replaced/)
+      open()
+      yield* producer.ready
+      assert.isTrue(yield* producer.isReady)
+    })
+  )
+})
