@@ -22,7 +22,10 @@ import {
   kafkaEnvironment,
   kafkaPorts,
   kafkaVersion,
+  killKafkaKeepingData,
+  restartKafka,
   startKafka,
+  startPrivateKafka,
   stopKafka,
   waitUntilKafkaAnswers
 } from "./kafka/Kafka.ts"
@@ -428,4 +431,47 @@ export async function cassandraOutage(downMs: number): Promise<void> {
   log(
     `cassandra back on ${cassandraContactPoints(restarted)} in ${seconds(performance.now() - started)} (pid ${restarted.pid})`
   )
+}
+
+/** A single-node Kafka of one test's own, which it may crash and bring back; see `privateKafka`. */
+export interface PrivateKafka {
+  /** `KAFKA_BROKERS` for the services under test. */
+  readonly brokers: string
+  /** The JVM's pid now (it changes with each restart). */
+  readonly pid: () => number
+  /** SIGKILL, as a crash would; resolves once the JVM is gone. The data stays. */
+  readonly kill: () => Promise<void>
+  /** Starts it again on the same data and ports; resolves at its first answered metadata request. */
+  readonly restart: () => Promise<void>
+  /** Stops it and removes its data. */
+  readonly stop: () => Promise<void>
+}
+
+/**
+ * For tests of a broker outage: a Kafka of the caller's own (same jars and settings as the harness's,
+ * free ports of its own, its own data folder), never the shared one that other tests are using at the
+ * same time. The caller must `stop` it; one left by a killed test run is removed by the next start.
+ */
+export async function privateKafka(): Promise<PrivateKafka> {
+  const started = performance.now()
+  let { state } = await startPrivateKafka()
+  log(
+    `kafka (private) ready on ${kafkaBrokers(state)} in ${seconds(performance.now() - started)} (pid ${state.pid}, data ${state.dataDirectory})`
+  )
+  return {
+    brokers: kafkaBrokers(state),
+    pid: () => state.pid,
+    kill: async () => {
+      await killKafkaKeepingData(state)
+      log(`kafka (private, pid ${state.pid}) killed; data kept in ${state.dataDirectory}`)
+    },
+    restart: async () => {
+      const restarting = performance.now()
+      state = await restartKafka(state)
+      log(
+        `kafka (private) back on ${kafkaBrokers(state)} in ${seconds(performance.now() - restarting)} (pid ${state.pid})`
+      )
+    },
+    stop: () => stopKafka(state)
+  }
 }

@@ -1,13 +1,17 @@
 // Apache Kafka for tests: jars from Maven Central (no Docker, no download site here),
 // one KRaft node that is broker and controller at once, on 127.0.0.1, data in a
 // fresh folder per start. See /work/shared/infra.md for the facts this relies on.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { join } from "node:path"
+// Besides the harness's shared broker, a test can start a private one (its own ports and
+// folder) that it may SIGKILL and start again on the same data without disturbing anyone.
+import { randomBytes } from "node:crypto"
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { createServer } from "node:net"
+import { dirname, join } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { Kafka, logLevel } from "kafkajs"
 import { javaCommand, requireFreePorts, startDetachedJvm, stopJvm } from "../Jvm.ts"
 import { fetchJars, runtimePom } from "../Maven.ts"
-import { acceptsTcp, commandLine, isAlive, runCommand, tailOfText } from "../Processes.ts"
+import { acceptsTcp, commandLine, isAlive, log, runCommand, tailOfText } from "../Processes.ts"
 import { infraDirectory, type KafkaState } from "../State.ts"
 
 /** Newest 4.x on Maven Central when this was written (4.0.0 ... 4.4.0 all resolve); override with DEXMON_KAFKA_VERSION. */
@@ -21,6 +25,8 @@ const readyTimeoutMs = 120_000
 
 const kafkaDirectory = join(infraDirectory, "kafka")
 const pidFile = join(kafkaDirectory, "kafka.pid")
+/** Holds one data folder per private broker (see `startPrivateKafka`), each with its own pid file. */
+const privateDirectory = join(kafkaDirectory, "private")
 const log4jConfiguration = join(import.meta.dirname, "log4j2.xml")
 
 export const kafkaVersion = (): string => process.env.DEXMON_KAFKA_VERSION ?? defaultKafkaVersion
@@ -150,13 +156,25 @@ const runStorageTool = async (
   return result.output
 }
 
+/**
+ * What `kafka-storage random-uuid` prints (Kafka's `Uuid.randomUuid()`: a version 4 UUID in URL-safe
+ * base64 without padding, never starting with "-"), made here: one JVM start less per broker start.
+ */
+const randomClusterId = (): string => {
+  for (;;) {
+    const bytes = randomBytes(16)
+    bytes[6] = (bytes[6]! & 0x0f) | 0x40
+    bytes[8] = (bytes[8]! & 0x3f) | 0x80
+    const id = bytes.toString("base64url")
+    if (!id.startsWith("-")) return id
+  }
+}
+
 const formatStorage = async (libDirectory: string, dataDirectory: string): Promise<void> => {
-  // random-uuid prints the id on the last line (after any JVM or logging noise).
-  const clusterId = tailOfText(await runStorageTool(libDirectory, dataDirectory, ["random-uuid"]), 1).trim()
   await runStorageTool(libDirectory, dataDirectory, [
     "format",
     "-t",
-    clusterId,
+    randomClusterId(),
     "-c",
     serverPropertiesPath(dataDirectory),
     "--standalone"
@@ -207,7 +225,7 @@ export const waitUntilKafkaAnswers = async (
 // Start and stop
 
 /** True when `state.pid` is still the Kafka JVM started for `state` (and not a reused pid). */
-export const isRunning = (state: KafkaState): boolean =>
+export const isRunning = (state: Pick<KafkaState, "pid" | "dataDirectory">): boolean =>
   isAlive(state.pid) && commandLine(state.pid).includes(serverPropertiesPath(state.dataDirectory))
 
 export interface KafkaStarted {
@@ -226,17 +244,26 @@ export interface KafkaStarted {
  * during start-up, `down` still finds the JVM. On failure the JVM is stopped and its data removed.
  */
 export const startKafka = async (onSpawned: (state: KafkaState) => void): Promise<KafkaStarted> => {
-  const version = kafkaVersion()
   const { brokerPort, controllerPort } = kafkaPorts()
   await requireFreePorts(host, [brokerPort, controllerPort], "stop it or set DEXMON_KAFKA_PORT")
+  return startFreshKafka(kafkaDirectory, brokerPort, controllerPort, onSpawned)
+}
 
+/** Formats a new data folder under `parentDirectory` for a node on these ports, then starts the node on it. */
+const startFreshKafka = async (
+  parentDirectory: string,
+  brokerPort: number,
+  controllerPort: number,
+  onSpawned: (state: KafkaState) => void
+): Promise<KafkaStarted> => {
+  const version = kafkaVersion()
   const jarsStarted = performance.now()
   const { libDirectory, downloaded } = await ensureKafkaJars(version)
   const jarsMs = performance.now() - jarsStarted
 
   const formatStarted = performance.now()
-  mkdirSync(kafkaDirectory, { recursive: true })
-  const dataDirectory = mkdtempSync(join(kafkaDirectory, "data-"))
+  mkdirSync(parentDirectory, { recursive: true })
+  const dataDirectory = mkdtempSync(join(parentDirectory, "data-"))
   mkdirSync(logsDirectory(dataDirectory))
   writeFileSync(serverPropertiesPath(dataDirectory), serverProperties(dataDirectory, brokerPort, controllerPort))
   try {
@@ -248,6 +275,21 @@ export const startKafka = async (onSpawned: (state: KafkaState) => void): Promis
   const formatMs = performance.now() - formatStarted
 
   const startStarted = performance.now()
+  const state = await spawnKafka(libDirectory, { version, brokerPort, controllerPort, dataDirectory }, onSpawned)
+  return { state, timings: { jarsMs, jarsDownloaded: downloaded, formatMs, startMs: performance.now() - startStarted } }
+}
+
+/**
+ * Starts the JVM on a formatted data folder (fresh, or kept from a killed node: the ports are in its
+ * server.properties) and waits until it answers a metadata request; on failure it stops the JVM,
+ * removes the data and throws with the logs.
+ */
+const spawnKafka = async (
+  libDirectory: string,
+  node: Pick<KafkaState, "version" | "brokerPort" | "controllerPort" | "dataDirectory">,
+  onSpawned: (state: KafkaState) => void
+): Promise<KafkaState> => {
+  const { version, brokerPort, controllerPort, dataDirectory } = node
   const { state } = await startDetachedJvm({
     name: `Kafka ${version}`,
     java: javaCommand(),
@@ -266,7 +308,7 @@ export const startKafka = async (onSpawned: (state: KafkaState) => void): Promis
     dataDirectory,
     logsDirectory: logsDirectory(dataDirectory),
     serverLog: "server.log",
-    pidFile,
+    pidFile: pidFileOf(dataDirectory),
     readyTimeoutMs,
     stateOf: (pid): KafkaState => ({
       pid,
@@ -285,9 +327,101 @@ export const startKafka = async (onSpawned: (state: KafkaState) => void): Promis
         : { ready: false },
     stop: stopKafka
   })
-  return { state, timings: { jarsMs, jarsDownloaded: downloaded, formatMs, startMs: performance.now() - startStarted } }
+  return state
 }
 
+/** The harness's broker keeps its pid beside the data folders (where `down` looks); a private one inside its own. */
+const pidFileOf = (dataDirectory: string): string =>
+  dirname(dataDirectory) === privateDirectory ? join(dataDirectory, "kafka.pid") : pidFile
+
+/**
+ * A crash, for tests of an outage: SIGKILL (no clean shutdown, nothing flushed that the broker had
+ * not flushed itself) and resolves once the JVM is gone. The data folder stays, so `restartKafka`
+ * brings the same node back with everything it had acknowledged.
+ */
+export const killKafkaKeepingData = async (state: Pick<KafkaState, "pid" | "dataDirectory">): Promise<void> => {
+  if (!isRunning(state)) return
+  process.kill(state.pid, "SIGKILL")
+  while (isAlive(state.pid)) await sleep(20)
+}
+
+/** Starts a killed node again on its data folder and ports; resolves once it answers a metadata request. */
+export const restartKafka = async (
+  previous: KafkaState,
+  onSpawned: (state: KafkaState) => void = () => undefined
+): Promise<KafkaState> => {
+  if (isRunning(previous)) throw new Error(`Kafka pid ${previous.pid} still runs on ${previous.dataDirectory}`)
+  const { libDirectory } = await ensureKafkaJars(previous.version)
+  return spawnKafka(libDirectory, previous, onSpawned)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Private brokers, for tests that kill one
+
+/** The test process that started a private broker: once it is gone, its broker is an orphan. */
+const ownerFile = (dataDirectory: string) => join(dataDirectory, "owner.pid")
+
+/**
+ * Starts a broker of the caller's own: ports of its own and a data folder under
+ * .infra/kafka/private, recorded as owned by this process. It is not in the harness's state,
+ * so `down` and the other tests never see it; the caller stops it with `stopKafka`. A private
+ * broker whose owner died without stopping it (a killed test run) is stopped here first.
+ */
+export const startPrivateKafka = async (): Promise<KafkaStarted> => {
+  await stopOrphanedPrivateKafkas()
+  const { brokerPort, controllerPort } = await privatePorts()
+  return startFreshKafka(privateDirectory, brokerPort, controllerPort, (state) =>
+    writeFileSync(ownerFile(state.dataDirectory), `${process.pid}\n`)
+  )
+}
+
+const stopOrphanedPrivateKafkas = async (): Promise<void> => {
+  if (!existsSync(privateDirectory)) return
+  for (const name of readdirSync(privateDirectory)) {
+    const dataDirectory = join(privateDirectory, name)
+    const owner = readPid(ownerFile(dataDirectory))
+    if (owner !== undefined && isAlive(owner)) continue
+    // No owner yet: a broker being formatted right now by another test (a minute at most), or one whose start was killed.
+    if (owner === undefined && Date.now() - statSync(dataDirectory).mtimeMs < 10 * 60_000) continue
+    const pid = readPid(pidFileOf(dataDirectory))
+    log(`kafka: removing private broker ${dataDirectory} (pid ${pid}) left by test process ${owner}`)
+    if (pid === undefined) rmSync(dataDirectory, { recursive: true, force: true })
+    else await stopKafka({ pid, dataDirectory })
+  }
+}
+
+const readPid = (path: string): number | undefined => {
+  try {
+    const pid = Number(readFileSync(path, "utf8").trim())
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Two consecutive ports nobody listens on, below the kernel's ephemeral range (32768-60999 on
+ * Linux): while the broker is down, an outgoing connection (a client reconnecting to it, or any
+ * test's) could otherwise be given its port, and the broker could not start again on it.
+ */
+const privatePorts = async (): Promise<{ readonly brokerPort: number; readonly controllerPort: number }> => {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    // Above the harness's own ports (19xxx), below the ephemeral range.
+    const brokerPort = 20_000 + 2 * Math.floor(Math.random() * 6_000)
+    if ((await canListen(brokerPort)) && (await canListen(brokerPort + 1))) {
+      return { brokerPort, controllerPort: brokerPort + 1 }
+    }
+  }
+  throw new Error("found no two free consecutive ports between 20000 and 32000 for a private Kafka")
+}
+
+const canListen = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const server = createServer()
+    server.once("error", () => resolve(false))
+    server.listen(port, host, () => server.close(() => resolve(true)))
+  })
+
 /** Stops the JVM (SIGTERM, SIGKILL after 30 s) if it still runs, then removes its data folder and the pid file. */
-export const stopKafka = (state: KafkaState): Promise<void> =>
-  stopJvm(isRunning(state), state.pid, state.dataDirectory, pidFile)
+export const stopKafka = (state: Pick<KafkaState, "pid" | "dataDirectory">): Promise<void> =>
+  stopJvm(isRunning(state), state.pid, state.dataDirectory, pidFileOf(state.dataDirectory))

@@ -90,8 +90,11 @@ export const makeServiceProcess = (service: ServiceName, env: Record<string, str
       return { code: proc.exitCode, signal: proc.signalCode, millis: Date.now() - started }
     })
 
+    /** The OS pid of the running process (to read its memory from /proc); undefined before `start`. */
+    const pid = () => child?.pid
+
     yield* Effect.addFinalizer(() => stop)
-    return { baseUrl, start, runToExit, kill9, stop, terminate, output: () => output.join("") }
+    return { baseUrl, start, runToExit, kill9, stop, terminate, pid, output: () => output.join("") }
   })
 
 export type ServiceProcess = Effect.Success<ReturnType<typeof makeServiceProcess>>
