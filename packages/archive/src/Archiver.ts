@@ -2,6 +2,7 @@ import { HotRetention } from "@dexmon/domain"
 import { Metrics } from "@dexmon/observability"
 import {
   type ArchivableDay,
+  type ArchiveConflict,
   type ArchivedObject,
   ArchiveLedger,
   type ArchiveLedgerError,
@@ -14,6 +15,7 @@ import {
 } from "@dexmon/ports"
 import { Clock, Config, Context, Effect, Layer, Option, Predicate, Schedule, Schema, Stream } from "effect"
 import { dayStart, manifestKey, nextDayStart, objectKey } from "./ArchiveLayout.ts"
+import { applyLateEvents } from "./LateEvents.ts"
 import { type ArchiveFormatError, checksumOf, decodeReadings, encodeReadings } from "./ReadingsParquet.ts"
 
 /** `DEXMON_ARCHIVE_*`: where objects go, how big they get, how many are in flight. */
@@ -43,6 +45,10 @@ export interface ArchiveRunSummary {
   readonly recovered: number
   readonly manifests: number
   readonly droppedPartitions: ReadonlyArray<string>
+  /** Late events folded into the archive (whatever the conflict rule made of them). */
+  readonly lateEvents: number
+  /** Objects the folds replaced, and removed. */
+  readonly replacedObjects: number
 }
 
 interface ChunkResult {
@@ -76,6 +82,9 @@ const retryTransient = <A, E, R>(self: Effect.Effect<A, E, R>) =>
  * Objects are removed only after the ledger confirmed the lease, and before the
  * fenced write that forgets them, so a stale run cannot remove what a newer run
  * verified and is about to commit.
+ *
+ * After the due days, each run folds the late events queued for archived days
+ * (`foldDay`): the day's objects are replaced by objects with the events applied.
  */
 export class Archiver extends Context.Service<
   Archiver,
@@ -115,6 +124,8 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
     if (leftovers.length > 0) {
       yield* Effect.logWarning(`removed ${leftovers.length} objects an interrupted archiver run left uncommitted`)
     }
+    // Objects a fold replaced whose run stopped before removing them: committed no more, read by no one.
+    for (const object of yield* ledger.retired) yield* discard(lease, object.key)
     return leftovers.length
   })
 
@@ -132,15 +143,11 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
     }
   })
 
-  /** Archives one chunk; the rows leave the hot store only once their object is verified. */
-  const archiveChunk = Effect.fn("Archiver.archiveChunk")(function* (
-    lease: ArchiverLease,
-    day: string,
-    rows: ReadonlyArray<ReadingRecord>
-  ) {
+  /** The object described by `rows`, as the ledger records it. */
+  const describe = (day: string, rows: ReadonlyArray<ReadingRecord>): ArchivedObject => {
     const checksum = checksumOf(rows)
     const first = rows[0]!
-    const object: ArchivedObject = {
+    return {
       key: objectKey(config.prefix, day, first.user_id, checksum),
       day,
       user_id: first.user_id,
@@ -149,13 +156,35 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
       first_timestamp: first.timestamp,
       last_timestamp: rows[rows.length - 1]!.timestamp
     }
-    yield* Effect.annotateCurrentSpan({ key: object.key, rows: rows.length })
+  }
+
+  /**
+   * Begins, writes and reads back an object; a pending object that fails its check is removed. Answers
+   * whether the key was new (`pending`) or already committed (the same rows, archived before).
+   */
+  const writeVerified = Effect.fnUntraced(function* (
+    lease: ArchiverLease,
+    object: ArchivedObject,
+    rows: ReadonlyArray<ReadingRecord>
+  ) {
     const bytes = encodeReadings(rows)
     const state = yield* ledger.begin(lease, object).pipe(retryTransient)
     yield* store.put(object.key, bytes).pipe(Metrics.timeStoreWrite("archive"), retryTransient)
-    yield* verify(object.key, rows, checksum).pipe(
+    yield* verify(object.key, rows, object.checksum).pipe(
       Effect.tapError(() => (state === "pending" ? discard(lease, object.key) : Effect.void))
     )
+    return { bytes, state }
+  })
+
+  /** Archives one chunk; the rows leave the hot store only once their object is verified. */
+  const archiveChunk = Effect.fn("Archiver.archiveChunk")(function* (
+    lease: ArchiverLease,
+    day: string,
+    rows: ReadonlyArray<ReadingRecord>
+  ) {
+    const object = describe(day, rows)
+    yield* Effect.annotateCurrentSpan({ key: object.key, rows: rows.length })
+    const { bytes, state } = yield* writeVerified(lease, object, rows)
     return yield* ledger.commit(lease, object, rows).pipe(
       retryTransient,
       Effect.tap(() => Effect.sync(() => Metrics.archivedRows.inc(rows.length))),
@@ -208,6 +237,74 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
       after = [last.timestamp, last.sensor_id]
     }
     return totals
+  })
+
+  /**
+   * Folds the queued late events of one user and day into the archive: the day's objects read whole, the
+   * events applied by the conflict rule (`applyLateEvents`, the read path's rule too), the result written
+   * as new objects and verified, then one fenced ledger transaction commits them, retires the objects they
+   * replace and removes the folded events from the queue. The replaced objects' bytes are removed only
+   * after that commit. Events queued meanwhile stay queued for the next run. When the events change
+   * nothing (a redelivery, an older value), no object is written: they only leave the queue.
+   */
+  const foldDay = Effect.fn("Archiver.foldDay")(function* (lease: ArchiverLease, due: ArchivableDay) {
+    const none = { events: 0, replaced: 0, conflict: false }
+    const late = yield* ledger.lateEvents(due.user_id, dayStart(due.day), nextDayStart(due.day)).pipe(retryTransient)
+    if (late.length === 0) return none
+    const objects = (yield* ledger
+      .objectsOverlapping(due.user_id, dayStart(due.day), nextDayStart(due.day))
+      .pipe(retryTransient)).filter((object) => object.day === due.day)
+    const archived: Array<ReadingRecord> = []
+    for (const object of objects) {
+      const bytes = yield* store.get(object.key).pipe(retryTransient)
+      if (bytes === undefined) return yield* Effect.die(new Error(`archive object ${object.key} is missing`))
+      archived.push(...(yield* decodeReadings(bytes)))
+    }
+    const overlay = applyLateEvents(archived, late)
+    const chunks: Array<ReadonlyArray<ReadingRecord>> = []
+    if (overlay.changed) {
+      for (let i = 0; i < overlay.rows.length; i += config.maxRowsPerObject) {
+        chunks.push(overlay.rows.slice(i, i + config.maxRowsPerObject))
+      }
+    }
+    const written: Array<{ readonly object: ArchivedObject; readonly state: "pending" | "committed" }> = []
+    for (const rows of chunks) {
+      const object = describe(due.day, rows)
+      written.push({ object, state: (yield* writeVerified(lease, object, rows)).state })
+    }
+    const replacements = new Set(written.map(({ object }) => object.key))
+    const retire = overlay.changed ? objects.map((object) => object.key) : []
+    const committed = yield* ledger
+      .fold(lease, {
+        day: due.day,
+        user_id: due.user_id,
+        retire,
+        objects: written.map(({ object }) => object),
+        folded: late.map((event) => event.event_id),
+        superseded: overlay.superseded
+      })
+      .pipe(
+        retryTransient,
+        Effect.as(true),
+        Effect.catchTag("ArchiveConflict", (conflict: ArchiveConflict) =>
+          Effect.gen(function* () {
+            yield* Effect.logWarning("the day's objects changed while late events were folded", conflict)
+            for (const { object, state } of written) if (state === "pending") yield* discard(lease, object.key)
+            return false
+          })
+        )
+      )
+    if (!committed) return { ...none, conflict: true }
+    const removed = retire.filter((key) => !replacements.has(key))
+    for (const key of removed) yield* discard(lease, key)
+    for (const [outcome, count] of Object.entries(overlay.outcomes)) Metrics.lateEvents.inc({ outcome }, count)
+    yield* Effect.logInfo("late events folded into the archive", {
+      day: due.day,
+      user_id: due.user_id,
+      ...overlay.outcomes,
+      replaced_objects: removed.length
+    })
+    return { events: late.length, replaced: removed.length, conflict: false }
   })
 
   /** Rewrites the manifest of every day that gained objects; its content depends only on the ledger. */
@@ -265,15 +362,36 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
             })
           )
         )
+        // After the due days: a day archived just now may have gained late events already.
+        const lateDays = yield* ledger.lateDays.pipe(retryTransient)
+        const folds = yield* Effect.forEach(lateDays, (due) => foldDay(lease, due), {
+          concurrency: config.concurrency
+        })
+        const lateEvents = folds.reduce((n, fold) => n + fold.events, 0)
+        const replacedObjects = folds.reduce((n, fold) => n + fold.replaced, 0)
+        Metrics.lateEventsPending.set(lateEvents)
+        const conflicts = totals.conflicts + folds.filter((fold) => fold.conflict).length
         const manifests = yield* writeManifests(lease)
         const droppedPartitions = yield* ledger.dropEmptyPartitions(cutoff)
-        const summary: ArchiveRunSummary = { cutoff, ...totals, recovered, manifests, droppedPartitions }
+        const summary: ArchiveRunSummary = {
+          cutoff,
+          ...totals,
+          conflicts,
+          recovered,
+          manifests,
+          droppedPartitions,
+          lateEvents,
+          replacedObjects
+        }
         yield* Effect.logInfo("archive run finished", {
           cutoff: new Date(cutoff).toISOString(),
           ...totals,
+          conflicts,
           recovered,
           manifests,
-          droppedPartitions
+          droppedPartitions,
+          lateEvents,
+          replacedObjects
         })
         return summary
       })

@@ -1,12 +1,23 @@
 import { createHash } from "node:crypto"
-import type { SensorId, Source, UserId } from "@dexmon/domain"
+import type { EventId, SensorId, Source, UserId } from "@dexmon/domain"
 import type { ReadingRecord } from "@dexmon/ports"
 import { Effect, Schema } from "effect"
 import { parquetMetadata, parquetReadObjects } from "hyparquet"
 import { parquetWriteBuffer } from "hyparquet-writer"
 
-/** Bumped when the columns of an archive object change; readers check it. */
-export const ARCHIVE_SCHEMA_VERSION = "1"
+/**
+ * Bumped when the columns of an archive object change; readers check it. Version 2 added the event that
+ * wrote each value and its log position (`event_id`, `event_partition`, `event_offset`), which the
+ * conflict rule needs to fold a late event into an archived reading.
+ */
+export const ARCHIVE_SCHEMA_VERSION = "2"
+
+/**
+ * What a version-1 object's rows are taken to be written by: the smallest event id, so a late event of the
+ * same source with another value counts as later and replaces the archived value (a version-1 row cannot
+ * say which of the two came first, and the late one is the one that was just sent).
+ */
+export const UNKNOWN_EVENT = "00000000-0000-0000-0000-000000000000" as EventId
 
 export class ArchiveFormatError extends Schema.TaggedError<ArchiveFormatError>()("ArchiveFormatError", {
   message: Schema.String,
@@ -32,7 +43,10 @@ export const checksumOf = (rows: ReadonlyArray<ReadingRecord>): string => {
         row.version,
         row.etag,
         row.created_at,
-        row.updated_at
+        row.updated_at,
+        row.event_id,
+        row.position?.partition ?? null,
+        row.position?.offset ?? null
       ])
     )
     hash.update("\n")
@@ -60,7 +74,20 @@ export const encodeReadings = (rows: ReadonlyArray<ReadingRecord>): Uint8Array =
       { name: "version", data: column((row) => row.version), type: "INT32", nullable: false },
       { name: "etag", data: column((row) => row.etag), type: "STRING", nullable: false },
       { name: "created_at", data: column((row) => new Date(row.created_at)), type: "TIMESTAMP", nullable: false },
-      { name: "updated_at", data: column((row) => new Date(row.updated_at)), type: "TIMESTAMP", nullable: false }
+      { name: "updated_at", data: column((row) => new Date(row.updated_at)), type: "TIMESTAMP", nullable: false },
+      { name: "event_id", data: column((row) => row.event_id), type: "STRING", nullable: false },
+      {
+        name: "event_partition",
+        data: column((row) => row.position?.partition ?? null),
+        type: "INT32",
+        nullable: true
+      },
+      {
+        name: "event_offset",
+        data: column((row) => (row.position === undefined ? null : BigInt(row.position.offset))),
+        type: "INT64",
+        nullable: true
+      }
     ],
     rowGroupSize: Math.max(rows.length, 1),
     kvMetadata: [{ key: "dexmon.schema_version", value: ARCHIVE_SCHEMA_VERSION }],
@@ -80,6 +107,10 @@ interface ParquetRow {
   readonly etag: string
   readonly created_at: Date
   readonly updated_at: Date
+  /** Absent in version 1. */
+  readonly event_id?: string
+  readonly event_partition?: number | null
+  readonly event_offset?: bigint | null
 }
 
 /** Reads an archive object back into readings, in the order they were written. */
@@ -88,7 +119,7 @@ export const decodeReadings = (bytes: Uint8Array) =>
     try: async () => {
       const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
       const version = parquetMetadata(file).key_value_metadata?.find((kv) => kv.key === "dexmon.schema_version")
-      if (version?.value !== ARCHIVE_SCHEMA_VERSION) {
+      if (version?.value !== ARCHIVE_SCHEMA_VERSION && version?.value !== "1") {
         throw new Error(`archive schema version ${version?.value ?? "(none)"}, expected ${ARCHIVE_SCHEMA_VERSION}`)
       }
       const rows = (await parquetReadObjects({ file })) as unknown as ReadonlyArray<ParquetRow>
@@ -103,7 +134,15 @@ export const decodeReadings = (bytes: Uint8Array) =>
           version: row.version,
           etag: row.etag,
           created_at: row.created_at.getTime(),
-          updated_at: row.updated_at.getTime()
+          updated_at: row.updated_at.getTime(),
+          event_id: (row.event_id ?? UNKNOWN_EVENT) as EventId,
+          position:
+            row.event_partition === undefined ||
+            row.event_partition === null ||
+            row.event_offset === undefined ||
+            row.event_offset === null
+              ? undefined
+              : { partition: row.event_partition, offset: Number(row.event_offset) }
         })
       )
     },

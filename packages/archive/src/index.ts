@@ -1,4 +1,5 @@
 export * from "./ArchiveLayout.ts"
 export * from "./Archiver.ts"
+export * from "./LateEvents.ts"
 export * from "./ReadingsParquet.ts"
 export * from "./ReadingsQuery.ts"

@@ -8,15 +8,18 @@ import {
   SqlArchiveLedger
 } from "@dexmon/ports"
 import { assert, it } from "@effect/vitest"
-import { Clock, Deferred, Effect, Fiber, Layer } from "effect"
+import { Clock, Deferred, Effect, Fiber, Layer, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import {
   type ArchiverConfig,
   checksumOf,
   dayOf,
+  dayStart,
   decodeReadings,
+  encodeReadings,
   makeArchiver,
   manifestKey,
+  nextDayStart,
   objectKey,
   ReadingsQuery
 } from "../src/index.ts"
@@ -172,6 +175,54 @@ const setUp = Effect.fnUntraced(function* (maxRowsPerObject: number) {
 })
 
 const retention = Layer.succeed(HotRetention, HotRetention.of({ millis: RETENTION_DAYS * DAY }))
+
+/** Every page of a user's readings in `[from, to)` through the read path (hot, archived and late), seven at a time. */
+const readAll = (user: UserId, from: number, to: number) =>
+  Effect.gen(function* () {
+    const query = yield* ReadingsQuery.pipe(Effect.provide(ReadingsQuery.layer))
+    const items: Array<Reading> = []
+    let cursor: string | undefined
+    do {
+      const page = yield* query.list({ user_id: user, from, to, limit: 7, cursor })
+      items.push(...page.items)
+      cursor = page.next_cursor ?? undefined
+    } while (cursor !== undefined)
+    return items
+  })
+
+/** The readings at one key among `items`: a key must be there once. */
+const atKey = (items: ReadonlyArray<Reading>, key: { sensor_id: string; timestamp: number }) =>
+  items.filter((item) => item.sensor_id === key.sensor_id && item.timestamp === key.timestamp)
+
+/** Every row of every archive object under the prefix, with the key of its object. */
+const archivedRows = (config: ArchiverConfig) =>
+  Effect.gen(function* () {
+    const store = yield* ArchiveStore
+    const rows: Array<ReadingRecord & { readonly object: string }> = []
+    for (const object of yield* store.list(`${config.prefix}/`)) {
+      if (!object.key.endsWith(".parquet")) continue
+      for (const row of yield* decodeReadings((yield* store.get(object.key))!))
+        rows.push({ ...row, object: object.key })
+    }
+    return rows
+  })
+
+/** Fails loudly unless `condition` holds within about ten seconds, checked every 20 ms. */
+const waitUntil = <E, R>(what: string, condition: Effect.Effect<boolean, E, R>) =>
+  condition.pipe(
+    Effect.flatMap((holds) => (holds ? Effect.void : Effect.fail(`not yet: ${what}`))),
+    Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo({ times: 500 }))),
+    Effect.orDie
+  )
+
+/** Backends of this database waiting for a lock (a row's, a transaction's or an advisory one). */
+const lockWaiters = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql<{ waiting: number }>`
+    SELECT count(*)::int AS waiting FROM pg_stat_activity
+    WHERE datname = current_database() AND wait_event_type = 'Lock'`
+  return Number(row?.waiting ?? 0)
+}).pipe(Effect.orDie)
 
 /**
  * The archiver on one set of stores, checked end to end. `stores` is built
@@ -371,5 +422,275 @@ export const archiverSuite = (name: string, stores: () => Layer.Layer<ArchiveSto
           }
         })
       )
+  )
+
+  // Issue 15, item 4. An archived key gets a new value, an archived day gets a key it never had, and the
+  // first event is delivered again, before and after the fold: none may enter the hot store (a second copy
+  // beside the archived one), and the read path must show each key once, with the value the conflict rule
+  // gives, the same before the archiver folds the events in as after.
+  it.live(`${name}: late events for archived days are queued, read once with their value, and folded in`, () =>
+    provide(
+      Effect.gen(function* () {
+        const { config, before } = yield* setUp(10)
+        const readings = yield* ReadingStore
+        const ledger = yield* ArchiveLedger
+        const store = yield* ArchiveStore
+        const archiver = yield* makeArchiver(config)
+        const first = yield* archiver.runOnce
+        const old = before[0]!
+        assert.isBelow(old.timestamp, first.cutoff)
+        assert.strictEqual(old.source, "SENSOR")
+        const day = dayOf(old.timestamp)
+        const [from, to] = [dayStart(day), nextDayStart(day)]
+        const archivedBefore = yield* readAll(old.user_id, from, to)
+        assert.deepStrictEqual(
+          atKey(archivedBefore, old).map((r) => r.glucose_value),
+          [old.glucose_value]
+        )
+
+        const newValue: ReadingWrite = {
+          event_id: eventId(),
+          sensor_id: old.sensor_id,
+          user_id: old.user_id,
+          timestamp: old.timestamp,
+          glucose_value: old.glucose_value + 1,
+          source: "SENSOR",
+          position: { partition: 0, offset: 1_000 }
+        }
+        const newKey: ReadingWrite = {
+          ...newValue,
+          event_id: eventId(),
+          timestamp: old.timestamp - 60_000,
+          glucose_value: 77
+        }
+        yield* readings.upsert([newValue, newKey])
+        for (const key of [newValue, newKey]) {
+          assert.isUndefined(yield* readings.get(key.user_id, key.sensor_id, key.timestamp), "no hot copy")
+        }
+        assert.deepStrictEqual(
+          (yield* ledger.lateEvents(old.user_id, from, to)).map((event) => event.event_id).sort(),
+          [newValue.event_id, newKey.event_id].sort()
+        )
+        const beforeFold = yield* readAll(old.user_id, from, to)
+        assert.strictEqual(beforeFold.length, archivedBefore.length + 1, "one key more, none twice")
+        const updated = atKey(beforeFold, old)
+        assert.deepStrictEqual(
+          updated.map((r) => [r.glucose_value, r.version, r.id]),
+          [[old.glucose_value + 1, 2, old.id]]
+        )
+        assert.deepStrictEqual(
+          atKey(beforeFold, newKey).map((r) => [r.glucose_value, r.version]),
+          [[77, 1]]
+        )
+
+        // A redelivery of the same event changes nothing: not the queue, not what is read.
+        yield* readings.upsert([newValue])
+        assert.strictEqual((yield* ledger.lateEvents(old.user_id, from, to)).length, 2)
+        assert.deepStrictEqual(yield* readAll(old.user_id, from, to), beforeFold)
+
+        const objectsBefore = (yield* store.list(`${config.prefix}/date=${day}/user=${old.user_id}/`)).map((o) => o.key)
+        const second = yield* archiver.runOnce
+        assert.strictEqual(second.lateEvents, 2)
+        assert.strictEqual(second.replacedObjects, objectsBefore.length)
+        assert.deepStrictEqual(yield* ledger.lateEvents(old.user_id, from, to), [], "the queue is empty")
+        assert.deepStrictEqual(yield* readAll(old.user_id, from, to), beforeFold, "the same before and after the fold")
+        const rows = yield* archivedRows(config)
+        const objectsAfter = (yield* store.list(`${config.prefix}/date=${day}/user=${old.user_id}/`)).map((o) => o.key)
+        assert.isTrue(
+          objectsBefore.every((key) => !objectsAfter.includes(key)),
+          "the replaced objects are removed"
+        )
+        assert.deepStrictEqual(
+          rows
+            .filter((row) => row.sensor_id === old.sensor_id && row.timestamp === old.timestamp)
+            .map((r) => [r.glucose_value, r.event_id]),
+          [[old.glucose_value + 1, newValue.event_id]],
+          "the object holds the new value, once"
+        )
+        assert.deepStrictEqual(
+          rows
+            .filter((row) => row.sensor_id === newKey.sensor_id && row.timestamp === newKey.timestamp)
+            .map((r) => r.glucose_value),
+          [77]
+        )
+        assert.strictEqual(
+          new Set(rows.map((row) => `${row.sensor_id}|${row.timestamp}`)).size,
+          rows.length,
+          "no key twice"
+        )
+        const history = yield* readings.history(old.sensor_id, old.timestamp)
+        assert.deepStrictEqual(
+          history.map((r) => [r.glucose_value, r.version]),
+          [[old.glucose_value, 1]],
+          "the superseded value is kept"
+        )
+        const manifest = JSON.parse(new TextDecoder().decode((yield* store.get(manifestKey(config.prefix, day)))!))
+        assert.deepStrictEqual(
+          (manifest.objects as Array<{ key: string }>)
+            .map((entry) => entry.key)
+            .filter((key) => key.includes(`/user=${old.user_id}/`))
+            .sort(),
+          [...objectsAfter].sort(),
+          "the manifest lists the replacements"
+        )
+
+        // Delivered again after the fold: queued, read the same, and folded without a new object.
+        yield* readings.upsert([newValue])
+        assert.isUndefined(yield* readings.get(old.user_id, old.sensor_id, old.timestamp))
+        assert.deepStrictEqual(yield* readAll(old.user_id, from, to), beforeFold)
+        const third = yield* archiver.runOnce
+        assert.strictEqual(third.lateEvents, 1)
+        assert.strictEqual(third.replacedObjects, 0)
+        assert.deepStrictEqual(yield* ledger.lateEvents(old.user_id, from, to), [])
+        assert.deepStrictEqual(yield* archivedRows(config), rows)
+      })
+    )
+  )
+
+  it.live(
+    `${name}: a late event for a month whose partition was dropped is queued, not refused, and no partition comes back`,
+    () =>
+      provide(
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const readings = yield* ReadingStore
+          const ledger = yield* ArchiveLedger
+          const run = `p${Date.now().toString(36)}${runCounter++}`
+          const config: ArchiverConfig = { prefix: `test-archive/${run}`, maxRowsPerObject: 10, concurrency: 1 }
+          const user = UserId.make(`${run}-u`)
+          const sensor = SensorId.make(`${run}-s`)
+          const march = Date.parse("2001-03-10T08:00:00.000Z")
+          const write = (timestamp: number, value: number): ReadingWrite => ({
+            event_id: eventId(),
+            sensor_id: sensor,
+            user_id: user,
+            timestamp,
+            glucose_value: value,
+            source: "SENSOR"
+          })
+          yield* readings.upsert([write(march, 100), write(march + HOUR, 101)])
+          const partitionExists = sql<{ present: boolean }>`
+            SELECT to_regclass('glucose_readings_200103') IS NOT NULL AS present`.pipe(
+            Effect.map(([row]) => row?.present === true),
+            Effect.orDie
+          )
+          assert.isTrue(yield* partitionExists)
+          const first = yield* (yield* makeArchiver(config)).runOnce
+          assert.include(first.droppedPartitions, "glucose_readings_200103")
+          assert.isFalse(yield* partitionExists)
+
+          // Before the fix this failed (no partition for the row): the processor would dead-letter it.
+          const late = write(march, 140)
+          yield* readings.upsert([late])
+          assert.isFalse(yield* partitionExists, "the dropped partition is not made again")
+          assert.isUndefined(yield* readings.get(user, sensor, march), "no hot copy")
+          assert.deepStrictEqual(
+            (yield* ledger.lateEvents(user, march, march + 1)).map((event) => event.event_id),
+            [late.event_id]
+          )
+          const day = [dayStart(dayOf(march)), nextDayStart(dayOf(march))] as const
+          const expected = [
+            [march, 140],
+            [march + HOUR, 101]
+          ]
+          assert.deepStrictEqual(
+            (yield* readAll(user, ...day)).map((r) => [r.timestamp, r.glucose_value]),
+            expected
+          )
+          const second = yield* (yield* makeArchiver(config)).runOnce
+          assert.strictEqual(second.lateEvents, 1)
+          assert.isFalse(yield* partitionExists)
+          assert.deepStrictEqual(
+            (yield* readAll(user, ...day)).map((r) => [r.timestamp, r.glucose_value]),
+            expected
+          )
+          assert.deepStrictEqual(
+            (yield* archivedRows(config)).map((r) => [r.timestamp, r.glucose_value]),
+            expected
+          )
+        })
+      )
+  )
+
+  // The commit of a chunk and an event for one of its keys, at once: the commit is held on the key's row
+  // (a lock the test takes) after it took what it needs, the event arrives, then the row is let go. The
+  // event must end queued: without the day lock, the upsert saw the key hot, waited on the row the commit
+  // was removing, and inserted it again once the commit was done: one key hot and archived.
+  it.live(`${name}: an event racing the commit of its key's chunk is queued, never left hot beside the archive`, () =>
+    provide(
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const readings = yield* ReadingStore
+        const ledger = yield* ArchiveLedger
+        const run = `r${Date.now().toString(36)}${runCounter++}`
+        const user = UserId.make(`${run}-u`)
+        const sensor = SensorId.make(`${run}-s`)
+        const april = Date.parse("2001-04-10T08:00:00.000Z")
+        const write = (timestamp: number, value: number): ReadingWrite => ({
+          event_id: eventId(),
+          sensor_id: sensor,
+          user_id: user,
+          timestamp,
+          glucose_value: value,
+          source: "SENSOR"
+        })
+        yield* readings.upsert([write(april, 100), write(april + HOUR, 101), write(april + 2 * HOUR, 102)])
+        const rows = yield* ledger.readChunk({ user_id: user, from: april, to: april + DAY, limit: 100 })
+        const bytes = encodeReadings(rows)
+        const object = {
+          key: objectKey(`test-archive/${run}`, dayOf(april), user, checksumOf(rows)),
+          day: dayOf(april),
+          user_id: user,
+          row_count: rows.length,
+          checksum: checksumOf(rows),
+          first_timestamp: rows[0]!.timestamp,
+          last_timestamp: rows[rows.length - 1]!.timestamp
+        }
+        const key = rows[1]!
+        const result = yield* ledger.exclusive((lease) =>
+          Effect.scoped(
+            Effect.gen(function* () {
+              yield* ledger.begin(lease, object)
+              yield* (yield* ArchiveStore).put(object.key, bytes)
+              const holder = yield* sql.reserve
+              yield* holder.executeRaw("BEGIN", [])
+              yield* holder.execute(
+                `SELECT 1 FROM glucose_readings WHERE sensor_id = $1 AND "timestamp" = $2 FOR UPDATE`,
+                [key.sensor_id, new Date(key.timestamp).toISOString()],
+                undefined
+              )
+              const commit = yield* ledger.commit(lease, object, rows).pipe(Effect.forkChild)
+              yield* waitUntil(
+                "the commit waits on the held row",
+                Effect.map(lockWaiters, (n) => n === 1)
+              )
+              const late = write(key.timestamp, 150)
+              const upsert = yield* readings.upsert([late]).pipe(Effect.forkChild)
+              yield* waitUntil(
+                "the event waits too",
+                Effect.map(lockWaiters, (n) => n === 2)
+              )
+              yield* holder.executeRaw("ROLLBACK", [])
+              yield* Fiber.join(commit)
+              yield* Fiber.join(upsert)
+              return late
+            })
+          )
+        )
+        assert.isUndefined(yield* readings.get(user, sensor, key.timestamp), "no hot copy beside the archived one")
+        assert.deepStrictEqual(
+          (yield* ledger.lateEvents(user, april, april + DAY)).map((event) => event.event_id),
+          [result.event_id]
+        )
+        assert.deepStrictEqual(
+          (yield* readAll(user, april, april + DAY)).map((r) => [r.timestamp, r.glucose_value]),
+          [
+            [april, 100],
+            [april + HOUR, 150],
+            [april + 2 * HOUR, 102]
+          ]
+        )
+      })
+    ).pipe(Effect.orDie)
   )
 }

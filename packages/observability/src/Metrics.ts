@@ -98,6 +98,17 @@ export const archivedRows = new client.Counter({
   help: "Readings moved from the hot store into archive objects",
   registers
 })
+export const lateEvents = new client.Counter({
+  name: "dexmon_late_events_total",
+  help: "Late events (for keys of archived days, queued by the processor) the archiver folded into the archive, by the conflict rule's outcome: inserted (a new key), replaced (a new value), refreshed (the same value, a later event), kept (an older or a repeated event: nothing changed)",
+  labelNames: ["outcome"] as const,
+  registers
+})
+export const lateEventsPending = new client.Gauge({
+  name: "dexmon_late_events_pending",
+  help: "Late events queued for archived days that the archiver's last run found to fold (the read path shows them over the archive meanwhile)",
+  registers
+})
 
 /** Labels every series with the service that exports it. */
 export const labelService = (service: string) => registry.setDefaultLabels({ service })

@@ -1,4 +1,4 @@
-import type { SensorId, Source, UserId } from "@dexmon/domain"
+import type { EventId, EventPosition, SensorId, Source, UserId } from "@dexmon/domain"
 import { Context, type Effect, Schema, type Scope } from "effect"
 import { StoreFailureFields } from "../StoreFailure.ts"
 
@@ -14,6 +14,42 @@ export interface ReadingRecord {
   readonly etag: string
   readonly created_at: number
   readonly updated_at: number
+  /** The event that wrote the current value, and where it was first appended: what the conflict rule compares. */
+  readonly event_id: EventId
+  readonly position?: EventPosition | undefined
+}
+
+/**
+ * An event for a key of an archived (user, UTC day), kept out of the hot store (see `ArchiveLedger`):
+ * queued by the readings store's upsert, shown over the archived rows by the read path, folded into
+ * the day's objects by the archiver's next run.
+ */
+export interface LateEvent {
+  readonly event_id: EventId
+  readonly sensor_id: SensorId
+  readonly user_id: UserId
+  readonly timestamp: number
+  readonly glucose_value: number
+  readonly source: Source
+  readonly position?: EventPosition | undefined
+  /** A row id reserved when the event was queued: the reading's id if the event creates the key. */
+  readonly id: string
+  /** When the event was queued (epoch ms): its `created_at`/`updated_at` if it inserts or replaces. */
+  readonly received_at: number
+}
+
+/** Replaces a (user, day)'s committed objects by objects holding its late events (see `ArchiveLedger.fold`). */
+export interface ArchiveFold {
+  readonly day: string
+  readonly user_id: UserId
+  /** The committed objects the fold read: they are retired (their keys not among `objects`). */
+  readonly retire: ReadonlyArray<string>
+  /** The replacement objects, begun, written and verified. Empty when the late events changed nothing. */
+  readonly objects: ReadonlyArray<ArchivedObject>
+  /** The late events folded in, removed from the queue. */
+  readonly folded: ReadonlyArray<EventId>
+  /** The archived values the fold replaced, with the event that replaced each: kept in the history table. */
+  readonly superseded: ReadonlyArray<{ readonly record: ReadingRecord; readonly by: EventId }>
 }
 
 /** A user's readings of one UTC day that are older than the cutoff, still in the hot store. */
@@ -76,6 +112,12 @@ export class ArchiverLeaseLost extends Schema.TaggedError<ArchiverLeaseLost>()("
  * object. Objects still `pending` (written, maybe, but never committed) are
  * leftovers of a crash; the archiver removes them before it writes new ones.
  *
+ * Late events: once an object of a (user, UTC day) is committed, an event for a key of that day at or
+ * before the newest archived instant that is not in the hot store never enters it; the readings
+ * store's upsert queues it as a `LateEvent` (once per event id). The queue, the commit and the upsert's
+ * routing take the same per-day lock, so no event slips between a commit's removal of a row and the
+ * mark that routes its key to the queue. `fold` applies the queue to the objects.
+ *
  * Exclusivity is fenced: `exclusive` hands the run a lease whose token the
  * ledger checks inside every transaction that changes the ledger (`begin`,
  * `commit`, `forget`, `markManifested`). A lock can be lost silently (its
@@ -129,7 +171,9 @@ export class ArchiveLedger extends Context.Service<
     ) => Effect.Effect<void, ArchiverLeaseLost | ArchiveLedgerError | ArchiveConflict>
     /** Objects begun and never committed. */
     readonly pending: Effect.Effect<ReadonlyArray<ArchivedObject>, ArchiveLedgerError>
-    /** Drops a pending entry (after its object, if any, was removed). Committed entries are kept. */
+    /** Objects a fold replaced, whose bytes are still to be removed. */
+    readonly retired: Effect.Effect<ReadonlyArray<ArchivedObject>, ArchiveLedgerError>
+    /** Drops a pending or retired entry (after its object, if any, was removed). Committed entries are kept. */
     readonly forget: (lease: ArchiverLease, key: string) => Effect.Effect<void, ArchiverLeaseLost | ArchiveLedgerError>
     /** A user's committed objects holding readings in `[from, to)`, ordered by first timestamp. */
     readonly objectsOverlapping: (
@@ -137,6 +181,24 @@ export class ArchiveLedger extends Context.Service<
       from: number,
       to: number
     ) => Effect.Effect<ReadonlyArray<ArchivedObject>, ArchiveLedgerError>
+    /** A user's queued late events for readings in `[from, to)`, ordered by (timestamp, sensor). */
+    readonly lateEvents: (
+      userId: UserId,
+      from: number,
+      to: number
+    ) => Effect.Effect<ReadonlyArray<LateEvent>, ArchiveLedgerError>
+    /** The (day, user) pairs with queued late events, ordered by day then user. */
+    readonly lateDays: Effect.Effect<ReadonlyArray<ArchivableDay>, ArchiveLedgerError>
+    /**
+     * In one transaction under the day's lock: commits the fold's objects, retires the objects it replaced
+     * (their bytes are removed afterwards), removes the folded events from the queue and keeps the
+     * superseded values in the history. Fails with `ArchiveConflict`, changing nothing, if an object to
+     * retire is no longer committed.
+     */
+    readonly fold: (
+      lease: ArchiverLease,
+      fold: ArchiveFold
+    ) => Effect.Effect<void, ArchiverLeaseLost | ArchiveLedgerError | ArchiveConflict>
     /** Days with committed objects whose manifest has not been written since. */
     readonly unmanifestedDays: Effect.Effect<ReadonlyArray<string>, ArchiveLedgerError>
     /** Every committed object of a day, in key order. */

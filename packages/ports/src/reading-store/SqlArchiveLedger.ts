@@ -1,20 +1,24 @@
-import type { SensorId, Source, UserId } from "@dexmon/domain"
+import type { EventId, SensorId, Source, UserId } from "@dexmon/domain"
 import { Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import { runMigrations } from "../postgres/Migrations.ts"
+import { OID, pgArray } from "../postgres/PgArrays.ts"
 import { failureOf } from "../StoreFailure.ts"
 import {
   type ArchivableDay,
   ArchiveConflict,
   type ArchivedObject,
+  type ArchiveFold,
   ArchiveLedger,
   ArchiveLedgerError,
   ArchiverBusy,
   type ArchiverLease,
   ArchiverLeaseLost,
+  type LateEvent,
   type ReadingRecord
 } from "./ArchiveLedger.ts"
 import { ReadingStore } from "./ReadingStore.ts"
+import { ARCHIVED_DAY_LOCK } from "./SqlReadingStore.ts"
 
 const migrations = {
   "0001_archive_objects": Effect.gen(function* () {
@@ -47,6 +51,18 @@ const migrations = {
       acquired_at timestamptz NOT NULL
     )`
     yield* sql`INSERT INTO archiver_lease (id, token, holder, acquired_at) VALUES (true, 0, 'nobody yet', now())`
+  }),
+  // Folding late events replaces objects: the replaced ones are `retired` until their bytes are removed.
+  // The days archived before late events were routed are marked archived as far as their objects reach.
+  "0003_late_events": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE archive_objects DROP CONSTRAINT archive_objects_state_check`
+    yield* sql`ALTER TABLE archive_objects ADD CONSTRAINT archive_objects_state_check
+      CHECK (state IN ('pending', 'committed', 'retired'))`
+    yield* sql`INSERT INTO glucose_archived_days (user_id, day, archived_through)
+      SELECT user_id, day, max(last_timestamp) FROM archive_objects WHERE state = 'committed' GROUP BY user_id, day
+      ON CONFLICT (user_id, day) DO UPDATE SET
+        archived_through = greatest(glucose_archived_days.archived_through, EXCLUDED.archived_through)`
   })
 }
 
@@ -92,6 +108,9 @@ export interface ReadingRecordRow {
   readonly etag: string
   readonly created_ms: number
   readonly updated_ms: number
+  readonly event_id: string
+  readonly event_partition: number | null
+  readonly event_offset: string | null
 }
 
 /** The columns of `glucose_readings` that make a `ReadingRecord`, instants as epoch milliseconds. */
@@ -100,7 +119,8 @@ export const recordColumns = (sql: SqlClient.SqlClient) =>
     glucose_value, source, version, etag,
     -- whole milliseconds, as the API and the archive's TIMESTAMP_MILLIS columns carry them (now() has microseconds)
     floor(extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
-    floor(extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms`)
+    floor(extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms,
+    event_id::text AS event_id, event_partition, event_offset::text AS event_offset`)
 
 export const toReadingRecord = (row: ReadingRecordRow): ReadingRecord => ({
   id: row.id,
@@ -112,7 +132,39 @@ export const toReadingRecord = (row: ReadingRecordRow): ReadingRecord => ({
   version: Number(row.version),
   etag: row.etag,
   created_at: Number(row.created_ms),
-  updated_at: Number(row.updated_ms)
+  updated_at: Number(row.updated_ms),
+  event_id: row.event_id as EventId,
+  position:
+    row.event_partition === null || row.event_offset === null
+      ? undefined
+      : { partition: Number(row.event_partition), offset: Number(row.event_offset) }
+})
+
+interface LateEventRow {
+  readonly event_id: string
+  readonly id: string
+  readonly sensor_id: string
+  readonly user_id: string
+  readonly timestamp_ms: number
+  readonly glucose_value: number
+  readonly source: string
+  readonly event_partition: number | null
+  readonly event_offset: string | null
+  readonly received_ms: number
+}
+const toLateEvent = (row: LateEventRow): LateEvent => ({
+  event_id: row.event_id as EventId,
+  id: row.id,
+  sensor_id: row.sensor_id as SensorId,
+  user_id: row.user_id as UserId,
+  timestamp: Number(row.timestamp_ms),
+  glucose_value: Number(row.glucose_value),
+  source: row.source as Source,
+  position:
+    row.event_partition === null || row.event_offset === null
+      ? undefined
+      : { partition: Number(row.event_partition), offset: Number(row.event_offset) },
+  received_at: Number(row.received_ms)
 })
 
 /**
@@ -174,6 +226,9 @@ export const make = Effect.gen(function* () {
     )
 
   /** `effect` in one transaction, after the fence. */
+  /** The day's archive lock, exclusive (upserts take it shared): see `ARCHIVED_DAY_LOCK`. */
+  const lockDay = (day: string) => sql`SELECT pg_advisory_xact_lock(${ARCHIVED_DAY_LOCK}, hashtext(${day}))`
+
   const fenced = <A, E>(lease: ArchiverLease, operation: string, effect: Effect.Effect<A, E>) =>
     sql
       .withTransaction(fence(lease, operation).pipe(Effect.andThen(effect)))
@@ -235,6 +290,7 @@ export const make = Effect.gen(function* () {
     rows: ReadonlyArray<Pick<ReadingRecord, "sensor_id" | "timestamp" | "etag">>
   ) {
     const removeAndCommit = Effect.gen(function* () {
+      yield* lockDay(object.day).pipe(Effect.mapError(failWith("commit")))
       const [{ removed }] = (yield* sql<{ removed: number }>`
         WITH archived AS (
           SELECT * FROM unnest(
@@ -262,6 +318,15 @@ export const make = Effect.gen(function* () {
         ON CONFLICT (key) DO UPDATE SET state = 'committed', manifested = false, committed_at = now()`.pipe(
         Effect.mapError(failWith("commit"))
       )
+      // From here on, events for keys of this day up to the object's last reading that are not hot go to
+      // the late queue (see `ReadingStore.upsert`): a key removed just now can no longer come back hot.
+      yield* sql`
+        INSERT INTO glucose_archived_days (user_id, day, archived_through)
+        VALUES (${object.user_id}, ${object.day}::date, ${iso(object.last_timestamp)}::timestamptz)
+        ON CONFLICT (user_id, day) DO UPDATE SET
+          archived_through = greatest(glucose_archived_days.archived_through, EXCLUDED.archived_through)`.pipe(
+        Effect.mapError(failWith("commit"))
+      )
     })
     yield* fenced(lease, "commit", removeAndCommit)
   })
@@ -273,11 +338,18 @@ export const make = Effect.gen(function* () {
     Effect.withSpan("ArchiveLedger.pending")
   )
 
+  const retired = sql<ObjectRow>`
+    SELECT ${objectColumns} FROM archive_objects WHERE state = 'retired' ORDER BY key`.pipe(
+    Effect.map((rows) => rows.map(toObject)),
+    Effect.mapError(failWith("retired")),
+    Effect.withSpan("ArchiveLedger.retired")
+  )
+
   const forget = Effect.fn("ArchiveLedger.forget")(function* (lease: ArchiverLease, key: string) {
     yield* fenced(
       lease,
       "forget",
-      sql`DELETE FROM archive_objects WHERE key = ${key} AND state = 'pending'`.pipe(
+      sql`DELETE FROM archive_objects WHERE key = ${key} AND state IN ('pending', 'retired')`.pipe(
         Effect.mapError(failWith("forget"))
       )
     )
@@ -294,6 +366,97 @@ export const make = Effect.gen(function* () {
         AND first_timestamp < ${iso(to)}::timestamptz AND last_timestamp >= ${iso(from)}::timestamptz
       ORDER BY first_timestamp, key`.pipe(Effect.mapError(failWith("objects overlapping")))
     return rows.map(toObject)
+  })
+
+  const lateColumns = sql.literal(`event_id::text AS event_id, id::text AS id, sensor_id, user_id,
+    (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms, glucose_value, source, event_partition,
+    event_offset::text AS event_offset, floor(extract(epoch FROM received_at) * 1000)::float8 AS received_ms`)
+
+  const lateEvents = Effect.fn("ArchiveLedger.lateEvents")(function* (userId: UserId, from: number, to: number) {
+    const rows = yield* sql<LateEventRow>`
+      SELECT ${lateColumns} FROM glucose_late_events
+      WHERE user_id = ${userId} AND "timestamp" >= ${iso(from)}::timestamptz AND "timestamp" < ${iso(to)}::timestamptz
+      ORDER BY "timestamp", sensor_id, event_partition, event_offset, event_id`.pipe(
+      Effect.mapError(failWith("late events"))
+    )
+    return rows.map(toLateEvent)
+  })
+
+  const lateDays = sql<{ day: string; user_id: string }>`
+    SELECT DISTINCT to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, user_id
+    FROM glucose_late_events ORDER BY day, user_id`.pipe(
+    Effect.map((rows) => rows.map((row) => ({ day: row.day, user_id: row.user_id as UserId }))),
+    Effect.mapError(failWith("late days")),
+    Effect.withSpan("ArchiveLedger.lateDays")
+  )
+
+  const fold = Effect.fn("ArchiveLedger.fold")(function* (lease: ArchiverLease, fold: ArchiveFold) {
+    const newKeys = new Set(fold.objects.map((object) => object.key))
+    const retire = fold.retire.filter((key) => !newKeys.has(key))
+    const apply = Effect.gen(function* () {
+      // Under the day's lock: no upsert routes an event of this day while its objects are swapped.
+      yield* lockDay(fold.day).pipe(Effect.mapError(failWith("fold")))
+      const [{ committed }] = (yield* sql<{ committed: number }>`
+        SELECT count(*)::int AS committed FROM archive_objects
+        WHERE key = ANY(${fold.retire}::text[]) AND state = 'committed' AND user_id = ${fold.user_id}`.pipe(
+        Effect.mapError(failWith("fold"))
+      )) as [{ committed: number }]
+      if (Number(committed) !== fold.retire.length) {
+        return yield* new ArchiveConflict({
+          key: fold.retire[0] ?? "",
+          expected: fold.retire.length,
+          removed: Number(committed)
+        })
+      }
+      for (const object of fold.objects) {
+        yield* sql`
+          INSERT INTO archive_objects (key, day, user_id, row_count, checksum, first_timestamp, last_timestamp, state,
+            manifested, committed_at)
+          VALUES (${object.key}, ${object.day}::date, ${object.user_id}, ${object.row_count}, ${object.checksum},
+            ${iso(object.first_timestamp)}::timestamptz, ${iso(object.last_timestamp)}::timestamptz, 'committed',
+            false, now())
+          ON CONFLICT (key) DO UPDATE SET state = 'committed', manifested = false, committed_at = now()`.pipe(
+          Effect.mapError(failWith("fold"))
+        )
+      }
+      if (retire.length > 0) {
+        // The day's manifest must be written again without them.
+        yield* sql`UPDATE archive_objects SET state = 'retired' WHERE key = ANY(${retire}::text[])`.pipe(
+          Effect.mapError(failWith("fold"))
+        )
+        yield* sql`UPDATE archive_objects SET manifested = false WHERE day = ${fold.day}::date AND state = 'committed'`.pipe(
+          Effect.mapError(failWith("fold"))
+        )
+      }
+      if (fold.superseded.length > 0) {
+        const old = fold.superseded.map((entry) => entry.record)
+        yield* sql`
+          INSERT INTO glucose_readings_history (id, sensor_id, user_id, "timestamp", glucose_value, source, version,
+            etag, event_id, created_at, updated_at, superseded_by_event)
+          SELECT * FROM unnest(
+            ${pgArray(
+              old.map((r) => BigInt(r.id)),
+              OID.int8
+            )}::int8[], ${old.map((r) => r.sensor_id)}::text[],
+            ${old.map((r) => r.user_id)}::text[], ${old.map((r) => iso(r.timestamp))}::timestamptz[],
+            ${pgArray(
+              old.map((r) => r.glucose_value),
+              OID.float8
+            )}::float8[], ${old.map((r) => r.source)}::text[],
+            ${pgArray(
+              old.map((r) => r.version),
+              OID.int4
+            )}::int4[], ${old.map((r) => r.etag)}::text[],
+            ${old.map((r) => r.event_id)}::uuid[], ${old.map((r) => iso(r.created_at))}::timestamptz[],
+            ${old.map((r) => iso(r.updated_at))}::timestamptz[], ${fold.superseded.map((entry) => entry.by)}::uuid[])`.pipe(
+          Effect.mapError(failWith("fold"))
+        )
+      }
+      yield* sql`DELETE FROM glucose_late_events WHERE event_id = ANY(${fold.folded}::uuid[])`.pipe(
+        Effect.mapError(failWith("fold"))
+      )
+    })
+    yield* fenced(lease, "fold", apply)
   })
 
   const unmanifestedDays = sql<{ day: string }>`
@@ -364,8 +527,12 @@ export const make = Effect.gen(function* () {
     begin,
     commit,
     pending,
+    retired,
     forget,
     objectsOverlapping,
+    lateEvents,
+    lateDays,
+    fold,
     unmanifestedDays,
     objectsOfDay,
     markManifested,

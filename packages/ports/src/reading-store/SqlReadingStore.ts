@@ -87,8 +87,43 @@ const migrations = {
   "0002_event_positions": Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* sql`ALTER TABLE glucose_readings ADD COLUMN event_partition integer, ADD COLUMN event_offset bigint`
+  }),
+  // Late events for archived days (see `ArchiveLedger`): how far each (user, day) is archived, written by
+  // the ledger's commit, and the queue of events the upsert keeps out of the hot store because of it.
+  "0003_late_events": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE glucose_archived_days (
+      user_id text NOT NULL,
+      day date NOT NULL,
+      archived_through timestamptz NOT NULL,
+      PRIMARY KEY (user_id, day)
+    )`
+    yield* sql`CREATE TABLE glucose_late_events (
+      event_id uuid PRIMARY KEY,
+      id bigint NOT NULL,
+      sensor_id text NOT NULL,
+      user_id text NOT NULL,
+      "timestamp" timestamptz NOT NULL,
+      glucose_value double precision NOT NULL,
+      source text NOT NULL CHECK (source IN ('SENSOR', 'MANUAL')),
+      event_partition integer,
+      event_offset bigint,
+      received_at timestamptz NOT NULL
+    )`
+    yield* sql`CREATE INDEX glucose_late_events_by_user ON glucose_late_events (user_id, "timestamp", sensor_id)`
   })
 }
+
+/**
+ * The lock (two-key advisory form, first key) that serializes the upsert's routing of a UTC day's events
+ * with the archiver's commits for that day: upserts take it shared per day, a commit exclusively. Without it
+ * an upsert could see a key still hot, wait on the row the commit is removing, and insert it again after
+ * the commit: one reading hot and archived at once.
+ */
+export const ARCHIVED_DAY_LOCK = 0x64_78_6c_64 // "dxld"
+
+/** The UTC day of an instant, `YYYY-MM-DD`: the unit of the archive and of its lock. */
+const utcDay = (millis: number) => new Date(millis).toISOString().slice(0, 10)
 
 const failWith = failureOf((fields) => new ReadingStoreError(fields))
 
@@ -158,6 +193,9 @@ const makePartitions = Effect.fnUntraced(function* (sql: SqlClient.SqlClient) {
     { partitioned: boolean }
   ]
   const existing = new Set<string>()
+  /** Whether every month of `timestamps` has a partition this process knows of (or the table has none). */
+  const known = (timestamps: ReadonlyArray<number>) =>
+    !partitioned || timestamps.every((t) => existing.has(MONTH_NAME(monthStart(t))))
   const ensureFor = (timestamps: ReadonlyArray<number>) =>
     Effect.gen(function* () {
       if (!partitioned) return
@@ -189,7 +227,7 @@ const makePartitions = Effect.fnUntraced(function* (sql: SqlClient.SqlClient) {
     ahead.push(month.getTime())
   }
   yield* ensureFor(ahead).pipe(Effect.orDie)
-  return { ensureFor }
+  return { known, ensureFor }
 })
 
 /**
@@ -275,12 +313,95 @@ export const make = Effect.gen(function* () {
              count(*)::int AS touched
       FROM written`
 
+  /** Takes the days' archive locks shared, in day order (commits take one exclusively: no deadlock). */
+  const lockDays = (batch: ReadonlyArray<ReadingWrite>) =>
+    sql`SELECT pg_advisory_xact_lock_shared(${ARCHIVED_DAY_LOCK}, hashtext(day))
+      FROM unnest(${[...new Set(batch.map((write) => utcDay(write.timestamp)))].sort()}::text[]) AS d(day)
+      ORDER BY day`
+
+  /**
+   * The positions in the batch of the events that belong in the late queue: a key that is not hot, of a
+   * (user, day) archived at or after its timestamp. A key not hot is either archived or never written; a
+   * key still hot (a row that arrived while its chunk was archived) stays hot until the next run takes it.
+   */
+  const lateIndices = (batch: ReadonlyArray<ReadingWrite>) =>
+    sql<{ i: number }>`
+      SELECT t.i::int AS i
+      FROM unnest(
+        ${batch.map((w) => w.sensor_id)}::text[],
+        ${batch.map((w) => w.user_id)}::text[],
+        ${batch.map((w) => new Date(w.timestamp).toISOString())}::timestamptz[]
+      ) WITH ORDINALITY AS t(sensor_id, user_id, "timestamp", i)
+      JOIN glucose_archived_days d
+        ON d.user_id = t.user_id AND d.day = (t."timestamp" AT TIME ZONE 'UTC')::date
+      WHERE t."timestamp" <= d.archived_through
+        AND NOT EXISTS (
+          SELECT 1 FROM glucose_readings r WHERE r.sensor_id = t.sensor_id AND r."timestamp" = t."timestamp")`.pipe(
+      Effect.map((rows) => new Set(rows.map((row) => Number(row.i) - 1)))
+    )
+
+  /** Queues late events once each (a redelivery finds its event id there); answers how many were new. */
+  const queueLate = (late: ReadonlyArray<ReadingWrite>) =>
+    sql<{ queued: number }>`
+      WITH queued AS (
+        INSERT INTO glucose_late_events (event_id, id, sensor_id, user_id, "timestamp", glucose_value, source,
+          event_partition, event_offset, received_at)
+        SELECT event_id, nextval('glucose_readings_id_seq'), sensor_id, user_id, "timestamp", glucose_value, source,
+          event_partition, event_offset, now()
+        FROM unnest(
+          ${late.map((w) => w.event_id)}::uuid[],
+          ${late.map((w) => w.sensor_id)}::text[],
+          ${late.map((w) => w.user_id)}::text[],
+          ${late.map((w) => new Date(w.timestamp).toISOString())}::timestamptz[],
+          ${pgArray(
+            late.map((w) => w.glucose_value),
+            OID.float8
+          )}::float8[],
+          ${late.map((w) => w.source)}::text[],
+          ${pgArray(
+            late.map((w) => w.position?.partition ?? null),
+            OID.int4
+          )}::int4[],
+          ${pgArray(
+            late.map((w) => (w.position === undefined ? null : BigInt(w.position.offset))),
+            OID.int8
+          )}::int8[]
+        ) AS t(event_id, sensor_id, user_id, "timestamp", glucose_value, source, event_partition, event_offset)
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING 1
+      )
+      SELECT count(*)::int AS queued FROM queued`.pipe(Effect.map(([row]) => Number(row?.queued ?? 0)))
+
+  /**
+   * Events for keys of archived days go to the late queue, in the same transaction and under the days'
+   * locks; the rest are applied to the hot store. Partitions are made only for the hot ones: an archived
+   * month's partition may have been dropped, and its late events need none.
+   */
   const upsert = Effect.fn("ReadingStore.upsert")(function* (batch: ReadonlyArray<ReadingWrite>) {
     if (batch.length === 0) return { inserted: 0, replaced: 0, unchanged: 0 } satisfies UpsertSummary
-    yield* partitions.ensureFor(batch.map((write) => write.timestamp))
-    const totals = yield* sql
-      .withTransaction(Effect.forEach(splitIntoRounds(batch), upsertRound))
+    const timestamps = batch.map((write) => write.timestamp)
+    if (!partitions.known(timestamps)) {
+      // Outside the transaction (a partition made inside it would vanish with a rollback, and stay in the
+      // cache); the routing inside is the one that counts, and it never turns a late key hot.
+      const lateAt = yield* lateIndices(batch).pipe(Effect.mapError(failWith("upsert")))
+      yield* partitions.ensureFor(timestamps.filter((_, i) => !lateAt.has(i)))
+    }
+    const { totals, late, queued } = yield* sql
+      .withTransaction(
+        Effect.gen(function* () {
+          yield* lockDays(batch)
+          const lateAt = yield* lateIndices(batch)
+          const hot = lateAt.size === 0 ? batch : batch.filter((_, i) => !lateAt.has(i))
+          const late = lateAt.size === 0 ? [] : batch.filter((_, i) => lateAt.has(i))
+          const queued = late.length === 0 ? 0 : yield* queueLate(late)
+          const totals = yield* Effect.forEach(splitIntoRounds(hot), upsertRound)
+          return { totals, late: late.length, queued }
+        })
+      )
       .pipe(Effect.mapError(failWith("upsert")))
+    if (late > 0) {
+      yield* Effect.logInfo("events for archived days queued as late events", { late, queued })
+    }
     const inserted = totals.reduce((n, [row]) => n + Number(row!.inserted), 0)
     const replaced = totals.reduce((n, [row]) => n + Number(row!.replaced), 0)
     return { inserted, replaced, unchanged: batch.length - inserted - replaced } satisfies UpsertSummary

@@ -146,6 +146,84 @@ export const archiveLedgerContract = (name: string, stores: Layer.Layer<ArchiveL
       })
     )
 
+    it.effect(
+      "after a commit, events for its keys (or new keys up to its last reading) are queued once, not hot; a fold swaps the objects and empties the queue, under the lease",
+      () =>
+        Effect.gen(function* () {
+          const ledger = yield* ArchiveLedger
+          const readings = yield* ReadingStore
+          const user = newUser()
+          yield* readings.upsert(seed(user))
+          // The first four readings are archived; the last two (t0 + 10 min) stay hot.
+          const rows = yield* ledger.readChunk({ ...wholeDay(user), limit: 4 })
+          const object = objectFor(user, rows, `test/${user}/g.parquet`)
+          const lease = yield* newLease
+          yield* ledger.begin(lease, object)
+          yield* ledger.commit(lease, object, rows)
+
+          const archivedKey = write(user, rows[0]!.sensor_id, rows[0]!.timestamp, 150)
+          const newKeyBefore = write(user, "s2", t0 + 60_000, 151)
+          const hotKey = write(user, "s0", t0 + 600_000, 152)
+          const newKeyAfter = write(user, "s2", t0 + 900_000, 153)
+          const summary = yield* readings.upsert([archivedKey, newKeyBefore, hotKey, newKeyAfter])
+          assert.deepStrictEqual(summary, { inserted: 1, replaced: 1, unchanged: 2 })
+          yield* readings.upsert([archivedKey]) // a redelivery
+          const queued = yield* ledger.lateEvents(user, t0, t0 + 86_400_000)
+          assert.deepStrictEqual(
+            queued.map((event) => [event.event_id, event.sensor_id, event.timestamp, event.glucose_value]),
+            [newKeyBefore, archivedKey]
+              .sort((a, b) => a.timestamp - b.timestamp)
+              .map((w) => [w.event_id, w.sensor_id, w.timestamp, w.glucose_value])
+          )
+          assert.isUndefined(yield* readings.get(user, archivedKey.sensor_id, archivedKey.timestamp), "not hot")
+          assert.isUndefined(yield* readings.get(user, newKeyBefore.sensor_id, newKeyBefore.timestamp), "not hot")
+          assert.strictEqual((yield* readings.get(user, hotKey.sensor_id, hotKey.timestamp))?.glucose_value, 152)
+          assert.strictEqual(
+            (yield* readings.get(user, newKeyAfter.sensor_id, newKeyAfter.timestamp))?.glucose_value,
+            153
+          )
+          assert.deepStrictEqual(
+            (yield* ledger.lateDays).filter((entry) => entry.user_id === user),
+            [{ day, user_id: user }]
+          )
+
+          const replacement = objectFor(user, rows, `test/${user}/h.parquet`)
+          const fold = {
+            day,
+            user_id: user,
+            retire: [object.key],
+            objects: [replacement],
+            folded: queued.map((event) => event.event_id),
+            superseded: []
+          }
+          const current = yield* newLease
+          const stale = yield* ledger.fold(lease, fold).pipe(Effect.flip)
+          assert.strictEqual(stale._tag, "ArchiverLeaseLost")
+          assert.strictEqual(
+            (yield* ledger.lateEvents(user, t0, t0 + 86_400_000)).length,
+            2,
+            "a stale fold changed nothing"
+          )
+          yield* ledger.begin(current, replacement)
+          yield* ledger.fold(current, fold)
+          assert.deepStrictEqual(yield* ledger.lateEvents(user, t0, t0 + 86_400_000), [])
+          assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, t0, t0 + 86_400_000), [replacement])
+          assert.deepStrictEqual(
+            (yield* ledger.retired).filter((entry) => entry.user_id === user),
+            [object]
+          )
+          assert.include(yield* ledger.unmanifestedDays, day)
+          // Folding a retired object again is a conflict, and changes nothing.
+          const again = yield* ledger.fold(current, { ...fold, folded: [] }).pipe(Effect.flip)
+          assert.strictEqual(again._tag, "ArchiveConflict")
+          yield* ledger.forget(current, object.key)
+          assert.deepStrictEqual(
+            (yield* ledger.retired).filter((entry) => entry.user_id === user),
+            []
+          )
+        })
+    )
+
     it.effect("days with newly committed objects are unmanifested until marked", () =>
       Effect.gen(function* () {
         const ledger = yield* ArchiveLedger
