@@ -23,6 +23,7 @@ export const projects: Array<TestProjectInlineConfiguration> = [
   project("streams", "packages/streams"),
   project("ports", "packages/ports"),
   project("archive", "packages/archive"),
+  project("testing", "packages/testing"),
   project("services", "services/standalone"),
   project("archiver", "services/archiver"),
   project("dlq", "services/dlq"),

@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url"
 import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3"
 import { dayOf, encodeReadings } from "@dexmon/archive"
 import { Database, SqlArchiveLedger, SqlReadingStore } from "@dexmon/ports"
-import { readingHistory, seedReadingHistory } from "@dexmon/ports/testing"
+import { freshDatabase, readingHistory, seedReadingHistory } from "@dexmon/testing"
 import { NodeRuntime } from "@effect/platform-node"
 import { Clock, Console, Context, Effect, Layer, Redacted, Stream } from "effect"
 import { SqlClient } from "effect/sql"
@@ -169,20 +169,12 @@ const removePrefix = (s3: S3Client, prefix: string) =>
 
 const program = Effect.gen(function* () {
   const run = Date.now().toString(36)
-  const serverUrl = new URL(process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres")
+  const serverUrl = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres"
   const database = `dexmon_bench_${run}`
-  const benchUrl = new URL(serverUrl)
-  benchUrl.pathname = `/${database}`
   const rawPrefix = `bench-raw/${run}`
   const archivePrefix = `bench-archive/${run}`
 
-  const admin = Context.get(
-    yield* Layer.build(Database.layerPgClient(Redacted.make(serverUrl.toString()))),
-    SqlClient.SqlClient
-  )
-  yield* Effect.acquireRelease(admin.unsafe(`CREATE DATABASE ${database}`), () =>
-    Effect.ignore(admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`))
-  )
+  const bench = yield* freshDatabase({ server: serverUrl, name: database })
   const s3 = yield* s3Client
   yield* Effect.addFinalizer(() =>
     Effect.ignore(Effect.all([removePrefix(s3, rawPrefix), removePrefix(s3, archivePrefix)]))
@@ -190,7 +182,7 @@ const program = Effect.gen(function* () {
   const context = yield* Layer.build(
     SqlArchiveLedger.layer.pipe(
       Layer.provideMerge(SqlReadingStore.layer),
-      Layer.provideMerge(Database.layerPgClient(Redacted.make(benchUrl.toString())))
+      Layer.provideMerge(Database.layerPgClient(Redacted.make(bench.url)))
     )
   )
   const sql = Context.get(context, SqlClient.SqlClient)
@@ -212,13 +204,13 @@ const program = Effect.gen(function* () {
   )
 
   const raw = yield* runMeasured(
-    [import.meta.filename, "--raw-baseline", benchUrl.toString(), rawPrefix, String(history.boundary)],
+    [import.meta.filename, "--raw-baseline", bench.url, rawPrefix, String(history.boundary)],
     s3Env
   )
   const rawTotals: Totals = JSON.parse(raw.stdout.trim().split("\n").at(-1)!)
   const archiver = yield* runMeasured([fileURLToPath(new URL("../services/archiver/src/main.ts", import.meta.url))], {
     ...s3Env,
-    DATABASE_URL: benchUrl.toString(),
+    DATABASE_URL: bench.url,
     DEXMON_ARCHIVE_PREFIX: archivePrefix,
     DEXMON_LOG_FORMAT: "json",
     DEXMON_HOT_RETENTION: "90d"

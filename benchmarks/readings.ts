@@ -10,6 +10,7 @@
 import { spawnSync } from "node:child_process"
 import { EventId, SensorId, UserId } from "@dexmon/domain"
 import { Database, ReadingStore, type ReadingWrite, SqlReadingStore } from "@dexmon/ports"
+import { freshDatabase } from "@dexmon/testing"
 import { NodeRuntime } from "@effect/platform-node"
 import { Clock, Console, Context, Effect, Layer, Redacted } from "effect"
 import { SqlClient } from "effect/sql"
@@ -17,10 +18,8 @@ import { SqlClient } from "effect/sql"
 const ROWS_PER_SIZE = Number(process.env.BENCH_ROWS ?? 50_000)
 const HOUR = 3_600_000
 
-const serverUrl = new URL(process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres")
+const serverUrl = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres"
 const database = `dexmon_bench_${Date.now().toString(36)}`
-const benchUrl = new URL(serverUrl)
-benchUrl.pathname = `/${database}`
 
 let eventCounter = 0
 const eventId = () => EventId.make(`01900000-0000-7000-8000-${(eventCounter++).toString(16).padStart(12, "0")}`)
@@ -29,15 +28,9 @@ const percentile = (sorted: ReadonlyArray<number>, p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 
 const program = Effect.gen(function* () {
-  const admin = Context.get(
-    yield* Layer.build(Database.layerPgClient(Redacted.make(serverUrl.toString()))),
-    SqlClient.SqlClient
-  )
-  yield* Effect.acquireRelease(admin.unsafe(`CREATE DATABASE ${database}`), () =>
-    Effect.ignore(admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`))
-  )
+  const bench = yield* freshDatabase({ server: serverUrl, name: database })
   const context = yield* Layer.build(
-    SqlReadingStore.layer.pipe(Layer.provideMerge(Database.layerPgClient(Redacted.make(benchUrl.toString()))))
+    SqlReadingStore.layer.pipe(Layer.provideMerge(Database.layerPgClient(Redacted.make(bench.url))))
   )
   const store = Context.get(context, ReadingStore)
   const sql = Context.get(context, SqlClient.SqlClient)
@@ -112,7 +105,12 @@ const program = Effect.gen(function* () {
     for (const chunk of csv) {
       const result = spawnSync(
         "psql",
-        [benchUrl.toString(), "-q", "-c", "\\copy copy_readings FROM STDIN WITH (FORMAT csv)"],
+        [
+          bench.url,
+          "-q",
+          "-c",
+          "\\copy copy_readings (id, sensor_id, user_id, timestamp, glucose_value, source, version, etag, content_hash, event_id, created_at, updated_at) FROM STDIN WITH (FORMAT csv)"
+        ],
         {
           input: `${chunk}\n`
         }

@@ -1,63 +1,46 @@
-import { type ChildProcess, spawn } from "node:child_process"
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { dirname, join, resolve } from "node:path"
+import { mkdirSync, writeFileSync } from "node:fs"
+import { dirname, join } from "node:path"
 import { ArchiveStore, Database, S3ArchiveStore, SqlReadingStore } from "@dexmon/ports"
-import { readingHistory, requiredServer, seedReadingHistory } from "@dexmon/ports/testing"
+import {
+  eventually,
+  freshDatabase,
+  makeServiceProcess,
+  readingHistory,
+  requiredServer,
+  seedReadingHistory,
+  sqlClient,
+  tempDir
+} from "@dexmon/testing"
 import { DuckDBInstance } from "@duckdb/node-api"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, ConfigProvider, Context, Effect, Layer, Redacted, Schedule } from "effect"
-import { SqlClient } from "effect/sql"
+import { Clock, ConfigProvider, Effect, Layer, Redacted } from "effect"
 
 // The issue's "done when", on the real servers: 1,000,000 readings over 120 days for 200 users; the archiver
 // (`pnpm archive`, as its own process) moves exactly those older than 90 days, each into one object; a run killed
 // with SIGKILL halfway and run again ends exactly where an uninterrupted run does; DuckDB reads the rows back.
 
-const serverUrl = requiredServer("DATABASE_URL")
+requiredServer("DATABASE_URL")
 requiredServer("S3_ENDPOINT")
-const archiverMain = resolve(import.meta.dirname, "../src/main.ts")
 const run = `m${Date.now().toString(36)}`
-const databaseUrl = (name: string) => {
-  const url = new URL(serverUrl)
-  url.pathname = `/${name}`
-  return url.toString()
-}
 const pgClient = (url: string) => Database.layerPgClient(Redacted.make(url), { maxConnections: 4 })
-const clientOf = (url: string) =>
-  Effect.map(Layer.build(pgClient(url)), (context) => Context.get(context, SqlClient.SqlClient))
+const clientOf = (url: string) => sqlClient(url, { maxConnections: 4 })
 
-const startArchiver = (database: string) => {
-  const output: Array<string> = []
-  const child = spawn(process.execPath, [archiverMain], {
-    env: {
-      ...process.env,
-      DATABASE_URL: databaseUrl(database),
-      DEXMON_ARCHIVE_PREFIX: `${run}/${database}`,
-      DEXMON_HOT_RETENTION: "90d",
-      DEXMON_LOG_FORMAT: "json"
-    },
-    stdio: ["ignore", "pipe", "pipe"]
+/** `pnpm archive` on one of the fresh databases, as its own process. */
+const archiverOn = (database: { readonly name: string; readonly url: string }) =>
+  makeServiceProcess("archiver", {
+    ...process.env,
+    DATABASE_URL: database.url,
+    DEXMON_ARCHIVE_PREFIX: `${run}/${database.name}`,
+    DEXMON_HOT_RETENTION: "90d"
   })
-  child.stdout?.on("data", (chunk) => output.push(String(chunk)))
-  child.stderr?.on("data", (chunk) => output.push(String(chunk)))
-  return { child, output }
-}
-const exitOf = (child: ChildProcess) =>
-  Effect.callback<{ code: number | null; signal: NodeJS.Signals | null }>((resume) => {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      return resume(Effect.succeed({ code: child.exitCode, signal: child.signalCode }))
-    }
-    child.once("exit", (code, signal) => resume(Effect.succeed({ code, signal })))
-  })
-const runArchiverToExit = Effect.fnUntraced(function* (database: string) {
-  const { child, output } = startArchiver(database)
-  const exit = yield* exitOf(child)
-  assert.strictEqual(exit.code, 0, `archiver on ${database} failed:\n${output.join("").slice(-3000)}`)
+const runArchiverToExit = Effect.fnUntraced(function* (database: { readonly name: string; readonly url: string }) {
+  const exit = yield* (yield* archiverOn(database)).runToExit()
+  assert.strictEqual(exit.code, 0, `archiver on ${database.name} failed:\n${exit.output.slice(-3000)}`)
 })
 
 /** What a database ends with: the hot rows and the committed objects, as digests and counts. */
-const finalState = Effect.fnUntraced(function* (database: string) {
-  const sql = yield* clientOf(databaseUrl(database))
+const finalState = Effect.fnUntraced(function* (database: { readonly name: string; readonly url: string }) {
+  const sql = yield* clientOf(database.url)
   const [hot] = yield* sql<{ rows: number; digest: string }>`
     SELECT count(*)::int AS rows,
       md5(string_agg(sensor_id || '|' || "timestamp" || '|' || glucose_value || '|' || etag, ',' ORDER BY sensor_id, "timestamp")) AS digest
@@ -71,7 +54,7 @@ const finalState = Effect.fnUntraced(function* (database: string) {
     hotRows: hot!.rows,
     hotDigest: hot!.digest,
     archivedRows: objects.reduce((n, object) => n + object.row_count, 0),
-    objects: objects.map((object) => ({ ...object, key: object.key.slice(`${run}/${database}/`.length) })),
+    objects: objects.map((object) => ({ ...object, key: object.key.slice(`${run}/${database.name}/`.length) })),
     pending: pending!.count
   }
 })
@@ -81,16 +64,6 @@ describe("archiving 1,000,000 readings", () => {
     "moves exactly the readings older than 90 days, survives kill -9, and an independent Parquet reader reads them back",
     () =>
       Effect.gen(function* () {
-        const admin = yield* clientOf(serverUrl)
-        const [uninterrupted, killed] = [`${run}_uninterrupted`, `${run}_killed`]
-        yield* Effect.addFinalizer(() =>
-          Effect.ignore(
-            Effect.all([
-              admin.unsafe(`DROP DATABASE IF EXISTS ${uninterrupted} WITH (FORCE)`),
-              admin.unsafe(`DROP DATABASE IF EXISTS ${killed} WITH (FORCE)`)
-            ])
-          )
-        )
         const history = readingHistory({
           now: yield* Clock.currentTimeMillis,
           users: 200,
@@ -101,38 +74,43 @@ describe("archiving 1,000,000 readings", () => {
         assert.strictEqual(history.total, 1_000_000)
 
         // One seeded database, copied: both runs start from byte-identical rows (ids and created_at too).
-        yield* admin.unsafe(`CREATE DATABASE ${uninterrupted}`)
+        const uninterrupted = yield* freshDatabase({ name: `${run}_uninterrupted` })
         yield* Effect.scoped(
           seedReadingHistory(history).pipe(
-            Effect.provide(SqlReadingStore.layer.pipe(Layer.provide(pgClient(databaseUrl(uninterrupted)))))
+            Effect.provide(SqlReadingStore.layer.pipe(Layer.provide(pgClient(uninterrupted.url))))
           )
         )
-        yield* admin.unsafe(`CREATE DATABASE ${killed} TEMPLATE ${uninterrupted}`)
+        const killed = yield* freshDatabase({ name: `${run}_killed`, template: uninterrupted.name })
 
         yield* runArchiverToExit(uninterrupted)
 
         // The second run is killed once a third of its objects are committed, then run again.
         const expectedObjects = (yield* finalState(uninterrupted)).objects.length
-        const killedSql = yield* clientOf(databaseUrl(killed))
-        const victim = startArchiver(killed)
-        const committedAtKill = yield* killedSql<{ count: number }>`
+        const killedSql = yield* clientOf(killed.url)
+        const victim = yield* archiverOn(killed)
+        yield* victim.launch()
+        const committedAtKill = yield* eventually(
+          killedSql<{ count: number }>`
           SELECT count(*)::int AS count FROM pg_tables WHERE tablename = 'archive_objects'`.pipe(
-          Effect.flatMap(([exists]) =>
-            exists!.count === 0
-              ? Effect.succeed(0)
-              : killedSql<{ count: number }>`
+            Effect.flatMap(([exists]) =>
+              exists!.count === 0
+                ? Effect.succeed(0)
+                : killedSql<{ count: number }>`
                   SELECT count(*)::int AS count FROM archive_objects WHERE state = 'committed'`.pipe(
-                  Effect.map(([row]) => row!.count)
-                )
+                    Effect.map(([row]) => row!.count)
+                  )
+            )
           ),
-          Effect.repeat({
-            schedule: Schedule.spaced("20 millis"),
-            until: (count) => count >= expectedObjects / 3 || victim.child.exitCode !== null
-          })
+          (count) => count >= expectedObjects / 3 || victim.hasEnded(),
+          // The archiver's exit ends the wait too; the bound (10 minutes) only catches a hung archiver.
+          {
+            what: `a third of ${expectedObjects} objects committed in ${killed.name}`,
+            every: "20 millis",
+            times: 30_000
+          }
         )
-        assert.isNull(victim.child.exitCode, `the archiver finished before it could be killed (${committedAtKill})`)
-        victim.child.kill("SIGKILL")
-        assert.strictEqual((yield* exitOf(victim.child)).signal, "SIGKILL")
+        assert.isFalse(victim.hasEnded(), `the archiver finished before it could be killed (${committedAtKill})`)
+        assert.strictEqual((yield* victim.kill9).signal, "SIGKILL")
         const atKill = yield* finalState(killed)
         assert.isBelow(atKill.objects.length, expectedObjects, "killed halfway, not at the end")
         yield* runArchiverToExit(killed)
@@ -148,7 +126,7 @@ describe("archiving 1,000,000 readings", () => {
         const store = yield* ArchiveStore.pipe(
           Effect.provide(S3ArchiveStore.layer.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv()))))
         )
-        for (const database of [uninterrupted, killed]) {
+        for (const database of [uninterrupted.name, killed.name]) {
           const listed = (yield* store.list(`${run}/${database}/`)).filter((object) => object.key.endsWith(".parquet"))
           assert.deepStrictEqual(
             listed.map((object) => object.key.slice(`${run}/${database}/`.length)),
@@ -157,12 +135,11 @@ describe("archiving 1,000,000 readings", () => {
         }
 
         // DuckDB, an independent Parquet reader, reads the archive of the killed-and-rerun database.
-        const folder = mkdtempSync(join(tmpdir(), "dexmon-duckdb-"))
-        yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(folder, { recursive: true, force: true })))
+        const folder = yield* tempDir("duckdb")
         yield* Effect.forEach(
           recovered.objects,
           (object) =>
-            Effect.map(store.get(`${run}/${killed}/${object.key}`), (bytes) => {
+            Effect.map(store.get(`${run}/${killed.name}/${object.key}`), (bytes) => {
               const path = join(folder, object.key)
               mkdirSync(dirname(path), { recursive: true })
               writeFileSync(path, bytes!)

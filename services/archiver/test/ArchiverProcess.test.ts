@@ -1,13 +1,7 @@
-import { spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
 import { createServer } from "node:http"
-import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
-import { freePort } from "@dexmon/ports"
+import { freePort, makeServiceProcess, tempDir } from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-
-const archiverMain = resolve(import.meta.dirname, "../src/main.ts")
 
 describe("pnpm archive on the embedded default", () => {
   it.live(
@@ -33,27 +27,15 @@ describe("pnpm archive on the embedded default", () => {
           () => Effect.sync(() => gateway.close())
         )
         const postgresPort = yield* freePort
-        const dataDir = yield* Effect.acquireRelease(
-          Effect.sync(() => mkdtempSync(join(tmpdir(), "dexmon-archiver-"))),
-          (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-        )
+        const dataDir = yield* tempDir("archiver")
         const { S3_BUCKET: _bucket, DATABASE_URL: _database, ...env } = process.env
-        const exit = yield* Effect.callback<{ code: number | null; output: string }>((resume) => {
-          const output: Array<string> = []
-          const child = spawn(process.execPath, [archiverMain], {
-            env: {
-              ...env,
-              DEXMON_DATA_DIR: dataDir,
-              DEXMON_EMBEDDED_PG_PORT: String(postgresPort),
-              DEXMON_PUSHGATEWAY_URL: `http://127.0.0.1:${port}`,
-              DEXMON_LOG_FORMAT: "json"
-            },
-            stdio: ["ignore", "pipe", "pipe"]
-          })
-          child.stdout.on("data", (chunk) => output.push(String(chunk)))
-          child.stderr.on("data", (chunk) => output.push(String(chunk)))
-          child.once("exit", (code) => resume(Effect.succeed({ code, output: output.join("") })))
+        const archiver = yield* makeServiceProcess("archiver", {
+          ...env,
+          DEXMON_DATA_DIR: dataDir,
+          DEXMON_EMBEDDED_PG_PORT: String(postgresPort),
+          DEXMON_PUSHGATEWAY_URL: `http://127.0.0.1:${port}`
         })
+        const exit = yield* archiver.runToExit()
         assert.strictEqual(exit.code, 0, exit.output.slice(-3000))
         assert.match(exit.output, /archive run finished/)
         assert.strictEqual(pushes.length, 1)

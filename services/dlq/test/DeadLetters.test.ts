@@ -1,5 +1,5 @@
 import { type ConsumerRecord, EventLog, firstAppendPosition, PostgresEventLog, Topics } from "@dexmon/ports"
-import { layerEmbeddedPostgresTest } from "@dexmon/ports/testing"
+import { layerEmbeddedPostgresTest } from "@dexmon/testing"
 import { assert, layer } from "@effect/vitest"
 import { Clock, Effect, Layer, Stream } from "effect"
 import { DeadLetters } from "../src/index.ts"

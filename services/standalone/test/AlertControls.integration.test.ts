@@ -1,14 +1,17 @@
 import type { AlertSettings } from "@dexmon/alerting"
 import { type Alert, type AlertNotification, decodeAlertNotification, SensorId } from "@dexmon/domain"
-import { requiredServer } from "@dexmon/ports/testing"
 import { DexMonClient } from "@dexmon/sdk"
+import {
+  ALL,
+  eventually,
+  makeDexMonProcessWith,
+  makeServiceProcess,
+  mint,
+  readTopicWithKcat,
+  requiredServer
+} from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Layer } from "effect"
-import { makeDexMonProcessWith } from "./support/DexMonProcess.ts"
-import { eventually } from "./support/Eventually.ts"
-import { ALL, mint } from "./support/Issuer.ts"
-import { readTopicWithKcat } from "./support/Kcat.ts"
-import { makeServiceProcess } from "./support/ServiceProcess.ts"
 import { makeProductionEnvironment } from "./support/Topology.ts"
 
 const MINUTE = 60_000

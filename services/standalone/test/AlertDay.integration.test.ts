@@ -8,10 +8,10 @@ import {
   PostgresEventLog,
   Topics
 } from "@dexmon/ports"
-import { requiredServer } from "@dexmon/ports/testing"
 import { DexMonClient } from "@dexmon/sdk"
+import { eventually, makeDexMonProcessWith, makeServiceProcess, requiredServer } from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, ConfigProvider, Context, Effect, Layer, Redacted, Schedule } from "effect"
+import { Clock, ConfigProvider, Context, Effect, Layer, Redacted } from "effect"
 import {
   type DayRecord,
   dayRulesEnv,
@@ -22,9 +22,6 @@ import {
   scriptDay,
   toProducerRecord
 } from "./support/AlertDay.ts"
-import { makeDexMonProcessWith } from "./support/DexMonProcess.ts"
-import { eventually } from "./support/Eventually.ts"
-import { makeServiceProcess } from "./support/ServiceProcess.ts"
 
 const MINUTE = 60_000
 const DAY = 24 * 60 * MINUTE
@@ -51,22 +48,22 @@ const appendDay = (log: EventLog["Service"], topic: string, records: ReadonlyArr
     { discard: true }
   )
 
-/**
- * How many records the group has committed, over all partitions. A broker that
- * just started answers "coordinator loading" for a while: a transient error is
- * asked again, a permanent one fails the test.
- */
+/** How many records the group has committed, over all partitions. */
 const committedCount = (log: EventLog["Service"], groupId: string, topic: string) =>
-  log.committedOffsets(groupId, topic).pipe(
-    Effect.retry({ while: (error) => error.transient, schedule: Schedule.spaced("200 millis"), times: 150 }),
-    Effect.map((offsets) => [...offsets.values()].reduce((a, b) => a + b, 0))
-  )
+  log.committedOffsets(groupId, topic).pipe(Effect.map((offsets) => [...offsets.values()].reduce((a, b) => a + b, 0)))
 
-/** Waits until the group has committed `count` records; logs where it stood, so a run shows where each fault hit. */
+/**
+ * Waits until the group has committed `count` records; logs where it stood, so a run shows where each fault hit.
+ * A broker that just started answers "coordinator loading" for a while: a transient error is asked again, a
+ * permanent one fails the test.
+ */
 const untilCommitted = (log: EventLog["Service"], groupId: string, topic: string, count: number) =>
-  eventually(committedCount(log, groupId, topic), (n) => n >= count, { every: "200 millis", times: 3000 }).pipe(
-    Effect.tap((committed) => Effect.logInfo(`${groupId}: ${committed} records committed (waited for ${count})`))
-  )
+  eventually(committedCount(log, groupId, topic), (n) => n >= count, {
+    what: `${groupId} committed ${count} records of ${topic}`,
+    every: "200 millis",
+    times: 3000,
+    retry: (error) => error.transient
+  }).pipe(Effect.tap((committed) => Effect.logInfo(`${groupId}: ${committed} records committed (waited for ${count})`)))
 
 /**
  * The stored episodes once they equal the expected ones (the silent sensors' NO_DATA comes from the
@@ -77,9 +74,10 @@ const settledEpisodes = <E, R>(
   expected: ReadonlyArray<EpisodeRow>
 ) =>
   eventually(readAll, (rows) => JSON.stringify(rows) === JSON.stringify(expected), {
+    what: "the stored episodes equal to the engine's",
     every: "500 millis",
     times: 120
-  }).pipe(Effect.catch(() => readAll))
+  }).pipe(Effect.catchTag("EventuallyTimeout", () => readAll))
 
 const sortRows = (alerts: ReadonlyArray<Alert>): ReadonlyArray<EpisodeRow> =>
   alerts.map(episodeRow).sort((a, b) => a.alert_id.localeCompare(b.alert_id))

@@ -3,10 +3,9 @@ import { join } from "node:path"
 import { decodeReadings } from "@dexmon/archive"
 import type { Reading } from "@dexmon/domain"
 import { DexMonClient } from "@dexmon/sdk"
+import { eventually, makeDexMonProcessWith, parseExposition, valueOf } from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Schedule } from "effect"
-import { makeDexMonProcessWith } from "./support/DexMonProcess.ts"
-import { parseExposition, valueOf } from "./support/Exposition.ts"
+import { Clock, Effect } from "effect"
 
 const SENSOR = "cgm-archive-1"
 
@@ -58,24 +57,28 @@ describe("archiving inside pnpm start", () => {
               payload: { sensor_id: SENSOR as never, timestamp, glucose_value: 120 }
             })
           }
-          const stored = yield* allPages(...range, 4).pipe(
-            Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (items) => items.length === 6, times: 400 })
-          )
+          const stored = yield* eventually(allPages(...range, 4), (items) => items.length === 6, {
+            what: "the 6 readings stored",
+            every: "50 millis",
+            times: 400
+          })
           assert.deepStrictEqual(
             stored.map((reading) => reading.timestamp),
             timestamps
           )
           // While readings move from the hot store to the archive, every read returns each of them exactly once.
           const folder = join(dexmon.dataDir, "archive")
-          let archived: ReadonlyArray<number> = []
           let reads = 0
-          while (archived.length < timestamps.length) {
+          const readThenArchived = Effect.gen(function* () {
             assert.deepStrictEqual(yield* allPages(...range, 4), stored, `read ${reads} while archiving`)
             reads++
-            archived = yield* archivedTimestamps(folder)
-            yield* Effect.sleep("200 millis")
-            if (reads > 300) assert.fail(`only ${archived.length} of 6 readings were archived`)
-          }
+            return yield* archivedTimestamps(folder)
+          })
+          const archived = yield* eventually(readThenArchived, (found) => found.length >= timestamps.length, {
+            what: "the 6 readings archived",
+            every: "200 millis",
+            times: 300
+          })
           assert.deepStrictEqual(archived, timestamps)
           assert.deepStrictEqual(yield* allPages(...range, 4), stored, "all six served from the archive")
         }).pipe(Effect.provide(DexMonClient.layer({ baseUrl: dexmon.baseUrl, userId: "user-archive" })))

@@ -1,11 +1,8 @@
+import { ALL, eventually, makeServiceProcess, mint, sampleResidentMemory } from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, DateTime, Effect, Fiber, Ref, Schema } from "effect"
 import { FetchHttpClient, HttpClient, HttpClientRequest, HttpClientResponse } from "effect/http"
 import * as Harness from "../../../infra/Harness.ts"
-import { eventually } from "./support/Eventually.ts"
-import { ALL, mint } from "./support/Issuer.ts"
-import { sampleResidentMemory } from "./support/ProcessMemory.ts"
-import { makeServiceProcess } from "./support/ServiceProcess.ts"
 import { makeProductionEnvironment } from "./support/Topology.ts"
 
 const HOUR = 3_600_000

@@ -1,13 +1,12 @@
 import { spawnSync } from "node:child_process"
 import { deriveAlertId } from "@dexmon/domain"
 import { EmbeddedPostgres } from "@dexmon/ports"
-import { layerEmbeddedPostgresTest, requiredServer } from "@dexmon/ports/testing"
 import { DexMonClient } from "@dexmon/sdk"
+import { eventually, layerEmbeddedPostgresTest, makeServiceProcess, requiredServer } from "@dexmon/testing"
 import { assert, layer } from "@effect/vitest"
 import { Clock, Effect, Fiber, Redacted, Ref, Schedule } from "effect"
 import { Kafka, logLevel } from "kafkajs"
 import * as Harness from "../../../infra/Harness.ts"
-import { makeServiceProcess } from "./support/ServiceProcess.ts"
 
 const brokers = requiredServer("KAFKA_BROKERS")
 const contactPoints = requiredServer("CASSANDRA_CONTACT_POINTS")
@@ -86,14 +85,18 @@ const startTopology = Effect.gen(function* () {
   )
   const topic = `${prefix}glucose.events`
   /** The notifier has committed everything appended so far: a real signal, from Kafka itself. */
-  const caughtUp = Effect.promise(async () => {
-    const [ends, committed] = await Promise.all([
-      admin.fetchTopicOffsets(topic),
-      admin.fetchOffsets({ groupId: group, topics: [topic] })
-    ])
-    const done = new Map(committed[0]!.partitions.map((p) => [p.partition, Number(p.offset)]))
-    return ends.every((end) => Number(end.high) === 0 || done.get(end.partition) === Number(end.high))
-  }).pipe(Effect.repeat({ schedule: Schedule.spaced("200 millis"), until: (done) => done, times: 1_500 }))
+  const caughtUp = eventually(
+    Effect.promise(async () => {
+      const [ends, committed] = await Promise.all([
+        admin.fetchTopicOffsets(topic),
+        admin.fetchOffsets({ groupId: group, topics: [topic] })
+      ])
+      const done = new Map(committed[0]!.partitions.map((p) => [p.partition, Number(p.offset)]))
+      return ends.every((end) => Number(end.high) === 0 || done.get(end.partition) === Number(end.high))
+    }),
+    (done) => done,
+    { what: `the notifier (${group}) committed to the end of ${topic}`, every: "200 millis", times: 1_500 }
+  )
 
   return { receiver, notifier, gateway, caughtUp, keyspace, group, topic, admin }
 })
@@ -131,8 +134,15 @@ layer(layerEmbeddedPostgresTest, { timeout: 600_000, excludeTestServices: true }
           yield* caughtUp
           yield* notifier.stop
           // The coordinator sees the stopped member leave shortly after it exits.
-          yield* Effect.tryPromise(() => admin.resetOffsets({ groupId: group, topic, earliest: true })).pipe(
-            Effect.retry({ schedule: Schedule.spaced("500 millis"), times: 90 })
+          yield* eventually(
+            Effect.tryPromise(() => admin.resetOffsets({ groupId: group, topic, earliest: true })),
+            () => true,
+            {
+              what: `${group}'s offsets reset (refused while the stopped member is still in the group)`,
+              every: "500 millis",
+              times: 90,
+              retry: () => true
+            }
           )
           yield* notifier.start
           yield* caughtUp
@@ -193,17 +203,15 @@ layer(layerEmbeddedPostgresTest, { timeout: 600_000, excludeTestServices: true }
             Effect.provide(DexMonClient.layer({ baseUrl: receiver.baseUrl, userId: USER })),
             Effect.forkChild
           )
-          yield* Ref.get(posted).pipe(Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (n) => n >= 40 }))
+          yield* eventually(Ref.get(posted), (n) => n >= 40, { what: "40 readings posted", every: "50 millis" })
           yield* Effect.promise(() => Harness.cassandraOutage(60_000))
           // Readings keep flowing for a while after the node is back.
           const afterOutage = yield* Ref.get(posted)
-          yield* Ref.get(posted).pipe(
-            Effect.repeat({
-              schedule: Schedule.spaced("50 millis"),
-              until: (n) => n >= afterOutage + 100,
-              times: 2_000
-            })
-          )
+          yield* eventually(Ref.get(posted), (n) => n >= afterOutage + 100, {
+            what: "100 more readings posted after the outage",
+            every: "50 millis",
+            times: 2_000
+          })
           yield* Fiber.interrupt(posting)
           const attempted = yield* Ref.get(posted)
           const acknowledged = yield* Ref.get(accepted)

@@ -4,13 +4,16 @@
 // own, which the test then hurts while readings keep arriving.
 import { EventId, encodeGlucoseEvent, eventHeaders, GlucoseEvent, SensorId, UserId } from "@dexmon/domain"
 import { Database, EventLog, KafkaEventLog, type ProducerRecord, Topics } from "@dexmon/ports"
-import { requiredServer } from "@dexmon/ports/testing"
+import {
+  type CrashablePostgres,
+  eventually,
+  makeCrashablePostgres,
+  makeServiceProcess,
+  requiredServer
+} from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, ConfigProvider, Context, Effect, Fiber, Layer, Predicate, Redacted, Schedule, Stream } from "effect"
+import { Clock, ConfigProvider, Context, Effect, Fiber, Layer, Predicate, Redacted, Stream } from "effect"
 import { SqlClient } from "effect/sql"
-import { type CrashablePostgres, makeCrashablePostgres } from "./support/CrashablePostgres.ts"
-import { eventually } from "./support/Eventually.ts"
-import { makeServiceProcess } from "./support/ServiceProcess.ts"
 
 const PARTITIONS = 8
 const SENSORS = 100
@@ -48,19 +51,22 @@ const readingRecord = (run: string, base: number, n: number): ProducerRecord => 
 const makeRig = (run: string, database: CrashablePostgres) =>
   Effect.gen(function* () {
     const kafka = Context.get(
-      yield* Layer.build(
-        KafkaEventLog.layer.pipe(
-          Layer.provide(Layer.succeed(Topics, Topics.make(PARTITIONS, `${run}.`))),
-          Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv()))
-        )
-      ).pipe(
-        // Topic creation can meet a broker that does not list a topic it just created (a transient answer,
-        // more likely with the other scenario creating its topics at the same moment): built again.
-        Effect.retry({
-          while: (error) => Predicate.hasProperty(error, "transient") && error.transient === true,
-          schedule: Schedule.spaced("500 millis"),
-          times: 10
-        })
+      // Topic creation can meet a broker that does not list a topic it just created (a transient answer,
+      // more likely with the other scenario creating its topics at the same moment): built again.
+      yield* eventually(
+        Layer.build(
+          KafkaEventLog.layer.pipe(
+            Layer.provide(Layer.succeed(Topics, Topics.make(PARTITIONS, `${run}.`))),
+            Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv()))
+          )
+        ),
+        () => true,
+        {
+          what: `the event log on Kafka built, topics ${run}.* created`,
+          every: "500 millis",
+          times: 10,
+          retry: (error) => Predicate.hasProperty(error, "transient") && error.transient === true
+        }
       ),
       EventLog
     )
@@ -90,7 +96,12 @@ type Rig = Effect.Success<ReturnType<typeof makeRig>>
 
 /** A query that may meet a connection the server has just dropped: tried again on a fresh one. */
 const retried = <A, E, R>(query: Effect.Effect<A, E, R>) =>
-  query.pipe(Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 50 }))
+  eventually(query, () => true, {
+    what: "an answer from the test's PostgreSQL (its connection may just have been dropped)",
+    every: "100 millis",
+    times: 50,
+    retry: () => true
+  })
 
 const storedCount = (rig: Rig) =>
   retried(rig.sql<{ n: number }>`SELECT count(*)::int AS n FROM glucose_readings`).pipe(

@@ -1,12 +1,18 @@
 import { spawnSync } from "node:child_process"
 import { GlucoseEventJson } from "@dexmon/domain"
-import { Database, EmbeddedPostgres } from "@dexmon/ports"
-import { layerEmbeddedPostgresTest, requiredServer } from "@dexmon/ports/testing"
+import { EmbeddedPostgres } from "@dexmon/ports"
 import { DexMonClient } from "@dexmon/sdk"
+import {
+  eventually,
+  freshDatabase,
+  kcatTool,
+  layerEmbeddedPostgresTest,
+  makeServiceProcess,
+  requiredServer
+} from "@dexmon/testing"
 import { assert, layer } from "@effect/vitest"
-import { Clock, Context, Effect, Fiber, Layer, Redacted, Schedule, Schema } from "effect"
-import { SqlClient } from "effect/sql"
-import { makeServiceProcess } from "./support/ServiceProcess.ts"
+import { Clock, Effect, Fiber, Redacted, Schema } from "effect"
+import type { SqlClient } from "effect/sql"
 
 const brokers = requiredServer("KAFKA_BROKERS")
 const SENSORS = 100
@@ -36,17 +42,9 @@ layer(layerEmbeddedPostgresTest, { timeout: 300_000, excludeTestServices: true }
       "10,000 concurrent posts for 100 sensors give one row per key, in order; a processor killed with SIGKILL mid-run ends in the same state",
       () =>
         Effect.gen(function* () {
-          const postgres = yield* EmbeddedPostgres
-          const connect = (url: string) =>
-            Effect.map(Layer.build(Database.layerPgClient(Redacted.make(url))), (context) =>
-              Context.get(context, SqlClient.SqlClient)
-            )
-          const urlOf = (database: string) => Redacted.value(postgres.url).replace(/\/postgres$/, `/${database}`)
-          const admin = yield* connect(urlOf("postgres"))
-          yield* admin`CREATE DATABASE uninterrupted`
-          yield* admin`CREATE DATABASE interrupted`
-          const uninterruptedDb = yield* connect(urlOf("uninterrupted"))
-          const interruptedDb = yield* connect(urlOf("interrupted"))
+          const server = Redacted.value((yield* EmbeddedPostgres).url)
+          const uninterruptedDb = yield* freshDatabase({ server, name: "uninterrupted" })
+          const interruptedDb = yield* freshDatabase({ server, name: "interrupted" })
 
           const common = {
             PATH: process.env.PATH,
@@ -54,15 +52,15 @@ layer(layerEmbeddedPostgresTest, { timeout: 300_000, excludeTestServices: true }
             DEXMON_TOPIC_PREFIX: `delivery-${Date.now().toString(36)}.`,
             DEXMON_EVENT_PARTITIONS: "8"
           }
-          const receiver = yield* makeServiceProcess("receiver", { ...common, DATABASE_URL: urlOf("postgres") })
+          const receiver = yield* makeServiceProcess("receiver", { ...common, DATABASE_URL: server })
           const uninterrupted = yield* makeServiceProcess("processor", {
             ...common,
-            DATABASE_URL: urlOf("uninterrupted"),
+            DATABASE_URL: uninterruptedDb.url,
             DEXMON_PROCESSOR_GROUP: "processor-uninterrupted"
           })
           const interrupted = yield* makeServiceProcess("processor", {
             ...common,
-            DATABASE_URL: urlOf("interrupted"),
+            DATABASE_URL: interruptedDb.url,
             DEXMON_PROCESSOR_GROUP: "processor-interrupted",
             // Small batches, so the kill lands between commits.
             DEXMON_PROCESSOR_BATCH_SIZE: "50"
@@ -98,21 +96,23 @@ layer(layerEmbeddedPostgresTest, { timeout: 300_000, excludeTestServices: true }
           const expectedRows = SENSORS * KEYS_PER_SENSOR
           const postingFiber = yield* Effect.forkChild(posting)
           // Kill the second processor once it has written part of the data, then start it again.
-          const atKill = yield* rowsOf(interruptedDb).pipe(
-            Effect.repeat({
-              schedule: Schedule.spaced("20 millis"),
-              until: (rows) => rows.length >= expectedRows / 5,
-              times: 10_000
-            })
-          )
+          const atKill = yield* eventually(rowsOf(interruptedDb.sql), (rows) => rows.length >= expectedRows / 5, {
+            what: `${expectedRows / 5} rows written by the processor to be killed`,
+            every: "20 millis",
+            times: 10_000
+          })
           yield* interrupted.kill9
           assert.isBelow(atKill.length, expectedRows, "the kill must land before the processor has finished")
           yield* interrupted.start
           yield* Fiber.join(postingFiber)
 
           const done = (rows: ReadonlyArray<Row>) => rows.length === expectedRows && rows.every((r) => r.version === 2)
-          const waitDone = (sql: SqlClient.SqlClient) =>
-            rowsOf(sql).pipe(Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: done, times: 1_200 }))
+          const waitDone = (database: typeof uninterruptedDb) =>
+            eventually(rowsOf(database.sql), done, {
+              what: `${expectedRows} rows at version 2 in ${database.name}`,
+              every: "100 millis",
+              times: 1_200
+            })
           const reference = yield* waitDone(uninterruptedDb)
           assert.strictEqual(reference.length, expectedRows)
           for (const row of reference) {
@@ -124,8 +124,9 @@ layer(layerEmbeddedPostgresTest, { timeout: 300_000, excludeTestServices: true }
           assert.deepStrictEqual(afterCrash, reference)
 
           // An independent client sees keys equal to sensor_id and values in the documented schema.
+          const tool = yield* kcatTool
           const kcat = spawnSync(
-            "kcat",
+            tool.command,
             [
               "-b",
               brokers,
@@ -140,7 +141,7 @@ layer(layerEmbeddedPostgresTest, { timeout: 300_000, excludeTestServices: true }
               "-f",
               "%k\\t%s\\n"
             ],
-            { encoding: "utf8", timeout: 60_000 }
+            { encoding: "utf8", timeout: 60_000, env: { ...process.env, ...tool.env } }
           )
           assert.strictEqual(kcat.status, 0, kcat.stderr)
           const lines = kcat.stdout.trim().split("\n")

@@ -2,15 +2,13 @@
 // Kafka event log appends, an independent client reads back byte for byte; and the harness's fetch of kcat
 // itself, for machines without it (CI).
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, readdirSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readdirSync } from "node:fs"
 import { join } from "node:path"
 import { EventLog, KafkaEventLog, Topics } from "@dexmon/ports"
-import { requiredServer } from "@dexmon/ports/testing"
+import { type KcatRecord, readTopicWithKcat, requiredServer, tempDir } from "@dexmon/testing"
 import { assert, layer } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer } from "effect"
 import { kcatVersion, unpackedKcat } from "../../../infra/kcat/Kcat.ts"
-import { type KcatRecord, readTopicWithKcat } from "./support/Kcat.ts"
 
 const brokers = requiredServer("KAFKA_BROKERS")
 const encoder = new TextEncoder()
@@ -94,10 +92,7 @@ layer(Layer.empty, { timeout: 120_000, excludeTestServices: true })("the harness
   // use. Twice at once, as two test processes may: both answer the same working kcat, one copy is kept.
   it.effect("fetches kcat with apt-get download and dpkg -x, twice at once into the same empty folder", () =>
     Effect.gen(function* () {
-      const parent = yield* Effect.acquireRelease(
-        Effect.sync(() => mkdtempSync(join(tmpdir(), "dexmon-kcat-"))),
-        (directory) => Effect.sync(() => rmSync(directory, { recursive: true, force: true }))
-      )
+      const parent = yield* tempDir("kcat")
       const versionDirectory = join(parent, kcatVersion())
       const [first, second] = yield* Effect.promise(() =>
         Promise.all([unpackedKcat(versionDirectory, kcatVersion()), unpackedKcat(versionDirectory, kcatVersion())])

@@ -2,10 +2,9 @@ import type { LiveEvent } from "@dexmon/api"
 import { EventId, encodeGlucoseEvent, eventHeaders, GlucoseEvent, SensorId, UserId } from "@dexmon/domain"
 import { LiveFeed } from "@dexmon/gateway"
 import { EventLog, PostgresEventLog, Topics } from "@dexmon/ports"
-import { layerEmbeddedPostgresTest } from "@dexmon/ports/testing"
+import { eventually, layerEmbeddedPostgresTest } from "@dexmon/testing"
 import { assert, layer } from "@effect/vitest"
 import { Clock, ConfigProvider, Deferred, Effect, Fiber, Layer, Stream } from "effect"
-import { eventually } from "./support/Eventually.ts"
 
 const USER = UserId.make("feed-user")
 const BACKLOG = 3

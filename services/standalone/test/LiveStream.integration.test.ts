@@ -1,10 +1,9 @@
 import type { LiveEvent } from "@dexmon/api"
 import { SensorId } from "@dexmon/domain"
 import { DexMonClient } from "@dexmon/sdk"
+import { ALL, AUDIENCE, ISSUER, makeDexMonProcessWith, makeIssuer, mint } from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Fiber, Queue, Stream } from "effect"
-import { makeDexMonProcessWith } from "./support/DexMonProcess.ts"
-import { ALL, AUDIENCE, ISSUER, makeIssuer, mint } from "./support/Issuer.ts"
 
 const USER = "live-user"
 const OTHER = "live-other"
@@ -14,16 +13,23 @@ const listen = (events: Stream.Stream<LiveEvent, unknown>) =>
   Effect.gen(function* () {
     const queue = yield* Queue.unbounded<LiveEvent>()
     const fiber = yield* Effect.forkScoped(Stream.runForEach(events, (event) => Queue.offer(queue, event)))
-    /** The next events that are not heartbeats, `count` of them. */
-    const next = (count: number) =>
-      Effect.gen(function* () {
-        const taken: Array<LiveEvent> = []
+    /** The next events that are not heartbeats, `count` of them; dies naming what did arrive if they do not within a minute. */
+    const next = (count: number) => {
+      const taken: Array<LiveEvent> = []
+      return Effect.gen(function* () {
         while (taken.length < count) {
           const event = yield* Queue.take(queue)
           if (event.event !== "heartbeat") taken.push(event)
         }
         return taken
-      }).pipe(Effect.timeout("60 seconds"))
+      }).pipe(
+        Effect.timeoutOrElse({
+          duration: "60 seconds",
+          orElse: () =>
+            Effect.die(new Error(`${count} events awaited for 60 s; ${taken.length} came: ${taken.map(describeEvent)}`))
+        })
+      )
+    }
     /** Everything up to the next heartbeat: what arrived with nothing else pending. */
     const untilHeartbeat = Effect.gen(function* () {
       const taken: Array<LiveEvent> = []
@@ -228,11 +234,19 @@ describe("the live stream on pnpm start", () => {
         })
       }).pipe(Effect.provide(DexMonClient.layer({ baseUrl: dexmon.baseUrl, userId: USER })))
       let text = ""
-      while (!text.includes("event: reading")) {
-        const chunk = yield* Effect.promise(() => reader.read())
-        if (chunk.done) break
-        text += new TextDecoder().decode(chunk.value)
-      }
+      // Reads the wire until the reading's event is on it (or the stream ends); a minute at most.
+      yield* Effect.gen(function* () {
+        while (!text.includes("event: reading")) {
+          const chunk = yield* Effect.promise(() => reader.read())
+          if (chunk.done) break
+          text += new TextDecoder().decode(chunk.value)
+        }
+      }).pipe(
+        Effect.timeoutOrElse({
+          duration: "60 seconds",
+          orElse: () => Effect.die(new Error(`no "event: reading" on the stream within 60 s; it sent:\n${text}`))
+        })
+      )
       controller.abort()
       const block = text.split("\n\n").find((part) => part.includes("event: reading"))!
       assert.match(block, /^id: \S+$/m)

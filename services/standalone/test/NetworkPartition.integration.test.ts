@@ -4,14 +4,17 @@
 // nothing on the client's side fails by itself: only the client's own deadline can end the wait.
 import { EventId, SensorId, UserId } from "@dexmon/domain"
 import { EventLog, KafkaEventLog, Topics } from "@dexmon/ports"
-import { requiredServer } from "@dexmon/ports/testing"
+import {
+  eventually,
+  freshDatabase,
+  type HealMode,
+  makeServiceProcess,
+  makeTcpProxy,
+  requiredServer
+} from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, ConfigProvider, Context, Duration, Effect, Layer } from "effect"
 import { toProducerRecord } from "./support/AlertDay.ts"
-import { eventually } from "./support/Eventually.ts"
-import { makeServiceProcess } from "./support/ServiceProcess.ts"
-import { type HealMode, makeTcpProxy } from "./support/TcpProxy.ts"
-import { freshDatabase } from "./support/Topology.ts"
 
 const QUERY_TIMEOUT_MS = 2_000
 const CONNECT_TIMEOUT_MS = 2_000
@@ -57,7 +60,7 @@ describe("a network partition between the processor and PostgreSQL (packets drop
     (mode) =>
       Effect.gen(function* () {
         const run = `part${mode}${Date.now().toString(36)}`
-        const database = yield* freshDatabase(`dexmon_${run}`)
+        const database = yield* freshDatabase({ name: `dexmon_${run}` })
         const direct = new URL(database.url)
         const proxy = yield* makeTcpProxy({ host: direct.hostname, port: Number(direct.port || 5432) })
         const throughProxy = new URL(database.url)

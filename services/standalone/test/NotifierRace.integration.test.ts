@@ -11,11 +11,10 @@ import {
   PostgresEventLog,
   Topics
 } from "@dexmon/ports"
-import { layerEmbeddedPostgresTest } from "@dexmon/ports/testing"
+import { eventually, layerEmbeddedPostgresTest } from "@dexmon/testing"
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { toProducerRecord } from "./support/AlertDay.ts"
-import { eventually } from "./support/Eventually.ts"
 
 const t0 = Date.parse("2026-11-24T08:00:00.000Z")
 const MINUTE = 60_000

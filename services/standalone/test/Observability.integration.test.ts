@@ -1,20 +1,24 @@
-import { mkdtempSync, rmSync } from "node:fs"
 import { createServer } from "node:http"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { layerSpanProcessor } from "@dexmon/observability"
-import { EmbeddedPostgres, freePort } from "@dexmon/ports"
-import { layerEmbeddedPostgresTest, requiredServer } from "@dexmon/ports/testing"
+import { EmbeddedPostgres } from "@dexmon/ports"
 import { DexMonClient } from "@dexmon/sdk"
+import {
+  eventually,
+  freePort,
+  has,
+  layerEmbeddedPostgresTest,
+  makeDexMonProcessWith,
+  makeServiceProcess,
+  parseExposition,
+  requiredServer,
+  tempDir,
+  valueOf
+} from "@dexmon/testing"
 import { assert, layer } from "@effect/vitest"
 import { type ReadableSpan, SimpleSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base"
 import { Clock, ConfigProvider, Effect, Layer, Redacted } from "effect"
 import { Kafka, logLevel } from "kafkajs"
 import { StandaloneLive } from "../src/Standalone.ts"
-import { makeDexMonProcessWith } from "./support/DexMonProcess.ts"
-import { eventually } from "./support/Eventually.ts"
-import { has, parseExposition, valueOf } from "./support/Exposition.ts"
-import { makeServiceProcess } from "./support/ServiceProcess.ts"
 
 const brokers = requiredServer("KAFKA_BROKERS")
 const HOUR = 3_600_000
@@ -39,10 +43,7 @@ layer(layerEmbeddedPostgresTest, { timeout: 300_000, excludeTestServices: true }
       Effect.gen(function* () {
         const postgres = yield* EmbeddedPostgres
         const collector = makeCollector()
-        const dataDir = yield* Effect.acquireRelease(
-          Effect.sync(() => mkdtempSync(join(tmpdir(), "dexmon-trace-"))),
-          (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-        )
+        const dataDir = yield* tempDir("trace")
         const port = yield* freePort
         const run = Date.now().toString(36)
         const env = {

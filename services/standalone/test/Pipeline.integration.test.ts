@@ -28,13 +28,12 @@ import {
   SqlSensorOwnership,
   Topics
 } from "@dexmon/ports"
-import { layerEmbeddedPostgresTest, requiredServer } from "@dexmon/ports/testing"
 import { ProcessorLive } from "@dexmon/processor"
 import { Ingestion } from "@dexmon/receiver"
+import { eventually, layerEmbeddedPostgresTest, requiredServer } from "@dexmon/testing"
 import { assert, layer } from "@effect/vitest"
 import { Clock, ConfigProvider, Effect, Layer, Stream } from "effect"
 import type { SqlClient } from "effect/sql"
-import { eventually } from "./support/Eventually.ts"
 
 /** The processor and the notifier in this process, on the given event log and embedded stores, in topics of their own. */
 const pipelineOn = (eventLog: Layer.Layer<EventLog, unknown, Topics | SqlClient.SqlClient>) => {

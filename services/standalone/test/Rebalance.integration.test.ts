@@ -3,11 +3,10 @@ import { decodeEventsTopicBytes, GlucoseEvent } from "@dexmon/domain"
 import { type ConsumerRecord, EventLog, KafkaEventLog, Topics } from "@dexmon/ports"
 import { requiredServer } from "@dexmon/ports/testing"
 import { DexMonClient } from "@dexmon/sdk"
+import { ALL, eventually, makeServiceProcess, mint } from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, ConfigProvider, Context, Effect, Fiber, Layer, Schedule, Stream } from "effect"
 import { Kafka, logLevel } from "kafkajs"
-import { eventually } from "./support/Eventually.ts"
-import { ALL, mint } from "./support/Issuer.ts"
 import {
   alertsWithPython,
   bySensorInLogOrder,
@@ -20,7 +19,6 @@ import {
   scriptUser,
   type UserScript
 } from "./support/RebalanceScript.ts"
-import { makeServiceProcess } from "./support/ServiceProcess.ts"
 import { makeProductionEnvironment } from "./support/Topology.ts"
 
 const USERS = 18

@@ -1,9 +1,8 @@
 import { deriveAlertId } from "@dexmon/domain"
 import { DexMonClient } from "@dexmon/sdk"
+import { ALL, eventually, makeServiceProcess, mint, type ServiceProcess } from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Ref, Schedule } from "effect"
-import { ALL, mint } from "./support/Issuer.ts"
-import { makeServiceProcess, type ServiceProcess } from "./support/ServiceProcess.ts"
+import { Clock, Effect, Fiber, Ref } from "effect"
 import { makeProductionEnvironment } from "./support/Topology.ts"
 
 const HOUR = 3_600_000
@@ -56,11 +55,17 @@ describe("rolling restart under load", () => {
         const postUntilAccepted = (n: number) =>
           Effect.suspend(() => {
             let attempt = 0
-            return Effect.suspend(() =>
+            const post = Effect.suspend(() =>
               clients[attempt++ % clients.length]!.ingestion.postSensor({
                 payload: { sensor_id: sensorOf(n) as never, timestamp: timestampOf(n), glucose_value: glucoseOf(n) }
               })
-            ).pipe(Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 600 }))
+            )
+            return eventually(post, () => true, {
+              what: `reading ${n} accepted by a receiver`,
+              every: "50 millis",
+              times: 600,
+              retry: () => true
+            })
           })
         const load = Effect.gen(function* () {
           while (yield* Ref.get(running)) {
@@ -72,10 +77,13 @@ describe("rolling restart under load", () => {
         })
         const loadFibers = yield* Effect.all(Array.from({ length: LOAD_FIBERS }, () => Effect.forkChild(load)))
 
+        // Each post is retried for up to 30 s (above), so 40 more accepted within two minutes is generous.
         const waitForMore = (atLeast: number) =>
-          Ref.get(accepted).pipe(
-            Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (all) => all.length >= atLeast })
-          )
+          eventually(Ref.get(accepted), (all) => all.length >= atLeast, {
+            what: `${atLeast} readings accepted`,
+            every: "50 millis",
+            times: 2_400
+          })
         for (const [name, service] of Object.entries(services)) {
           yield* waitForMore((yield* Ref.get(accepted)).length + 40)
           const ended = yield* service.terminate
@@ -100,14 +108,12 @@ describe("rolling restart under load", () => {
           .sort()
 
         // Every accepted reading is stored exactly once, at version 1 with its own value.
-        const rows = yield* database.sql<{ timestamp_ms: number; glucose_value: number; version: number }>`
-          SELECT (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms, glucose_value, version
-          FROM glucose_readings ORDER BY "timestamp"`.pipe(
-          Effect.repeat({
-            schedule: Schedule.spaced("200 millis"),
-            until: (found) => found.length >= posted.length,
-            times: 600
-          })
+        const rows = yield* eventually(
+          database.sql<{ timestamp_ms: number; glucose_value: number; version: number }>`
+            SELECT (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms, glucose_value, version
+            FROM glucose_readings ORDER BY "timestamp"`,
+          (found) => found.length >= posted.length,
+          { what: `the ${posted.length} accepted readings stored`, every: "200 millis", times: 600 }
         )
         assert.deepStrictEqual(
           rows.map((row) => [Number(row.timestamp_ms), Number(row.glucose_value), Number(row.version)]),
@@ -115,7 +121,7 @@ describe("rolling restart under load", () => {
         )
 
         // Every accepted low reading has exactly one alert: its own URGENT_LOW episode, late, so BACKFILLED.
-        const alerts = yield* Effect.gen(function* () {
+        const listAlerts = Effect.gen(function* () {
           const app = yield* DexMonClient
           const seen: Array<string> = []
           let cursor: string | undefined
@@ -127,14 +133,12 @@ describe("rolling restart under load", () => {
             cursor = page.next_cursor ?? undefined
           } while (cursor !== undefined)
           return seen
-        }).pipe(
-          Effect.provide(DexMonClient.layer({ baseUrl: services.gateway!.baseUrl, token })),
-          Effect.repeat({
-            schedule: Schedule.spaced("200 millis"),
-            until: (seen) => seen.length >= expectedAlerts.length,
-            times: 600
-          })
-        )
+        }).pipe(Effect.provide(DexMonClient.layer({ baseUrl: services.gateway!.baseUrl, token })))
+        const alerts = yield* eventually(listAlerts, (seen) => seen.length >= expectedAlerts.length, {
+          what: `the ${expectedAlerts.length} URGENT_LOW episodes listed by the gateway`,
+          every: "200 millis",
+          times: 600
+        })
         assert.deepStrictEqual(
           [...alerts].sort(),
           expectedAlerts.map((id) => `${id} URGENT_LOW BACKFILLED`)

@@ -1,8 +1,7 @@
+import { ALL, AUDIENCE, eventually, ISSUER, makeDexMonProcessWith, makeIssuer, mint } from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Schedule } from "effect"
+import { Clock, Effect } from "effect"
 import { exportSPKI, SignJWT } from "jose"
-import { makeDexMonProcessWith } from "./support/DexMonProcess.ts"
-import { ALL, AUDIENCE, ISSUER, makeIssuer, mint } from "./support/Issuer.ts"
 
 const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url")
 
@@ -60,9 +59,11 @@ describe("OAuth2 bearer tokens (AUTH_ISSUER set)", () => {
           call(dexmon.baseUrl, `/api/v1/readings?${range}`, { token: alice }).pipe(
             Effect.map((answer) => answer.body.items as Array<Record<string, unknown>>)
           )
-        const stored = yield* aliceReadings().pipe(
-          Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (items) => items.length === 1, times: 400 })
-        )
+        const stored = yield* eventually(aliceReadings(), (items) => items.length === 1, {
+          what: "Alice's reading stored",
+          every: "50 millis",
+          times: 400
+        })
 
         const hmacWithPublicKey = yield* Effect.promise(async () =>
           new SignJWT({ scope: ALL })
@@ -168,12 +169,10 @@ describe("OAuth2 bearer tokens (AUTH_ISSUER set)", () => {
           { token: bob }
         )
         assert.strictEqual(bobGet.status, 404)
-        const aliceAlerts = yield* call(dexmon.baseUrl, `/api/v1/alerts?${range}`, { token: alice }).pipe(
-          Effect.repeat({
-            schedule: Schedule.spaced("50 millis"),
-            until: (answer) => (answer.body.items as Array<unknown>).length === 1,
-            times: 400
-          })
+        const aliceAlerts = yield* eventually(
+          call(dexmon.baseUrl, `/api/v1/alerts?${range}`, { token: alice }),
+          (answer) => (answer.body.items as Array<unknown>).length === 1,
+          { what: "Alice's LOW alert raised", every: "50 millis", times: 400 }
         )
         const aliceLow = (aliceAlerts.body.items as Array<Record<string, unknown>>)[0]!
         assert.deepStrictEqual(
@@ -195,22 +194,23 @@ describe("OAuth2 bearer tokens (AUTH_ISSUER set)", () => {
           body: reading(110, markerAt)
         })
         assert.strictEqual(marker.status, 202)
-        const after = yield* aliceReadings().pipe(
-          Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (items) => items.length === 2, times: 400 })
-        )
+        const after = yield* eventually(aliceReadings(), (items) => items.length === 2, {
+          what: "Alice's marker reading stored beside the first",
+          every: "50 millis",
+          times: 400
+        })
         assert.deepStrictEqual(after[0], aliceReading)
         assert.strictEqual(after[0]!.glucose_value, 60)
         assert.strictEqual(after[0]!.version, 1)
         // Nor the notifier: once her LOW episode shows the marker (its first clear reading), it is still her only
         // alert and still open. A refused 300 that got through would have opened a HIGH, and as a second clear
         // reading would have ended the LOW.
-        const episodes = yield* call(dexmon.baseUrl, `/api/v1/alerts?${range}`, { token: alice }).pipe(
-          Effect.map((answer) => answer.body.items as Array<Record<string, unknown>>),
-          Effect.repeat({
-            schedule: Schedule.spaced("50 millis"),
-            until: (items) => Date.parse(String(items[0]?.last_reading_at)) === markerAt,
-            times: 400
-          })
+        const episodes = yield* eventually(
+          call(dexmon.baseUrl, `/api/v1/alerts?${range}`, { token: alice }).pipe(
+            Effect.map((answer) => answer.body.items as Array<Record<string, unknown>>)
+          ),
+          (items) => Date.parse(String(items[0]?.last_reading_at)) === markerAt,
+          { what: "Alice's LOW episode showing the marker reading", every: "50 millis", times: 400 }
         )
         assert.deepStrictEqual(episodes, [
           { ...aliceLow, last_value: 110, last_reading_at: episodes[0]?.last_reading_at }
@@ -219,12 +219,10 @@ describe("OAuth2 bearer tokens (AUTH_ISSUER set)", () => {
         // A key the issuer starts publishing later is fetched on first sight of its key id.
         const rotated = yield* issuer.newKey("key-2", true)
         const fromNewKey = yield* mint(rotated, { sub: "alice", scope: ALL })
-        const answered = yield* call(dexmon.baseUrl, `/api/v1/readings?${range}`, { token: fromNewKey }).pipe(
-          Effect.repeat({
-            schedule: Schedule.spaced("200 millis"),
-            until: (answer) => answer.status === 200,
-            times: 50
-          })
+        const answered = yield* eventually(
+          call(dexmon.baseUrl, `/api/v1/readings?${range}`, { token: fromNewKey }),
+          (answer) => answer.status === 200,
+          { what: "a token of the newly published key accepted", every: "200 millis", times: 50 }
         )
         assert.strictEqual(answered.status, 200)
       }),

@@ -1,8 +1,7 @@
 import { DexMonClient } from "@dexmon/sdk"
+import { type DexMonProcess, makeDexMonProcess, eventually as waitUntil } from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect } from "effect"
-import { type DexMonProcess, makeDexMonProcess } from "./support/DexMonProcess.ts"
-import { eventually as waitUntil } from "./support/Eventually.ts"
 
 const HOUR = 3_600_000
 

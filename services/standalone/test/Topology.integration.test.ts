@@ -2,11 +2,9 @@ import { decodeReadings } from "@dexmon/archive"
 import type { Reading } from "@dexmon/domain"
 import { ArchiveStore, S3ArchiveStore } from "@dexmon/ports"
 import { DexMonClient } from "@dexmon/sdk"
+import { ALL, eventually, makeServiceProcess, mint } from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, ConfigProvider, Effect, Layer } from "effect"
-import { eventually } from "./support/Eventually.ts"
-import { ALL, mint } from "./support/Issuer.ts"
-import { makeServiceProcess } from "./support/ServiceProcess.ts"
 import { makeProductionEnvironment } from "./support/Topology.ts"
 
 const HOUR = 3_600_000

@@ -1,7 +1,7 @@
 import { DexMonClient } from "@dexmon/sdk"
+import { eventually, makeDexMonProcess } from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Schedule } from "effect"
-import { makeDexMonProcess } from "./support/DexMonProcess.ts"
+import { Clock, Effect } from "effect"
 
 const HOUR = 3_600_000
 const iso = (millis: number) => new Date(millis).toISOString()
@@ -182,20 +182,20 @@ describe("invalid requests", () => {
             payload: { sensor_id: "bad-input" as never, timestamp: marker, glucose_value: 65 }
           })
           const query = { query: { from: now - 100 * 24 * HOUR, to: now + 2 * HOUR } }
-          const page = yield* client.readings
-            .list(query)
-            .pipe(
-              Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (p) => p.items.length > 0, times: 400 })
-            )
+          const page = yield* eventually(client.readings.list(query), (p) => p.items.length > 0, {
+            what: "the marker reading stored",
+            every: "50 millis",
+            times: 400
+          })
           assert.deepStrictEqual(
             page.items.map((r) => r.timestamp),
             [marker]
           )
-          const alerts = yield* client.alerts
-            .list(query)
-            .pipe(
-              Effect.repeat({ schedule: Schedule.spaced("50 millis"), until: (p) => p.items.length > 0, times: 400 })
-            )
+          const alerts = yield* eventually(client.alerts.list(query), (p) => p.items.length > 0, {
+            what: "the marker's alert decided",
+            every: "50 millis",
+            times: 400
+          })
           assert.deepStrictEqual(
             alerts.items.map((alert) => [alert.alert_type, alert.status, alert.started_at, alert.glucose_value]),
             [["LOW", "BACKFILLED", marker, 65]]

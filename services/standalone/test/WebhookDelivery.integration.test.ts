@@ -1,15 +1,18 @@
 import { spawnSync } from "node:child_process"
 import { resolve } from "node:path"
 import { decodeAlertNotification, SensorId, WebhookId } from "@dexmon/domain"
-import { requiredServer } from "@dexmon/ports/testing"
 import { DexMonClient } from "@dexmon/sdk"
+import {
+  type Answer,
+  eventually,
+  freshDatabase,
+  makeDexMonProcessWith,
+  makeServiceProcess,
+  makeWebhookReceiver,
+  requiredServer
+} from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Effect } from "effect"
-import { makeDexMonProcessWith } from "./support/DexMonProcess.ts"
-import { eventually } from "./support/Eventually.ts"
-import { makeServiceProcess } from "./support/ServiceProcess.ts"
-import { freshDatabase } from "./support/Topology.ts"
-import { type Answer, makeWebhookReceiver } from "./support/WebhookReceiver.ts"
 
 const USER = "webhook-user"
 
@@ -33,7 +36,7 @@ describe("webhook delivery, each service its own process on Kafka and PostgreSQL
     () =>
       Effect.gen(function* () {
         const run = `hook${Date.now().toString(36)}`
-        const database = yield* freshDatabase(`dexmon_${run}`)
+        const database = yield* freshDatabase({ name: `dexmon_${run}` })
         const env: Record<string, string | undefined> = {
           PATH: process.env.PATH,
           SECURITY_DISABLED: "true",

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { AlertRules } from "@dexmon/alerting"
 import { GatewayApi } from "@dexmon/api"
 import { ReadingsQuery } from "@dexmon/archive"
@@ -8,7 +5,6 @@ import { EventIds } from "@dexmon/domain"
 import { GatewayHttp } from "@dexmon/gateway"
 import { HealthHttp, layerHttpServer, Readiness } from "@dexmon/platform"
 import {
-  freePort,
   LocalFolderArchiveStore,
   PostgresAlertSettingsStore,
   PostgresAlertStore,
@@ -20,8 +16,8 @@ import {
   SqlSensorOwnership,
   Topics
 } from "@dexmon/ports"
-import { layerEmbeddedPostgresTest } from "@dexmon/ports/testing"
 import { DexMonClient } from "@dexmon/sdk"
+import { freePort, layerEmbeddedPostgresTest, tempDir } from "@dexmon/testing"
 import { ConfigProvider, Context, Effect, Layer } from "effect"
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "effect/http"
 
@@ -42,10 +38,7 @@ export const layerGatewayOnEmbeddedPostgres = (name: string) =>
   Layer.unwrap(
     Effect.gen(function* () {
       const port = yield* freePort
-      const archiveDir = yield* Effect.acquireRelease(
-        Effect.sync(() => mkdtempSync(join(tmpdir(), `dexmon-${name}-`))),
-        (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-      )
+      const archiveDir = yield* tempDir(name)
       const stores = Layer.mergeAll(
         PostgresAlertStore.layer,
         SqlArchiveLedger.layer,

@@ -1,28 +1,5 @@
-import { Database } from "@dexmon/ports"
-import { requiredServer } from "@dexmon/ports/testing"
-import { Context, Effect, Layer, Redacted } from "effect"
-import { SqlClient } from "effect/sql"
-import { authEnv, makeIssuer } from "./Issuer.ts"
-
-/** A database of its own on the real PostgreSQL server, dropped afterwards; its URL and a client. */
-export const freshDatabase = (name: string) =>
-  Effect.gen(function* () {
-    const serverUrl = requiredServer("DATABASE_URL")
-    const admin = Context.get(
-      yield* Layer.build(Database.layerPgClient(Redacted.make(serverUrl), { maxConnections: 1 })),
-      SqlClient.SqlClient
-    )
-    yield* Effect.acquireRelease(admin.unsafe(`CREATE DATABASE ${name}`), () =>
-      Effect.ignore(admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
-    )
-    const url = new URL(serverUrl)
-    url.pathname = `/${name}`
-    const sql = Context.get(
-      yield* Layer.build(Database.layerPgClient(Redacted.make(url.toString()), { maxConnections: 2 })),
-      SqlClient.SqlClient
-    )
-    return { url: url.toString(), sql }
-  })
+import { authEnv, freshDatabase, makeIssuer, requiredServer } from "@dexmon/testing"
+import { Effect } from "effect"
 
 /**
  * Everything a DexMon service needs to run as production does, and nothing
@@ -34,7 +11,7 @@ export const freshDatabase = (name: string) =>
 export const makeProductionEnvironment = (run: string) =>
   Effect.gen(function* () {
     const issuer = yield* makeIssuer
-    const database = yield* freshDatabase(`dexmon_${run}`)
+    const database = yield* freshDatabase({ name: `dexmon_${run}` })
     const fromEnv = (prefix: string) =>
       Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith(prefix)))
     const env: Record<string, string | undefined> = {

@@ -1,8 +1,6 @@
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { freePort } from "@dexmon/ports"
 import { Effect } from "effect"
+import { tempDir } from "../TempDir.ts"
 import { makeServiceProcess } from "./ServiceProcess.ts"
 
 /**
@@ -12,10 +10,7 @@ import { makeServiceProcess } from "./ServiceProcess.ts"
  * same data.
  */
 export const makeDexMonProcessWith = Effect.fnUntraced(function* (settings: Record<string, string>) {
-  const dataDir = yield* Effect.acquireRelease(
-    Effect.sync(() => mkdtempSync(join(tmpdir(), "dexmon-e2e-"))),
-    (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-  )
+  const dataDir = yield* tempDir("e2e")
   // Not the servers the test runner started: this process runs on its embedded defaults.
   const {
     KAFKA_BROKERS: _kafka,

@@ -1,11 +1,12 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, chownSync, mkdirSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
 import { freePort } from "@dexmon/ports"
-import { Effect, Schedule, Schema } from "effect"
+import { Effect, Schema } from "effect"
+import { eventually } from "../Eventually.ts"
+import { tempDir } from "../TempDir.ts"
 
 export class CrashablePostgresError extends Schema.TaggedError<CrashablePostgresError>()("CrashablePostgresError", {
   message: Schema.String
@@ -55,10 +56,7 @@ export const makeCrashablePostgres = Effect.gen(function* () {
   const bin = yield* binaries
   const owner = serverUser()
   const port = yield* freePort
-  const base = yield* Effect.acquireRelease(
-    Effect.sync(() => mkdtempSync(join(tmpdir(), "dexmon-pgfault-"))),
-    (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-  )
+  const base = yield* tempDir("pgfault")
   const dataDir = join(base, "data")
   yield* Effect.sync(() => {
     chmodSync(base, 0o755)
@@ -95,19 +93,22 @@ export const makeCrashablePostgres = Effect.gen(function* () {
   const count = (text: string) => lines.filter((line) => line.includes(text)).length
 
   /** Polls the server's log until `text` has appeared `times` times in all; fails with the log's tail. */
-  const awaitLog = (text: string, times: number, what: string) =>
-    Effect.sync(() => count(text)).pipe(
-      Effect.repeat({
-        schedule: Schedule.spaced("50 millis"),
-        until: (seen) => seen >= times || server?.exitCode !== null,
+  const awaitLog = (text: string, times: number, what: string) => {
+    const failed = (why: string) =>
+      new CrashablePostgresError({ message: `${what} (${why}); server log:\n${lines.slice(-40).join("\n")}` })
+    return eventually(
+      Effect.sync(() => count(text)),
+      (seen) => seen >= times || server?.exitCode !== null,
+      {
+        what: `${times} server log lines with "${text}"`,
+        every: "50 millis",
         times: 1200
-      }),
-      Effect.flatMap((seen) =>
-        seen >= times
-          ? Effect.void
-          : Effect.fail(new CrashablePostgresError({ message: `${what}; server log:\n${lines.slice(-40).join("\n")}` }))
-      )
+      }
+    ).pipe(
+      Effect.catchTag("EventuallyTimeout", (timeout) => Effect.fail(failed(timeout.message))),
+      Effect.flatMap((seen) => (seen >= times ? Effect.void : Effect.fail(failed("the server exited"))))
     )
+  }
 
   const exited = (proc: ChildProcess) =>
     Effect.callback<void>((resume) => {

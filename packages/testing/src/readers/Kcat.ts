@@ -40,8 +40,8 @@ interface Run {
   readonly stderr: string
 }
 
-/** kcat from the harness (the machine's, or fetched under .infra on first use), as an effect. */
-const kcat = Effect.tryPromise({
+/** kcat from the harness (the machine's, or fetched under .infra on first use): run `command` with `env` added. */
+export const kcatTool = Effect.tryPromise({
   try: () => ensureKcat(),
   catch: (cause) => new KcatError({ message: cause instanceof Error ? cause.message : String(cause) })
 })
@@ -128,7 +128,7 @@ export const readTopicWithKcat = Effect.fn("Kcat.readTopicWithKcat")(function* (
   /** Between runs; default 200 millis. */
   readonly every?: Duration.Input
 }) {
-  const tool = yield* kcat
+  const tool = yield* kcatTool
   const args = ["-C", "-b", options.brokers, "-t", options.topic, "-o", "beginning", "-e", "-J"]
   const timeout = Duration.fromInputUnsafe(options.timeout ?? "30 seconds")
   const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(timeout)

@@ -1,0 +1,35 @@
+/**
+ * The test fixtures of every suite, in one place: fresh databases, temp folders and free ports,
+ * DexMon's services as OS processes, the counterparts and fault injectors the end-to-end suites
+ * run them against, independent readers of what they produced, and `eventually`, through which
+ * every poll goes so that none runs out silently.
+ */
+
+export { freePort } from "@dexmon/ports"
+// The stores' own fixtures stay beside the stores; suites import them from here.
+export {
+  layerEmbeddedPostgresTest,
+  layerServerPostgresTest,
+  type ReadingHistoryOptions,
+  readingHistory,
+  requiredServer,
+  seedReadingHistory
+} from "@dexmon/ports/testing"
+// Counterparts the services talk to: an OAuth issuer, a webhook endpoint.
+export * from "./counterparts/Issuer.ts"
+export * from "./counterparts/WebhookReceiver.ts"
+// Waiting on a real signal.
+export * from "./Eventually.ts"
+// Resources of one suite, released with its scope.
+export * from "./FreshDatabase.ts"
+// Faults on demand: a PostgreSQL server to crash, a TCP path to partition.
+export * from "./faults/CrashablePostgres.ts"
+export * from "./faults/TcpProxy.ts"
+// DexMon's services as OS processes, and what they use of the machine.
+export * from "./processes/DexMonProcess.ts"
+export * from "./processes/ProcessMemory.ts"
+export * from "./processes/ServiceProcess.ts"
+// Independent readers of what the services produced: Kafka through kcat, Prometheus text.
+export * from "./readers/Exposition.ts"
+export * from "./readers/Kcat.ts"
+export * from "./TempDir.ts"
