@@ -291,6 +291,14 @@ export const make = Effect.gen(function* () {
   ) {
     const removeAndCommit = Effect.gen(function* () {
       yield* lockDay(object.day).pipe(Effect.mapError(failWith("commit")))
+      // A commit whose answer was lost (a cut connection, the client's statement deadline at COMMIT) is
+      // retried as transient: if it went through, its rows are gone and the key is committed. That is
+      // success, never a conflict: a conflict would make the archiver remove the committed object.
+      const [state] = yield* sql<{ state: string }>`
+        SELECT state FROM archive_objects WHERE key = ${object.key} AND checksum = ${object.checksum}`.pipe(
+        Effect.mapError(failWith("commit"))
+      )
+      if (state?.state === "committed") return
       const [{ removed }] = (yield* sql<{ removed: number }>`
         WITH archived AS (
           SELECT * FROM unnest(
@@ -396,6 +404,17 @@ export const make = Effect.gen(function* () {
     const apply = Effect.gen(function* () {
       // Under the day's lock: no upsert routes an event of this day while its objects are swapped.
       yield* lockDay(fold.day).pipe(Effect.mapError(failWith("fold")))
+      // A fold whose answer was lost and is retried finds its new objects committed and the old ones no
+      // longer committed: it went through, and is a success (a conflict would discard the new objects).
+      if (fold.objects.length > 0) {
+        const [{ applied }] = (yield* sql<{ applied: boolean }>`
+          SELECT count(*) FILTER (WHERE key = ANY(${[...newKeys]}::text[]) AND state = 'committed') = ${fold.objects.length}
+            AND count(*) FILTER (WHERE key = ANY(${retire}::text[]) AND state = 'committed') = 0 AS applied
+          FROM archive_objects WHERE key = ANY(${[...newKeys, ...retire]}::text[])`.pipe(
+          Effect.mapError(failWith("fold"))
+        )) as [{ applied: boolean }]
+        if (applied) return
+      }
       const [{ committed }] = (yield* sql<{ committed: number }>`
         SELECT count(*)::int AS committed FROM archive_objects
         WHERE key = ANY(${fold.retire}::text[]) AND state = 'committed' AND user_id = ${fold.user_id}`.pipe(

@@ -107,6 +107,9 @@ export const archiveLedgerContract = (name: string, stores: Layer.Layer<ArchiveL
           assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, t0, t0 + 86_400_000), [])
 
           yield* ledger.commit(lease, object, rows)
+          // Retried after its answer was lost (it went through): a success that changes nothing, not a
+          // conflict (which would make the archiver remove the committed object).
+          yield* ledger.commit(lease, object, rows)
           const left = yield* ledger.readChunk(wholeDay(user))
           assert.strictEqual(left.length, 2)
           assert.isTrue(left.every((row) => row.timestamp > rows[3]!.timestamp || row.sensor_id > rows[3]!.sensor_id))
@@ -213,9 +216,14 @@ export const archiveLedgerContract = (name: string, stores: Layer.Layer<ArchiveL
             [object]
           )
           assert.include(yield* ledger.unmanifestedDays, day)
-          // Folding a retired object again is a conflict, and changes nothing.
-          const again = yield* ledger.fold(current, { ...fold, folded: [] }).pipe(Effect.flip)
+          // The same fold retried after its answer was lost (it went through) is a success that changes
+          // nothing; another fold of the retired object is a conflict, and changes nothing either.
+          yield* ledger.fold(current, fold)
+          assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, t0, t0 + 86_400_000), [replacement])
+          const other = objectFor(user, rows, `test/${user}/i.parquet`)
+          const again = yield* ledger.fold(current, { ...fold, objects: [other], folded: [] }).pipe(Effect.flip)
           assert.strictEqual(again._tag, "ArchiveConflict")
+          assert.deepStrictEqual(yield* ledger.objectsOverlapping(user, t0, t0 + 86_400_000), [replacement])
           yield* ledger.forget(current, object.key)
           assert.deepStrictEqual(
             (yield* ledger.retired).filter((entry) => entry.user_id === user),
