@@ -181,6 +181,8 @@ describe("AppendLanes", () => {
         assert.strictEqual(unknown.appendOutcome, "unknown")
         assert.strictEqual(withdrawn.appendOutcome, "withdrawn")
         assert.deepStrictEqual(yield* lanes.queued, new Map([["t/0", 0]]))
+        // Out of memory too, while the partition is still stuck: nothing of it is kept until it returns.
+        assert.deepStrictEqual(yield* lanes.held, new Map([["t/0", 0]]))
 
         // The partition comes back: the withdrawn append is never sent, the next one is.
         yield* release

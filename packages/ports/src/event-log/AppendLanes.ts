@@ -90,12 +90,18 @@ export const makeAppendLanes = Effect.fnUntraced(function* (send: SendPartition,
   const scope = yield* Effect.scope
   const lanes = new Map<string, Lane>()
 
-  /** Takes what is left of a failed or timed-out append off its lanes' queues. */
+  /**
+   * Takes what is left of a failed or timed-out append off its lanes' queues, out of the arrays too: a
+   * lane whose sender is stuck (a leaderless partition, a producer that cannot reconnect) does not reach
+   * them for as long as that lasts, and every timed-out append would stay in memory with its records.
+   */
   const withdraw = (pending: Pending) => {
     for (const slice of pending.slices) {
       if (slice.withdrawn) continue
       slice.withdrawn = true
       slice.lane.queued -= slice.records.length
+      const index = slice.lane.queue.indexOf(slice)
+      if (index >= 0) slice.lane.queue.splice(index, 1)
     }
   }
 
@@ -276,5 +282,10 @@ export const makeAppendLanes = Effect.fnUntraced(function* (send: SendPartition,
     () => new Map([...lanes].map(([key, lane]) => [key, lane.queued])) as ReadonlyMap<string, number>
   )
 
-  return { append, queued }
+  /** Slices held in the lanes' queues, per `topic/partition`: what stays in memory (for tests). */
+  const held = Effect.sync(
+    () => new Map([...lanes].map(([key, lane]) => [key, lane.queue.length])) as ReadonlyMap<string, number>
+  )
+
+  return { append, queued, held }
 })
