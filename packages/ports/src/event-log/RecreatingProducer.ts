@@ -48,8 +48,9 @@ const toMessage = (partition: number, record: ProducerRecord): Message => ({
 const reconnect = Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("5 seconds")])
 
 /**
- * The idempotent producer behind the append lanes, replaced when the broker says it has lost its state
- * (`LOST_PRODUCER_STATES`). While a replacement connects, `ready` waits and `isReady` is false (the
+ * The idempotent producer behind the append lanes, replaced after any failed request: when the broker
+ * says it has lost its state (`LOST_PRODUCER_STATES`), and after any other failure, which can leave its
+ * sequence numbers behind what the log holds. While a replacement connects, `ready` waits and `isReady` is false (the
  * receiver's `/readyz` reports it); requests in flight on the old producer finish on it, and it is
  * disconnected once they have.
  */
@@ -93,7 +94,7 @@ export const makeRecreatingProducer = Effect.fnUntraced(function* (create: () =>
       connected = yield* Deferred.make<void>()
       recreations++
       const next = connected
-      yield* Effect.logWarning(`Kafka producer lost its state (${state}): replacing it with a new producer id`)
+      yield* Effect.logWarning(`Kafka producer cannot go on (${state}): replacing it with a new producer id`)
       if ((inFlight.get(producer) ?? 0) === 0) yield* Effect.forkIn(disconnect(producer), scope)
       else retired.add(producer)
       yield* connect().pipe(
@@ -124,10 +125,14 @@ export const makeRecreatingProducer = Effect.fnUntraced(function* (create: () =>
         catch: failWith("append")
       }).pipe(
         Effect.ensuring(release(producer)),
-        Effect.tapError((error) => {
-          const state = lostProducerState(error.cause)
-          return state === undefined ? Effect.void : replace(producer, state)
-        }),
+        // Any failed request leaves the producer unsafe: kafkajs advances a partition's sequence number
+        // before it sends and rolls it back when the request fails, yet a request may have been appended
+        // (a timeout under acks=all, a give-up after a retriable answer). The next request would reuse
+        // that sequence, and the broker would answer it as a duplicate of the one already in the log:
+        // new readings dropped while the caller is told they are stored. A new producer id starts over.
+        Effect.tapError((error) =>
+          replace(producer, lostProducerState(error.cause) ?? `a failed request: ${error.message.slice(0, 200)}`)
+        ),
         Effect.flatMap((metadata) => {
           const answer = metadata.find((meta) => meta.topicName === topic && meta.partition === partition)
           const offset = answer?.baseOffset ?? answer?.offset
