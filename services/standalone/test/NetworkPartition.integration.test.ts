@@ -3,7 +3,7 @@
 // database of its own on the machine's PostgreSQL. The proxy drops packets rather than refusing them, so
 // nothing on the client's side fails by itself: only the client's own deadline can end the wait.
 import { EventId, SensorId, UserId } from "@dexmon/domain"
-import { EventLog, KafkaEventLog, Topics } from "@dexmon/ports"
+import { Database, EventLog, isTransientCause, KafkaEventLog, Topics } from "@dexmon/ports"
 import {
   eventually,
   freshDatabase,
@@ -13,7 +13,8 @@ import {
   requiredServer
 } from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, ConfigProvider, Context, Duration, Effect, Layer } from "effect"
+import { Cause, Clock, ConfigProvider, Context, Duration, Effect, Exit, Layer, Redacted } from "effect"
+import { SqlClient } from "effect/sql"
 import { toProducerRecord } from "./support/AlertDay.ts"
 
 const QUERY_TIMEOUT_MS = 2_000
@@ -55,6 +56,43 @@ const reading = (run: string, n: number) =>
 const occurrences = (text: string, part: string) => text.split(part).length - 1
 
 describe("a network partition between the processor and PostgreSQL (packets dropped, not refused)", () => {
+  it.live(
+    "a statement that goes silent inside a transaction fails as a lost connection (retryable), not as a defect of its ROLLBACK",
+    () =>
+      Effect.gen(function* () {
+        const database = yield* freshDatabase({ name: `dexmon_partx${Date.now().toString(36)}` })
+        const direct = new URL(database.url)
+        const proxy = yield* makeTcpProxy({ host: direct.hostname, port: Number(direct.port || 5432) })
+        const throughProxy = new URL(database.url)
+        throughProxy.hostname = "127.0.0.1"
+        throughProxy.port = String(proxy.port)
+        const sql = Context.get(
+          yield* Layer.build(
+            Database.layerPgClient(Redacted.make(throughProxy.toString()), {
+              maxConnections: 2,
+              bounds: { queryTimeout: Duration.millis(QUERY_TIMEOUT_MS), connectTimeout: "2 seconds" }
+            })
+          ),
+          SqlClient.SqlClient
+        )
+        const exit = yield* sql
+          .withTransaction(
+            Effect.gen(function* () {
+              yield* sql`SELECT 1`
+              yield* proxy.blackhole
+              yield* sql`SELECT 2`
+            })
+          )
+          .pipe(Effect.exit)
+        assert.isTrue(Exit.isFailure(exit), "the silent statement failed")
+        if (Exit.isFailure(exit)) {
+          assert.isFalse(Cause.hasDies(exit.cause), `not a defect: ${Cause.pretty(exit.cause)}`)
+          const error = Cause.findErrorOption(exit.cause)
+          assert.isTrue(error._tag === "Some" && isTransientCause(error.value), Cause.pretty(exit.cause))
+        }
+      })
+  )
+
   it.live.each<HealMode>(["strand", "resume"])(
     "heal=%s: the stalled statement times out on the client, its connection is dropped, the processor resumes after the heal by itself; every reading stored once, DLQ empty",
     (mode) =>

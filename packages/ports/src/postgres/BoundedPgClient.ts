@@ -59,7 +59,10 @@ export const make = Effect.fnUntraced(function* (
       ["server.address", options.host ?? "localhost"],
       ["server.port", options.port ?? 5432]
     ],
-    transformRows
+    transformRows,
+    // A connection dropped at its deadline has no transaction left (the server rolls back when the socket
+    // closes): a ROLLBACK sent on it would fail as a defect and hide the retryable lost connection.
+    isTransaction: (connection) => !(connection instanceof BoundedConnection && connection.dropped)
   })
   const pgClient: PgClient.PgClient = Object.assign(client, {
     [PgClient.TypeId]: PgClient.TypeId,
@@ -122,8 +125,16 @@ class BoundedConnection implements Connection {
     this.invalidate = invalidate
   }
 
+  /** Set when a statement ran past the deadline and the connection was given up. */
+  dropped = false
+
+  private readonly drop = Effect.suspend(() => {
+    this.dropped = true
+    return this.invalidate
+  })
+
   private bound<A>(effect: Effect.Effect<A, SqlError>) {
-    return bounded(effect, this.timeout, this.invalidate)
+    return bounded(effect, this.timeout, this.drop)
   }
 
   private run(sql: string, params: ReadonlyArray<unknown>, prepare = true) {
@@ -166,7 +177,7 @@ class BoundedConnection implements Connection {
     const stream = this.connection.stream(sql, params).pipe(
       Stream.timeoutOrElse({
         duration: this.timeout,
-        orElse: () => Stream.fromEffect(Effect.andThen(this.invalidate, Effect.fail(timedOut(this.timeout))))
+        orElse: () => Stream.fromEffect(Effect.andThen(this.drop, Effect.fail(timedOut(this.timeout))))
       })
     )
     return transformRows
