@@ -229,14 +229,20 @@ describe.concurrent("database faults under load: the processor waits them out, t
           // (The driver reports a statement cut mid-flight as a closed connection; the server's 57P01 reaches the
           // store when a session is cut between the statements of a transaction or just as it is checked out,
           // rarer here: StoreFailure.test.ts pins that code itself.)
-          // The processor is writing this round's readings: cut all its sessions, then for a while every
-          // session of it that is running a statement or holds a transaction open, as soon as it does.
+          // The processor is writing this round's readings: cut all its sessions, then, for as long as this
+          // round's readings are still arriving, every session of it that is running a statement or holds a
+          // transaction open, as soon as it does. (Not until the round is stored: under a constant attack the
+          // processor's backoff outgrows the test.)
           yield* storedAtLeast(rig, before + 50)
           terminated += yield* terminateBackends(rig, "all")
-          for (let poll = 0; poll < 150; poll++) {
-            midStatement += yield* terminateBackends(rig, "busy")
-            yield* Effect.sleep("10 millis")
-          }
+          yield* eventually(
+            Effect.gen(function* () {
+              midStatement += yield* terminateBackends(rig, "busy")
+              return load.pollUnsafe() !== undefined
+            }),
+            (appended) => appended,
+            { what: `readings ${from}-${to} appended under attack`, every: "10 millis", times: 6_000 }
+          )
           terminated += yield* terminateBackends(rig, "all")
           yield* Fiber.join(load)
         }
