@@ -284,6 +284,19 @@ export const make = Effect.gen(function* () {
     return row?.state ?? "pending"
   })
 
+  /** Records `object` as committed (new, or pending before), its day's manifest to be written again. */
+  const recordCommitted = (object: ArchivedObject, operation: string) =>
+    sql`
+      INSERT INTO archive_objects (key, day, user_id, row_count, checksum, first_timestamp, last_timestamp, state,
+        manifested, committed_at)
+      VALUES (${object.key}, ${object.day}::date, ${object.user_id}, ${object.row_count}, ${object.checksum},
+        ${iso(object.first_timestamp)}::timestamptz, ${iso(object.last_timestamp)}::timestamptz, 'committed',
+        false, now())
+      ON CONFLICT (key) DO UPDATE SET state = 'committed', manifested = false, committed_at = now()`.pipe(
+      Effect.asVoid,
+      Effect.mapError(failWith(operation))
+    )
+
   const commit = Effect.fn("ArchiveLedger.commit")(function* (
     lease: ArchiverLease,
     object: ArchivedObject,
@@ -317,15 +330,7 @@ export const make = Effect.gen(function* () {
       if (Number(removed) !== object.row_count) {
         return yield* new ArchiveConflict({ key: object.key, expected: object.row_count, removed: Number(removed) })
       }
-      yield* sql`
-        INSERT INTO archive_objects (key, day, user_id, row_count, checksum, first_timestamp, last_timestamp, state,
-          manifested, committed_at)
-        VALUES (${object.key}, ${object.day}::date, ${object.user_id}, ${object.row_count}, ${object.checksum},
-          ${iso(object.first_timestamp)}::timestamptz, ${iso(object.last_timestamp)}::timestamptz, 'committed',
-          false, now())
-        ON CONFLICT (key) DO UPDATE SET state = 'committed', manifested = false, committed_at = now()`.pipe(
-        Effect.mapError(failWith("commit"))
-      )
+      yield* recordCommitted(object, "commit")
       // From here on, events for keys of this day up to the object's last reading that are not hot go to
       // the late queue (see `ReadingStore.upsert`): a key removed just now can no longer come back hot.
       yield* sql`
@@ -427,17 +432,7 @@ export const make = Effect.gen(function* () {
           removed: Number(committed)
         })
       }
-      for (const object of fold.objects) {
-        yield* sql`
-          INSERT INTO archive_objects (key, day, user_id, row_count, checksum, first_timestamp, last_timestamp, state,
-            manifested, committed_at)
-          VALUES (${object.key}, ${object.day}::date, ${object.user_id}, ${object.row_count}, ${object.checksum},
-            ${iso(object.first_timestamp)}::timestamptz, ${iso(object.last_timestamp)}::timestamptz, 'committed',
-            false, now())
-          ON CONFLICT (key) DO UPDATE SET state = 'committed', manifested = false, committed_at = now()`.pipe(
-          Effect.mapError(failWith("fold"))
-        )
-      }
+      for (const object of fold.objects) yield* recordCommitted(object, "fold")
       if (retire.length > 0) {
         // The day's manifest must be written again without them.
         yield* sql`UPDATE archive_objects SET state = 'retired' WHERE key = ANY(${retire}::text[])`.pipe(
