@@ -1,2 +1,3 @@
 export * as Metrics from "./Metrics.ts"
+export * from "./Redaction.ts"
 export * from "./Tracing.ts"

@@ -1,4 +1,4 @@
-import { Metrics, TracingLive } from "@dexmon/observability"
+import { Metrics, RedactionLive, redactText, TracingLive } from "@dexmon/observability"
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Context, Effect, Layer, Logger, Option, Tracer } from "effect"
 import { boundShutdown, dropForeignSignalHandlers, teardown } from "./Shutdown.ts"
@@ -6,12 +6,14 @@ import { boundShutdown, dropForeignSignalHandlers, teardown } from "./Shutdown.t
 /**
  * One JSON object per line, with the trace and span of the fiber that logged
  * (`trace_id`, `span_id`), so a log line leads to its trace and back.
+ * Whatever looks like a secret in the line (a password in a connection
+ * string, a token in a URL or an error message) is blanked before it is written.
  */
 export const jsonLoggerWithTrace = Logger.make((options) => {
   const entry = Logger.formatStructured.log(options)
   const span = Context.getOption(options.fiber.context, Tracer.ParentSpan)
   const trace = Option.isSome(span) ? { trace_id: span.value.traceId, span_id: span.value.spanId } : {}
-  globalThis.console.log(JSON.stringify({ ...entry, ...trace }))
+  globalThis.console.log(redactText(JSON.stringify({ ...entry, ...trace })))
 })
 
 /** Log lines as JSON (`DEXMON_LOG_FORMAT=json`, for log shippers) or for people (`pretty`, the default). */
@@ -49,6 +51,8 @@ const runProgram = (name: string, program: Effect.Effect<void, unknown, never>) 
   Metrics.labelService(name)
   return program.pipe(
     Effect.provide(TracingLive(name)),
+    // Effect's HTTP clients and servers in this process record secret query values and headers redacted.
+    Effect.provide(RedactionLive),
     Effect.annotateLogs({ service: name }),
     Effect.provide(LoggerLive),
     NodeRuntime.runMain({ teardown })

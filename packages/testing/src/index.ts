@@ -15,6 +15,8 @@ export {
   requiredServer,
   seedReadingHistory
 } from "@dexmon/ports/testing"
+// TLS of a test's own: a certificate authority it makes, a PostgreSQL server that speaks only TLS, a TLS front.
+export * from "./Certificates.ts"
 // Counterparts the services talk to: an OAuth issuer, a webhook endpoint.
 export * from "./counterparts/Issuer.ts"
 export * from "./counterparts/WebhookReceiver.ts"
@@ -25,6 +27,10 @@ export * from "./FreshDatabase.ts"
 // Faults on demand: a PostgreSQL server to crash, a TCP path to partition.
 export * from "./faults/CrashablePostgres.ts"
 export * from "./faults/TcpProxy.ts"
+export * from "./faults/TlsFront.ts"
+export * from "./faults/TlsPostgres.ts"
+// An OpenAPI-driven fuzzer: hostile requests built from the served document, answers checked against it.
+export * from "./fuzz/OpenApiFuzzer.ts"
 // DexMon's services as OS processes, and what they use of the machine.
 export * from "./processes/DexMonProcess.ts"
 export * from "./processes/ProcessMemory.ts"
@@ -32,4 +38,7 @@ export * from "./processes/ServiceProcess.ts"
 // Independent readers of what the services produced: Kafka through kcat, Prometheus text.
 export * from "./readers/Exposition.ts"
 export * from "./readers/Kcat.ts"
+// What an in-process service recorded: its finished spans, its log lines.
+export * from "./readers/Logs.ts"
+export * from "./readers/Spans.ts"
 export * from "./TempDir.ts"
