@@ -1,7 +1,7 @@
 import type { UserId } from "@dexmon/domain"
 import { Context, Schema } from "effect"
 import { HttpApiMiddleware, HttpApiSecurity } from "effect/http-api"
-import { Forbidden, TooManyRequests, ValidationError } from "./Errors.ts"
+import { Forbidden, ServiceUnavailable, TooManyRequests, ValidationError } from "./Errors.ts"
 
 /**
  * Turns request decoding failures into a `ValidationError` naming every bad
@@ -33,7 +33,8 @@ export class RequiredScope extends Context.Service<RequiredScope, string>()("dex
 /**
  * Authenticates the caller of every data endpoint from its bearer token,
  * checks the scope its group requires and the caller's rate limit, and
- * provides the caller as `CurrentCaller`.
+ * provides the caller as `CurrentCaller`. 503 (`ServiceUnavailable`, with
+ * `Retry-After`) when the issuer's keys cannot be fetched to check the token.
  */
 export class Caller extends HttpApiMiddleware.Service<
   Caller,
@@ -41,6 +42,6 @@ export class Caller extends HttpApiMiddleware.Service<
     provides: CurrentCaller
   }
 >()("dexmon/api/Caller", {
-  error: [Unauthorized, Forbidden, TooManyRequests],
+  error: [Unauthorized, Forbidden, TooManyRequests, ServiceUnavailable],
   security: { bearer: HttpApiSecurity.bearer }
 }) {}

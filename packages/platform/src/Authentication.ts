@@ -1,10 +1,13 @@
+import { BlockList, isIP } from "node:net"
 import { Caller, CurrentCaller, Forbidden, RequiredScope, TooManyRequests } from "@dexmon/api"
 import { UserId } from "@dexmon/domain"
+import { redactUrl } from "@dexmon/observability"
 import { deploymentProfile } from "@dexmon/ports"
 import { Config, Context, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
-import { createRemoteJWKSet, errors as JoseErrors, jwtVerify } from "jose"
+import { errors as JoseErrors, type JWTVerifyGetKey, jwtVerify } from "jose"
+import { IssuerKeys, type IssuerKeysSettings, type IssuerKeysUnavailable } from "./IssuerKeys.ts"
 import { RateLimiter } from "./RateLimiter.ts"
 
 const isUserId = Schema.is(UserId)
@@ -25,7 +28,23 @@ export const ALLOWED_ALGORITHMS = [
 
 /** Every scope, for the development caller. */
 const ALL_SCOPES: ReadonlySet<string> = new Set(["glucose:write", "glucose:read", "alerts:read", "alerts:write"])
-const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"])
+
+/** 127.0.0.0/8 and ::1, also written IPv4-mapped (`::ffff:127.0.0.1`) or in full (`0:0:0:0:0:0:0:1`). */
+const LOOPBACK = new BlockList()
+LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4")
+LOOPBACK.addAddress("::1", "ipv6")
+
+/**
+ * Whether a listen address is reachable from this machine only. `0.0.0.0` and
+ * `::` (every interface), a LAN address, an empty or unknown name are not:
+ * whatever is not certainly loopback counts as reachable from elsewhere.
+ */
+export const isLoopback = (host: string): boolean => {
+  if (host.toLowerCase() === "localhost") return true
+  const family = isIP(host)
+  if (family === 0) return false
+  return LOOPBACK.check(host, family === 4 ? "ipv4" : "ipv6")
+}
 
 const AuthConfig = Config.all({
   issuer: Config.option(Config.String("AUTH_ISSUER")),
@@ -33,6 +52,9 @@ const AuthConfig = Config.all({
   jwksUrl: Config.option(Config.String("AUTH_JWKS_URL")),
   clockSkewSeconds: Config.Int("AUTH_CLOCK_SKEW_SECONDS").pipe(Config.withDefault(30)),
   jwksCooldownSeconds: Config.Int("AUTH_JWKS_COOLDOWN_SECONDS").pipe(Config.withDefault(30)),
+  jwksTimeoutSeconds: Config.Int("AUTH_JWKS_TIMEOUT_SECONDS").pipe(Config.withDefault(5)),
+  jwksCacheSeconds: Config.Int("AUTH_JWKS_CACHE_SECONDS").pipe(Config.withDefault(600)),
+  jwksMaxStaleSeconds: Config.Int("AUTH_JWKS_MAX_STALE_SECONDS").pipe(Config.withDefault(86_400)),
   disabled: Config.Boolean("SECURITY_DISABLED").pipe(Config.withDefault(false)),
   host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
   devUser: Config.String("DEXMON_DEV_USER_ID").pipe(Config.withDefault("dev-user"))
@@ -47,6 +69,36 @@ const unauthorized = (message: string) =>
       headers: { "www-authenticate": `Bearer realm="dexmon", error="invalid_token"` }
     }
   )
+
+/**
+ * 503 with `Retry-After`: the issuer's keys cannot be fetched, so nobody can
+ * tell whether the token is good. Not 401, which tells a client to throw its
+ * token away and sign the user in again.
+ */
+const keysUnavailable = (error: IssuerKeysUnavailable) =>
+  HttpServerResponse.jsonUnsafe(
+    {
+      _tag: "ServiceUnavailable",
+      message: "the token issuer's keys (JWKS) cannot be fetched, so the token cannot be checked; retry later"
+    },
+    { status: 503, headers: { "retry-after": String(error.retryAfterSeconds) } }
+  )
+
+/**
+ * A token in a URL ends up in logs, proxies and browser history: `access_token`
+ * in the query (in any case, percent-encoded or not) is refused even when a
+ * header carries one too, and in development as well, so a client built against
+ * the development caller does not learn a habit production refuses.
+ */
+const tokenInUrl = (url: string): boolean => {
+  const query = url.indexOf("?")
+  if (query === -1) return false
+  for (const name of new URLSearchParams(url.slice(query + 1)).keys()) {
+    if (name.toLowerCase() === "access_token") return true
+  }
+  return false
+}
+const TOKEN_IN_URL = "tokens in the URL are refused; send them in the Authorization header"
 
 /** Scopes from the standard `scope` claim (space-separated) or the `scp` array some issuers use. */
 const scopesOf = (payload: Record<string, unknown>): ReadonlySet<string> => {
@@ -104,67 +156,75 @@ const admit = <E, R>(
 /**
  * OAuth2 bearer tokens checked against the issuer's JWKS: signature with an
  * allowed asymmetric algorithm, issuer, audience, expiry and not-before with a
- * small clock skew. Keys are cached and fetched again when a token names an
- * unknown key id (jose's remote key set, at most once per
- * `AUTH_JWKS_COOLDOWN_SECONDS`, so unknown key ids cannot hammer the issuer).
- * The subject is the user id.
+ * small clock skew. The subject is the user id. The keys come from
+ * `IssuerKeys` (cached, refreshed, fetched again on an unknown key id at most
+ * once per `AUTH_JWKS_COOLDOWN_SECONDS`); when they cannot be fetched the
+ * answer is 503, never a 401 that would blame the token.
  */
 const layerJwt = (settings: {
-  issuer: string
-  audience: string
-  jwksUrl: string
-  clockSkewSeconds: number
-  jwksCooldownSeconds: number
+  readonly issuer: string
+  readonly audience: string
+  readonly clockSkewSeconds: number
+  readonly keys: IssuerKeysSettings
 }) =>
   Layer.effect(
     Caller,
     Effect.gen(function* () {
       const limiter = yield* RateLimiter
-      const keys = createRemoteJWKSet(new URL(settings.jwksUrl), {
-        cooldownDuration: settings.jwksCooldownSeconds * 1000,
-        cacheMaxAge: 600_000
-      })
+      const keys = yield* IssuerKeys
       yield* Effect.logInfo(
-        `bearer tokens from ${settings.issuer} for ${settings.audience} (keys at ${settings.jwksUrl})`
+        `bearer tokens from ${settings.issuer} for ${settings.audience} (keys at ${redactUrl(settings.keys.jwksUrl)})`
       )
+      const verify = (token: string, keySet: JWTVerifyGetKey) =>
+        Effect.tryPromise({
+          try: () =>
+            jwtVerify(token, keySet, {
+              issuer: settings.issuer,
+              audience: settings.audience,
+              algorithms: ALLOWED_ALGORITHMS,
+              clockTolerance: settings.clockSkewSeconds,
+              requiredClaims: ["exp", "sub"]
+            }),
+          catch: (error) => error
+        })
+      /** The verified payload, or why the token is refused (401); fails when the keys cannot be had (503). */
+      const check = Effect.fnUntraced(function* (token: string) {
+        const first = yield* verify(token, yield* keys.current).pipe(Effect.result)
+        if (first._tag === "Success") return first
+        if (!(first.failure instanceof JoseErrors.JWKSNoMatchingKey)) return first
+        // A key id the cached set lacks: the issuer may have rotated keys since the last fetch.
+        const refreshed = yield* keys.refreshForUnknownKey
+        if (Option.isNone(refreshed)) return first
+        return yield* verify(token, refreshed.value).pipe(Effect.result)
+      })
       return Caller.of({
         bearer: (httpEffect, { credential, endpoint, group }) =>
           Effect.gen(function* () {
             const request = yield* HttpServerRequest.HttpServerRequest
-            // A token in a URL ends up in logs and browser history: refused even when a header carries one too.
-            if (/[?&]access_token=/.test(request.url)) {
-              return unauthorized("tokens in the URL are refused; send them in the Authorization header")
-            }
+            if (tokenInUrl(request.url)) return unauthorized(TOKEN_IN_URL)
             const token = Redacted.value(credential)
             if (token === "") return unauthorized("a bearer token is required (Authorization: Bearer <token>)")
-            const verified = yield* Effect.tryPromise({
-              try: () =>
-                jwtVerify(token, keys, {
-                  issuer: settings.issuer,
-                  audience: settings.audience,
-                  algorithms: ALLOWED_ALGORITHMS,
-                  clockTolerance: settings.clockSkewSeconds,
-                  requiredClaims: ["exp", "sub"]
-                }),
-              catch: describeRefusal
-            }).pipe(Effect.result)
-            if (verified._tag === "Failure") return unauthorized(verified.failure)
-            const subject = verified.success.payload.sub
+            const verified = yield* check(token).pipe(Effect.result)
+            if (verified._tag === "Failure") return keysUnavailable(verified.failure)
+            if (verified.success._tag === "Failure") return unauthorized(describeRefusal(verified.success.failure))
+            const payload = verified.success.success.payload
+            const subject = payload.sub
             if (!isUserId(subject)) return unauthorized("the token's subject is not a valid user id")
             return yield* admit(
               httpEffect,
-              { userId: subject, scopes: scopesOf(verified.success.payload) },
+              { userId: subject, scopes: scopesOf(payload) },
               { endpoint, group },
               limiter
             )
           })
       })
     })
-  )
+  ).pipe(Layer.provide(IssuerKeys.layer(settings.keys)))
 
 /**
  * Security disabled: the caller is `X-User-Id` when present, otherwise the
- * development user, with every scope. Only for development on one machine.
+ * development user, with every scope. Anyone who reaches the port can act as
+ * anyone, so `CallerLive` only builds it while listening on loopback.
  */
 const layerDevelopment = (devUser: string) =>
   Layer.effect(
@@ -175,6 +235,7 @@ const layerDevelopment = (devUser: string) =>
         bearer: (httpEffect, { endpoint, group }) =>
           Effect.gen(function* () {
             const request = yield* HttpServerRequest.HttpServerRequest
+            if (tokenInUrl(request.url)) return unauthorized(TOKEN_IN_URL)
             const userId = request.headers["x-user-id"] ?? devUser
             if (!isUserId(userId)) {
               return unauthorized("X-User-Id must be 1 to 128 characters of A-Z, a-z, 0-9, . _ @ : | -")
@@ -187,9 +248,11 @@ const layerDevelopment = (devUser: string) =>
 
 /**
  * The caller middleware the configuration asks for. With `AUTH_ISSUER` set:
- * bearer tokens. `SECURITY_DISABLED=true`: the development caller, with a
- * warning. Neither: the development caller only while listening on loopback
- * outside production, and saying so; otherwise start-up stops.
+ * bearer tokens. Otherwise the development caller, which lets whoever reaches
+ * the port act as any user (`X-User-Id`): only outside production and only
+ * while `HOST` is loopback, whether asked for (`SECURITY_DISABLED=true`, with a
+ * warning) or implied (no issuer, saying so); anything else stops start-up
+ * with the reason.
  */
 export const CallerLive = Layer.unwrap(
   Effect.gen(function* () {
@@ -197,9 +260,16 @@ export const CallerLive = Layer.unwrap(
     const production = (yield* deploymentProfile) === "production"
     const refuse = (message: string) => Effect.die(new Error(message))
     if (config.disabled) {
+      if (!isLoopback(config.host)) {
+        return yield* refuse(
+          `SECURITY_DISABLED=true is refused with HOST=${config.host}: that address is reachable from other machines, ` +
+            "and without authentication anyone reaching it could act as any user (X-User-Id). " +
+            "Listen on loopback (HOST=127.0.0.1) for development, or set AUTH_ISSUER (with AUTH_AUDIENCE, AUTH_JWKS_URL)"
+        )
+      }
       if (production) return yield* refuse("SECURITY_DISABLED=true is refused under DEXMON_PROFILE=production")
       yield* Effect.logWarning(
-        "SECURITY_DISABLED=true: requests are not authenticated; the caller is X-User-Id or the development user"
+        `SECURITY_DISABLED=true: requests are not authenticated; the caller is X-User-Id or the development user (listening on ${config.host} only)`
       )
       return layerDevelopment(config.devUser)
     }
@@ -207,19 +277,33 @@ export const CallerLive = Layer.unwrap(
       if (Option.isNone(config.audience) || Option.isNone(config.jwksUrl)) {
         return yield* refuse("AUTH_ISSUER needs AUTH_AUDIENCE and AUTH_JWKS_URL")
       }
+      const invalid = [
+        config.jwksTimeoutSeconds < 1 && "AUTH_JWKS_TIMEOUT_SECONDS must be at least 1",
+        config.jwksCooldownSeconds < 0 && "AUTH_JWKS_COOLDOWN_SECONDS must not be negative",
+        config.jwksCacheSeconds < 0 && "AUTH_JWKS_CACHE_SECONDS must not be negative",
+        config.jwksMaxStaleSeconds < config.jwksCacheSeconds &&
+          "AUTH_JWKS_MAX_STALE_SECONDS must be at least AUTH_JWKS_CACHE_SECONDS"
+      ].filter((message) => message !== false)
+      if (invalid.length > 0) return yield* refuse(invalid.join("; "))
       return layerJwt({
         issuer: config.issuer.value,
         audience: config.audience.value,
-        jwksUrl: config.jwksUrl.value,
         clockSkewSeconds: config.clockSkewSeconds,
-        jwksCooldownSeconds: config.jwksCooldownSeconds
+        keys: {
+          jwksUrl: config.jwksUrl.value,
+          timeoutSeconds: config.jwksTimeoutSeconds,
+          cooldownSeconds: config.jwksCooldownSeconds,
+          cacheSeconds: config.jwksCacheSeconds,
+          maxStaleSeconds: config.jwksMaxStaleSeconds
+        }
       })
     }
     if (production)
       return yield* refuse("DEXMON_PROFILE=production needs AUTH_ISSUER (with AUTH_AUDIENCE, AUTH_JWKS_URL)")
-    if (!LOOPBACK.has(config.host)) {
+    if (!isLoopback(config.host)) {
       return yield* refuse(
-        `HOST=${config.host} is reachable from other machines: set AUTH_ISSUER, or SECURITY_DISABLED=true`
+        `HOST=${config.host} is reachable from other machines: set AUTH_ISSUER (with AUTH_AUDIENCE, AUTH_JWKS_URL), ` +
+          "or listen on loopback (HOST=127.0.0.1) for development"
       )
     }
     yield* Effect.logWarning(
