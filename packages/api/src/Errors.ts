@@ -7,6 +7,12 @@ export const ValidationIssue = Schema.Struct({
 })
 export type ValidationIssue = typeof ValidationIssue.Type
 
+/** Most issues a 400 names: a 1,000-item bad batch answers a small body, and its message counts the rest. */
+export const MAX_REPORTED_ISSUES = 20
+
+const MAX_ISSUE_TEXT = 200
+const clip = (text: string) => (text.length > MAX_ISSUE_TEXT ? `${text.slice(0, MAX_ISSUE_TEXT)}...` : text)
+
 /** 400: the request was refused as a whole and nothing was produced. */
 export class ValidationError extends Schema.TaggedError<ValidationError>()(
   "ValidationError",
@@ -15,7 +21,24 @@ export class ValidationError extends Schema.TaggedError<ValidationError>()(
     issues: Schema.Array(ValidationIssue)
   },
   { httpApiStatus: 400 }
-) {}
+) {
+  /**
+   * The one way every 400 is built from its issues: the first `MAX_REPORTED_ISSUES` are named, in the
+   * message and in `issues`, and the message counts the rest, so the answer stays small whatever the input.
+   */
+  static fromIssues(where: string, issues: ReadonlyArray<ValidationIssue>): ValidationError {
+    // A message may quote the value it refuses: a long one is cut, so a huge value is not echoed back.
+    const shown = issues
+      .slice(0, MAX_REPORTED_ISSUES)
+      .map((issue) => ({ path: clip(issue.path), message: clip(issue.message) }))
+    const rest = issues.length - shown.length
+    const listed = shown.map((issue) => `${issue.path}: ${issue.message}`).join("; ")
+    return new ValidationError({
+      message: `invalid request ${where}: ${listed}${rest > 0 ? `; and ${rest} more issue${rest === 1 ? "" : "s"}` : ""}`,
+      issues: shown
+    })
+  }
+}
 
 /** 404: no such resource for this caller. */
 export class NotFound extends Schema.TaggedError<NotFound>()(

@@ -1,8 +1,9 @@
 import { createServer } from "node:http"
+import type { Duplex } from "node:stream"
 import { Caller } from "@dexmon/api"
-import { Metrics } from "@dexmon/observability"
+import { Metrics, RedactionLive } from "@dexmon/observability"
 import { NodeHttpServer } from "@effect/platform-node"
-import { ByteSize, Config, Duration, Effect, Exit, Layer } from "effect"
+import { ByteSize, Cause, Config, Duration, Effect, Exit, Layer, Option } from "effect"
 import {
   HttpIncomingMessage,
   HttpRouter,
@@ -13,6 +14,7 @@ import {
 } from "effect/http"
 import { type HttpApi, HttpApiBuilder, type HttpApiGroup, HttpApiScalar } from "effect/http-api"
 import { CallerLive } from "./Authentication.ts"
+import { Readiness } from "./Readiness.ts"
 import { RequestValidationLive } from "./RequestValidationLive.ts"
 import { onShutdownSignal } from "./Shutdown.ts"
 
@@ -66,6 +68,144 @@ const MetricsRoute = HttpRouter.add(
   )
 )
 
+/** The paths `DEXMON_ADMIN_PORT` moves off the public port: what they tell is for the operator only. */
+const ADMIN_ONLY_PATHS = new Set(["/metrics", "/readyz"])
+
+/**
+ * The admin port's own routes: `/metrics`, `/readyz` (answering as the API's `/readyz` does) and
+ * `/healthz`, so probes and scraping need only that port.
+ */
+const AdminRoutes = Layer.mergeAll(
+  MetricsRoute,
+  HttpRouter.add("GET", "/healthz", HttpServerResponse.jsonUnsafe({ status: "ok", checks: {} })),
+  HttpRouter.add(
+    "GET",
+    "/readyz",
+    Effect.gen(function* () {
+      const readiness = yield* Readiness
+      const checks = yield* readiness.check
+      const ready = Object.values(checks).every((status) => status === "ok")
+      return HttpServerResponse.jsonUnsafe(
+        { status: ready ? "ok" : "unavailable", checks },
+        { status: ready ? 200 : 503 }
+      )
+    })
+  )
+)
+
+type Route = { readonly method: string; readonly pattern: RegExp }
+
+/** `/api/v1/alerts/:alert_id` as a pattern matching any one segment in place of each parameter. */
+const routePattern = (path: string): RegExp =>
+  new RegExp(
+    `^${path
+      .split("/")
+      .map((segment) => (segment.startsWith(":") ? "[^/]+" : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+      .join("/")}$`
+  )
+
+/** Every (method, path) the server answers, for telling an unknown path (404) from a wrong method (405). */
+const routesOf = (api: { readonly groups: unknown }, extra: ReadonlyArray<string>): ReadonlyArray<Route> => [
+  ...Object.values(api.groups as Record<string, HttpApiGroup.Top>).flatMap((group) =>
+    Object.values(group.endpoints).map((endpoint) => ({
+      method: endpoint.method,
+      pattern: routePattern(endpoint.path)
+    }))
+  ),
+  ...extra.map((path) => ({ method: "GET", pattern: routePattern(path) }))
+]
+
+const isJson = (response: HttpServerResponse.HttpServerResponse) =>
+  /json/i.test(
+    ("contentType" in response.body ? response.body.contentType : undefined) ?? response.headers["content-type"] ?? ""
+  )
+
+const jsonError = (
+  status: number,
+  tag: string,
+  message: string,
+  headers: Record<string, string> = {}
+): HttpServerResponse.HttpServerResponse => HttpServerResponse.jsonUnsafe({ _tag: tag, message }, { status, headers })
+
+/**
+ * Every error leaves as JSON with a `_tag` and a `message`, whoever made it: the framework answers an
+ * unknown route, a body over the limit or an unsupported content type with an empty or plain-text body,
+ * and a client must not need a second parser for those. An unknown path is 404; a known path with
+ * another method is 405 with `Allow`. Failures stay failures (a defect is still logged): the JSON
+ * response rides along as the response defect the server sends. With an admin port, its paths are 404
+ * here before anything runs.
+ */
+const jsonErrors = (options: {
+  readonly routes: ReadonlyArray<Route>
+  readonly hidden: ReadonlySet<string>
+  readonly maxBodyBytes: number
+}) =>
+  HttpRouter.middleware(
+    (app) =>
+      Effect.gen(function* () {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const path = request.url.split("?")[0] ?? ""
+        if (options.hidden.has(path)) return jsonError(404, "NotFound", "no such route")
+        const asJson = (response: HttpServerResponse.HttpServerResponse) => {
+          if (response.status < 400 || isJson(response)) return response
+          const connection = response.headers.connection
+          const headers: Record<string, string> = connection === undefined ? {} : { connection }
+          switch (response.status) {
+            case 404: {
+              const allowed = [
+                ...new Set(options.routes.filter((route) => route.pattern.test(path)).map((route) => route.method))
+              ]
+              if (allowed.includes("GET")) allowed.push("HEAD")
+              return allowed.length === 0
+                ? jsonError(404, "NotFound", "no such route", headers)
+                : jsonError(405, "MethodNotAllowed", `method ${request.method} is not allowed here`, {
+                    ...headers,
+                    allow: allowed.join(", ")
+                  })
+            }
+            case 413:
+              return jsonError(
+                413,
+                "PayloadTooLarge",
+                `request body is larger than ${options.maxBodyBytes} bytes`,
+                headers
+              )
+            case 415:
+              return jsonError(415, "UnsupportedMediaType", "unsupported content-type; send application/json", headers)
+            case 500:
+              return jsonError(500, "InternalServerError", "the request failed on the server", headers)
+            case 503:
+              return jsonError(503, "ServiceUnavailable", "the server is unavailable; retry later", headers)
+            default:
+              return jsonError(response.status, "HttpError", `request refused with status ${response.status}`, headers)
+          }
+        }
+        return yield* app.pipe(
+          Effect.map(asJson),
+          Effect.catchCause((cause) =>
+            Effect.flatMap(HttpServerError.causeResponse(cause), ([response]) => {
+              const json = asJson(response)
+              return json === response
+                ? Effect.failCause(cause)
+                : // Not `Cause.combine`: it hashes the reasons, and a RouteNotFound holds the request.
+                  Effect.failCause(Cause.fromReasons([...cause.reasons, Cause.makeDieReason(json)]))
+            })
+          )
+        )
+      }),
+    { global: true }
+  )
+
+/** Node's own per-connection limits, `DEXMON_HTTP_*`: a slow or greedy client cannot hold the server. */
+const serverLimitsConfig = Config.all({
+  headersTimeout: Config.Duration("DEXMON_HTTP_HEADERS_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
+  requestTimeout: Config.Duration("DEXMON_HTTP_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.seconds(60))),
+  keepAliveTimeout: Config.Duration("DEXMON_HTTP_KEEPALIVE_TIMEOUT").pipe(Config.withDefault(Duration.seconds(5))),
+  maxConnections: Config.Int("DEXMON_HTTP_MAX_CONNECTIONS").pipe(Config.withDefault(10_000)),
+  maxHeaderBytes: Config.Int("DEXMON_HTTP_MAX_HEADER_BYTES").pipe(Config.withDefault(16_384))
+})
+type ServerLimits = typeof serverLimitsConfig extends Config.Config<infer A> ? A : never
+
 /** How long in-flight requests may finish once shutdown starts, before their connections are closed. */
 const DRAIN_MILLIS = 5_000
 
@@ -77,9 +217,42 @@ const DRAIN_MILLIS = 5_000
  * (a client that got no answer retries; the receiver's dedup and the conflict
  * rule make a retried reading harmless).
  */
-const layerDrainingServer = (options: { readonly port: number; readonly host: string }) => {
+const layerDrainingServer = (options: {
+  readonly port: number
+  readonly host: string
+  readonly limits: ServerLimits
+}) => {
   let draining = false
-  const server = createServer()
+  const { limits, ...listen } = options
+  // `headersTimeout` bounds receiving the headers, `requestTimeout` the whole request (never the response:
+  // the live stream stays open); Node checks them every `connectionsCheckingInterval`, so a second, not 30.
+  const server = createServer({
+    headersTimeout: Duration.toMillis(limits.headersTimeout),
+    requestTimeout: Duration.toMillis(limits.requestTimeout),
+    keepAliveTimeout: Duration.toMillis(limits.keepAliveTimeout),
+    maxHeaderSize: limits.maxHeaderBytes,
+    connectionsCheckingInterval: 1_000
+  })
+  // Over the cap, Node closes a new connection at once, before reading anything from it.
+  server.maxConnections = limits.maxConnections
+  // What Node refuses before any route runs (headers too slow or too large, a request that is not HTTP)
+  // is answered as JSON too, like every other error, and the connection closed.
+  server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (error.code === "ECONNRESET" || !socket.writable) {
+      socket.destroy()
+      return
+    }
+    const [status, reason, tag, message] =
+      error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, "Request Timeout", "RequestTimeout", "the request was not received in time"]
+        : error.code === "HPE_HEADER_OVERFLOW"
+          ? [431, "Request Header Fields Too Large", "HeadersTooLarge", "the request headers are too large"]
+          : [400, "Bad Request", "BadRequest", "the request is not valid HTTP"]
+    const body = JSON.stringify({ _tag: tag, message })
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+    )
+  })
   server.on("request", (_request, response) => {
     if (draining) response.setHeader("connection", "close")
   })
@@ -94,7 +267,7 @@ const layerDrainingServer = (options: { readonly port: number; readonly host: st
   // connections. The finalizer covers shutdowns that come without a signal.
   onShutdownSignal(drain)
   const nodeServer = NodeHttpServer.layer(() => server, {
-    ...options,
+    ...listen,
     gracefulShutdownTimeout: Duration.millis(DRAIN_MILLIS + 1_000)
   })
   const drainOnShutdown = Layer.effectDiscard(
@@ -109,7 +282,9 @@ const layerDrainingServer = (options: { readonly port: number; readonly host: st
 /**
  * Serves an HttpApi (with `/openapi.json` and interactive docs at `/docs`) and
  * `/metrics` on `HOST`:`PORT`. Request bodies above `DEXMON_MAX_BODY_BYTES`
- * are refused before they are read whole.
+ * are refused before they are read whole. With `DEXMON_ADMIN_PORT`, `/metrics`
+ * and `/readyz` are served there (on `DEXMON_ADMIN_HOST`, else `HOST`, with
+ * `/healthz`) and are 404 on the public port.
  */
 export const layerHttpServer = <Id extends string, Groups extends HttpApiGroup.Constraint, E, R>(
   api: HttpApi.HttpApi<Id, Groups>,
@@ -120,12 +295,19 @@ export const layerHttpServer = <Id extends string, Groups extends HttpApiGroup.C
       const port = yield* Config.Port("PORT").pipe(Config.withDefault(8080))
       const host = yield* Config.String("HOST").pipe(Config.withDefault("127.0.0.1"))
       const maxBodyBytes = yield* Config.Int("DEXMON_MAX_BODY_BYTES").pipe(Config.withDefault(1_048_576))
+      const limits = yield* serverLimitsConfig
+      if (Duration.isGreaterThan(limits.headersTimeout, limits.requestTimeout)) {
+        return yield* Effect.die(new Error("DEXMON_HTTP_HEADERS_TIMEOUT must not exceed DEXMON_HTTP_REQUEST_TIMEOUT"))
+      }
+      const adminPort = yield* Config.Port("DEXMON_ADMIN_PORT").pipe(Config.option)
+      const adminHost = yield* Config.String("DEXMON_ADMIN_HOST").pipe(Config.withDefault(host))
       // Only an API with authenticated endpoints needs (and configures) the caller: health-only servers do not.
       const authenticated = Object.values(api.groups as unknown as Record<string, HttpApiGroup.Top>).some((group) =>
         Object.values(group.endpoints).some((endpoint) => endpoint.middlewares.has(Caller))
       )
       // Without authenticated endpoints nothing asks for `Caller`, so the empty layer stands in for it.
       const callerLayer = authenticated ? CallerLive : (Layer.empty as unknown as typeof CallerLive)
+      const admin = Option.isSome(adminPort)
       const routes = Layer.mergeAll(
         HttpApiBuilder.layer(api, { openapiPath: "/openapi.json" }).pipe(
           Layer.provide(handlers),
@@ -133,14 +315,42 @@ export const layerHttpServer = <Id extends string, Groups extends HttpApiGroup.C
           Layer.provide(callerLayer)
         ),
         HttpApiScalar.layer(api, { path: "/docs" }),
-        MetricsRoute
+        admin ? Layer.empty : MetricsRoute,
+        jsonErrors({
+          routes: routesOf(api, admin ? ["/openapi.json", "/docs"] : ["/openapi.json", "/docs", "/metrics"]),
+          hidden: admin ? ADMIN_ONLY_PATHS : new Set(),
+          maxBodyBytes
+        })
       )
-      return HttpRouter.serve(routes, {
+      const publicServer = HttpRouter.serve(routes, {
         middleware: (app) =>
           measureRequests(Effect.provideService(app, HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)))
       }).pipe(
-        Layer.provide(layerDrainingServer({ port, host })),
-        Layer.tap(() => Effect.logInfo(`DexMon API listening on http://${host}:${port} (docs at /docs, /metrics)`))
+        // Secret query values and headers never reach the request spans or logged causes.
+        Layer.provide(RedactionLive),
+        Layer.provide(layerDrainingServer({ port, host, limits })),
+        Layer.tap(() =>
+          Effect.logInfo(`DexMon API listening on http://${host}:${port} (docs at /docs${admin ? "" : ", /metrics"})`)
+        )
       )
+      if (Option.isNone(adminPort)) return publicServer
+      const adminRoutes = Layer.mergeAll(
+        AdminRoutes,
+        jsonErrors({
+          routes: ["/metrics", "/healthz", "/readyz"].map((path) => ({ method: "GET", pattern: routePattern(path) })),
+          hidden: new Set(),
+          maxBodyBytes
+        })
+      )
+      const adminServer = HttpRouter.serve(adminRoutes, { middleware: measureRequests }).pipe(
+        Layer.provide(RedactionLive),
+        Layer.provide(layerDrainingServer({ port: adminPort.value, host: adminHost, limits })),
+        Layer.tap(() =>
+          Effect.logInfo(
+            `DexMon admin listening on http://${adminHost}:${adminPort.value} (/metrics, /readyz, /healthz)`
+          )
+        )
+      )
+      return Layer.merge(publicServer, adminServer)
     })
   )

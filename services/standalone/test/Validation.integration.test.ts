@@ -90,6 +90,12 @@ const cases: ReadonlyArray<Case> = [
     fields: ["timestamp"]
   },
   {
+    name: "a single reading without glucose_value (not the batch's `readings`)",
+    path: "/api/v1/glucose/sensor",
+    body: (n) => json({ sensor_id: "bad-input", timestamp: iso(n - 60_000) }),
+    fields: ["glucose_value"]
+  },
+  {
     name: "missing fields",
     path: "/api/v1/glucose/manual",
     body: () => json({}),
@@ -169,6 +175,7 @@ describe("invalid requests", () => {
           })
         )
         assert.strictEqual(tooLarge.status, 413)
+        assert.strictEqual(((yield* Effect.promise(() => tooLarge.json())) as { _tag: string })._tag, "PayloadTooLarge")
 
         // One valid low reading for the same sensor, processed after everything above (same partition, in order):
         // once it is stored, it must be the only reading. Once the notifier has decided it, its own LOW episode
