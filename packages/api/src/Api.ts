@@ -7,6 +7,7 @@ import {
   IngestionGroup,
   LiveGroup,
   ReadingsGroup,
+  SensorsGroup,
   WebhooksGroup
 } from "./Groups.ts"
 import { RequestValidation } from "./Middleware.ts"
@@ -22,6 +23,7 @@ export class DexMonApi extends HttpApi.make("dexmon")
   .add(AlertControlsGroup)
   .add(AlertSettingsGroup)
   .add(WebhooksGroup)
+  .add(SensorsGroup)
   .add(LiveGroup)
   .add(HealthGroup)
   .middleware(RequestValidation)
@@ -45,13 +47,14 @@ export class ReceiverApi extends HttpApi.make("dexmon")
   .middleware(RequestValidation)
   .annotate(HttpApi.ParseOptions, { errors: "all" }) {}
 
-/** What the gateway serves when it runs alone: reads, the owner's alert controls and settings, webhooks. */
+/** What the gateway serves when it runs alone: reads, the owner's alert controls and settings, webhooks, sensors. */
 export class GatewayApi extends HttpApi.make("dexmon")
   .add(ReadingsGroup)
   .add(AlertsGroup)
   .add(AlertControlsGroup)
   .add(AlertSettingsGroup)
   .add(WebhooksGroup)
+  .add(SensorsGroup)
   .add(LiveGroup)
   .add(HealthGroup)
   .middleware(RequestValidation)

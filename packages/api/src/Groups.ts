@@ -224,6 +224,29 @@ export class AlertControlsGroup extends HttpApiGroup.make("alertControls")
   .prefix("/api/v1")
   .annotateMerge(OpenApi.annotations({ title: "Alert controls", description: "Acknowledge, snooze, sensor stop" })) {}
 
+/**
+ * The caller's sensors. A sensor belongs to the user whose accepted batch first posted it; releasing it
+ * lets the next user who posts it claim it (a device changing hands). The readings already stored stay
+ * with the user who posted them. Another user's sensor is answered 404, so its existence is not revealed.
+ */
+export class SensorsGroup extends HttpApiGroup.make("sensors")
+  .add(
+    HttpApiEndpoint.delete("release", "/sensors/:sensor_id/owner", {
+      params: { sensor_id: SensorId },
+      success: HttpApiSchema.NoContent,
+      error: [NotFound, ServiceUnavailable]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary:
+          "Give up ownership of one of the caller's sensors (204); the next batch that posts it claims it. Its stored readings stay the caller's"
+      })
+    )
+  )
+  .middleware(Caller)
+  .annotate(RequiredScope, "glucose:write")
+  .prefix("/api/v1")
+  .annotateMerge(OpenApi.annotations({ title: "Sensors", description: "Ownership of the caller's sensors" })) {}
+
 /** A settings document with its strong ETag, the version a `PUT` must name in `If-Match`. */
 export const AlertSettingsWithEtag = HttpApiSchema.WithHeaders(AlertSettings, { etag: Schema.String })
 

@@ -37,6 +37,7 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       "/api/v1/glucose/sensor",
       "/api/v1/readings",
       "/api/v1/readings/{sensor_id}/{timestamp}",
+      "/api/v1/sensors/{sensor_id}/owner",
       "/api/v1/sensors/{sensor_id}/stop",
       "/api/v1/stream",
       "/api/v1/webhooks",

@@ -29,6 +29,8 @@ export interface DexMonClientOptions {
  * yield* client.alertControls.acknowledge({ params: { alert_id: alert.alert_id } })
  * yield* client.alertControls.snooze({ params: { alert_id: alert.alert_id }, payload: { minutes: 60 } })
  * yield* client.alertControls.stopSensor({ params: { sensor_id: alert.sensor_id } })
+ * // A device changing hands: give up its sensor (204; 404 when it is not the caller's), the next poster claims it.
+ * yield* client.sensors.release({ params: { sensor_id: alert.sensor_id } })
  * // Alert settings with their ETag; a PUT names it in If-Match.
  * const { body, headers } = yield* client.alertSettings.get()
  * yield* client.alertSettings.put({

@@ -10,6 +10,7 @@ import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
 import { AlertControls } from "./AlertControls.ts"
 import { DeliveryStatuses } from "./DeliveryStatuses.ts"
 import { LiveFeed } from "./LiveFeed.ts"
+import { SensorsHttp } from "./SensorsHttp.ts"
 import { unavailable } from "./Unavailable.ts"
 import { UserAlertSettings } from "./UserAlertSettings.ts"
 import { Webhooks } from "./Webhooks.ts"
@@ -277,5 +278,6 @@ export const GatewayHttp = Layer.mergeAll(
   AlertControlsHttp,
   AlertSettingsHttp,
   WebhooksHttp,
+  SensorsHttp,
   LiveHttp
 )

@@ -23,7 +23,7 @@ import { GatewayHttp } from "./GatewayHttp.ts"
  * The gateway alone: `GET /api/v1/readings` (hot and archived) and
  * `/api/v1/alerts` (a range, `/active`, one by id); the owner's controls
  * (acknowledge, snooze, sensor stop), appended to the event log; and the
- * owner's alert settings and webhook endpoints in PostgreSQL.
+ * owner's alert settings, webhook endpoints and sensor releases in PostgreSQL.
  */
 runService(
   "gateway",

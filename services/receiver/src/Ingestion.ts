@@ -5,6 +5,7 @@ import {
   eventHeaders,
   GlucoseEvent,
   HotRetention,
+  type SensorId,
   type Source,
   type UserId
 } from "@dexmon/domain"
@@ -65,6 +66,25 @@ export class Ingestion extends Context.Service<
       const ownership = yield* SensorOwnership
       const settings = yield* AlertSettingsStore
 
+      /**
+       * Gives back the sensors a batch claimed when the batch turns out not to be accepted, so a refused
+       * batch leaves no owner behind (the release deletes only this user's rows). A release that fails is
+       * logged and leaves the sensor with this user, who may release it through the API. One gap: a second
+       * batch of the same user, accepted meanwhile with the same new sensor, found it already claimed and
+       * so does not hold it; the sensor is then free until this user's next batch claims it again.
+       */
+      const releaseClaims = (userId: UserId, sensorIds: ReadonlyArray<SensorId>) =>
+        sensorIds.length === 0
+          ? Effect.void
+          : ownership.release(userId, sensorIds).pipe(
+              Effect.flatMap((released) =>
+                Effect.logInfo(`batch not accepted: released ${released.length} sensor(s) it had claimed`)
+              ),
+              Effect.catch((error) =>
+                Effect.logError("releasing the sensors of a batch not accepted failed; they stay claimed", error)
+              )
+            )
+
       const accept = Effect.fn("Ingestion.accept")(function* (
         userId: UserId,
         source: Source,
@@ -84,13 +104,12 @@ export class Ingestion extends Context.Service<
           }
         })
         if (issues.length > 0) {
-          return yield* new ValidationError({
-            message: `invalid request payload: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`,
-            issues
-          })
+          return yield* ValidationError.fromIssues("payload", issues)
         }
-        // A sensor belongs to the first user who posts it: another user's batch is refused whole.
-        const foreign = yield* ownership
+        // A sensor belongs to the user whose accepted batch first posted it: another user's batch is refused
+        // whole, and claims none of its new sensors. The refusal names no sensor: which of them is someone
+        // else's is that user's business.
+        const claim = yield* ownership
           .claim(
             userId,
             readings.map((reading) => reading.sensor_id)
@@ -99,13 +118,15 @@ export class Ingestion extends Context.Service<
             Effect.tapError((error) => Effect.logError("sensor ownership check failed; nothing was accepted", error)),
             Effect.mapError(() => new ServiceUnavailable({ message: "sensor ownership is unavailable; retry later" }))
           )
-        if (foreign.length > 0) {
+        if (claim.foreign.length > 0) {
           return yield* new Forbidden({
-            message: `sensor ${foreign.join(", ")} belongs to another user; nothing was accepted`
+            message: "a sensor in this batch belongs to another user; nothing was accepted"
           })
         }
+        const releaseFreshClaims = releaseClaims(userId, claim.claimed)
         // Read on every request, never cached: a reading posted after a settings change answered is judged by it.
         const settingsVersion = yield* settings.currentVersion(userId).pipe(
+          Effect.tapError(() => releaseFreshClaims),
           Effect.tapError((error) => Effect.logError("alert settings lookup failed; nothing was accepted", error)),
           Effect.mapError(() => new ServiceUnavailable({ message: "alert settings are unavailable; retry later" }))
         )
@@ -143,6 +164,13 @@ export class Ingestion extends Context.Service<
           .pipe(
             Effect.tapError((error) =>
               Effect.logError(`event log append failed (${error.appendOutcome ?? "unknown"} outcome)`, error)
+            ),
+            // Refused or withdrawn: nothing is in the log, so the batch claims nothing. With an unknown outcome
+            // the readings may be in the log (and stored under this user), so the claim stays with them.
+            Effect.tapError((error) =>
+              error.appendOutcome === "refused" || error.appendOutcome === "withdrawn"
+                ? releaseFreshClaims
+                : Effect.void
             ),
             Effect.mapError((error) => new ServiceUnavailable({ message: appendFailureMessage(error) }))
           )
