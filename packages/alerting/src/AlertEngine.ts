@@ -10,7 +10,13 @@ import {
 } from "@dexmon/domain"
 import type { AlertRulesShape } from "./AlertRules.ts"
 import { quietPeriodAt } from "./QuietHours.ts"
-import { MAX_WINDOW_READINGS, type OpenEpisode, type SensorState, type WindowReading } from "./SensorState.ts"
+import {
+  initialSensorState,
+  MAX_WINDOW_READINGS,
+  type OpenEpisode,
+  type SensorState,
+  type WindowReading
+} from "./SensorState.ts"
 import { trendAt } from "./Trend.ts"
 
 /** A reading as the engine sees it: the event and where and when it reached the log. */
@@ -28,6 +34,11 @@ export interface ReadingInput {
   }
   /** The owner's alert-settings version the receiver stamped on the event (0 or absent: the deployment's rules). */
   readonly settingsVersion?: number
+  /**
+   * The user the reading belongs to (absent: the state's user). Another user than the state's means
+   * the sensor changed hands: the receiver accepted the reading from its new owner.
+   */
+  readonly user_id?: UserId
 }
 
 /** The clock: the notifier ticks a sensor when its `nextCheckAt` has passed (for `NO_DATA` and retirement). */
@@ -45,10 +56,13 @@ export interface ActionInput {
   readonly _tag: "Action"
   readonly position: number
   readonly logTime: number
+  /** The user who acted (absent: the state's user); another user's action changes nothing (see `onAction`). */
+  readonly user_id?: UserId
   readonly action:
     | { readonly type: "acknowledge"; readonly alert_id: string; readonly by: UserId }
     | { readonly type: "snooze"; readonly alert_id: string; readonly kind: AlertType; readonly until: number }
     | { readonly type: "stop" }
+    | { readonly type: "release" }
 }
 
 export type EngineInput = ReadingInput | TickInput | ActionInput
@@ -165,10 +179,15 @@ const finish = (work: Work): Decision => ({
     // A snooze that has run out is forgotten.
     snoozes: work.snoozes.filter((snooze) => snooze.until > work.now),
     stopped: work.stopped,
-    settings_version: work.settingsVersion
+    settings_version: work.settingsVersion,
+    handed_over: work.base.handed_over
   },
   changes: work.changes
 })
+
+/** An episode's id: see `deriveAlertId`; a handed-over sensor's ids also name the owner. */
+const alertIdOf = (work: Work, keyTime: number, kind: AlertType) =>
+  deriveAlertId(work.base.sensor_id, keyTime, kind, work.base.handed_over ? work.base.user_id : undefined)
 
 const toAlert = (work: Work, episode: OpenEpisode, status: AlertStatus, endedAt: number | null): Alert =>
   new Alert({
@@ -289,7 +308,7 @@ const openEpisode = (
 ) => {
   const fresh: OpenEpisode = {
     ...unnotified,
-    alert_id: deriveAlertId(work.base.sensor_id, keyTime, kind),
+    alert_id: alertIdOf(work, keyTime, kind),
     kind,
     status: live ? "ACTIVE" : "BACKFILLED",
     started_at: startedAt,
@@ -309,16 +328,23 @@ const openEpisode = (
 
 /**
  * Ends an open episode: an all clear when it was notified, `silent` is not
- * asked for, and neither a snooze nor quiet hours silence it.
+ * asked for, and neither a snooze nor quiet hours silence it. `silencedBy`
+ * says why a live episode ended silently (a sensor release), on its last row.
  */
-const endEpisode = (work: Work, episode: OpenEpisode, at: number, silent: boolean) => {
+const endEpisode = (work: Work, episode: OpenEpisode, at: number, silent: boolean, silencedBy?: SilencedBy) => {
   work.open.delete(episode.kind)
   const live = episode.status === "ACTIVE"
   // Only an episode someone was told about gets an all clear.
   const due = live && episode.notifications > 0 && !silent
-  const silencedBy = due ? silencer(work, episode.kind, "all clear") : null
-  const allClear = due && silencedBy === null
-  const last = allClear ? notified(work, episode) : due ? { ...episode, silenced_by: silencedBy } : episode
+  const heldBy = due ? silencer(work, episode.kind, "all clear") : null
+  const allClear = due && heldBy === null
+  const last = allClear
+    ? notified(work, episode)
+    : due
+      ? { ...episode, silenced_by: heldBy }
+      : live && silencedBy !== undefined
+        ? { ...episode, silenced_by: silencedBy }
+        : episode
   const alert = toAlert(work, last, live ? "RESOLVED" : "BACKFILLED", Math.max(at, episode.started_at))
   change(
     work,
@@ -331,9 +357,9 @@ const endEpisode = (work: Work, episode: OpenEpisode, at: number, silent: boolea
 }
 
 /** Every open episode ends, silently, when the sensor falls silent: nothing is known about the person any more. */
-const endAllSilently = (work: Work, at: number, except?: AlertType) => {
+const endAllSilently = (work: Work, at: number, except?: AlertType, silencedBy?: SilencedBy) => {
   for (const episode of [...work.open.values()]) {
-    if (episode.kind !== except) endEpisode(work, episode, at, true)
+    if (episode.kind !== except) endEpisode(work, episode, at, true, silencedBy)
   }
 }
 
@@ -351,7 +377,7 @@ const recordNoData = (
   const startedAt = newest.t + rules.noData.after
   const episode: OpenEpisode = {
     ...unnotified,
-    alert_id: deriveAlertId(work.base.sensor_id, newest.t, "NO_DATA"),
+    alert_id: alertIdOf(work, newest.t, "NO_DATA"),
     kind: "NO_DATA",
     status: "ACTIVE",
     started_at: startedAt,
@@ -630,11 +656,18 @@ const reminderTime = (rules: AlertRulesShape, episode: OpenEpisode): number | nu
     ? episode.acknowledged_at + rules.urgentLowReminderAfter
     : null
 
-/** The owner's actions; like readings, one at or before the state's position is a redelivery. */
+/**
+ * The owner's actions; like readings, one at or before the state's position
+ * is a redelivery. An action of another user than the state's is a former
+ * owner's, decided before the sensor changed hands and appended after it (the
+ * gateway checks and appends in two steps): it passes without touching the
+ * new owner's episodes. Only a reading hands a sensor over.
+ */
 const onAction = (rules: AlertRulesShape, state: SensorState, input: ActionInput): Decision => {
   if (input.position <= state.position) return { state, changes: [] }
   const work = beginRecord(rules, state, input)
   const { action } = input
+  if (input.user_id !== undefined && input.user_id !== state.user_id) return finish(work)
   switch (action.type) {
     case "acknowledge": {
       // An episode that has ended is past acknowledging: the action is accepted and changes nothing.
@@ -670,8 +703,38 @@ const onAction = (rules: AlertRulesShape, state: SensorState, input: ActionInput
       endAllSilently(work, input.logTime)
       work.stopped = true
       break
+    case "release":
+      // The owner gave the sensor up: what was open ends here, marked, without an all clear (nothing is known
+      // about the owner's glucose any more), and like a stopped sensor it raises no NO_DATA; the owner's next
+      // reading, were it still theirs, takes it up again.
+      endAllSilently(work, input.logTime, undefined, "SENSOR_RELEASED")
+      work.stopped = true
+      break
   }
   return finish(work)
+}
+
+/**
+ * A reading of another user than the state's: the sensor changed hands (its
+ * owner released it and the reading's user claimed it). The former owner's
+ * open episodes end at the reading's log time as a release ends them, and the
+ * reading starts a fresh state for its user: nothing of the former owner's
+ * (trend window, snoozes, settings version, newest reading) judges it. Both
+ * come from the one input at one position, so deciding it again after a crash
+ * gives the same rows, and a redelivery changes nothing.
+ */
+const handOver = (rules: AlertRulesShape, state: SensorState, input: ReadingInput, userId: UserId): Decision => {
+  const work = beginRecord(rules, state, input)
+  endAllSilently(work, input.logTime, undefined, "SENSOR_RELEASED")
+  const ended = finish(work).changes
+  const fresh: SensorState = {
+    ...initialSensorState(state.sensor_id, userId),
+    position: state.position,
+    clock: state.clock,
+    handed_over: true
+  }
+  const next = onReading(rules, fresh, input)
+  return { state: next.state, changes: [...ended, ...next.changes] }
 }
 
 /**
@@ -682,7 +745,11 @@ const onAction = (rules: AlertRulesShape, state: SensorState, input: ActionInput
 export const decide = (rules: AlertRulesShape, state: SensorState, input: EngineInput): Decision => {
   switch (input._tag) {
     case "Reading":
-      return onReading(rules, state, input)
+      // The rules are the reading's user's: on a hand-over they judge the new owner's reading, and the
+      // former owner's episodes end silently, which no rule decides.
+      return input.user_id !== undefined && input.user_id !== state.user_id && input.position > state.position
+        ? handOver(rules, state, input, input.user_id)
+        : onReading(rules, state, input)
     case "Tick":
       return onTick(rules, state, input)
     case "Action":

@@ -68,7 +68,12 @@ export const SensorState = Schema.Struct({
    * The owner's alert-settings version of the newest reading (0: the
    * deployment's rules): the clock and the owner's actions are decided with it.
    */
-  settings_version: since(Schema.Number, 0)
+  settings_version: since(Schema.Number, 0),
+  /**
+   * The sensor changed hands to this state's user (see `decide`): its episode ids name the user too,
+   * so they never take one of the previous owner's.
+   */
+  handed_over: since(Schema.Boolean, false)
 })
 export type SensorState = typeof SensorState.Type
 
@@ -86,7 +91,8 @@ export const initialSensorState = (sensorId: SensorId, userId: UserId): SensorSt
   retired: false,
   snoozes: [],
   stopped: false,
-  settings_version: 0
+  settings_version: 0,
+  handed_over: false
 })
 
 /** The state as the alert-state store keeps it (JSON text). */

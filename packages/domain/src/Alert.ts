@@ -32,10 +32,12 @@ export type AlertStatus = typeof AlertStatus.Type
 /**
  * Why the last notification an episode was due did not go out: it was late
  * (`BACKFILLED`), its kind was snoozed (`SNOOZED`), it fell in the owner's
- * quiet hours (`QUIET_HOURS`) or the owner had acknowledged it
- * (`ACKNOWLEDGED`). `null` when the last one due was sent.
+ * quiet hours (`QUIET_HOURS`), the owner had acknowledged it
+ * (`ACKNOWLEDGED`), or the owner gave the sensor up (`SENSOR_RELEASED`: the
+ * episode ended at the release, or at the next owner's first reading, and its
+ * all clear would be false). `null` when the last one due was sent.
  */
-export const SilencedBy = Schema.Literals(["BACKFILLED", "SNOOZED", "QUIET_HOURS", "ACKNOWLEDGED"])
+export const SilencedBy = Schema.Literals(["BACKFILLED", "SNOOZED", "QUIET_HOURS", "ACKNOWLEDGED", "SENSOR_RELEASED"])
 export type SilencedBy = typeof SilencedBy.Type
 
 /**
@@ -87,10 +89,16 @@ export const unnotifiedAlertFields = {
  * `(sensor_id, key, type)`, where the key is the episode's start (or, for
  * `NO_DATA`, the timestamp of the last reading before the silence): a replayed
  * or redelivered event produces the same id, so every alert store writes it
- * idempotently and a replay can never raise a second alert.
+ * idempotently and a replay can never raise a second alert. A sensor that
+ * changed hands names its new owner too (`owner`): the new owner's episodes
+ * never take an id of the old owner's, even at the same instants (a device's
+ * history posted again).
  */
-export const deriveAlertId = (sensorId: string, timestamp: number, type: AlertType): AlertId => {
-  const hex = createHash("sha256").update(`${sensorId}\u0000${timestamp}\u0000${type}`).digest("hex")
+export const deriveAlertId = (sensorId: string, timestamp: number, type: AlertType, owner?: string): AlertId => {
+  const key = `${sensorId}\u0000${timestamp}\u0000${type}`
+  const hex = createHash("sha256")
+    .update(owner === undefined ? key : `${key}\u0000${owner}`)
+    .digest("hex")
   const variant = ((Number.parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16)
   return AlertId.make(
     `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`

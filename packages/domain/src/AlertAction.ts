@@ -5,11 +5,16 @@ import { AlertId, EventId, SensorId, UserId } from "./Identifiers.ts"
 import { IsoTimestamp } from "./Timestamp.ts"
 import { fromUtf8 } from "./Utf8Json.ts"
 
-/** What the sensor's owner asked for: acknowledge an episode, snooze a kind until a time, or stop the sensor. */
+/**
+ * What the sensor's owner asked for: acknowledge an episode, snooze a kind until a time, stop the
+ * sensor, or release it (the owner gave it up, `DELETE /api/v1/sensors/{id}/owner`: the owner's
+ * alerting on it ends there, in order with the readings).
+ */
 export const AlertActionRequest = Schema.Union([
   Schema.Struct({ type: Schema.Literal("acknowledge"), alert_id: AlertId }),
   Schema.Struct({ type: Schema.Literal("snooze"), alert_id: AlertId, kind: AlertType, until: IsoTimestamp }),
-  Schema.Struct({ type: Schema.Literal("stop") })
+  Schema.Struct({ type: Schema.Literal("stop") }),
+  Schema.Struct({ type: Schema.Literal("release") })
 ])
 export type AlertActionRequest = typeof AlertActionRequest.Type
 

@@ -44,6 +44,14 @@ export class AlertControls extends Context.Service<
       userId: UserId,
       sensorId: SensorId
     ) => Effect.Effect<ActionAccepted, NotFound | ServiceUnavailable>
+    /**
+     * Appends the owner's release of the sensor (the caller must own it): the notifier ends the owner's
+     * alerting on it there, in order with the readings. The ownership itself is deleted after this.
+     */
+    readonly releaseSensor: (
+      userId: UserId,
+      sensorId: SensorId
+    ) => Effect.Effect<ActionAccepted, NotFound | ServiceUnavailable>
   }
 >()("dexmon/gateway/AlertControls") {
   static readonly layer = Layer.effect(
@@ -122,7 +130,17 @@ export class AlertControls extends Context.Service<
         return yield* append(userId, sensorId, { type: "stop" })
       })
 
-      return AlertControls.of({ acknowledge, snooze, stopSensor })
+      const releaseSensor = Effect.fn("AlertControls.releaseSensor")(function* (userId: UserId, sensorId: SensorId) {
+        const owner = yield* ownership
+          .ownerOf(sensorId)
+          .pipe(Effect.catchTag("SensorOwnershipError", unavailable("sensor ownership")))
+        if (Option.isNone(owner) || owner.value !== userId) {
+          return yield* new NotFound({ message: "no such sensor for this caller" })
+        }
+        return yield* append(userId, sensorId, { type: "release" })
+      })
+
+      return AlertControls.of({ acknowledge, snooze, stopSensor, releaseSensor })
     })
   )
 }

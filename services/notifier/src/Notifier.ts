@@ -69,7 +69,9 @@ const readingInput = (event: GlucoseEvent, partition: number, offset: number, lo
       source: event.source,
       event_id: event.event_id
     },
-    settingsVersion: event.settings_version ?? 0
+    settingsVersion: event.settings_version ?? 0,
+    // The engine hands the sensor over when this is not its state's user.
+    user_id: event.user_id
   }
 })
 
@@ -82,6 +84,8 @@ const actionInput = (event: AlertActionEvent, partition: number, offset: number,
     _tag: "Action",
     position: offset,
     logTime,
+    // A former owner's action, appended after the sensor changed hands, changes nothing (the engine checks).
+    user_id: event.user_id,
     // Only the sensor's owner may act (the gateway checks), so the acknowledger is the event's user.
     action: event.action.type === "acknowledge" ? { ...event.action, by: event.user_id } : event.action
   }
@@ -211,13 +215,17 @@ export const NotifierLive = Layer.effectDiscard(
       for (const [key, { userId, version }] of versions) rulesOf.set(key, yield* rulesAt(userId, version))
       const rulesOfUser = (userId: UserId, version: number) => rulesOf.get(`${userId}\u0000${version}`) ?? rules
       const changes: Array<AlertChange> = []
-      for (const { sensor_id, input } of inputs) {
+      for (const { sensor_id, user_id, input } of inputs) {
         const entry = working.get(sensor_id)
         // A tick for a sensor whose state went away has nothing to check.
         if (entry === undefined) continue
-        // A reading is judged by the settings stamped on it; the clock and actions by those of the newest reading.
-        const version = input._tag === "Reading" ? (input.settingsVersion ?? 0) : entry.state.settings_version
-        const decision = decide(rulesOfUser(entry.state.user_id, version), entry.state, input)
+        // A reading is judged by its own user's settings stamped on it, never by the state's user's: when they
+        // differ the sensor changed hands (the engine ends the former owner's episodes). The clock and actions
+        // follow the state's user's settings of the newest reading.
+        const decision =
+          input._tag === "Reading" && user_id !== undefined
+            ? decide(rulesOfUser(user_id, input.settingsVersion ?? 0), entry.state, input)
+            : decide(rulesOfUser(entry.state.user_id, entry.state.settings_version), entry.state, input)
         if (decision.state !== entry.state) {
           entry.state = decision.state
           entry.changed = true
