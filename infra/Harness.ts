@@ -17,6 +17,7 @@ import {
 } from "./cassandra/Cassandra.ts"
 import {
   isRunning,
+  type KafkaSecurityOptions,
   kafkaAnswers,
   kafkaBrokers,
   kafkaEnvironment,
@@ -447,18 +448,37 @@ export interface PrivateKafka {
   readonly stop: () => Promise<void>
 }
 
+/** A private Kafka with SASL listeners (see `privateKafka(security)`); `brokers` stays PLAINTEXT, for the test's own admin. */
+export interface SecuredPrivateKafka extends PrivateKafka {
+  /** `KAFKA_BROKERS` of the SASL_PLAINTEXT (SCRAM-SHA-512) listener. */
+  readonly saslBrokers: string
+  /** `KAFKA_BROKERS` of the SASL_SSL listener, when a certificate was given. */
+  readonly saslSslBrokers?: string
+}
+
 /**
  * For tests of a broker outage: a Kafka of the caller's own (same jars and settings as the harness's,
  * free ports of its own, its own data folder), never the shared one that other tests are using at the
  * same time. The caller must `stop` it; one left by a killed test run is removed by the next start.
  */
-export async function privateKafka(): Promise<PrivateKafka> {
+export async function privateKafka(): Promise<PrivateKafka>
+/**
+ * With `security`: the same broker with a SASL_PLAINTEXT listener (SCRAM-SHA-512, the given users) at
+ * `saslBrokers`, and with `security.tls` a SASL_SSL one at `saslSslBrokers`, besides its PLAINTEXT one.
+ */
+export async function privateKafka(security: KafkaSecurityOptions): Promise<SecuredPrivateKafka>
+export async function privateKafka(security?: KafkaSecurityOptions): Promise<PrivateKafka | SecuredPrivateKafka> {
   const started = performance.now()
-  let { state } = await startPrivateKafka()
+  const begun = await startPrivateKafka(security)
+  let { state } = begun
+  const saslBrokers = begun.saslPort === undefined ? undefined : `${state.host}:${begun.saslPort}`
+  const saslSslBrokers = begun.saslSslPort === undefined ? undefined : `${state.host}:${begun.saslSslPort}`
   log(
-    `kafka (private) ready on ${kafkaBrokers(state)} in ${seconds(performance.now() - started)} (pid ${state.pid}, data ${state.dataDirectory})`
+    `kafka (private) ready on ${kafkaBrokers(state)}${saslBrokers === undefined ? "" : `, SASL_PLAINTEXT ${saslBrokers}`}${saslSslBrokers === undefined ? "" : `, SASL_SSL ${saslSslBrokers}`} in ${seconds(performance.now() - started)} (pid ${state.pid}, data ${state.dataDirectory})`
   )
   return {
+    ...(saslBrokers === undefined ? {} : { saslBrokers }),
+    ...(saslSslBrokers === undefined ? {} : { saslSslBrokers }),
     brokers: kafkaBrokers(state),
     pid: () => state.pid,
     kill: async () => {

@@ -1,6 +1,7 @@
 import cassandra from "cassandra-driver"
 import { Config, Context, Effect, Layer, Option, Redacted, Schedule, Schema } from "effect"
 import { failureOf, StoreFailureFields } from "../StoreFailure.ts"
+import { pemFile } from "../tls/PemFile.ts"
 
 const { errors, types } = cassandra
 
@@ -9,7 +10,9 @@ const { errors, types } = cassandra
  * `CASSANDRA_KEYSPACE`, `CASSANDRA_REPLICATION` (`SimpleStrategy:1` for one node,
  * `NetworkTopologyStrategy:dc1=3,dc2=3` in production), `CASSANDRA_CONSISTENCY`
  * (a driver consistency name, LOCAL_QUORUM by default), `CASSANDRA_USERNAME` /
- * `CASSANDRA_PASSWORD`, `CASSANDRA_WRITE_CONCURRENCY`.
+ * `CASSANDRA_PASSWORD`, `CASSANDRA_WRITE_CONCURRENCY`, `CASSANDRA_SSL` with `CASSANDRA_SSL_CA_FILE`
+ * (client-to-node TLS; the node's certificate is always verified, against that CA when given, else the
+ * system's roots, and must name the host of each contact point).
  */
 export const cassandraConfig = Config.all({
   contactPoints: Config.String("CASSANDRA_CONTACT_POINTS"),
@@ -22,7 +25,9 @@ export const cassandraConfig = Config.all({
   ).pipe(Config.withDefault("LOCAL_QUORUM")),
   username: Config.option(Config.String("CASSANDRA_USERNAME")),
   password: Config.option(Config.Redacted("CASSANDRA_PASSWORD")),
-  writeConcurrency: Config.Int("CASSANDRA_WRITE_CONCURRENCY").pipe(Config.withDefault(32))
+  writeConcurrency: Config.Int("CASSANDRA_WRITE_CONCURRENCY").pipe(Config.withDefault(32)),
+  ssl: Config.Boolean("CASSANDRA_SSL").pipe(Config.withDefault(false)),
+  sslCa: pemFile("CASSANDRA_SSL_CA_FILE")
 })
 export type CassandraConfig = Config.Success<typeof cassandraConfig>
 
@@ -176,6 +181,14 @@ export class CassandraSession extends Context.Service<
                 config.username.value,
                 Redacted.value(config.password.value)
               )
+            }
+          : {}),
+        ...(config.ssl
+          ? {
+              sslOptions: {
+                rejectUnauthorized: true,
+                ...(Option.isSome(config.sslCa) ? { ca: config.sslCa.value } : {})
+              }
             }
           : {}),
         queryOptions: { consistency: consistencyOf[config.consistency], prepare: true },

@@ -20,16 +20,19 @@ import {
   type ProducerRecord,
   type RecordPosition
 } from "./EventLog.ts"
+import { describeKafkaSecurity, kafkaClientSecurity, kafkaSecurityConfig } from "./KafkaSecurity.ts"
 import { partitionForKey } from "./Partitioner.ts"
 import { makeRecreatingProducer, type ProducerHandle } from "./RecreatingProducer.ts"
 
+export { type KafkaSecurity, kafkaClientSecurity, kafkaSecurityConfig } from "./KafkaSecurity.ts"
 export type { ProducerHandle } from "./RecreatingProducer.ts"
 
 import { Topics } from "./Topics.ts"
 
 /**
  * `KAFKA_BROKERS` (comma-separated), `KAFKA_CLIENT_ID`, `KAFKA_REPLICATION_FACTOR`,
- * `KAFKA_MIN_INSYNC_REPLICAS`, `KAFKA_APPEND_TIMEOUT`, `KAFKA_APPEND_QUEUE`.
+ * `KAFKA_MIN_INSYNC_REPLICAS`, `KAFKA_APPEND_TIMEOUT`, `KAFKA_APPEND_QUEUE`, and TLS and SASL
+ * (`KAFKA_SSL*`, `KAFKA_SASL_*`: see `KafkaSecurity.ts`).
  */
 export const kafkaConfig = Config.all({
   brokers: Config.String("KAFKA_BROKERS"),
@@ -37,7 +40,8 @@ export const kafkaConfig = Config.all({
   replicationFactor: Config.Int("KAFKA_REPLICATION_FACTOR").pipe(Config.withDefault(1)),
   minInsyncReplicas: Config.Int("KAFKA_MIN_INSYNC_REPLICAS").pipe(Config.withDefault(1)),
   appendTimeout: Config.Duration("KAFKA_APPEND_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
-  appendQueue: Config.Int("KAFKA_APPEND_QUEUE").pipe(Config.withDefault(10_000))
+  appendQueue: Config.Int("KAFKA_APPEND_QUEUE").pipe(Config.withDefault(10_000)),
+  security: kafkaSecurityConfig
 }).pipe(
   Config.map(({ brokers, ...rest }) => ({
     brokers: brokers
@@ -148,7 +152,8 @@ export const makeWith = Effect.fnUntraced(function* (options: KafkaEventLogOptio
           )
         )
       },
-    retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 5_000 }
+    retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 5_000 },
+    ...kafkaClientSecurity(config.security)
   })
 
   const admin = kafka.admin()
@@ -175,7 +180,7 @@ export const makeWith = Effect.fnUntraced(function* (options: KafkaEventLogOptio
   }).pipe(Effect.retry({ schedule: Schedule.exponential("100 millis"), times: 8, while: (error) => error.transient }))
   const partitionCounts = new Map(metadata.topics.map((topic) => [topic.name, topic.partitions.length]))
   yield* Effect.logInfo(
-    `Kafka ${config.brokers.join(",")}: topics ${[...partitionCounts].map(([n, p]) => `${n} (${p} partitions)`).join(", ")}${created ? " created" : ""}`
+    `Kafka ${config.brokers.join(",")} (${describeKafkaSecurity(config.security)}): topics ${[...partitionCounts].map(([n, p]) => `${n} (${p} partitions)`).join(", ")}${created ? " created" : ""}`
   )
 
   // A record batch larger than its topic's max.message.bytes is refused whole (MESSAGE_TOO_LARGE): the

@@ -4,6 +4,7 @@ import { Config, Duration, Effect, Layer, Option, type Redacted } from "effect"
 import { requireEmbeddedAllowed } from "../DeploymentProfile.ts"
 import * as BoundedPgClient from "./BoundedPgClient.ts"
 import { EmbeddedPostgres } from "./EmbeddedPostgres.ts"
+import { type PgTlsSettings, pgSslOption, pgTlsConfig } from "./PgTls.ts"
 
 /**
  * How long the client waits on PostgreSQL before it gives a connection up. A connection whose packets
@@ -48,13 +49,19 @@ export const boundsConfig: Config.Config<ConnectionBounds> = Config.all({
  * `DATABASE_URL` selects a real server (TimescaleDB or PostgreSQL); without it
  * DexMon starts an embedded server under `DEXMON_DATA_DIR`, except in the
  * production profile, where a missing URL is a start-up error. Every round
- * trip is bounded on the client side (see `ConnectionBounds`).
+ * trip is bounded on the client side (see `ConnectionBounds`), and every connection uses TLS as
+ * `tls` says (`DEXMON_PG_SSL_MODE`, `DEXMON_PG_SSL_CA_FILE`; see `PgTls.ts`).
  */
 export const layerPgClient = (
   url: Redacted.Redacted<string>,
-  options?: { readonly maxConnections?: number | undefined; readonly bounds?: Partial<ConnectionBounds> | undefined }
+  options?: {
+    readonly maxConnections?: number | undefined
+    readonly bounds?: Partial<ConnectionBounds> | undefined
+    readonly tls?: PgTlsSettings | undefined
+  }
 ) => {
   const bounds = { ...defaultBounds, ...options?.bounds }
+  const ssl = options?.tls === undefined ? undefined : pgSslOption(options.tls)
   return PgClient.layerFrom(
     BoundedPgClient.make({
       url,
@@ -62,7 +69,8 @@ export const layerPgClient = (
       applicationName: "dexmon",
       queryTimeout: bounds.queryTimeout,
       connectTimeout: bounds.connectTimeout,
-      keepAlive: bounds.keepAlive
+      keepAlive: bounds.keepAlive,
+      ...(ssl === undefined ? {} : { ssl })
     })
   )
 }
@@ -83,10 +91,12 @@ export const layerConfig = Layer.unwrap(
   Effect.gen(function* () {
     const bounds = yield* boundsConfig
     const url = yield* Config.option(Config.Redacted("DATABASE_URL"))
-    if (Option.isSome(url)) return layerPgClient(url.value, { bounds })
+    if (Option.isSome(url)) return layerPgClient(url.value, { bounds, tls: yield* pgTlsConfig })
     yield* requireEmbeddedAllowed("DATABASE_URL")
     const dataDir = yield* Config.String("DEXMON_DATA_DIR").pipe(Config.withDefault(".data"))
     const port = yield* Config.Port("DEXMON_EMBEDDED_PG_PORT").pipe(Config.withDefault(54329))
     return Layer.orDie(layerEmbedded({ dataDir: join(dataDir, "postgres"), port, bounds }))
   })
 )
+
+export { type PgSslMode, type PgTlsSettings, pgSslModes, pgSslOption, pgTlsConfig } from "./PgTls.ts"
