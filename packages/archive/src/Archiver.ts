@@ -154,7 +154,8 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
       row_count: rows.length,
       checksum,
       first_timestamp: first.timestamp,
-      last_timestamp: rows[rows.length - 1]!.timestamp
+      last_timestamp: rows[rows.length - 1]!.timestamp,
+      sensor_ids: [...new Set(rows.map((row) => row.sensor_id))].sort()
     }
   }
 
@@ -322,7 +323,9 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
           rows: object.row_count,
           checksum: object.checksum,
           first_timestamp: new Date(object.first_timestamp).toISOString(),
-          last_timestamp: new Date(object.last_timestamp).toISOString()
+          last_timestamp: new Date(object.last_timestamp).toISOString(),
+          // Absent for objects archived before the ledger kept them: their Parquet statistics tell.
+          ...(object.sensor_ids === undefined ? {} : { sensor_ids: object.sensor_ids })
         }))
       }
       // A stale run's manifest would list fewer objects than a newer run's: it must not overwrite it.

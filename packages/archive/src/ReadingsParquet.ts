@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto"
 import type { EventId, SensorId, Source, UserId } from "@dexmon/domain"
-import type { ReadingRecord } from "@dexmon/ports"
+import type { ArchiveStoreError, ByteRange, ObjectRange, ReadingRecord } from "@dexmon/ports"
 import { Effect, Schema } from "effect"
-import { parquetMetadata, parquetReadObjects } from "hyparquet"
+import { type AsyncBuffer, type FileMetaData, parquetMetadata, parquetReadObjects, type RowGroup } from "hyparquet"
 import { parquetWriteBuffer } from "hyparquet-writer"
 
 /**
@@ -55,11 +55,17 @@ export const checksumOf = (rows: ReadonlyArray<ReadingRecord>): string => {
 }
 
 /**
+ * Rows per row group. Each row group carries min/max statistics per column, and rows are written in
+ * (timestamp, sensor) order, so a read for part of a day or for one sensor (`readMatching`) fetches
+ * only the row groups whose statistics can match.
+ */
+export const ROW_GROUP_ROWS = 2_048
+
+/**
  * Readings as one Parquet file with typed columns: instants as UTC
  * milliseconds (`TIMESTAMP_MILLIS`), the value as a double, the version as an
- * int, the row id as an int64, the rest as UTF-8 strings. One row group per
- * object: the archiver bounds the rows per object, so a row group never
- * exceeds that bound either.
+ * int, the row id as an int64, the rest as UTF-8 strings, in row groups of
+ * `ROW_GROUP_ROWS` rows.
  */
 export const encodeReadings = (rows: ReadonlyArray<ReadingRecord>): Uint8Array => {
   const column = <A>(pick: (row: ReadingRecord) => A) => rows.map(pick)
@@ -89,7 +95,7 @@ export const encodeReadings = (rows: ReadonlyArray<ReadingRecord>): Uint8Array =
         nullable: true
       }
     ],
-    rowGroupSize: Math.max(rows.length, 1),
+    rowGroupSize: ROW_GROUP_ROWS,
     kvMetadata: [{ key: "dexmon.schema_version", value: ARCHIVE_SCHEMA_VERSION }],
     createdBy: "dexmon archiver"
   })
@@ -113,38 +119,205 @@ interface ParquetRow {
   readonly event_offset?: bigint | null
 }
 
+const toArrayBuffer = (bytes: Uint8Array) =>
+  bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
+
+/** Throws unless the footer names a schema version this reader knows. */
+const checkVersion = (metadata: FileMetaData) => {
+  const version = metadata.key_value_metadata?.find((kv) => kv.key === "dexmon.schema_version")
+  if (version?.value !== ARCHIVE_SCHEMA_VERSION && version?.value !== "1") {
+    throw new Error(`archive schema version ${version?.value ?? "(none)"}, expected ${ARCHIVE_SCHEMA_VERSION}`)
+  }
+}
+
 /** Reads an archive object back into readings, in the order they were written. */
 export const decodeReadings = (bytes: Uint8Array) =>
   Effect.tryPromise({
     try: async () => {
-      const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
-      const version = parquetMetadata(file).key_value_metadata?.find((kv) => kv.key === "dexmon.schema_version")
-      if (version?.value !== ARCHIVE_SCHEMA_VERSION && version?.value !== "1") {
-        throw new Error(`archive schema version ${version?.value ?? "(none)"}, expected ${ARCHIVE_SCHEMA_VERSION}`)
-      }
-      const rows = (await parquetReadObjects({ file })) as unknown as ReadonlyArray<ParquetRow>
-      return rows.map(
-        (row): ReadingRecord => ({
-          id: row.id.toString(),
-          sensor_id: row.sensor_id as SensorId,
-          user_id: row.user_id as UserId,
-          timestamp: row.timestamp.getTime(),
-          glucose_value: row.glucose_value,
-          source: row.source as Source,
-          version: row.version,
-          etag: row.etag,
-          created_at: row.created_at.getTime(),
-          updated_at: row.updated_at.getTime(),
-          event_id: (row.event_id ?? UNKNOWN_EVENT) as EventId,
-          position:
-            row.event_partition === undefined ||
-            row.event_partition === null ||
-            row.event_offset === undefined ||
-            row.event_offset === null
-              ? undefined
-              : { partition: row.event_partition, offset: Number(row.event_offset) }
-        })
-      )
+      const file = toArrayBuffer(bytes)
+      checkVersion(parquetMetadata(file))
+      return toRecords((await parquetReadObjects({ file })) as unknown as ReadonlyArray<ParquetRow>)
     },
     catch: (cause) => new ArchiveFormatError({ message: `not a readable archive object: ${String(cause)}`, cause })
   })
+
+const toRecords = (rows: ReadonlyArray<ParquetRow>) =>
+  rows.map(
+    (row): ReadingRecord => ({
+      id: row.id.toString(),
+      sensor_id: row.sensor_id as SensorId,
+      user_id: row.user_id as UserId,
+      timestamp: row.timestamp.getTime(),
+      glucose_value: row.glucose_value,
+      source: row.source as Source,
+      version: row.version,
+      etag: row.etag,
+      created_at: row.created_at.getTime(),
+      updated_at: row.updated_at.getTime(),
+      event_id: (row.event_id ?? UNKNOWN_EVENT) as EventId,
+      position:
+        row.event_partition === undefined ||
+        row.event_partition === null ||
+        row.event_offset === undefined ||
+        row.event_offset === null
+          ? undefined
+          : { partition: row.event_partition, offset: Number(row.event_offset) }
+    })
+  )
+
+/** Which rows a read wants: `[from, to)` in time, of one sensor or all. */
+export interface RowFilter {
+  readonly from: number
+  readonly to: number
+  readonly sensor_id?: string | undefined
+}
+
+/**
+ * How many bytes of an object's end are fetched first: the footer of an object of a day's readings
+ * (13 columns, a few row groups) fits, so one ranged GET usually answers which row groups can match;
+ * an object smaller than this comes whole in that one GET.
+ */
+export const TAIL_BYTES = 16_384
+
+const PARQUET_MAGIC = 0x31524150 // "PAR1", little-endian
+
+const utf8 = new TextEncoder()
+
+/** A statistics value as epoch milliseconds, if it is an instant (hyparquet converts TIMESTAMP_MILLIS to a Date). */
+const millisOf = (value: unknown): number | undefined =>
+  value instanceof Date
+    ? value.getTime()
+    : typeof value === "bigint"
+      ? Number(value)
+      : typeof value === "number"
+        ? value
+        : undefined
+
+/** A string statistics value as UTF-8 bytes: Parquet orders strings by unsigned bytes, not UTF-16 units. */
+const bytesOf = (value: unknown): Uint8Array | undefined =>
+  typeof value === "string" ? utf8.encode(value) : value instanceof Uint8Array ? value : undefined
+
+/**
+ * Whether a row group's statistics leave room for a row the filter wants. Missing statistics answer
+ * yes; truncated string bounds stay bounds (the writer shortens the minimum and rounds the maximum up).
+ */
+export const rowGroupMayMatch = (group: RowGroup, filter: RowFilter): boolean => {
+  const column = (name: string) => group.columns.find((chunk) => chunk.meta_data?.path_in_schema.join(".") === name)
+  const time = column("timestamp")?.meta_data?.statistics
+  const first = millisOf(time?.min_value)
+  const last = millisOf(time?.max_value)
+  if (first !== undefined && first >= filter.to) return false
+  if (last !== undefined && last < filter.from) return false
+  if (filter.sensor_id !== undefined) {
+    const sensors = column("sensor_id")?.meta_data?.statistics
+    const wanted = utf8.encode(filter.sensor_id)
+    const min = bytesOf(sensors?.min_value)
+    const max = bytesOf(sensors?.max_value)
+    if (min !== undefined && Buffer.compare(wanted, min) < 0) return false
+    if (max !== undefined && Buffer.compare(wanted, max) > 0) return false
+  }
+  return true
+}
+
+/** The byte span of a row group's column chunks in the file. */
+const spanOf = (group: RowGroup) => {
+  let start = Number.POSITIVE_INFINITY
+  let end = 0
+  for (const chunk of group.columns) {
+    const meta = chunk.meta_data
+    if (meta === undefined) continue
+    const first = Number(meta.dictionary_page_offset ?? meta.data_page_offset)
+    start = Math.min(start, first)
+    end = Math.max(end, first + Number(meta.total_compressed_size))
+  }
+  return { start, end }
+}
+
+/** Reads parts of one object: the store's `getRange` for its key. */
+export type RangeReader = (range: ByteRange) => Effect.Effect<ObjectRange | undefined, ArchiveStoreError>
+
+/** What `readMatching` read: the rows of the row groups that may match (a superset of the matching rows). */
+export interface MatchingRows {
+  readonly rows: ReadonlyArray<ReadingRecord>
+  /** Row groups read, and row groups the statistics ruled out unread. */
+  readonly groupsRead: number
+  readonly groupsSkipped: number
+}
+
+const formatError = (message: string, cause?: unknown) =>
+  new ArchiveFormatError({ message: `not a readable archive object: ${message}`, cause })
+
+/**
+ * The rows of an object that may match `filter`, read with ranged GETs: the footer first (the last
+ * `TAIL_BYTES`, or more if the footer is longer), then only the byte spans of the row groups whose
+ * statistics can match. An object no row group of which can match costs one small GET. `undefined`
+ * when the object is gone.
+ */
+export const readMatching = Effect.fnUntraced(function* (read: RangeReader, filter: RowFilter) {
+  const tail = yield* read({ suffix: TAIL_BYTES })
+  if (tail === undefined) return undefined
+  const size = tail.size
+  if (tail.bytes.byteLength < 12) return yield* formatError(`${size} bytes is too short for Parquet`)
+  const end = new DataView(tail.bytes.buffer, tail.bytes.byteOffset, tail.bytes.byteLength)
+  const footerLength = end.getUint32(tail.bytes.byteLength - 8, true)
+  if (end.getUint32(tail.bytes.byteLength - 4, true) !== PARQUET_MAGIC || footerLength + 8 > size) {
+    return yield* formatError("no Parquet footer")
+  }
+  // Spans of the file held in memory, by offset: the tail first, then the row groups fetched.
+  const held: Array<{ readonly offset: number; readonly bytes: Uint8Array }> = []
+  if (footerLength + 8 > tail.bytes.byteLength) {
+    const whole = yield* read({ suffix: footerLength + 8 })
+    if (whole === undefined) return undefined
+    held.push({ offset: size - whole.bytes.byteLength, bytes: whole.bytes })
+  } else {
+    held.push({ offset: size - tail.bytes.byteLength, bytes: tail.bytes })
+  }
+  const footer = held[0]!.bytes
+  const metadata = yield* Effect.try({
+    try: () => {
+      const parsed = parquetMetadata(toArrayBuffer(footer.subarray(footer.byteLength - footerLength - 8)))
+      checkVersion(parsed)
+      return parsed
+    },
+    catch: (cause) => formatError(String(cause), cause)
+  })
+
+  const wanted: Array<{ readonly rowStart: number; readonly rowEnd: number; readonly group: RowGroup }> = []
+  let rowStart = 0
+  for (const group of metadata.row_groups) {
+    const rowEnd = rowStart + Number(group.num_rows)
+    if (rowGroupMayMatch(group, filter)) wanted.push({ rowStart, rowEnd, group })
+    rowStart = rowEnd
+  }
+  const groupsSkipped = metadata.row_groups.length - wanted.length
+  if (wanted.length === 0) return { rows: [], groupsRead: 0, groupsSkipped } satisfies MatchingRows
+
+  const holds = (start: number, stop: number) =>
+    held.find((span) => span.offset <= start && stop <= span.offset + span.bytes.byteLength)
+  for (const { group } of wanted) {
+    const span = spanOf(group)
+    if (holds(span.start, span.end) !== undefined) continue
+    const part = yield* read({ offset: span.start, length: span.end - span.start })
+    if (part === undefined) return undefined
+    held.push({ offset: span.start, bytes: part.bytes })
+  }
+  // hyparquet asks for the column chunks of the row groups it reads, all of them held by now.
+  const file: AsyncBuffer = {
+    byteLength: size,
+    slice: (start, stop = size) => {
+      const span = holds(start, stop)
+      return span === undefined
+        ? Promise.reject(new Error(`bytes ${start}-${stop} were not fetched`))
+        : Promise.resolve(toArrayBuffer(span.bytes.subarray(start - span.offset, stop - span.offset)))
+    }
+  }
+  const rows: Array<ReadingRecord> = []
+  for (const group of wanted) {
+    const read = yield* Effect.tryPromise({
+      try: () => parquetReadObjects({ file, metadata, rowStart: group.rowStart, rowEnd: group.rowEnd }),
+      catch: (cause) => formatError(String(cause), cause)
+    })
+    rows.push(...toRecords(read as unknown as ReadonlyArray<ParquetRow>))
+  }
+  return { rows, groupsRead: wanted.length, groupsSkipped } satisfies MatchingRows
+})

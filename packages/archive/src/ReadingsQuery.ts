@@ -13,9 +13,18 @@ import {
   ReadingStore,
   type ReadingStoreError
 } from "@dexmon/ports"
-import { Context, Effect, Layer } from "effect"
+import { Config, Context, Effect, Layer } from "effect"
 import { applyLateEvents, byPosition } from "./LateEvents.ts"
-import { type ArchiveFormatError, decodeReadings } from "./ReadingsParquet.ts"
+import { type ArchiveFormatError, type RowFilter, readMatching } from "./ReadingsParquet.ts"
+
+/**
+ * `DEXMON_ARCHIVE_QUERY_OBJECTS`: at most this many archive objects are read for one page. A page
+ * whose rows are not all found by then ends early, before the first object left unread, and its
+ * cursor continues there.
+ */
+export const ReadingsQueryConfig = Config.all({
+  maxObjectsPerPage: Config.Int("DEXMON_ARCHIVE_QUERY_OBJECTS").pipe(Config.withDefault(32))
+})
 
 export type ReadingsQueryError =
   | ReadingStoreError
@@ -24,7 +33,7 @@ export type ReadingsQueryError =
   | ArchiveFormatError
   | InvalidCursor
 
-/** Objects are immutable and named by content, so a decoded object can be kept as long as memory allows. */
+/** Objects are immutable and named by content, so the rows read from one can be kept as long as memory allows. */
 const CACHED_OBJECTS = 64
 
 /** A fold may retire an object between listing and reading it: the page is read again, this many times at most. */
@@ -53,6 +62,12 @@ const toReading = (record: ReadingRecord) =>
  * archived days (never in the hot store either) are laid over the archived
  * rows with the conflict rule the archiver's fold applies, so each key is
  * returned once, with the value it will have once folded.
+ *
+ * Reads are bounded by what the ledger and the objects' own statistics say, never by downloading to
+ * find out: only objects whose time span overlaps the range (and, filtered by sensor, whose sensors
+ * include it) are touched; of those, the Parquet footer is read first and only the row groups whose
+ * min/max (timestamp, sensor) can match are fetched; and a page reads at most `maxObjectsPerPage`
+ * objects.
  */
 export class ReadingsQuery extends Context.Service<
   ReadingsQuery,
@@ -61,21 +76,26 @@ export class ReadingsQuery extends Context.Service<
   static readonly layer = Layer.effect(
     ReadingsQuery,
     Effect.gen(function* () {
+      const { maxObjectsPerPage } = yield* ReadingsQueryConfig
       const hot = yield* ReadingStore
       const ledger = yield* ArchiveLedger
       const store = yield* ArchiveStore
+      // Keyed by object and filter: what was read for one filter is a superset of its matches only.
       const cache = new Map<string, ReadonlyArray<ReadingRecord>>()
 
-      /** An object's rows, or `undefined` if it is gone (a fold replaced it since the ledger was asked). */
-      const rowsOf = Effect.fnUntraced(function* (object: ArchivedObject) {
-        const cached = cache.get(object.key)
+      /**
+       * The rows of an object that may match `filter` (those of its row groups whose statistics can
+       * match), or `undefined` if it is gone (a fold replaced it since the ledger was asked).
+       */
+      const rowsOf = Effect.fnUntraced(function* (object: ArchivedObject, filter: RowFilter) {
+        const cacheKey = `${object.key}|${filter.from}|${filter.to}|${filter.sensor_id ?? ""}`
+        const cached = cache.get(cacheKey)
         if (cached !== undefined) return cached
-        const bytes = yield* store.get(object.key)
-        if (bytes === undefined) return undefined
-        const rows = yield* decodeReadings(bytes)
+        const read = yield* readMatching((range) => store.getRange(object.key, range), filter)
+        if (read === undefined) return undefined
         if (cache.size >= CACHED_OBJECTS) cache.delete(cache.keys().next().value!)
-        cache.set(object.key, rows)
-        return rows
+        cache.set(cacheKey, read.rows)
+        return read.rows
       })
 
       /**
@@ -83,6 +103,8 @@ export class ReadingsQuery extends Context.Service<
        * when an object listed was gone by the time it was read. The late events are read before the
        * objects: a fold committing in between then shows its events twice, which the rule makes no-ops,
        * where the other order could show an old object without the events folded into its successor.
+       * `bound`, when set, is the first instant of the first object left unread (the page's object budget
+       * ran out): rows from it on are unknown, so the page must end before it.
        */
       const archivedRows = Effect.fnUntraced(function* (
         query: ReadingQuery,
@@ -95,32 +117,48 @@ export class ReadingsQuery extends Context.Service<
           (query.sensor_id === undefined || row.sensor_id === query.sensor_id) &&
           (after === undefined || byPosition(row, { timestamp: after[0], sensor_id: after[1] }) > 0)
         const late = (yield* ledger.lateEvents(query.user_id, start, query.to)).filter(inPage)
-        const objects = yield* ledger.objectsOverlapping(query.user_id, start, query.to)
-        if (objects.length === 0 && late.length === 0) return []
+        // Filtered by sensor, the ledger leaves out the objects it knows hold no reading of that sensor.
+        const objects = yield* ledger.objectsOverlapping(query.user_id, start, query.to, query.sensor_id)
+        if (objects.length === 0 && late.length === 0) return { rows: [], bound: undefined }
 
         // Objects in order of their first reading: once `limit + 1` archived rows are held and the next
         // object starts after the last of them, no later object can hold a row of this page.
+        const filter: RowFilter = { from: start, to: query.to, sensor_id: query.sensor_id }
         const archived: Array<ReadingRecord> = []
+        // The budget counts objects that begin after `start`: one that begins at or before it (the first
+        // of a user's disjoint objects) is always read, and so is every object beginning at the same
+        // instant as the last one read. So the first object left unread begins later than an object
+        // read that began after `start`, and the next page's cursor (`bound - 1`) moves past `start`.
+        let budgeted = 0
+        let lastFirst = Number.NEGATIVE_INFINITY
+        let unread: number | undefined
         for (const object of objects) {
           if (archived.length > query.limit && object.first_timestamp > archived[query.limit]!.timestamp) break
-          const rows = yield* rowsOf(object)
+          if (budgeted >= maxObjectsPerPage && object.first_timestamp > start && object.first_timestamp > lastFirst) {
+            unread = object.first_timestamp
+            break
+          }
+          const rows = yield* rowsOf(object, filter)
           if (rows === undefined) return undefined
+          if (object.first_timestamp > start) budgeted++
+          lastFirst = object.first_timestamp
           for (const row of rows) if (inPage(row)) archived.push(row)
           archived.sort(byPosition)
           archived.length = Math.min(archived.length, query.limit + 1)
         }
         // Events past the last row held cannot reach this page, and their key's archived row may not be held.
-        const bound = archived.length > query.limit ? archived[query.limit] : undefined
-        const overlay = applyLateEvents(
-          archived,
-          bound === undefined ? late : late.filter((event) => byPosition(event, bound) <= 0)
+        const last = archived.length > query.limit ? archived[query.limit] : undefined
+        const held = late.filter(
+          (event) =>
+            (last === undefined || byPosition(event, last) <= 0) && (unread === undefined || event.timestamp < unread)
         )
-        return overlay.rows.slice(0, query.limit + 1)
+        const overlay = applyLateEvents(archived, held)
+        return { rows: overlay.rows.slice(0, query.limit + 1), bound: unread }
       })
 
       const list = Effect.fn("ReadingsQuery.list")(function* (query: ReadingQuery) {
         const after = query.cursor === undefined ? undefined : yield* decodeCursor(query.cursor, ["number", "string"])
-        let archived: ReadonlyArray<ReadingRecord> | undefined
+        let archived: { readonly rows: ReadonlyArray<ReadingRecord>; readonly bound: number | undefined } | undefined
         let hotPage: ReadingPage | undefined
         for (let attempt = 1; archived === undefined; attempt++) {
           hotPage = yield* hot.list(query)
@@ -130,15 +168,24 @@ export class ReadingsQuery extends Context.Service<
             return yield* Effect.die(new Error(`an archive object of ${query.user_id} is missing`))
           }
         }
-        if (archived.length === 0) return hotPage!
+        const { rows, bound } = archived
+        if (rows.length === 0 && bound === undefined) return hotPage!
 
         // A chunk committed between the two reads puts its rows in both: the archived copy (read last) is kept.
-        const merged = [...archived.map(toReading), ...hotPage!.items]
+        // With the object budget spent, rows from `bound` on (hot ones too) wait for the next page.
+        const merged = [...rows.map(toReading), ...hotPage!.items]
           .sort(byPosition)
-          .filter((row, i, rows) => i === 0 || byPosition(rows[i - 1]!, row) !== 0)
+          .filter((row, i, all) => i === 0 || byPosition(all[i - 1]!, row) !== 0)
+          .filter((row) => bound === undefined || row.timestamp < bound)
         const items = merged.slice(0, query.limit)
-        const more = merged.length > query.limit || hotPage!.next_cursor !== null
         const last = items[items.length - 1]
+        if (bound !== undefined && last === undefined) {
+          // Nothing before `bound` matches: the page is empty and the next one starts at `bound`. A
+          // cursor names a position after which to go on; the sensor "" sorts before every sensor id,
+          // and no reading at `bound - 1` matches (it would be in `merged`).
+          return { items, next_cursor: encodeCursor([bound - 1, ""]) } satisfies ReadingPage
+        }
+        const more = merged.length > query.limit || hotPage!.next_cursor !== null || bound !== undefined
         return {
           items,
           next_cursor: more && last !== undefined ? encodeCursor([last.timestamp, last.sensor_id]) : null

@@ -11,6 +11,15 @@ export interface ArchiveObject {
   readonly size: number
 }
 
+/** Which bytes of an object to read: `length` bytes from `offset`, or the last `suffix` bytes (all, if fewer). */
+export type ByteRange = { readonly offset: number; readonly length: number } | { readonly suffix: number }
+
+/** Part of an object, with the size of the whole object (so a reader can ask for its footer first). */
+export interface ObjectRange {
+  readonly bytes: Uint8Array
+  readonly size: number
+}
+
 /**
  * Where the archiver puts readings older than the hot retention: immutable
  * objects under keys such as `readings/date=2026-08-01/user=u1/part-<hash>.parquet`.
@@ -23,6 +32,11 @@ export class ArchiveStore extends Context.Service<
     readonly put: (key: string, bytes: Uint8Array) => Effect.Effect<void, ArchiveStoreError>
     /** The object's bytes, or `undefined` when there is none. */
     readonly get: (key: string) => Effect.Effect<Uint8Array | undefined, ArchiveStoreError>
+    /**
+     * Part of an object, or `undefined` when there is none: lets a reader take an object's footer and
+     * then only the parts it needs, instead of the whole object. A range past the end is cut at the end.
+     */
+    readonly getRange: (key: string, range: ByteRange) => Effect.Effect<ObjectRange | undefined, ArchiveStoreError>
     /** Every object whose key starts with `prefix`, in key order. */
     readonly list: (prefix: string) => Effect.Effect<ReadonlyArray<ArchiveObject>, ArchiveStoreError>
     readonly remove: (key: string) => Effect.Effect<void, ArchiveStoreError>

@@ -1,8 +1,15 @@
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises"
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises"
 import { dirname, join, relative, sep } from "node:path"
 import { Config, Effect, Layer } from "effect"
 import { failureOf } from "../StoreFailure.ts"
-import { type ArchiveObject, ArchiveStore, ArchiveStoreError, isValidArchiveKey } from "./ArchiveStore.ts"
+import {
+  type ArchiveObject,
+  ArchiveStore,
+  ArchiveStoreError,
+  type ByteRange,
+  isValidArchiveKey,
+  type ObjectRange
+} from "./ArchiveStore.ts"
 
 const failWith = failureOf((fields) => new ArchiveStoreError(fields))
 
@@ -43,6 +50,29 @@ export const make = (root: string) =>
       )
     })
 
+    const getRange = Effect.fn("ArchiveStore.getRange")(function* (key: string, range: ByteRange) {
+      if (!isValidArchiveKey(key)) return yield* invalidKey(key)
+      return yield* attempt("get range", async (): Promise<ObjectRange | undefined> => {
+        const file = await open(pathOf(key), "r").catch((error: NodeJS.ErrnoException) =>
+          error.code === "ENOENT" ? undefined : Promise.reject(error)
+        )
+        if (file === undefined) return undefined
+        try {
+          const { size } = await file.stat()
+          const start =
+            "suffix" in range
+              ? Math.max(0, size - Math.max(0, range.suffix))
+              : Math.min(Math.max(0, range.offset), size)
+          const end = "suffix" in range ? size : Math.min(size, start + Math.max(0, range.length))
+          const bytes = new Uint8Array(end - start)
+          if (bytes.byteLength > 0) await file.read(bytes, 0, bytes.byteLength, start)
+          return { bytes, size }
+        } finally {
+          await file.close()
+        }
+      })
+    })
+
     const list = Effect.fn("ArchiveStore.list")(function* (prefix: string) {
       const entries = yield* attempt("list", () =>
         readdir(root, { recursive: true, withFileTypes: true }).catch((error: NodeJS.ErrnoException) =>
@@ -67,7 +97,7 @@ export const make = (root: string) =>
 
     const ping = attempt("ping", () => stat(root)).pipe(Effect.asVoid)
 
-    return ArchiveStore.of({ put, get, list, remove, ping })
+    return ArchiveStore.of({ put, get, getRange, list, remove, ping })
   })
 
 export const layer = (root: string) => Layer.effect(ArchiveStore, make(root))

@@ -1,7 +1,10 @@
+import { Agent } from "node:https"
+import { rootCertificates } from "node:tls"
 import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
   PutObjectCommand,
@@ -9,12 +12,22 @@ import {
 } from "@aws-sdk/client-s3"
 import { Config, Effect, Layer, Option, Predicate, Redacted } from "effect"
 import { failureOf } from "../StoreFailure.ts"
-import { type ArchiveObject, ArchiveStore, ArchiveStoreError, isValidArchiveKey } from "./ArchiveStore.ts"
+import { pemFile } from "../tls/PemFile.ts"
+import {
+  type ArchiveObject,
+  ArchiveStore,
+  ArchiveStoreError,
+  type ByteRange,
+  isValidArchiveKey,
+  type ObjectRange
+} from "./ArchiveStore.ts"
 
 /**
  * `S3_BUCKET`, `S3_ENDPOINT` (for S3-compatible servers; unset for AWS),
  * `S3_REGION`, `S3_FORCE_PATH_STYLE`, and the standard AWS credential
- * variables (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, or the SDK's chain).
+ * variables (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, or the SDK's chain). An `https://`
+ * endpoint whose certificate is signed by a private CA is trusted through `S3_CA_FILE` (PEM; it is
+ * added to the system's roots, and the certificate must still name the endpoint's host).
  */
 export const s3Config = Config.all({
   bucket: Config.String("S3_BUCKET"),
@@ -22,7 +35,8 @@ export const s3Config = Config.all({
   region: Config.String("S3_REGION").pipe(Config.withDefault("us-east-1")),
   forcePathStyle: Config.Boolean("S3_FORCE_PATH_STYLE").pipe(Config.withDefault(false)),
   accessKeyId: Config.option(Config.String("AWS_ACCESS_KEY_ID")),
-  secretAccessKey: Config.option(Config.Redacted("AWS_SECRET_ACCESS_KEY"))
+  secretAccessKey: Config.option(Config.Redacted("AWS_SECRET_ACCESS_KEY")),
+  ca: pemFile("S3_CA_FILE")
 })
 
 /**
@@ -81,6 +95,14 @@ export const make = Effect.gen(function* () {
           region: config.region,
           forcePathStyle: config.forcePathStyle,
           ...(Option.isSome(config.endpoint) ? { endpoint: config.endpoint.value } : {}),
+          // The SDK's own handler with an agent that trusts the private CA besides the public roots.
+          ...(Option.isSome(config.ca)
+            ? {
+                requestHandler: {
+                  httpsAgent: new Agent({ keepAlive: true, ca: [...rootCertificates, config.ca.value] })
+                }
+              }
+            : {}),
           ...(Option.isSome(config.accessKeyId) && Option.isSome(config.secretAccessKey)
             ? {
                 credentials: {
@@ -111,6 +133,58 @@ export const make = Effect.gen(function* () {
         return response.Body === undefined ? new Uint8Array() : await response.Body.transformToByteArray()
       } catch (error) {
         if ((error as { name?: string }).name === "NoSuchKey") return undefined
+        throw error
+      }
+    })
+  })
+
+  /** An object's size from a HEAD request, or `undefined` when there is none. */
+  const sizeOf = async (key: string, abortSignal: AbortSignal) => {
+    try {
+      const head = await client.send(new HeadObjectCommand({ Bucket: config.bucket, Key: key }), { abortSignal })
+      return head.ContentLength ?? 0
+    } catch (error) {
+      if ((error as { name?: string }).name === "NotFound" || (error as { name?: string }).name === "NoSuchKey") {
+        return undefined
+      }
+      throw error
+    }
+  }
+
+  const getRange = Effect.fn("ArchiveStore.getRange")(function* (key: string, range: ByteRange) {
+    if (!isValidArchiveKey(key)) return yield* invalidKey(key)
+    return yield* send("get range", async (abortSignal): Promise<ObjectRange | undefined> => {
+      const wanted = "suffix" in range ? range.suffix : range.length
+      // An empty range, or a range of an empty object (S3 answers 416 for it), holds no bytes: only the size is asked.
+      const empty = async () => {
+        const size = await sizeOf(key, abortSignal)
+        return size === undefined ? undefined : { bytes: new Uint8Array(), size }
+      }
+      if (wanted <= 0) return empty()
+      const header =
+        "suffix" in range ? `bytes=-${range.suffix}` : `bytes=${range.offset}-${range.offset + range.length - 1}`
+      try {
+        const response = await client.send(new GetObjectCommand({ Bucket: config.bucket, Key: key, Range: header }), {
+          abortSignal
+        })
+        const bytes = response.Body === undefined ? new Uint8Array() : await response.Body.transformToByteArray()
+        // `bytes first-last/size`; a server that ignores Range sends the whole object (status 200, no Content-Range).
+        const total = /\/(\d+)$/.exec(response.ContentRange ?? "")
+        if (total === null) {
+          const size = bytes.byteLength
+          const start = "suffix" in range ? Math.max(0, size - range.suffix) : Math.min(range.offset, size)
+          return { bytes: bytes.slice(start, start + wanted), size }
+        }
+        return { bytes, size: Number(total[1]) }
+      } catch (error) {
+        const name = (error as { name?: string }).name
+        if (name === "NoSuchKey") return undefined
+        if (
+          name === "InvalidRange" ||
+          (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416
+        ) {
+          return empty()
+        }
         throw error
       }
     })
@@ -148,7 +222,7 @@ export const make = Effect.gen(function* () {
   yield* Effect.logInfo(
     `archive store: s3://${config.bucket}${Option.isSome(config.endpoint) ? ` at ${config.endpoint.value}` : ""}`
   )
-  return ArchiveStore.of({ put, get, list, remove, ping })
+  return ArchiveStore.of({ put, get, getRange, list, remove, ping })
 })
 
 export const layer = Layer.effect(ArchiveStore, make)

@@ -70,6 +70,12 @@ export interface ArchivedObject {
   /** Epoch milliseconds of the first and last reading in the object. */
   readonly first_timestamp: number
   readonly last_timestamp: number
+  /**
+   * The sensors of the object's rows, sorted and each once, so a read for one sensor skips the objects
+   * without it unread. Absent for objects committed before the ledger kept them (their Parquet
+   * footer's statistics answer instead).
+   */
+  readonly sensor_ids?: ReadonlyArray<SensorId> | undefined
 }
 
 export class ArchiveLedgerError extends Schema.TaggedError<ArchiveLedgerError>()(
@@ -175,11 +181,15 @@ export class ArchiveLedger extends Context.Service<
     readonly retired: Effect.Effect<ReadonlyArray<ArchivedObject>, ArchiveLedgerError>
     /** Drops a pending or retired entry (after its object, if any, was removed). Committed entries are kept. */
     readonly forget: (lease: ArchiverLease, key: string) => Effect.Effect<void, ArchiverLeaseLost | ArchiveLedgerError>
-    /** A user's committed objects holding readings in `[from, to)`, ordered by first timestamp. */
+    /**
+     * A user's committed objects holding readings in `[from, to)`, ordered by first timestamp; with
+     * `sensorId`, only those that may hold that sensor's readings (the ones whose sensors are unknown too).
+     */
     readonly objectsOverlapping: (
       userId: UserId,
       from: number,
-      to: number
+      to: number,
+      sensorId?: SensorId
     ) => Effect.Effect<ReadonlyArray<ArchivedObject>, ArchiveLedgerError>
     /** A user's queued late events for readings in `[from, to)`, ordered by (timestamp, sensor). */
     readonly lateEvents: (

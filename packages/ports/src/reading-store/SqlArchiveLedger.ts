@@ -63,6 +63,12 @@ const migrations = {
       SELECT user_id, day, max(last_timestamp) FROM archive_objects WHERE state = 'committed' GROUP BY user_id, day
       ON CONFLICT (user_id, day) DO UPDATE SET
         archived_through = greatest(glucose_archived_days.archived_through, EXCLUDED.archived_through)`
+  }),
+  // The sensors of each object, so a read filtered by sensor skips the objects without it unread. Objects
+  // committed before stay NULL: readers fall back to the objects' Parquet statistics for those.
+  "0004_object_sensors": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE archive_objects ADD COLUMN sensor_ids text[]`
   })
 }
 
@@ -85,6 +91,7 @@ interface ObjectRow {
   readonly checksum: string
   readonly first_ms: number
   readonly last_ms: number
+  readonly sensor_ids: ReadonlyArray<string> | null
 }
 const toObject = (row: ObjectRow): ArchivedObject => ({
   key: row.key,
@@ -93,8 +100,12 @@ const toObject = (row: ObjectRow): ArchivedObject => ({
   row_count: Number(row.row_count),
   checksum: row.checksum,
   first_timestamp: Number(row.first_ms),
-  last_timestamp: Number(row.last_ms)
+  last_timestamp: Number(row.last_ms),
+  ...(row.sensor_ids === null ? {} : { sensor_ids: row.sensor_ids as ReadonlyArray<SensorId> })
 })
+
+/** The sensors column's value for an object: NULL when they are unknown. */
+const sensorsOf = (object: ArchivedObject) => (object.sensor_ids === undefined ? null : [...object.sensor_ids])
 
 /** A row selected with `recordColumns`. */
 export interface ReadingRecordRow {
@@ -180,7 +191,7 @@ export const make = Effect.gen(function* () {
 
   const objectColumns = sql.literal(`key, to_char(day, 'YYYY-MM-DD') AS day, user_id, row_count, checksum,
     (extract(epoch FROM first_timestamp) * 1000)::float8 AS first_ms,
-    (extract(epoch FROM last_timestamp) * 1000)::float8 AS last_ms`)
+    (extract(epoch FROM last_timestamp) * 1000)::float8 AS last_ms, sensor_ids`)
 
   /**
    * The advisory lock keeps a second run out at once, and frees itself when its connection dies, so a
@@ -275,9 +286,11 @@ export const make = Effect.gen(function* () {
     // One statement: the no-op update on conflict makes RETURNING answer for an existing key too,
     // whose state stays as it is (a committed key holds the same rows, archived before).
     const insert = sql<{ state: "pending" | "committed" }>`
-      INSERT INTO archive_objects (key, day, user_id, row_count, checksum, first_timestamp, last_timestamp, state)
+      INSERT INTO archive_objects (key, day, user_id, row_count, checksum, first_timestamp, last_timestamp, state,
+        sensor_ids)
       VALUES (${object.key}, ${object.day}::date, ${object.user_id}, ${object.row_count}, ${object.checksum},
-        ${iso(object.first_timestamp)}::timestamptz, ${iso(object.last_timestamp)}::timestamptz, 'pending')
+        ${iso(object.first_timestamp)}::timestamptz, ${iso(object.last_timestamp)}::timestamptz, 'pending',
+        ${sensorsOf(object)}::text[])
       ON CONFLICT (key) DO UPDATE SET state = archive_objects.state
       RETURNING state`.pipe(Effect.mapError(failWith("begin")))
     const [row] = yield* fenced(lease, "begin", insert)
@@ -288,11 +301,12 @@ export const make = Effect.gen(function* () {
   const recordCommitted = (object: ArchivedObject, operation: string) =>
     sql`
       INSERT INTO archive_objects (key, day, user_id, row_count, checksum, first_timestamp, last_timestamp, state,
-        manifested, committed_at)
+        manifested, committed_at, sensor_ids)
       VALUES (${object.key}, ${object.day}::date, ${object.user_id}, ${object.row_count}, ${object.checksum},
         ${iso(object.first_timestamp)}::timestamptz, ${iso(object.last_timestamp)}::timestamptz, 'committed',
-        false, now())
-      ON CONFLICT (key) DO UPDATE SET state = 'committed', manifested = false, committed_at = now()`.pipe(
+        false, now(), ${sensorsOf(object)}::text[])
+      ON CONFLICT (key) DO UPDATE SET state = 'committed', manifested = false, committed_at = now(),
+        sensor_ids = coalesce(EXCLUDED.sensor_ids, archive_objects.sensor_ids)`.pipe(
       Effect.asVoid,
       Effect.mapError(failWith(operation))
     )
@@ -371,12 +385,14 @@ export const make = Effect.gen(function* () {
   const objectsOverlapping = Effect.fn("ArchiveLedger.objectsOverlapping")(function* (
     userId: UserId,
     from: number,
-    to: number
+    to: number,
+    sensorId?: SensorId
   ) {
     const rows = yield* sql<ObjectRow>`
       SELECT ${objectColumns} FROM archive_objects
       WHERE state = 'committed' AND user_id = ${userId}
         AND first_timestamp < ${iso(to)}::timestamptz AND last_timestamp >= ${iso(from)}::timestamptz
+        ${sensorId === undefined ? sql`` : sql`AND (sensor_ids IS NULL OR ${sensorId} = ANY(sensor_ids))`}
       ORDER BY first_timestamp, key`.pipe(Effect.mapError(failWith("objects overlapping")))
     return rows.map(toObject)
   })

@@ -125,6 +125,51 @@ export const archiveLedgerContract = (name: string, stores: Layer.Layer<ArchiveL
         })
     )
 
+    it.effect(
+      "keeps each object's sensors; filtered by a sensor, lists the objects that hold it or whose sensors are unknown",
+      () =>
+        Effect.gen(function* () {
+          const ledger = yield* ArchiveLedger
+          const readings = yield* ReadingStore
+          const user = newUser()
+          yield* readings.upsert(seed(user))
+          const rows = yield* ledger.readChunk(wholeDay(user))
+          const lease = yield* newLease
+          const s0 = SensorId.make(`${user}-s0`)
+          const s1 = SensorId.make(`${user}-s1`)
+          // Three objects over the same rows' span: one per sensor, and one archived before sensors were kept.
+          const only0 = { ...objectFor(user, rows, `test/${user}/s0.parquet`), sensor_ids: [s0] }
+          const only1 = { ...objectFor(user, rows, `test/${user}/s1.parquet`), sensor_ids: [s1] }
+          const unknown = objectFor(user, rows, `test/${user}/old.parquet`)
+          yield* ledger.begin(lease, only0)
+          yield* ledger.commit(lease, only0, rows)
+          yield* ledger.fold(lease, {
+            day,
+            user_id: user,
+            retire: [],
+            objects: [only1, unknown],
+            folded: [],
+            superseded: []
+          })
+          const all = yield* ledger.objectsOverlapping(user, t0, t0 + 86_400_000)
+          assert.deepStrictEqual(
+            [...all].sort((a, b) => (a.key < b.key ? -1 : 1)),
+            [unknown, only0, only1].sort((a, b) => (a.key < b.key ? -1 : 1))
+          )
+          const holding = (sensor: SensorId) =>
+            ledger
+              .objectsOverlapping(user, t0, t0 + 86_400_000, sensor)
+              .pipe(Effect.map((objects) => objects.map((object) => object.key).sort()))
+          assert.deepStrictEqual(yield* holding(s0), [unknown.key, only0.key].sort())
+          assert.deepStrictEqual(yield* holding(s1), [unknown.key, only1.key].sort())
+          assert.deepStrictEqual(yield* holding(SensorId.make(`${user}-none`)), [unknown.key])
+          assert.deepStrictEqual(
+            (yield* ledger.objectsOfDay(day)).find((object) => object.key === only1.key),
+            only1
+          )
+        })
+    )
+
     it.effect("a row that changed after it was read makes the commit fail and change nothing", () =>
       Effect.gen(function* () {
         const ledger = yield* ArchiveLedger

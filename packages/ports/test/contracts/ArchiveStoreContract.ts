@@ -22,6 +22,34 @@ export const archiveStoreContract = (name: string, storeLayer: Layer.Layer<Archi
       })
     )
 
+    it.effect(
+      "reads part of an object with the whole size: a slice, a suffix, cut at the end; none for a missing key",
+      () =>
+        Effect.gen(function* () {
+          const store = yield* ArchiveStore
+          const key = `readings/${newRun()}/date=2026-08-01/user=u1/part-range.parquet`
+          const body = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 7) % 251)
+          yield* store.put(key, body)
+          const slice = yield* store.getRange(key, { offset: 1000, length: 5000 })
+          assert.deepStrictEqual(slice, { bytes: body.slice(1000, 6000), size: body.length })
+          const tail = yield* store.getRange(key, { suffix: 8 })
+          assert.deepStrictEqual(tail, { bytes: body.slice(-8), size: body.length })
+          assert.deepStrictEqual(yield* store.getRange(key, { suffix: 100_000 }), { bytes: body, size: body.length })
+          assert.deepStrictEqual(yield* store.getRange(key, { offset: 69_990, length: 100 }), {
+            bytes: body.slice(69_990),
+            size: body.length
+          })
+          assert.deepStrictEqual(yield* store.getRange(key, { offset: 10, length: 0 }), {
+            bytes: new Uint8Array(),
+            size: body.length
+          })
+          assert.isUndefined(yield* store.getRange(`${key}.none`, { suffix: 8 }))
+          const emptyKey = `${key}.empty`
+          yield* store.put(emptyKey, new Uint8Array())
+          assert.deepStrictEqual(yield* store.getRange(emptyKey, { suffix: 8 }), { bytes: new Uint8Array(), size: 0 })
+        })
+    )
+
     it.effect("writing a key again replaces the object; list is in key order with sizes, by prefix only", () =>
       Effect.gen(function* () {
         const store = yield* ArchiveStore
