@@ -15,6 +15,9 @@ export const IsoTimestamp = Schema.String.check(
   Schema.makeFilter((text: string) => {
     // Only a well-formed timestamp can name a day that does not exist; the pattern reports the rest.
     if (!isoUtcPattern.test(text)) return true
+    // ISO-8601's year 0000 is 1 BC to JavaScript but out of range to PostgreSQL, whose store
+    // query would fail with a 5xx: it is refused here, where the request is still a 400.
+    if (text.startsWith("0000")) return "must be in the year 0001 or later"
     const millis = Date.parse(text)
     // Date.parse rolls 2026-02-30 over to March; a calendar date must read back unchanged.
     return (
