@@ -131,8 +131,8 @@ const jsonError = (
  * Every error leaves as JSON with a `_tag` and a `message`, whoever made it: the framework answers an
  * unknown route, a body over the limit or an unsupported content type with an empty or plain-text body,
  * and a client must not need a second parser for those. An unknown path is 404; a known path with
- * another method is 405 with `Allow`. Failures stay failures (a defect is still logged): the JSON
- * response rides along as the response defect the server sends. With an admin port, its paths are 404
+ * another method is 405 with `Allow`. Those refusals become plain answers; a server error stays a
+ * failure (a defect is still logged), its JSON response riding along as the response defect the server sends. With an admin port, its paths are 404
  * here before anything runs.
  */
 const jsonErrors = (options: {
@@ -185,10 +185,12 @@ const jsonErrors = (options: {
           Effect.catchCause((cause) =>
             Effect.flatMap(HttpServerError.causeResponse(cause), ([response]) => {
               const json = asJson(response)
-              return json === response
-                ? Effect.failCause(cause)
-                : // Not `Cause.combine`: it hashes the reasons, and a RouteNotFound holds the request.
-                  Effect.failCause(Cause.fromReasons([...cause.reasons, Cause.makeDieReason(json)]))
+              if (json === response) return Effect.failCause(cause)
+              // A refusal (404, 405, 413, 415) is an answer, not a failure: kept as a failure, the server span
+              // recorded it as 500. A server error stays a failure, so it is still logged with its cause.
+              if (json.status < 500) return Effect.succeed(json)
+              // Not `Cause.combine`: it hashes the reasons, and a RouteNotFound holds the request.
+              return Effect.failCause(Cause.fromReasons([...cause.reasons, Cause.makeDieReason(json)]))
             })
           )
         )
