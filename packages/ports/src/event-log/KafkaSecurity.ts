@@ -47,6 +47,22 @@ const saslOf = (sasl: {
   )
 }
 
+/** SASL PLAIN sends the password as it is: over a connection without TLS anyone on the path reads it. */
+const refusePlainInClear = <
+  A extends { readonly ssl: boolean; readonly sasl: Option.Option<{ readonly mechanism: string }> }
+>(
+  security: A
+) =>
+  !security.ssl && Option.isSome(security.sasl) && security.sasl.value.mechanism === "plain"
+    ? Effect.fail(
+        new Config.ConfigError(
+          new ConfigProvider.SourceError({
+            message: "KAFKA_SASL_MECHANISM=plain sends the password in clear: set KAFKA_SSL=true, or use scram-sha-512"
+          })
+        )
+      )
+    : Effect.succeed(security)
+
 export const kafkaSecurityConfig = Config.all({
   ssl: Config.Boolean("KAFKA_SSL").pipe(Config.withDefault(false)),
   ca: pemFile("KAFKA_SSL_CA_FILE"),
@@ -57,7 +73,7 @@ export const kafkaSecurityConfig = Config.all({
     username: Config.option(Config.String("KAFKA_SASL_USERNAME")),
     password: Config.option(Config.Redacted("KAFKA_SASL_PASSWORD"))
   }).pipe(Config.mapEffect(saslOf))
-})
+}).pipe(Config.mapEffect(refusePlainInClear))
 export type KafkaSecurity = Config.Success<typeof kafkaSecurityConfig>
 
 /** No TLS, no SASL: a broker on a trusted network (tests, development). */

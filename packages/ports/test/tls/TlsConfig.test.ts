@@ -67,6 +67,12 @@ describe("TLS settings from configuration", () => {
       "KAFKA_SASL_PASSWORD"
     ],
     [
+      "SASL PLAIN without TLS (the password would travel in clear)",
+      kafkaSecurityConfig,
+      { KAFKA_SASL_MECHANISM: "plain", KAFKA_SASL_USERNAME: "u", KAFKA_SASL_PASSWORD: "p" },
+      "KAFKA_SSL"
+    ],
+    [
       "SASL credentials without a mechanism",
       kafkaSecurityConfig,
       { KAFKA_SASL_USERNAME: "u", KAFKA_SASL_PASSWORD: "p" },
