@@ -72,6 +72,19 @@ const MetricsRoute = HttpRouter.add(
 const ADMIN_ONLY_PATHS = new Set(["/metrics", "/readyz"])
 
 /**
+ * A path as the router matches it: the router ignores case, repeated and trailing slashes and what
+ * follows `;` or `#`, and decodes escapes, so `/READYZ/`, `//readyz` and `/%72eadyz` all reach
+ * `/readyz`; the admin-only check compares this form, or they would slip past it.
+ */
+export const routedPath = (url: string): string => {
+  const raw = (url.split("?")[0] ?? "").split(/[;#]/)[0] ?? ""
+  // Escape by escape, so a malformed one stays as it is instead of throwing.
+  const decoded = raw.replace(/%([0-9a-f]{2})/gi, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+  const collapsed = decoded.toLowerCase().replace(/\/{2,}/g, "/")
+  return collapsed.length > 1 ? collapsed.replace(/\/$/, "") : collapsed
+}
+
+/**
  * The admin port's own routes: `/metrics`, `/readyz` (answering as the API's `/readyz` does) and
  * `/healthz`, so probes and scraping need only that port.
  */
@@ -145,7 +158,7 @@ const jsonErrors = (options: {
       Effect.gen(function* () {
         const request = yield* HttpServerRequest.HttpServerRequest
         const path = request.url.split("?")[0] ?? ""
-        if (options.hidden.has(path)) return jsonError(404, "NotFound", "no such route")
+        if (options.hidden.has(routedPath(request.url))) return jsonError(404, "NotFound", "no such route")
         const asJson = (response: HttpServerResponse.HttpServerResponse) => {
           if (response.status < 400 || isJson(response)) return response
           const connection = response.headers.connection

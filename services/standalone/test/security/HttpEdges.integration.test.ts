@@ -279,6 +279,10 @@ describe("the HTTP edge", () => {
         assertJsonError(yield* call(`${admin}/api/v1/readings`), 404, "NotFound", "the API on the admin port")
         assertJsonError(yield* call(`${dexmon.baseUrl}/metrics`), 404, "NotFound", "/metrics on the public port")
         assertJsonError(yield* call(`${dexmon.baseUrl}/readyz`), 404, "NotFound", "/readyz on the public port")
+        // The router ignores case, repeated and trailing slashes, `;` suffixes and escapes: so must the split.
+        for (const variant of ["/readyz/", "/READYZ", "//readyz", "/readyz;x", "/%72eadyz", "/Metrics/"]) {
+          assertJsonError(yield* call(`${dexmon.baseUrl}${variant}`), 404, "NotFound", `${variant} on the public port`)
+        }
         assert.strictEqual((yield* call(`${dexmon.baseUrl}/healthz`)).status, 200)
 
         // The connection cap: of three raw connections to a server that takes two, one is closed unanswered
