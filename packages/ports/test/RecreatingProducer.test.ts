@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
+import { TestClock } from "effect/testing"
 import kafkajs, { type RecordMetadata } from "kafkajs"
 import { makeRecreatingProducer, type ProducerHandle } from "../src/event-log/RecreatingProducer.ts"
 
@@ -104,5 +105,52 @@ describe("RecreatingProducer (a unit test of the replacement policy, with kafkaj
       yield* producer.ready
       assert.isTrue(yield* producer.isReady)
     })
+  )
+  // Issue 15 asks that the receiver accept again within 5 s of the broker's return. While the broker is
+  // away, the replacement producer's connect fails over and over; the time between two tries is the most
+  // the receiver can lag behind a broker that is back. Measured on the test clock, not the wall clock.
+  it.effect(
+    "after a long outage the replacement tries again at most a second apart: a broker back is used within one",
+    () =>
+      Effect.gen(function* () {
+        let brokerBack = false
+        let connects = 0
+        const create = (): ProducerHandle => {
+          const first = connects === 0
+          return {
+            connect: () => {
+              connects++
+              return first || brokerBack ? Promise.resolve() : Promise.reject(new Error("Connection refused"))
+            },
+            disconnect: () => Promise.resolve(),
+            send: ({ topic, messages }) =>
+              first
+                ? Promise.reject(brokerSays("REQUEST_TIMED_OUT", true))
+                : Promise.resolve([
+                    {
+                      topicName: topic,
+                      partition: messages[0]!.partition!,
+                      errorCode: 0,
+                      baseOffset: "9"
+                    } as RecordMetadata
+                  ])
+          }
+        }
+        const producer = yield* makeRecreatingProducer(create)
+        yield* producer.send("t", 0, [record]).pipe(Effect.flip)
+        // Ten minutes of outage: every backoff has reached its longest wait.
+        yield* TestClock.adjust("10 minutes")
+        const triesDuringOutage = connects
+        assert.isFalse(yield* producer.isReady)
+        brokerBack = true
+        const ready = yield* Effect.forkChild(producer.ready)
+        yield* TestClock.adjust("1 second")
+        assert.isTrue(
+          yield* producer.isReady,
+          `not connected within a second of the broker's return (${triesDuringOutage} tries in ten minutes of outage)`
+        )
+        yield* Fiber.join(ready)
+        assert.strictEqual(yield* producer.send("t", 0, [record]), 9)
+      })
   )
 })

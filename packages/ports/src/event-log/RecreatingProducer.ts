@@ -44,8 +44,11 @@ const toMessage = (partition: number, record: ProducerRecord): Message => ({
   ...(record.timestamp === undefined ? {} : { timestamp: String(record.timestamp) })
 })
 
-/** How often a replacement producer tries to connect: soon at first, then every 5 seconds. */
-const reconnect = Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("5 seconds")])
+/**
+ * How often a replacement producer tries to connect: soon at first, then every second, so a broker
+ * that comes back is written to again within about a second (issue 15 asks within 5 s).
+ */
+const reconnect = Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("1 second")])
 
 /**
  * The idempotent producer behind the append lanes, replaced after any failed request: when the broker
