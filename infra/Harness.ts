@@ -50,12 +50,23 @@ import {
   stopS3Proxy,
   waitUntilBucketAnswers
 } from "./s3/S3.ts"
+import {
+  isTimescaleRunning,
+  startTimescale,
+  stopTimescale,
+  timescaleAnswers,
+  timescaleDescription,
+  timescaleEnvironment,
+  timescalePort
+} from "./timescale/Timescale.ts"
 
-export type Service = "kafka" | "postgres" | "cassandra" | "s3"
+export { type PrivateTimescale, privateTimescale } from "./timescale/Timescale.ts"
+
+export type Service = "kafka" | "postgres" | "cassandra" | "s3" | "timescale"
 /** What `up` starts when no service is named (the servers the test runner needs); s3 only when asked for. */
 export const allServices: ReadonlyArray<Service> = ["kafka", "postgres", "cassandra"]
 /** Every service `up` can start when named. */
-export const knownServices: ReadonlyArray<Service> = [...allServices, "s3"]
+export const knownServices: ReadonlyArray<Service> = [...allServices, "s3", "timescale"]
 
 export const isService = (name: string): name is Service => (knownServices as ReadonlyArray<string>).includes(name)
 
@@ -86,6 +97,9 @@ export async function up(services: ReadonlyArray<Service | Tool> = allServices):
         break
       case "s3":
         Object.assign(environment, await upS3())
+        break
+      case "timescale":
+        Object.assign(environment, await upTimescale())
         break
       case "kcat":
         Object.assign(environment, await upKcat())
@@ -294,6 +308,48 @@ const reportS3Started = (what: string, started: number, { state, timings }: S3Pr
 
 const withoutS3 = ({ s3: _s3, ...rest }: InfraState): InfraState => rest
 
+/** TimescaleDB (PGlite with the extension): reused while it runs, else started on fresh data. */
+const upTimescale = async (): Promise<Record<string, string>> =>
+  withLock(async () => {
+    const started = performance.now()
+    const previous = readState().timescale
+    if (previous !== undefined) {
+      if (isTimescaleRunning(previous) && (await timescaleAnswers(previous))) {
+        log(`timescale already running on ${previous.host}:${previous.port} (pid ${previous.pid}); reused`)
+        if (previous.port !== timescalePort())
+          log(`timescale: note: asked for port ${timescalePort()}; run \`down timescale\` first`)
+        return timescaleEnvironment(previous.port)
+      }
+      log(`timescale pid ${previous.pid} is gone or does not answer; starting a new one`)
+      await stopTimescale(previous)
+      writeState(withoutTimescale(readState()))
+    }
+    const state = await startTimescale((spawned) => writeState({ ...readState(), timescale: spawned }))
+    log(
+      `timescale ready on ${state.host}:${state.port} in ${seconds(performance.now() - started)} (${timescaleDescription(state)}; pid ${state.pid})`
+    )
+    return timescaleEnvironment(state.port)
+  })
+
+const withoutTimescale = ({ timescale: _timescale, ...rest }: InfraState): InfraState => rest
+
+const downTimescale = async (): Promise<void> => {
+  const timescale = readState().timescale
+  if (timescale === undefined) {
+    log("timescale: not started by this harness; nothing to stop")
+    return
+  }
+  const started = performance.now()
+  const wasRunning = isTimescaleRunning(timescale)
+  await stopTimescale(timescale)
+  writeState(withoutTimescale(readState()))
+  log(
+    wasRunning
+      ? `timescale (pid ${timescale.pid}) stopped in ${seconds(performance.now() - started)}; removed ${timescale.dataDirectory}`
+      : `timescale (pid ${timescale.pid}) was no longer running; removed ${timescale.dataDirectory}`
+  )
+}
+
 /**
  * Stops every server `up` started (not one given by KAFKA_BROKERS, CASSANDRA_CONTACT_POINTS or S3_ENDPOINT)
  * and removes its data; with `services`, only those (`down s3` after a one-off `up s3` leaves the rest running).
@@ -304,6 +360,7 @@ export async function down(services: ReadonlyArray<Service> = knownServices): Pr
     if (services.includes("kafka")) await downKafka()
     if (services.includes("cassandra")) await downCassandra()
     if (services.includes("s3")) await downS3()
+    if (services.includes("timescale")) await downTimescale()
   })
 }
 
@@ -360,19 +417,29 @@ const downS3 = async (): Promise<void> => {
 
 /** The environment variables of the servers that run now (started by `up`). */
 export function environment(): Record<string, string> {
-  const { kafka, cassandra, s3 } = readState()
+  const { kafka, cassandra, s3, timescale } = readState()
   return {
     ...(kafka !== undefined && isRunning(kafka) ? kafkaEnvironment(kafkaBrokers(kafka)) : {}),
     ...(cassandra !== undefined && isCassandraRunning(cassandra)
       ? cassandraEnvironment(cassandraContactPoints(cassandra), cassandraDataCenter)
       : {}),
-    ...(s3 !== undefined && isS3ProxyRunning(s3) ? s3Environment(harnessS3Settings(s3)) : {})
+    ...(s3 !== undefined && isS3ProxyRunning(s3) ? s3Environment(harnessS3Settings(s3)) : {}),
+    ...(timescale !== undefined && isTimescaleRunning(timescale) ? timescaleEnvironment(timescale.port) : {})
   }
 }
 
 /** One line per server the harness starts (whether it runs, where, and whether it answers), then one per tool. */
 export async function status(): Promise<ReadonlyArray<string>> {
-  return [await kafkaStatus(), await cassandraStatus(), await s3Status(), await kcatStatus()]
+  return [await kafkaStatus(), await cassandraStatus(), await s3Status(), await timescaleStatus(), await kcatStatus()]
+}
+
+const timescaleStatus = async (): Promise<string> => {
+  const timescale = readState().timescale
+  if (timescale === undefined) return "timescale: not running"
+  if (!isTimescaleRunning(timescale))
+    return `timescale: not running (stale state: pid ${timescale.pid} is gone; \`down\` cleans up)`
+  const answers = (await timescaleAnswers(timescale)) ? "answers" : "does NOT answer"
+  return `timescale: ${timescaleDescription(timescale)} on ${timescale.host}:${timescale.port}, pid ${timescale.pid}, since ${timescale.startedAt}, ${answers}`
 }
 
 const kafkaStatus = async (): Promise<string> => {

@@ -42,10 +42,20 @@ export interface S3State {
   readonly startedAt: string
 }
 
+export interface TimescaleState {
+  readonly pid: number
+  readonly host: string
+  readonly port: number
+  /** Holds the server's log and its database files (pgdata/); removed by `down`. */
+  readonly dataDirectory: string
+  readonly startedAt: string
+}
+
 export interface InfraState {
   readonly kafka?: KafkaState
   readonly cassandra?: CassandraState
   readonly s3?: S3State
+  readonly timescale?: TimescaleState
 }
 
 export const readState = (): InfraState => {

@@ -1,8 +1,8 @@
 // Command line of the real-server harness (`pnpm infra <command>`):
-//   up [kafka|postgres|cassandra|s3|kcat ...]  start (or reuse) the servers, default kafka postgres cassandra
-//                                              (s3 only when named); prints how long each took; kcat, a tool
+//   up [kafka|postgres|cassandra|s3|timescale|kcat ...]  start (or reuse) the servers, default kafka postgres cassandra
+//                                              (s3 and timescale only when named); prints how long each took; kcat, a tool
 //                                              and only when named: fetched into .infra unless on PATH
-//   down [kafka|cassandra|s3 ...]              stop what `up` started and remove its data, default all
+//   down [kafka|cassandra|s3|timescale ...]            stop what `up` started and remove its data, default all
 //   env                                        `export NAME=value` lines for the running servers: eval "$(pnpm -s infra env)"
 //   status                                     what runs, where, and whether it answers
 import {
@@ -20,7 +20,7 @@ import {
 } from "./Harness.ts"
 
 const usage =
-  "usage: node infra/cli.ts up [kafka|postgres|cassandra|s3|kcat ...] | down [kafka|cassandra|s3 ...] | env | status"
+  "usage: node infra/cli.ts up [kafka|postgres|cassandra|s3|timescale|kcat ...] | down [kafka|cassandra|s3|timescale ...] | env | status"
 
 // kafkajs 2.2.4 (used for the readiness check) calls setTimeout with a negative delay, which
 // Node 24 reports as a TimeoutNegativeWarning (tulios/kafkajs#1751, unfixed upstream). It is

@@ -50,8 +50,8 @@ if (missing.length > 0) {
 const alreadyRunning = Object.keys(Harness.environment()).length > 0
 // kcat first, so that a failed fetch stops the run before any server starts. When fetched, its answer is
 // a PATH with its folder first: tests that run plain `kcat` find it.
-console.log("\n== servers: node infra/cli.ts up kcat kafka postgres cassandra s3")
-const servers = await Harness.up(["kcat", "kafka", "postgres", "cassandra", "s3"])
+console.log("\n== servers: node infra/cli.ts up kcat kafka postgres cassandra s3 timescale")
+const servers = await Harness.up(["kcat", "kafka", "postgres", "cassandra", "s3", "timescale"])
 let tests = false
 try {
   tests = run(

@@ -40,10 +40,12 @@ export const EventLogLive = Layer.unwrap(
 
 /**
  * The readings store on `DATABASE_URL` (TimescaleDB or PostgreSQL) or the
- * embedded server. Every SQL layer provides the same `SqlClientLive`, which
- * the layer graph builds once: one pool, one embedded server per process.
+ * embedded server, laid out as `DEXMON_READINGS_BACKEND` says (`detect` by
+ * default: a hypertable where the timescaledb extension is available). Every
+ * SQL layer provides the same `SqlClientLive`, which the layer graph builds
+ * once: one pool, one embedded server per process.
  */
-export const ReadingStoreLive = SqlReadingStore.layer.pipe(Layer.provide(SqlClientLive))
+export const ReadingStoreLive = SqlReadingStore.layerConfig.pipe(Layer.provide(SqlClientLive))
 
 /**
  * Cassandra when `CASSANDRA_CONTACT_POINTS` is set, otherwise PostgreSQL: the

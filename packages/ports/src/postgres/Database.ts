@@ -1,6 +1,6 @@
 import { join } from "node:path"
 import { PgClient } from "@effect/sql-pg"
-import { Config, Duration, Effect, Layer, Option, type Redacted } from "effect"
+import { Config, ConfigProvider, Duration, Effect, Layer, Option, type Redacted } from "effect"
 import { requireEmbeddedAllowed } from "../DeploymentProfile.ts"
 import * as BoundedPgClient from "./BoundedPgClient.ts"
 import { EmbeddedPostgres } from "./EmbeddedPostgres.ts"
@@ -87,11 +87,30 @@ export const layerEmbedded = (options: {
     })
   ).pipe(Layer.provideMerge(EmbeddedPostgres.layer(options)))
 
+/**
+ * `DEXMON_PG_POOL_SIZE`: connections per process (default 20). 1 for a server that serves one session
+ * at a time, such as the harness's TimescaleDB (PGlite).
+ */
+export const poolSizeConfig = Config.Int("DEXMON_PG_POOL_SIZE").pipe(
+  Config.withDefault(20),
+  Config.mapEffect((size) =>
+    size >= 1 && size <= 1_000
+      ? Effect.succeed(size)
+      : Effect.fail(
+          new Config.ConfigError(
+            new ConfigProvider.SourceError({ message: `DEXMON_PG_POOL_SIZE must be between 1 and 1000, got ${size}` })
+          )
+        )
+  )
+)
+
 export const layerConfig = Layer.unwrap(
   Effect.gen(function* () {
     const bounds = yield* boundsConfig
     const url = yield* Config.option(Config.Redacted("DATABASE_URL"))
-    if (Option.isSome(url)) return layerPgClient(url.value, { bounds, tls: yield* pgTlsConfig })
+    if (Option.isSome(url)) {
+      return layerPgClient(url.value, { bounds, tls: yield* pgTlsConfig, maxConnections: yield* poolSizeConfig })
+    }
     yield* requireEmbeddedAllowed("DATABASE_URL")
     const dataDir = yield* Config.String("DEXMON_DATA_DIR").pipe(Config.withDefault(".data"))
     const port = yield* Config.Port("DEXMON_EMBEDDED_PG_PORT").pipe(Config.withDefault(54329))

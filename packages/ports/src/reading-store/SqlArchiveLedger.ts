@@ -1,6 +1,6 @@
 import type { EventId, SensorId, Source, UserId } from "@dexmon/domain"
 import { Effect, Layer } from "effect"
-import { SqlClient } from "effect/sql"
+import { SqlClient, type SqlError } from "effect/sql"
 import { runMigrations } from "../postgres/Migrations.ts"
 import { OID, pgArray } from "../postgres/PgArrays.ts"
 import { failureOf } from "../StoreFailure.ts"
@@ -18,7 +18,13 @@ import {
   type ReadingRecord
 } from "./ArchiveLedger.ts"
 import { ReadingStore } from "./ReadingStore.ts"
-import { ARCHIVED_DAY_LOCK } from "./SqlReadingStore.ts"
+import {
+  ARCHIVED_DAY_LOCK,
+  ARCHIVER_LOCK,
+  chooseBackend,
+  lockPartitions,
+  monthPartitionRange
+} from "./ReadingsSchema.ts"
 
 const migrations = {
   "0001_archive_objects": Effect.gen(function* () {
@@ -74,14 +80,9 @@ const migrations = {
 
 const failWith = failureOf((fields) => new ArchiveLedgerError(fields))
 
-/**
- * Arbitrary but fixed: the advisory lock key that makes archiver runs exclusive across processes
- * (in `pg_locks`: classid 0, objid this, objsubid 1).
- */
-export const ARCHIVER_LOCK = 0x64_78_61_72 // "dxar"
+export { ARCHIVER_LOCK } from "./ReadingsSchema.ts"
 
 const iso = (millis: number) => new Date(millis).toISOString()
-const MONTH_PARTITION = /^glucose_readings_(\d{4})(\d{2})$/
 
 interface ObjectRow {
   readonly key: string
@@ -188,6 +189,8 @@ export const make = Effect.gen(function* () {
   // The readings table must exist first: requiring the store orders the two layers' migrations.
   yield* ReadingStore
   yield* runMigrations("archive_ledger", migrations)
+  // The store has laid the table out by now: this reads which way.
+  const backend = yield* chooseBackend("detect").pipe(Effect.orDie)
 
   const objectColumns = sql.literal(`key, to_char(day, 'YYYY-MM-DD') AS day, user_id, row_count, checksum,
     (extract(epoch FROM first_timestamp) * 1000)::float8 AS first_ms,
@@ -517,34 +520,64 @@ export const make = Effect.gen(function* () {
     )
   })
 
+  /** Drops one part of the hot table if, under its lock, no row is left in `range`; whether it did. */
+  const dropIfEmpty = (
+    table: string,
+    range: { readonly from: number; readonly to: number },
+    drop: Effect.Effect<unknown, SqlError.SqlError>
+  ) =>
+    sql
+      .withTransaction(
+        Effect.gen(function* () {
+          // The part itself, so no insert slips in between the check and the drop.
+          yield* sql.unsafe(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`)
+          // Through the parent table: a compressed chunk's rows are not in the chunk's own heap.
+          const [{ empty }] = (yield* sql<{ empty: boolean }>`
+            SELECT NOT EXISTS (SELECT 1 FROM glucose_readings
+              WHERE "timestamp" >= ${iso(range.from)}::timestamptz AND "timestamp" < ${iso(range.to)}::timestamptz) AS empty`) as [
+            { empty: boolean }
+          ]
+          if (!empty) return false
+          yield* drop
+          return true
+        })
+      )
+      .pipe(Effect.mapError(failWith("drop partition")))
+
+  /**
+   * Monthly partitions (PostgreSQL) or chunks (TimescaleDB) that end at or before `before` and hold no
+   * row: every row they held is in the archive, since a commit deletes the hot rows of its object.
+   */
   const dropEmptyPartitions = Effect.fn("ArchiveLedger.dropEmptyPartitions")(function* (before: number) {
+    const dropped: Array<string> = []
+    if (backend === "timescale") {
+      const chunks = yield* sql<{ table: string; name: string; from_ms: number; to_ms: number }>`
+        SELECT format('%I.%I', chunk_schema, chunk_name) AS table, chunk_name AS name,
+          (extract(epoch FROM range_start) * 1000)::float8 AS from_ms,
+          (extract(epoch FROM range_end) * 1000)::float8 AS to_ms
+        FROM timescaledb_information.chunks WHERE hypertable_name = 'glucose_readings'
+        ORDER BY range_start`.pipe(Effect.mapError(failWith("list chunks")))
+      for (const chunk of chunks) {
+        const range = { from: Number(chunk.from_ms), to: Number(chunk.to_ms) }
+        if (range.to > before) continue
+        // drop_chunks with both bounds at the chunk's own range drops that chunk and no other.
+        const drop = sql`SELECT drop_chunks('glucose_readings',
+          older_than => ${iso(range.to)}::timestamptz, newer_than => ${iso(range.from)}::timestamptz)`
+        if (yield* dropIfEmpty(chunk.table, range, drop)) dropped.push(chunk.name)
+      }
+      return dropped
+    }
     const partitions = yield* sql<{ name: string }>`
       SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
       WHERE i.inhparent = 'glucose_readings'::regclass ORDER BY c.relname`.pipe(
       Effect.mapError(failWith("list partitions"))
     )
-    const dropped: Array<string> = []
     for (const { name } of partitions) {
-      const month = MONTH_PARTITION.exec(name)
-      if (month === null) continue
-      const end = Date.UTC(Number(month[1]), Number(month[2]), 1) // Date.UTC months are 0-based: this is the next month
-      if (end > before) continue
-      const wasDropped = yield* sql
-        .withTransaction(
-          Effect.gen(function* () {
-            // The same lock that guards creating partitions; then the partition itself, so no insert slips in.
-            yield* sql`SELECT pg_advisory_xact_lock(hashtext('glucose_readings partitions'))`
-            yield* sql.unsafe(`LOCK TABLE ${name} IN ACCESS EXCLUSIVE MODE`)
-            const [{ empty }] = (yield* sql.unsafe<{ empty: boolean }>(
-              `SELECT NOT EXISTS (SELECT 1 FROM ${name}) AS empty`
-            )) as unknown as [{ empty: boolean }]
-            if (!empty) return false
-            yield* sql.unsafe(`DROP TABLE ${name}`)
-            return true
-          })
-        )
-        .pipe(Effect.mapError(failWith("drop partition")))
-      if (wasDropped) dropped.push(name)
+      const range = monthPartitionRange(name)
+      if (range === undefined || range.to > before) continue
+      // The lock that guards creating partitions is taken first, as the processors take it.
+      const drop = lockPartitions(sql).pipe(Effect.andThen(sql.unsafe(`DROP TABLE ${name}`)))
+      if (yield* dropIfEmpty(name, range, drop)) dropped.push(name)
     }
     return dropped
   })

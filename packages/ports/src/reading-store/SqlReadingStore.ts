@@ -1,5 +1,5 @@
 import { contentHash, Reading } from "@dexmon/domain"
-import { Clock, Config, Effect, Layer, Schema } from "effect"
+import { Clock, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { decodeCursor, encodeCursor } from "../Cursor.ts"
 import { runMigrations } from "../postgres/Migrations.ts"
@@ -12,118 +12,18 @@ import {
   type ReadingWrite,
   type UpsertSummary
 } from "./ReadingStore.ts"
-
-/** `DEXMON_CHUNK_INTERVAL` and `DEXMON_COMPRESS_AFTER` (TimescaleDB only), as PostgreSQL intervals. */
-const ReadingsLayoutConfig = Config.all({
-  chunkInterval: Config.String("DEXMON_CHUNK_INTERVAL").pipe(Config.withDefault("7 days")),
-  compressAfter: Config.String("DEXMON_COMPRESS_AFTER").pipe(Config.withDefault("30 days"))
-})
-
-const migrations = {
-  "0001_glucose_readings": Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const layout = yield* ReadingsLayoutConfig
-    // The TimescaleDB path is taken where the extension can be created; otherwise native range partitions.
-    const available = yield* sql<{ available: boolean }>`
-      SELECT count(*) > 0 AS available FROM pg_available_extensions WHERE name = 'timescaledb'`
-    const timescale = available[0]?.available === true
-    if (timescale) yield* sql`CREATE EXTENSION IF NOT EXISTS timescaledb`
-    yield* sql`CREATE SEQUENCE glucose_readings_id_seq`
-    yield* sql`CREATE TABLE glucose_readings (
-      id bigint NOT NULL DEFAULT nextval('glucose_readings_id_seq'),
-      sensor_id text NOT NULL,
-      user_id text NOT NULL,
-      "timestamp" timestamptz NOT NULL,
-      glucose_value double precision NOT NULL,
-      source text NOT NULL CHECK (source IN ('SENSOR', 'MANUAL')),
-      version integer NOT NULL,
-      etag text NOT NULL,
-      content_hash text NOT NULL,
-      event_id uuid NOT NULL,
-      created_at timestamptz NOT NULL,
-      updated_at timestamptz NOT NULL,
-      CONSTRAINT glucose_readings_identity UNIQUE (sensor_id, "timestamp")
-    ) ${timescale ? sql`` : sql`PARTITION BY RANGE ("timestamp")`}`
-    if (timescale) {
-      // TimescaleDB: a hypertable on the timestamp, old chunks compressed (segments per sensor).
-      yield* sql`SELECT create_hypertable('glucose_readings', 'timestamp', chunk_time_interval => ${layout.chunkInterval}::interval)`
-      yield* sql`ALTER TABLE glucose_readings SET (timescaledb.compress, timescaledb.compress_segmentby = 'sensor_id')`
-      yield* sql`SELECT add_compression_policy('glucose_readings', ${layout.compressAfter}::interval)`
-    }
-    yield* sql`CREATE INDEX glucose_readings_by_user ON glucose_readings (user_id, "timestamp", sensor_id)`
-    yield* sql`CREATE TABLE glucose_readings_history (
-      history_id bigserial PRIMARY KEY,
-      id bigint NOT NULL,
-      sensor_id text NOT NULL,
-      user_id text NOT NULL,
-      "timestamp" timestamptz NOT NULL,
-      glucose_value double precision NOT NULL,
-      source text NOT NULL,
-      version integer NOT NULL,
-      etag text NOT NULL,
-      event_id uuid NOT NULL,
-      created_at timestamptz NOT NULL,
-      updated_at timestamptz NOT NULL,
-      superseded_at timestamptz NOT NULL DEFAULT now(),
-      superseded_by_event uuid NOT NULL
-    )`
-    yield* sql`CREATE INDEX glucose_readings_history_by_key ON glucose_readings_history (sensor_id, "timestamp", version)`
-    // The superseded value is copied by the database itself, in the statement that replaces it:
-    // no path can change a reading without keeping what it said before.
-    yield* sql.unsafe(`CREATE FUNCTION glucose_readings_keep_history() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        INSERT INTO glucose_readings_history (id, sensor_id, user_id, "timestamp", glucose_value, source, version,
-          etag, event_id, created_at, updated_at, superseded_by_event)
-        VALUES (OLD.id, OLD.sensor_id, OLD.user_id, OLD."timestamp", OLD.glucose_value, OLD.source, OLD.version,
-          OLD.etag, OLD.event_id, OLD.created_at, OLD.updated_at, NEW.event_id);
-        RETURN NULL;
-      END $$`)
-    yield* sql`CREATE TRIGGER glucose_readings_history AFTER UPDATE ON glucose_readings
-      FOR EACH ROW WHEN (OLD.version IS DISTINCT FROM NEW.version) EXECUTE FUNCTION glucose_readings_keep_history()`
-  }),
-  // Where the event that wrote each reading was first appended to the events log: "later" is decided
-  // by that position, not by the receivers' clocks inside the event ids. Rows written before stay
-  // NULL and are compared by event id.
-  "0002_event_positions": Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    yield* sql`ALTER TABLE glucose_readings ADD COLUMN event_partition integer, ADD COLUMN event_offset bigint`
-  }),
-  // Late events for archived days (see `ArchiveLedger`): how far each (user, day) is archived, written by
-  // the ledger's commit, and the queue of events the upsert keeps out of the hot store because of it.
-  "0003_late_events": Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    yield* sql`CREATE TABLE glucose_archived_days (
-      user_id text NOT NULL,
-      day date NOT NULL,
-      archived_through timestamptz NOT NULL,
-      PRIMARY KEY (user_id, day)
-    )`
-    yield* sql`CREATE TABLE glucose_late_events (
-      event_id uuid PRIMARY KEY,
-      id bigint NOT NULL,
-      sensor_id text NOT NULL,
-      user_id text NOT NULL,
-      "timestamp" timestamptz NOT NULL,
-      glucose_value double precision NOT NULL,
-      source text NOT NULL CHECK (source IN ('SENSOR', 'MANUAL')),
-      event_partition integer,
-      event_offset bigint,
-      received_at timestamptz NOT NULL
-    )`
-    yield* sql`CREATE INDEX glucose_late_events_by_user ON glucose_late_events (user_id, "timestamp", sensor_id)`
-  })
-}
-
-/**
- * The lock (two-key advisory form, first key) that serializes the upsert's routing of a UTC day's events
- * with the archiver's commits for that day: upserts take it shared per day, a commit exclusively. Without it
- * an upsert could see a key still hot, wait on the row the commit is removing, and insert it again after
- * the commit: one reading hot and archived at once.
- */
-export const ARCHIVED_DAY_LOCK = 0x64_78_6c_64 // "dxld"
-
-/** The UTC day of an instant, `YYYY-MM-DD`: the unit of the archive and of its lock. */
-const utcDay = (millis: number) => new Date(millis).toISOString().slice(0, 10)
+import {
+  ARCHIVED_DAY_LOCK,
+  chooseBackend,
+  lockPartitions,
+  monthPartitionName,
+  monthStart,
+  nextMonth,
+  type ReadingsBackend,
+  readingsBackendConfig,
+  readingsMigrations,
+  utcDay
+} from "./ReadingsSchema.ts"
 
 const failWith = failureOf((fields) => new ReadingStoreError(fields))
 
@@ -172,14 +72,6 @@ const toReading = (row: typeof ReadingRow.Type) =>
     updated_at: new Date(row.updated_ms).toISOString()
   })
 
-const MONTH_NAME = (start: Date) =>
-  `glucose_readings_${start.getUTCFullYear()}${String(start.getUTCMonth() + 1).padStart(2, "0")}`
-const monthStart = (millis: number) => {
-  const date = new Date(millis)
-  return new Date(Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), 1))
-}
-const nextMonth = (start: Date) => new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1))
-
 /**
  * Monthly range partitions of `glucose_readings` (when it is natively
  * partitioned rather than a hypertable): created at start for the hot window
@@ -187,34 +79,32 @@ const nextMonth = (start: Date) => new Date(Date.UTC(start.getUTCFullYear(), sta
  * partition yet, under an advisory lock so concurrent processors do not race.
  * The archiver detaches whole months once they are archived.
  */
-const makePartitions = Effect.fnUntraced(function* (sql: SqlClient.SqlClient) {
-  const [{ partitioned }] = (yield* sql<{ partitioned: boolean }>`
-    SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = 'glucose_readings'::regclass) AS partitioned`) as [
-    { partitioned: boolean }
-  ]
+const makePartitions = Effect.fnUntraced(function* (sql: SqlClient.SqlClient, backend: ReadingsBackend) {
+  // A hypertable makes its chunks itself.
+  const partitioned = backend === "postgres"
   const existing = new Set<string>()
   /** Whether every month of `timestamps` has a partition this process knows of (or the table has none). */
   const known = (timestamps: ReadonlyArray<number>) =>
-    !partitioned || timestamps.every((t) => existing.has(MONTH_NAME(monthStart(t))))
+    !partitioned || timestamps.every((t) => existing.has(monthPartitionName(monthStart(t))))
   const ensureFor = (timestamps: ReadonlyArray<number>) =>
     Effect.gen(function* () {
       if (!partitioned) return
       const missing = [...new Set(timestamps.map((t) => monthStart(t).getTime()))]
         .map((t) => new Date(t))
-        .filter((start) => !existing.has(MONTH_NAME(start)))
+        .filter((start) => !existing.has(monthPartitionName(start)))
       if (missing.length === 0) return
       yield* sql.withTransaction(
         Effect.gen(function* () {
-          yield* sql`SELECT pg_advisory_xact_lock(hashtext('glucose_readings partitions'))`
+          yield* lockPartitions(sql)
           for (const start of missing) {
             yield* sql.unsafe(
-              `CREATE TABLE IF NOT EXISTS ${MONTH_NAME(start)} PARTITION OF glucose_readings
+              `CREATE TABLE IF NOT EXISTS ${monthPartitionName(start)} PARTITION OF glucose_readings
                FOR VALUES FROM ('${start.toISOString()}') TO ('${nextMonth(start).toISOString()}')`
             )
           }
         })
       )
-      for (const start of missing) existing.add(MONTH_NAME(start))
+      for (const start of missing) existing.add(monthPartitionName(start))
     }).pipe(Effect.mapError(failWith("create partitions")))
 
   const now = yield* Clock.currentTimeMillis
@@ -231,15 +121,22 @@ const makePartitions = Effect.fnUntraced(function* (sql: SqlClient.SqlClient) {
 })
 
 /**
- * The readings store on PostgreSQL or TimescaleDB. The conflict rule of the
- * design runs inside the upsert (`ON CONFLICT ... DO UPDATE ... WHERE`), with
- * the version bump and the etag in the same statement; the domain's
+ * The readings store on TimescaleDB (a hypertable) or PostgreSQL (monthly partitions), as `requested`
+ * (see `chooseBackend`). The conflict rule of the design runs inside the upsert (`ON CONFLICT ... DO
+ * UPDATE ... WHERE`), with the version bump and the etag in the same statement; the domain's
  * `applyConflictRule` is the reference the contract suite checks it against.
  */
-export const make = Effect.gen(function* () {
+export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend | "detect") {
   const sql = yield* SqlClient.SqlClient
-  yield* runMigrations("readings", migrations)
-  const partitions = yield* makePartitions(sql)
+  const backend = yield* chooseBackend(requested)
+  yield* Effect.logInfo(
+    backend === "timescale"
+      ? "readings in a TimescaleDB hypertable (chunks, compression)"
+      : "readings in PostgreSQL, partitioned by month",
+    { backend, requested }
+  )
+  yield* runMigrations("readings", readingsMigrations(backend))
+  const partitions = yield* makePartitions(sql, backend)
 
   // The columns of a Reading, with instants as epoch milliseconds (exact for millisecond precision).
   const readingColumns = sql.literal(`id::text AS id, sensor_id, user_id,
@@ -458,5 +355,13 @@ export const make = Effect.gen(function* () {
   return ReadingStore.of({ upsert, list, get, history, ping })
 })
 
-/** The readings store on whatever PostgreSQL the `SqlClient` points at. */
-export const layer = Layer.effect(ReadingStore, make)
+/** The readings store on whatever the `SqlClient` points at, its layout detected (see `chooseBackend`). */
+export const layer = Layer.effect(ReadingStore, makeWith("detect"))
+
+/** The readings store as `DEXMON_READINGS_BACKEND` says (`timescale`, `postgres`, or `detect`, the default). */
+export const layerConfig = Layer.effect(
+  ReadingStore,
+  Effect.gen(function* () {
+    return yield* makeWith(yield* readingsBackendConfig)
+  })
+)
