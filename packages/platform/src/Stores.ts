@@ -1,9 +1,7 @@
 import {
-  type ArchiveStore,
   CassandraAlertStateStore,
   CassandraAlertStore,
   Database,
-  type EventLog,
   KafkaEventLog,
   LocalFolderArchiveStore,
   PostgresAlertSettingsStore,
@@ -11,32 +9,90 @@ import {
   PostgresAlertStore,
   PostgresDeliveryOutbox,
   PostgresEventLog,
+  PostgresReadingStore,
   PostgresWebhookStore,
   requireEmbeddedAllowed,
   S3ArchiveStore,
   SqlArchiveLedger,
   SqlReadingStore,
   SqlSensorOwnership,
+  TimescaleReadingStore,
   Topics
 } from "@dexmon/ports"
 import { Config, Effect, Layer, Option } from "effect"
 
-// The store layers, chosen by configuration. Each real store is selected by its
-// connection variable; without it the embedded store is used, except under
-// `DEXMON_PROFILE=production`, where a missing variable stops start-up.
+// The store layers. First the adapters under the names the product brief uses, each on the server its
+// connection variable names (`KafkaLayer`, `TimescaleLayer`, `CassandraLayer`, `S3Layer`), and the ones
+// `pnpm start` runs without configuration (`Embedded*Layer`, in PostgreSQL: the embedded server, or
+// `DATABASE_URL`). Then what the services use (`*Live`): for each port, the real store when its
+// variable is set, otherwise the embedded one, except under `DEXMON_PROFILE=production`, where a
+// missing variable stops start-up.
 
 /** PostgreSQL: `DATABASE_URL`, or the embedded server under `DEXMON_DATA_DIR`. */
 export const SqlClientLive = Database.layerConfig
 
-/** The event log: Kafka when `KAFKA_BROKERS` is set, otherwise the embedded log in PostgreSQL. */
-export const EventLogLive = Layer.unwrap(
-  Effect.gen(function* () {
-    const brokers = yield* Config.option(Config.String("KAFKA_BROKERS"))
-    if (Option.isSome(brokers)) return KafkaEventLog.layer as Layer.Layer<EventLog, unknown, Topics>
-    yield* requireEmbeddedAllowed("KAFKA_BROKERS")
-    return PostgresEventLog.layer.pipe(Layer.provide(SqlClientLive))
-  })
-).pipe(Layer.provideMerge(Topics.layerConfig))
+/** The event log on Kafka (`KAFKA_BROKERS`), its topics named by `Topics.layerConfig`. */
+export const KafkaLayer = KafkaEventLog.layer.pipe(Layer.provideMerge(Topics.layerConfig))
+
+/** The event log in PostgreSQL, for one process: `LISTEN`/`NOTIFY` in place of consumer groups. */
+export const EmbeddedEventLogLayer = PostgresEventLog.layer.pipe(
+  Layer.provide(SqlClientLive),
+  Layer.provideMerge(Topics.layerConfig)
+)
+
+/**
+ * The hot readings and the archive ledger on TimescaleDB (`DATABASE_URL`): a hypertable in chunks,
+ * compressed as they age, the emptied chunks dropped by the archiver. Start-up fails without the
+ * timescaledb extension.
+ */
+export const TimescaleLayer = SqlArchiveLedger.layer.pipe(
+  Layer.provideMerge(TimescaleReadingStore.layer),
+  Layer.provide(SqlClientLive)
+)
+
+/** The hot readings and the archive ledger in plain PostgreSQL, partitioned by month. */
+export const EmbeddedReadingsLayer = SqlArchiveLedger.layer.pipe(
+  Layer.provideMerge(PostgresReadingStore.layer),
+  Layer.provide(SqlClientLive)
+)
+
+/** Alerts and the alert engine's per-sensor state on Cassandra (`CASSANDRA_CONTACT_POINTS`), on one session. */
+export const CassandraLayer = Layer.mergeAll(CassandraAlertStore.layer, CassandraAlertStateStore.layer)
+
+/** Alerts and the per-sensor state in PostgreSQL tables. */
+export const EmbeddedAlertsLayer = Layer.mergeAll(PostgresAlertStore.layer, PostgresAlertStateStore.layer).pipe(
+  Layer.provide(SqlClientLive)
+)
+
+/** Archive objects on S3 (`S3_BUCKET`, `S3_ENDPOINT`, ...). */
+export const S3Layer = S3ArchiveStore.layer
+
+/** Archive objects in a local folder (`DEXMON_ARCHIVE_DIR`). */
+export const EmbeddedArchiveLayer = LocalFolderArchiveStore.layerConfig
+
+/**
+ * `real` when `variable` is set, otherwise `embedded` (refused in the production profile), each
+ * layer's own errors kept in the result.
+ */
+const realOrEmbedded = <A, EReal, RReal, EEmbedded, REmbedded>(
+  variable: string,
+  real: Layer.Layer<A, EReal, RReal>,
+  embedded: Layer.Layer<A, EEmbedded, REmbedded>
+) =>
+  Layer.unwrap(
+    Effect.gen(function* (): Effect.fn.Return<
+      Layer.Layer<A, EReal | EEmbedded, RReal | REmbedded>,
+      Config.ConfigError
+    > {
+      const value = yield* Config.option(Config.String(variable))
+      if (Option.isSome(value)) return real
+      yield* requireEmbeddedAllowed(variable)
+      return embedded
+    })
+  )
+
+/** The event log: Kafka when `KAFKA_BROKERS` is set, otherwise in PostgreSQL. */
+export const EventLogLive = realOrEmbedded("KAFKA_BROKERS", KafkaLayer, EmbeddedEventLogLayer)
 
 /**
  * The readings store on `DATABASE_URL` (TimescaleDB or PostgreSQL) or the
@@ -47,25 +103,9 @@ export const EventLogLive = Layer.unwrap(
  */
 export const ReadingStoreLive = SqlReadingStore.layerConfig.pipe(Layer.provide(SqlClientLive))
 
-/**
- * Cassandra when `CASSANDRA_CONTACT_POINTS` is set, otherwise PostgreSQL: the
- * alert stores' choice, with each layer's own errors kept in the result.
- */
-const cassandraOrPostgres = <A, ECassandra, EPostgres>(
-  cassandraLayer: Layer.Layer<A, ECassandra>,
-  postgresLayer: Layer.Layer<A, EPostgres>
-) =>
-  Layer.unwrap(
-    Effect.gen(function* (): Effect.fn.Return<Layer.Layer<A, ECassandra | EPostgres>, Config.ConfigError> {
-      const contactPoints = yield* Config.option(Config.String("CASSANDRA_CONTACT_POINTS"))
-      if (Option.isSome(contactPoints)) return cassandraLayer
-      yield* requireEmbeddedAllowed("CASSANDRA_CONTACT_POINTS")
-      return postgresLayer
-    })
-  )
-
 /** Alerts: Cassandra when `CASSANDRA_CONTACT_POINTS` is set, otherwise a table in PostgreSQL. */
-export const AlertStoreLive = cassandraOrPostgres(
+export const AlertStoreLive = realOrEmbedded(
+  "CASSANDRA_CONTACT_POINTS",
   CassandraAlertStore.layer,
   PostgresAlertStore.layer.pipe(Layer.provide(SqlClientLive))
 )
@@ -75,20 +115,14 @@ export const AlertStoreLive = cassandraOrPostgres(
  * `CASSANDRA_CONTACT_POINTS` is set (on the same client as `AlertStoreLive`, as
  * both layers provide the one `CassandraSession.layer`), otherwise a table in PostgreSQL.
  */
-export const AlertStateStoreLive = cassandraOrPostgres(
+export const AlertStateStoreLive = realOrEmbedded(
+  "CASSANDRA_CONTACT_POINTS",
   CassandraAlertStateStore.layer,
   PostgresAlertStateStore.layer.pipe(Layer.provide(SqlClientLive))
 )
 
 /** Archive objects: S3 when `S3_BUCKET` is set, otherwise a local folder (`DEXMON_ARCHIVE_DIR`). */
-export const ArchiveStoreLive = Layer.unwrap(
-  Effect.gen(function* () {
-    const bucket = yield* Config.option(Config.String("S3_BUCKET"))
-    if (Option.isSome(bucket)) return S3ArchiveStore.layer as Layer.Layer<ArchiveStore, unknown>
-    yield* requireEmbeddedAllowed("S3_BUCKET")
-    return LocalFolderArchiveStore.layerConfig
-  })
-)
+export const ArchiveStoreLive = realOrEmbedded("S3_BUCKET", S3Layer, EmbeddedArchiveLayer)
 
 /** The archive ledger, beside the readings it removes in the same database. */
 export const ArchiveLedgerLive = SqlArchiveLedger.layer.pipe(
