@@ -42,6 +42,35 @@ const sessionReset = [
   query("SET client_min_messages = warning")
 ]
 
+/**
+ * pglite-socket hands PGlite each TCP read as it comes, but a message longer than one read (64 KiB: a batch
+ * upsert, an archive commit) arrives in pieces, and PGlite given a piece fails the connection. So the bytes of
+ * the connection being served are gathered here and handed on in whole messages; a piece alone gets an empty
+ * answer, for which pglite-socket sends nothing. A connection opens with untyped messages (an SSL or GSS
+ * request, then the startup message); every later one has a type byte.
+ */
+const framing = { pending: new Uint8Array(0), untyped: true }
+const wholeMessages = (bytes: Uint8Array): Uint8Array => {
+  const joined = new Uint8Array(framing.pending.length + bytes.length)
+  joined.set(framing.pending)
+  joined.set(bytes, framing.pending.length)
+  const view = new DataView(joined.buffer)
+  let end = 0
+  for (;;) {
+    const header = framing.untyped ? 0 : 1
+    if (joined.length - end < header + 4) break
+    const length = view.getInt32(end + header)
+    if (joined.length - end < header + length) break
+    // 80877103 asks for SSL, 80877104 for GSS encryption: the startup message follows, untyped too.
+    if (framing.untyped && ![80877103, 80877104].includes(length >= 8 ? view.getInt32(end + 4) : 0)) {
+      framing.untyped = false
+    }
+    end += header + length
+  }
+  framing.pending = joined.slice(end)
+  return joined.subarray(0, end)
+}
+
 /** The database as pglite-socket sees it: each connection's exclusive hold on it starts with a reset session. */
 const served = new Proxy(db, {
   get(target, property) {
@@ -49,8 +78,16 @@ const served = new Proxy(db, {
       return <T>(work: () => Promise<T>) =>
         target.runExclusive(async () => {
           for (const reset of sessionReset) await target.execProtocolRaw(reset)
+          framing.pending = new Uint8Array(0)
+          framing.untyped = true
           return work()
         })
+    }
+    if (property === "execProtocolRaw") {
+      return async (bytes: Uint8Array, ...rest: Array<never>) => {
+        const whole = wholeMessages(bytes)
+        return whole.length === 0 ? new Uint8Array(0) : target.execProtocolRaw(whole, ...rest)
+      }
     }
     const value = Reflect.get(target, property, target)
     return typeof value === "function" ? value.bind(target) : value

@@ -1,5 +1,6 @@
 import type { EventId, SensorId, Source, UserId } from "@dexmon/domain"
-import { Effect, Layer } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Layer, Option, Semaphore } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { runMigrations } from "../postgres/Migrations.ts"
 import { OID, pgArray } from "../postgres/PgArrays.ts"
@@ -196,35 +197,67 @@ export const make = Effect.gen(function* () {
     (extract(epoch FROM first_timestamp) * 1000)::float8 AS first_ms,
     (extract(epoch FROM last_timestamp) * 1000)::float8 AS last_ms, sensor_ids`)
 
+  // A pool of one connection (`DEXMON_PG_POOL_SIZE=1`, for a server that serves one session at a time such as
+  // PGlite) has no second connection to reserve for the lock: the run's work would wait on it forever.
+  const pool: Option.Option<PgClient.PgPoolConfig> = Option.map(
+    yield* Effect.serviceOption(PgClient.PgClient),
+    (pg) => pg.config
+  )
+  const oneSession = Option.exists(pool, (config) => (config.maxConnections ?? 10) === 1)
+  // Session advisory locks nest within a session: on the one session a second run of this process would take
+  // the lock again, so the process keeps its own runs one at a time there.
+  const runsHere = yield* Semaphore.make(1)
+
+  /**
+   * The session the run lock lives on, as a way to run a statement on it. Normally a connection reserved for
+   * the run, so the lock lives exactly as long as that session, whatever the pool does meanwhile. On a pool of
+   * one it is the pool's only session, which the run's work then uses too; should the pool replace that
+   * connection (closed when idle, or given up at a deadline), the lock goes with it, as when a reserved lock
+   * connection dies, and the lease's token fences the run as it does then.
+   */
+  const lockSession = oneSession
+    ? Effect.succeed((statement: string, params: ReadonlyArray<unknown>) => sql.unsafe(statement, params))
+    : Effect.map(
+        sql.reserve,
+        (connection) => (statement: string, params: ReadonlyArray<unknown>) =>
+          connection.execute(statement, params, undefined)
+      )
+
   /**
    * The advisory lock keeps a second run out at once, and frees itself when its connection dies, so a
    * crashed archiver blocks no one. But the run goes on when that happens, so correctness comes from the
    * token: taken under the lock, it supersedes every older one, and the ledger's writes check it.
    */
-  const exclusive = <A, E, R>(use: (lease: ArchiverLease) => Effect.Effect<A, E, R>) =>
+  const locked = <A, E, R>(use: (lease: ArchiverLease) => Effect.Effect<A, E, R>) =>
     Effect.scoped(
       Effect.gen(function* () {
-        const connection = yield* sql.reserve.pipe(Effect.mapError(failWith("lock")))
-        const [row] = yield* connection
-          .execute("SELECT pg_try_advisory_lock($1) AS locked", [ARCHIVER_LOCK], undefined)
-          .pipe(Effect.mapError(failWith("lock")))
-        if (row?.locked !== true) return yield* new ArchiverBusy()
-        yield* Effect.addFinalizer(() =>
-          connection.execute("SELECT pg_advisory_unlock($1)", [ARCHIVER_LOCK], undefined).pipe(Effect.ignore)
+        const execute = yield* lockSession.pipe(Effect.mapError(failWith("lock")))
+        const [row] = yield* execute("SELECT pg_try_advisory_lock($1) AS locked", [ARCHIVER_LOCK]).pipe(
+          Effect.mapError(failWith("lock"))
         )
+        if (row?.locked !== true) return yield* new ArchiverBusy()
+        yield* Effect.addFinalizer(() => execute("SELECT pg_advisory_unlock($1)", [ARCHIVER_LOCK]).pipe(Effect.ignore))
         // Waits for the commits of an older holder still under way, whose share locks hold the row.
-        const [lease] = yield* connection
-          .execute(
-            `UPDATE archiver_lease SET token = token + 1, acquired_at = now(),
-               holder = coalesce(host(inet_client_addr()), 'local') || ' backend ' || pg_backend_pid()
-             RETURNING token::text AS token`,
-            [],
-            undefined
-          )
-          .pipe(Effect.mapError(failWith("lease")))
+        const [lease] = yield* execute(
+          `UPDATE archiver_lease SET token = token + 1, acquired_at = now(),
+             holder = coalesce(host(inet_client_addr()), 'local') || ' backend ' || pg_backend_pid()
+           RETURNING token::text AS token`,
+          []
+        ).pipe(Effect.mapError(failWith("lease")))
         return yield* use({ token: Number((lease as { token: string }).token) })
       })
     )
+
+  const exclusive = <A, E, R>(use: (lease: ArchiverLease) => Effect.Effect<A, E, R>) =>
+    oneSession
+      ? runsHere
+          .withPermitsIfAvailable(1)(locked(use))
+          .pipe(
+            Effect.flatMap(
+              Option.match({ onNone: () => Effect.fail(new ArchiverBusy()), onSome: (a) => Effect.succeed(a) })
+            )
+          )
+      : locked(use)
 
   /**
    * Inside a transaction: fails with `ArchiverLeaseLost` unless `lease` is the newest. The share lock holds
@@ -341,6 +374,10 @@ export const make = Effect.gen(function* () {
           DELETE FROM glucose_readings r USING archived k
           WHERE r.sensor_id = k.sensor_id AND r."timestamp" = k."timestamp" AND r.etag = k.etag
             AND r.user_id = ${object.user_id}
+            -- The object's own bounds (its rows lie within them): without them, this statement prepared with
+            -- parameters crashes TimescaleDB in PGlite (WASM) when a compressed chunk is in its way.
+            AND r."timestamp" >= ${iso(object.first_timestamp)}::timestamptz
+            AND r."timestamp" <= ${iso(object.last_timestamp)}::timestamptz
           RETURNING 1
         )
         SELECT count(*)::int AS removed FROM gone`.pipe(Effect.mapError(failWith("commit")))) as [{ removed: number }]
