@@ -4,7 +4,7 @@
  * of one: it fails and says how to get it.
  */
 export const requiredServer = (
-  variable: "KAFKA_BROKERS" | "DATABASE_URL" | "CASSANDRA_CONTACT_POINTS" | "S3_ENDPOINT"
+  variable: "KAFKA_BROKERS" | "DATABASE_URL" | "CASSANDRA_CONTACT_POINTS" | "S3_ENDPOINT" | "TIMESCALE_URL"
 ): string => {
   const value = process.env[variable]
   if (value === undefined || value === "") {
