@@ -13,7 +13,7 @@ import os from "node:os"
 import { fileURLToPath } from "node:url"
 import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3"
 import { dayOf, encodeReadings } from "@dexmon/archive"
-import { Database, SqlArchiveLedger, SqlReadingStore } from "@dexmon/ports"
+import { Database, PostgresArchiveLedger, SqlReadingStore } from "@dexmon/ports"
 import { freshDatabase, readingHistory, seedReadingHistory } from "@dexmon/testing"
 import { NodeRuntime } from "@effect/platform-node"
 import { Clock, Console, Context, Effect, Layer, Redacted, Stream } from "effect"
@@ -62,14 +62,14 @@ const rawBaseline = (prefix: string, cutoff: number) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const s3 = yield* s3Client
-    // The columns of SqlArchiveLedger's readChunk, but every due row of every user at once.
-    const due = sql<SqlArchiveLedger.ReadingRecordRow>`
-      SELECT ${SqlArchiveLedger.recordColumns(sql)}
+    // The columns of PostgresArchiveLedger's readChunk, but every due row of every user at once.
+    const due = sql<PostgresArchiveLedger.ReadingRecordRow>`
+      SELECT ${PostgresArchiveLedger.recordColumns(sql)}
       FROM glucose_readings
       WHERE "timestamp" < ${new Date(cutoff).toISOString()}::timestamptz
       ORDER BY user_id, "timestamp"`.stream
     const totals = yield* due.pipe(
-      Stream.map(SqlArchiveLedger.toReadingRecord),
+      Stream.map(PostgresArchiveLedger.toReadingRecord),
       // Ordered by user then time, so each (user, UTC day) is one adjacent run.
       Stream.groupAdjacentBy((row) => `date=${dayOf(row.timestamp)}/user=${row.user_id}`),
       Stream.mapEffect(
@@ -180,7 +180,7 @@ const program = Effect.gen(function* () {
     Effect.ignore(Effect.all([removePrefix(s3, rawPrefix), removePrefix(s3, archivePrefix)]))
   )
   const context = yield* Layer.build(
-    SqlArchiveLedger.layer.pipe(
+    PostgresArchiveLedger.layer.pipe(
       Layer.provideMerge(SqlReadingStore.layer),
       Layer.provideMerge(Database.layerPgClient(Redacted.make(bench.url)))
     )

@@ -1,4 +1,4 @@
-import { S3ArchiveStore, SqlArchiveLedger, SqlReadingStore } from "@dexmon/ports"
+import { PostgresArchiveLedger, S3ArchiveStore, SqlReadingStore } from "@dexmon/ports"
 import { layerServerPostgresTest, requiredServer } from "@dexmon/ports/testing"
 import { describe } from "@effect/vitest"
 import { ConfigProvider, Layer } from "effect"
@@ -11,7 +11,7 @@ const s3 = requiredServer("S3_ENDPOINT")
 describe(`Archiver on ${database} and S3 at ${s3}`, () => {
   archiverSuite("PostgreSQL and S3", () =>
     Layer.mergeAll(
-      SqlArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
+      PostgresArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
       S3ArchiveStore.layer.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv())))
     ).pipe(Layer.provideMerge(Layer.fresh(layerServerPostgresTest)))
   )

@@ -1,7 +1,7 @@
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { LocalFolderArchiveStore, SqlArchiveLedger, SqlReadingStore } from "@dexmon/ports"
+import { LocalFolderArchiveStore, PostgresArchiveLedger, SqlReadingStore } from "@dexmon/ports"
 import { layerEmbeddedPostgresTest } from "@dexmon/ports/testing"
 import { describe } from "@effect/vitest"
 import { Layer } from "effect"
@@ -11,7 +11,7 @@ import { archiverSuite } from "./ArchiverSuite.ts"
 describe("Archiver on the embedded stores", () => {
   archiverSuite("embedded PostgreSQL and a local folder", () =>
     Layer.mergeAll(
-      SqlArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
+      PostgresArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
       LocalFolderArchiveStore.layer(mkdtempSync(join(tmpdir(), "dexmon-archive-")))
     ).pipe(Layer.provideMerge(Layer.fresh(layerEmbeddedPostgresTest)))
   )

@@ -2,11 +2,11 @@ import { HotRetention, Reading, SensorId, UserId } from "@dexmon/domain"
 import {
   ArchiveLedger,
   ArchiveStore,
+  PostgresArchiveLedger,
   type ReadingRecord,
   ReadingStore,
   type ReadingWrite,
   S3ArchiveStore,
-  SqlArchiveLedger,
   TimescaleReadingStore
 } from "@dexmon/ports"
 import { layerTimescaleTest, requiredServer } from "@dexmon/ports/testing"
@@ -32,7 +32,7 @@ const DAY = 24 * HOUR
 /** The production pair on TimescaleDB: a private PGlite server per test (a pool of one connection), and S3. */
 const stores = (): Layer.Layer<ArchiveStores, unknown> =>
   Layer.mergeAll(
-    SqlArchiveLedger.layer.pipe(Layer.provideMerge(TimescaleReadingStore.layer)),
+    PostgresArchiveLedger.layer.pipe(Layer.provideMerge(TimescaleReadingStore.layer)),
     S3ArchiveStore.layer.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv())))
   ).pipe(Layer.provideMerge(Layer.fresh(layerTimescaleTest)))
 
@@ -255,7 +255,7 @@ describe(`Archiver on TimescaleDB (PGlite, one session) and S3 at ${s3}; the cas
             .exclusive(() =>
               sql<{ held: number }>`
               SELECT count(*)::int AS held FROM pg_locks
-              WHERE locktype = 'advisory' AND granted AND objid::bigint = ${SqlArchiveLedger.ARCHIVER_LOCK}`.pipe(
+              WHERE locktype = 'advisory' AND granted AND objid::bigint = ${PostgresArchiveLedger.ARCHIVER_LOCK}`.pipe(
                 Effect.flatMap(([row]) => Deferred.succeed(holding, Number(row?.held))),
                 Effect.andThen(Deferred.await(release))
               )

@@ -2,10 +2,10 @@ import { EventId, HotRetention, Reading, SensorId, UserId } from "@dexmon/domain
 import {
   ArchiveLedger,
   ArchiveStore,
+  PostgresArchiveLedger,
   type ReadingRecord,
   ReadingStore,
-  type ReadingWrite,
-  SqlArchiveLedger
+  type ReadingWrite
 } from "@dexmon/ports"
 import { assert, it } from "@effect/vitest"
 import { Clock, Deferred, Effect, Fiber, Layer, Schedule } from "effect"
@@ -165,7 +165,7 @@ const cutLockConnection = Effect.gen(function* () {
   const ended = yield* sql<{ ended: boolean }>`
     SELECT pg_terminate_backend(pid, 30000) AS ended FROM pg_locks
     WHERE locktype = 'advisory' AND granted AND classid = 0 AND objsubid = 1
-      AND objid::bigint = ${SqlArchiveLedger.ARCHIVER_LOCK}
+      AND objid::bigint = ${PostgresArchiveLedger.ARCHIVER_LOCK}
       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`
   return ended.filter((row) => row.ended).length
 }).pipe(Effect.orDie)

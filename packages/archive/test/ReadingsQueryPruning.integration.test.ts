@@ -3,10 +3,10 @@ import {
   type ArchiveLedger,
   ArchiveStore,
   type ByteRange,
+  PostgresArchiveLedger,
   ReadingStore,
   type ReadingWrite,
   S3ArchiveStore,
-  SqlArchiveLedger,
   SqlReadingStore
 } from "@dexmon/ports"
 import { layerServerPostgresTest, requiredServer } from "@dexmon/ports/testing"
@@ -156,7 +156,7 @@ type Stores = ReadingStore | ArchiveLedger | ArchiveStore | SqlClient.SqlClient 
 
 const stores = (): Layer.Layer<Stores, unknown> =>
   Layer.mergeAll(
-    SqlArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
+    PostgresArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
     S3ArchiveStore.layer.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv()))),
     Layer.succeed(HotRetention, HotRetention.of({ millis: RETENTION_DAYS * DAY }))
   ).pipe(Layer.provideMerge(Layer.fresh(layerServerPostgresTest)))

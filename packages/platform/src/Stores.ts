@@ -7,15 +7,15 @@ import {
   PostgresAlertSettingsStore,
   PostgresAlertStateStore,
   PostgresAlertStore,
+  PostgresArchiveLedger,
   PostgresDeliveryOutbox,
   PostgresEventLog,
   PostgresReadingStore,
+  PostgresSensorOwnership,
   PostgresWebhookStore,
   requireEmbeddedAllowed,
   S3ArchiveStore,
-  SqlArchiveLedger,
   SqlReadingStore,
-  SqlSensorOwnership,
   TimescaleReadingStore,
   Topics
 } from "@dexmon/ports"
@@ -45,13 +45,13 @@ export const EmbeddedEventLogLayer = PostgresEventLog.layer.pipe(
  * compressed as they age, the emptied chunks dropped by the archiver. Start-up fails without the
  * timescaledb extension.
  */
-export const TimescaleLayer = SqlArchiveLedger.layer.pipe(
+export const TimescaleLayer = PostgresArchiveLedger.layer.pipe(
   Layer.provideMerge(TimescaleReadingStore.layer),
   Layer.provide(SqlClientLive)
 )
 
 /** The hot readings and the archive ledger in plain PostgreSQL, partitioned by month. */
-export const EmbeddedReadingsLayer = SqlArchiveLedger.layer.pipe(
+export const EmbeddedReadingsLayer = PostgresArchiveLedger.layer.pipe(
   Layer.provideMerge(PostgresReadingStore.layer),
   Layer.provide(SqlClientLive)
 )
@@ -125,13 +125,13 @@ export const AlertStateStoreLive = realOrEmbedded(
 export const ArchiveStoreLive = realOrEmbedded("S3_BUCKET", S3Layer, EmbeddedArchiveLayer)
 
 /** The archive ledger, beside the readings it removes in the same database. */
-export const ArchiveLedgerLive = SqlArchiveLedger.layer.pipe(
+export const ArchiveLedgerLive = PostgresArchiveLedger.layer.pipe(
   Layer.provideMerge(ReadingStoreLive),
   Layer.provide(SqlClientLive)
 )
 
 /** Sensor owners, in the readings database (`DATABASE_URL` or the embedded server). */
-export const SensorOwnershipLive = SqlSensorOwnership.layer.pipe(Layer.provide(SqlClientLive))
+export const SensorOwnershipLive = PostgresSensorOwnership.layer.pipe(Layer.provide(SqlClientLive))
 
 /**
  * Users' alert settings, in the readings database beside the sensor owners

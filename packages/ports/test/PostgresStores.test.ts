@@ -5,11 +5,11 @@ import {
   PostgresAlertSettingsStore,
   PostgresAlertStateStore,
   PostgresAlertStore,
+  PostgresArchiveLedger,
   PostgresDeliveryOutbox,
+  PostgresSensorOwnership,
   PostgresWebhookStore,
-  SqlArchiveLedger,
-  SqlReadingStore,
-  SqlSensorOwnership
+  SqlReadingStore
 } from "../src/index.ts"
 import { layerEmbeddedPostgresTest } from "../src/testing/index.ts"
 import { alertSettingsStoreContract } from "./contracts/AlertSettingsStoreContract.ts"
@@ -29,10 +29,10 @@ import { webhookStoreContract } from "./contracts/WebhookStoreContract.ts"
 // One embedded server for every suite of this file.
 const postgres = Layer.fresh(layerEmbeddedPostgresTest)
 const both = Layer.mergeAll(
-  SqlArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
+  PostgresArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
   PostgresAlertStore.layer,
   PostgresAlertStateStore.layer,
-  SqlSensorOwnership.layer,
+  PostgresSensorOwnership.layer,
   PostgresAlertSettingsStore.layer,
   PostgresWebhookStore.layer,
   PostgresDeliveryOutbox.layer

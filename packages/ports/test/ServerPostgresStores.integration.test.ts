@@ -5,11 +5,11 @@ import {
   PostgresAlertSettingsStore,
   PostgresAlertStateStore,
   PostgresAlertStore,
+  PostgresArchiveLedger,
   PostgresDeliveryOutbox,
+  PostgresSensorOwnership,
   PostgresWebhookStore,
-  SqlArchiveLedger,
-  SqlReadingStore,
-  SqlSensorOwnership
+  SqlReadingStore
 } from "../src/index.ts"
 import { layerServerPostgresTest, requiredServer } from "../src/testing/index.ts"
 import { alertSettingsStoreContract } from "./contracts/AlertSettingsStoreContract.ts"
@@ -29,10 +29,10 @@ import { webhookStoreContract } from "./contracts/WebhookStoreContract.ts"
 // The same suites as on the embedded server, on the real PostgreSQL server (PostgreSQL 15 here).
 const server = requiredServer("DATABASE_URL").replace(/\/\/[^@]*@/, "//")
 const both = Layer.mergeAll(
-  SqlArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
+  PostgresArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
   PostgresAlertStore.layer,
   PostgresAlertStateStore.layer,
-  SqlSensorOwnership.layer,
+  PostgresSensorOwnership.layer,
   PostgresAlertSettingsStore.layer,
   PostgresWebhookStore.layer,
   PostgresDeliveryOutbox.layer

@@ -3,10 +3,10 @@ import { assert, layer } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer } from "effect"
 import { SqlClient } from "effect/sql"
 import {
+  PostgresArchiveLedger,
   ReadingStore,
   ReadingStoreError,
   type ReadingWrite,
-  SqlArchiveLedger,
   SqlReadingStore,
   TimescaleReadingStore
 } from "../src/index.ts"
@@ -17,7 +17,7 @@ import { readingStoreContract, reference } from "./contracts/ReadingStoreContrac
 // The readings store and the archive ledger on a real TimescaleDB (PGlite with the extension, one per
 // suite: each `layer` below builds its own server). It serves one session at a time, so the contract
 // cases that need two at once run on PostgreSQL only (PostgresStores, ServerPostgresStores).
-const hypertableStores = SqlArchiveLedger.layer.pipe(
+const hypertableStores = PostgresArchiveLedger.layer.pipe(
   Layer.provideMerge(TimescaleReadingStore.layer),
   Layer.provideMerge(Layer.fresh(layerTimescaleTest))
 )

@@ -23,9 +23,9 @@ import {
   PostgresAlertStateStore,
   PostgresAlertStore,
   PostgresEventLog,
+  PostgresSensorOwnership,
   ReadingStore,
   SqlReadingStore,
-  SqlSensorOwnership,
   Topics
 } from "@dexmon/ports"
 import { ProcessorLive } from "@dexmon/processor"
@@ -46,7 +46,7 @@ const pipelineOn = (eventLog: Layer.Layer<EventLog, unknown, Topics | SqlClient.
     PostgresAlertSettingsStore.layer
   ).pipe(Layer.provideMerge(topics), Layer.provideMerge(layerEmbeddedPostgresTest))
   // What a receiver needs beside the stores: a test runs receivers of its own in this process.
-  const receiverNeeds = Layer.mergeAll(HotRetention.layerConfig, SqlSensorOwnership.layer).pipe(
+  const receiverNeeds = Layer.mergeAll(HotRetention.layerConfig, PostgresSensorOwnership.layer).pipe(
     Layer.provideMerge(stores)
   )
   return Layer.mergeAll(ProcessorLive, NotifierLive).pipe(

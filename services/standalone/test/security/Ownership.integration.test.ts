@@ -1,6 +1,12 @@
 import { ReadingInput } from "@dexmon/api"
 import { EventIds, HotRetention, SensorId, UserId } from "@dexmon/domain"
-import { KafkaEventLog, PostgresAlertSettingsStore, SensorOwnership, SqlSensorOwnership, Topics } from "@dexmon/ports"
+import {
+  KafkaEventLog,
+  PostgresAlertSettingsStore,
+  PostgresSensorOwnership,
+  SensorOwnership,
+  Topics
+} from "@dexmon/ports"
 import { Ingestion } from "@dexmon/receiver"
 import { DexMonClient } from "@dexmon/sdk"
 import {
@@ -188,7 +194,7 @@ describe("a batch the event log refuses (issue 16)", () => {
         () => Effect.promise(() => admin.deleteTopics({ topics: topics.specs.map((spec) => spec.name) }))
       )
       const database = yield* freshDatabase()
-      const stores = Layer.mergeAll(SqlSensorOwnership.layer, PostgresAlertSettingsStore.layer).pipe(
+      const stores = Layer.mergeAll(PostgresSensorOwnership.layer, PostgresAlertSettingsStore.layer).pipe(
         Layer.provide(Layer.succeed(SqlClient.SqlClient, database.sql))
       )
       const receiver = Ingestion.layer.pipe(

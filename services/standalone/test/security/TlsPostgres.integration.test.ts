@@ -1,5 +1,5 @@
 import { SensorId, UserId } from "@dexmon/domain"
-import { Database, SensorOwnership, SqlSensorOwnership } from "@dexmon/ports"
+import { Database, PostgresSensorOwnership, SensorOwnership } from "@dexmon/ports"
 import { makeCertificateAuthority, makeTlsPostgres, type TlsPostgres } from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, ConfigProvider, Effect, Exit, Layer, Option } from "effect"
@@ -13,7 +13,7 @@ import { SqlClient } from "effect/sql"
 
 /** The SQL client as the services build it, from these variables only, with a store over it. */
 const storeFrom = (env: Record<string, string>) =>
-  SqlSensorOwnership.layer.pipe(
+  PostgresSensorOwnership.layer.pipe(
     Layer.provideMerge(Database.layerConfig),
     Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnvRecord(env)))
   )

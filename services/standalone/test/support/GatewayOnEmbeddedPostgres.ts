@@ -8,12 +8,12 @@ import {
   LocalFolderArchiveStore,
   PostgresAlertSettingsStore,
   PostgresAlertStore,
+  PostgresArchiveLedger,
   PostgresDeliveryOutbox,
   PostgresEventLog,
+  PostgresSensorOwnership,
   PostgresWebhookStore,
-  SqlArchiveLedger,
   SqlReadingStore,
-  SqlSensorOwnership,
   Topics
 } from "@dexmon/ports"
 import { DexMonClient } from "@dexmon/sdk"
@@ -41,12 +41,12 @@ export const layerGatewayOnEmbeddedPostgres = (name: string) =>
       const archiveDir = yield* tempDir(name)
       const stores = Layer.mergeAll(
         PostgresAlertStore.layer,
-        SqlArchiveLedger.layer,
+        PostgresArchiveLedger.layer,
         LocalFolderArchiveStore.layer(archiveDir),
         PostgresAlertSettingsStore.layer,
         PostgresWebhookStore.layer,
         PostgresDeliveryOutbox.layer,
-        SqlSensorOwnership.layer,
+        PostgresSensorOwnership.layer,
         PostgresEventLog.layer.pipe(Layer.provideMerge(Layer.succeed(Topics, Topics.make(2, `${name}.`))))
       ).pipe(
         Layer.provideMerge(SqlReadingStore.layer),
