@@ -132,29 +132,45 @@ export const followGroupPrefix = (clientId: string) => `${clientId}-follow-`
  *   is taken (backpressure); offsets are committed only by `batch.commit`, and
  *   never for a partition this member no longer owns after a rebalance.
  */
+/**
+ * The retry of the producer's Kafka client, which kafkajs uses to connect and to refresh metadata: each
+ * wait at most a second, so a replacement producer tries a broker that is back within about a second.
+ */
+export const PRODUCER_CLIENT_RETRY = { retries: 8, initialRetryTime: 100, maxRetryTime: 1_000 } as const
+
 export const makeWith = Effect.fnUntraced(function* (options: KafkaEventLogOptions = {}) {
   const config = yield* kafkaConfig
   const topics = yield* Topics
   // kafkajs logs through this service's logger (JSON or pretty, with its annotations), not its own console format.
   const runLog = Effect.runForkWith(yield* Effect.context<never>())
-  const kafka = new Kafka({
-    clientId: config.clientId,
-    brokers: [...config.brokers],
-    logLevel: logLevel.WARN,
-    logCreator:
-      () =>
-      ({ namespace, level, log }) => {
-        const { message, ...fields } = log
-        const line = `kafkajs ${namespace}: ${message}`
-        runLog(
-          (level <= logLevel.ERROR ? Effect.logError(line) : Effect.logWarning(line)).pipe(
-            Effect.annotateLogs(fields as Record<string, unknown>)
+  const client = (retry: {
+    readonly retries: number
+    readonly initialRetryTime: number
+    readonly maxRetryTime: number
+  }) =>
+    new Kafka({
+      clientId: config.clientId,
+      brokers: [...config.brokers],
+      logLevel: logLevel.WARN,
+      logCreator:
+        () =>
+        ({ namespace, level, log }) => {
+          const { message, ...fields } = log
+          const line = `kafkajs ${namespace}: ${message}`
+          runLog(
+            (level <= logLevel.ERROR ? Effect.logError(line) : Effect.logWarning(line)).pipe(
+              Effect.annotateLogs(fields as Record<string, unknown>)
+            )
           )
-        )
-      },
-    retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 5_000 },
-    ...kafkaClientSecurity(config.security)
-  })
+        },
+      retry: { ...retry },
+      ...kafkaClientSecurity(config.security)
+    })
+  const kafka = client({ retries: 8, initialRetryTime: 100, maxRetryTime: 5_000 })
+  // The producer's own client: kafkajs connects (and refreshes metadata) with the client's retry, not the
+  // producer's, so under the shared client a replacement producer's connect would wait up to 5 s between tries
+  // inside kafkajs, and a broker that came back would be written to again only that much later.
+  const producerKafka = client(PRODUCER_CLIENT_RETRY)
 
   const admin = kafka.admin()
   yield* Effect.acquireRelease(Effect.tryPromise({ try: () => admin.connect(), catch: failWith("connect") }), () =>
@@ -214,9 +230,10 @@ export const makeWith = Effect.fnUntraced(function* (options: KafkaEventLogOptio
 
   // The idempotent producer retries without limit (kafkajs's own requirement for its sequence numbers);
   // an append that is not acknowledged within KAFKA_APPEND_TIMEOUT fails towards its caller instead.
-  // Retries at most a second apart: a broker that comes back is written to again within that.
+  // Retries at most a second apart, connects too (its own client): a broker that comes back is written to
+  // again within about a second.
   const producer = yield* makeRecreatingProducer(() => {
-    const created = kafka.producer({
+    const created = producerKafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
