@@ -558,25 +558,31 @@ export const make = Effect.gen(function* () {
   })
 
   /** Drops one part of the hot table if, under its lock, no row is left in `range`; whether it did. */
-  const dropIfEmpty = (
-    table: string,
-    range: { readonly from: number; readonly to: number },
-    drop: Effect.Effect<unknown, SqlError.SqlError>
-  ) =>
+  /**
+   * Drops one part of the hot table if, under its lock, no row is left in [from, to) (timestamptz text, as
+   * the catalog gives it: no rounding on the way); whether it did. `first` runs before the part is locked,
+   * so locks are taken in the order the processors take them.
+   */
+  const dropIfEmpty = (part: {
+    readonly table: string
+    readonly from: string
+    readonly to: string
+    readonly first: Effect.Effect<unknown, SqlError.SqlError>
+    readonly drop: Effect.Effect<boolean, SqlError.SqlError>
+  }) =>
     sql
       .withTransaction(
         Effect.gen(function* () {
+          yield* part.first
           // The part itself, so no insert slips in between the check and the drop.
-          yield* sql.unsafe(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`)
+          yield* sql.unsafe(`LOCK TABLE ${part.table} IN ACCESS EXCLUSIVE MODE`)
           // Through the parent table: a compressed chunk's rows are not in the chunk's own heap.
           const [{ empty }] = (yield* sql<{ empty: boolean }>`
             SELECT NOT EXISTS (SELECT 1 FROM glucose_readings
-              WHERE "timestamp" >= ${iso(range.from)}::timestamptz AND "timestamp" < ${iso(range.to)}::timestamptz) AS empty`) as [
+              WHERE "timestamp" >= ${part.from}::timestamptz AND "timestamp" < ${part.to}::timestamptz) AS empty`) as [
             { empty: boolean }
           ]
-          if (!empty) return false
-          yield* drop
-          return true
+          return empty ? yield* part.drop : false
         })
       )
       .pipe(Effect.mapError(failWith("drop partition")))
@@ -588,19 +594,31 @@ export const make = Effect.gen(function* () {
   const dropEmptyPartitions = Effect.fn("ArchiveLedger.dropEmptyPartitions")(function* (before: number) {
     const dropped: Array<string> = []
     if (backend === "timescale") {
-      const chunks = yield* sql<{ table: string; name: string; from_ms: number; to_ms: number }>`
+      const chunks = yield* sql<{ table: string; name: string; range_start: string; range_end: string }>`
         SELECT format('%I.%I', chunk_schema, chunk_name) AS table, chunk_name AS name,
-          (extract(epoch FROM range_start) * 1000)::float8 AS from_ms,
-          (extract(epoch FROM range_end) * 1000)::float8 AS to_ms
-        FROM timescaledb_information.chunks WHERE hypertable_name = 'glucose_readings'
+          range_start::text AS range_start, range_end::text AS range_end
+        FROM timescaledb_information.chunks
+        WHERE hypertable_name = 'glucose_readings' AND range_end <= ${iso(before)}::timestamptz
         ORDER BY range_start`.pipe(Effect.mapError(failWith("list chunks")))
       for (const chunk of chunks) {
-        const range = { from: Number(chunk.from_ms), to: Number(chunk.to_ms) }
-        if (range.to > before) continue
-        // drop_chunks with both bounds at the chunk's own range drops that chunk and no other.
-        const drop = sql`SELECT drop_chunks('glucose_readings',
-          older_than => ${iso(range.to)}::timestamptz, newer_than => ${iso(range.from)}::timestamptz)`
-        if (yield* dropIfEmpty(chunk.table, range, drop)) dropped.push(chunk.name)
+        const dropChunk = Effect.gen(function* () {
+          // Both bounds at the chunk's own range: that chunk and no other (chunks of one time dimension do not
+          // overlap). It answers the chunks it dropped: none, if another run dropped it meanwhile.
+          const [{ count }] = (yield* sql<{ count: number }>`
+            SELECT count(*)::int AS count FROM drop_chunks('glucose_readings',
+              older_than => ${chunk.range_end}::timestamptz, newer_than => ${chunk.range_start}::timestamptz)`) as [
+            { count: number }
+          ]
+          return Number(count) === 1
+        })
+        const wasDropped = yield* dropIfEmpty({
+          table: chunk.table,
+          from: chunk.range_start,
+          to: chunk.range_end,
+          first: Effect.void,
+          drop: dropChunk
+        })
+        if (wasDropped) dropped.push(chunk.name)
       }
       return dropped
     }
@@ -612,9 +630,16 @@ export const make = Effect.gen(function* () {
     for (const { name } of partitions) {
       const range = monthPartitionRange(name)
       if (range === undefined || range.to > before) continue
-      // The lock that guards creating partitions is taken first, as the processors take it.
-      const drop = lockPartitions(sql).pipe(Effect.andThen(sql.unsafe(`DROP TABLE ${name}`)))
-      if (yield* dropIfEmpty(name, range, drop)) dropped.push(name)
+      const wasDropped = yield* dropIfEmpty({
+        table: name,
+        from: iso(range.from),
+        to: iso(range.to),
+        // The lock that guards creating partitions before the partition's and the parent's, as a processor
+        // takes it before it creates a partition: the other order can deadlock with it.
+        first: lockPartitions(sql),
+        drop: sql.unsafe(`DROP TABLE ${name}`).pipe(Effect.as(true))
+      })
+      if (wasDropped) dropped.push(name)
     }
     return dropped
   })
