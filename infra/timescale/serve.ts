@@ -60,6 +60,12 @@ const wholeMessages = (bytes: Uint8Array): Uint8Array => {
     const header = framing.untyped ? 0 : 1
     if (joined.length - end < header + 4) break
     const length = view.getInt32(end + header)
+    // A length below its own four bytes is no message: pglite-socket closes the connection on this error,
+    // where waiting for more would spin here forever and hold up every other client.
+    if (length < 4) {
+      framing.pending = new Uint8Array(0)
+      throw new Error(`malformed message: length ${length}`)
+    }
     if (joined.length - end < header + length) break
     // 80877103 asks for SSL, 80877104 for GSS encryption: the startup message follows, untyped too.
     if (framing.untyped && ![80877103, 80877104].includes(length >= 8 ? view.getInt32(end + 4) : 0)) {
@@ -80,7 +86,9 @@ const served = new Proxy(db, {
           for (const reset of sessionReset) await target.execProtocolRaw(reset)
           framing.pending = new Uint8Array(0)
           framing.untyped = true
-          return work()
+          // pglite-socket ends a connection that failed by rejecting this hold, and does not catch that
+          // rejection: unhandled, it would end the whole server.
+          return work().catch(() => undefined as T)
         })
     }
     if (property === "execProtocolRaw") {
