@@ -136,6 +136,9 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
     { backend, requested }
   )
   yield* runMigrations("readings", readingsMigrations(backend))
+  // Chosen before the migrations ran: another process may have laid the table out the other way in
+  // between (its own DEXMON_READINGS_BACKEND), and then this one must not go on as if it had its own way.
+  yield* chooseBackend(backend)
   const partitions = yield* makePartitions(sql, backend)
 
   // The columns of a Reading, with instants as epoch milliseconds (exact for millisecond precision).
