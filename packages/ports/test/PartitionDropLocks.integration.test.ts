@@ -1,5 +1,5 @@
 import { assert, layer } from "@effect/vitest"
-import { Clock, Deferred, Effect, Fiber, Layer } from "effect"
+import { Clock, Deferred, Effect, Fiber, Layer, Schedule } from "effect"
 import { SqlClient } from "effect/sql"
 import { ArchiveLedger, PostgresArchiveLedger, PostgresReadingStore, ReadingsSchema } from "../src/index.ts"
 import { layerServerPostgresTest } from "../src/testing/index.ts"
@@ -42,12 +42,10 @@ layer(stores, { timeout: 60_000, excludeTestServices: true })("dropping emptied 
         // The fresh database's oldest months are empty and over: the drop has work to do.
         const archiver = yield* ledger.dropEmptyPartitions(yield* Clock.currentTimeMillis).pipe(Effect.forkChild)
         // Until the drop waits on a lock the processor holds (its real signal, not a delay)...
-        const loop: Effect.Effect<void, unknown, SqlClient.SqlClient> = Effect.gen(function* () {
-          if ((yield* waitingOnLocks) >= 1) return
-          yield* Effect.sleep("20 millis")
-          return yield* loop
-        })
-        yield* loop
+        yield* waitingOnLocks.pipe(
+          Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (waiting) => waiting >= 1 }),
+          Effect.timeout("30 seconds")
+        )
         // ...then the processor creates its partition. In the other lock order the drop would hold a partition
         // and the parent while waiting for the partitions lock, and PostgreSQL would abort one side (40P01).
         yield* Deferred.succeed(create, undefined)
