@@ -1,6 +1,4 @@
-import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
-import { BatchSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
+import type { SpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Config, Effect, Layer, Option, type Tracer } from "effect"
 import { HttpTraceContext } from "effect/http"
 
@@ -11,7 +9,8 @@ import { HttpTraceContext } from "effect/http"
  * set (the exporter reads its own `OTEL_EXPORTER_OTLP_*` settings), named by
  * `OTEL_SERVICE_NAME` (default `dexmon-<service>`); `OTEL_SDK_DISABLED=true`
  * or `OTEL_TRACES_EXPORTER=none` turns export off. Without export, spans still
- * carry trace ids into logs and Kafka headers.
+ * carry trace ids into logs and Kafka headers. The OpenTelemetry SDK and the
+ * exporter (some 70 MB of a process's memory) are loaded only when spans are exported.
  */
 export const TracingLive = (service: string) =>
   Layer.unwrap(
@@ -25,13 +24,20 @@ export const TracingLive = (service: string) =>
         return Layer.empty
       }
       yield* Effect.logInfo(`exporting traces over OTLP as ${serviceName}`)
+      const [{ BatchSpanProcessor }, { OTLPTraceExporter }] = yield* Effect.promise(() =>
+        Promise.all([import("@opentelemetry/sdk-trace-base"), import("@opentelemetry/exporter-trace-otlp-http")])
+      )
       return layerSpanProcessor(serviceName, new BatchSpanProcessor(new OTLPTraceExporter()))
     })
   )
 
 /** Tracing into a given span processor (tests use an in-memory one). */
 export const layerSpanProcessor = (serviceName: string, processor: SpanProcessor) =>
-  NodeSdk.layer(() => ({ spanProcessor: processor, resource: { serviceName } }))
+  Layer.unwrap(
+    Effect.promise(() => import("@effect/opentelemetry/NodeSdk")).pipe(
+      Effect.map((NodeSdk) => NodeSdk.layer(() => ({ spanProcessor: processor, resource: { serviceName } })))
+    )
+  )
 
 /** W3C trace context of the current span as message headers (`traceparent`), or none outside a span. */
 export const currentTraceHeaders: Effect.Effect<Readonly<Record<string, string>>> = Effect.currentSpan.pipe(

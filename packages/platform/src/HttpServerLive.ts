@@ -2,7 +2,7 @@ import { createServer } from "node:http"
 import type { Duplex } from "node:stream"
 import { Caller } from "@dexmon/api"
 import { Metrics, RedactionLive } from "@dexmon/observability"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { ByteSize, Cause, Config, Duration, Effect, Exit, Layer, Option } from "effect"
 import {
   HttpIncomingMessage,

@@ -1,5 +1,5 @@
 import { Metrics, RedactionLive, redactText, TracingLive } from "@dexmon/observability"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Config, Context, Effect, Layer, Logger, Option, Tracer } from "effect"
 import { boundShutdown, dropForeignSignalHandlers, teardown } from "./Shutdown.ts"
 

@@ -1,5 +1,6 @@
 import { EventLogLive, LoggerLive } from "@dexmon/platform"
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Console, Effect, Layer } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { DeadLetters } from "./DeadLetters.ts"

@@ -1,5 +1,5 @@
 import { SensorId, UserId } from "@dexmon/domain"
-import cassandra from "cassandra-driver"
+import type cassandra from "cassandra-driver"
 import { Effect, Layer, Schema } from "effect"
 import {
   AlertStateConflict,
@@ -11,8 +11,6 @@ import {
 import { type CassandraConfig, CassandraSession, consistencyOf } from "./CassandraSession.ts"
 import { isThisWrite, writeRounds } from "./SensorStateWrites.ts"
 
-const { types } = cassandra
-
 /**
  * State is read and written at `LOCAL_QUORUM`, or at the configured level when
  * that is stronger: a notifier that takes a partition over must read every
@@ -21,16 +19,16 @@ const { types } = cassandra
 export const stateConsistency = (configured: CassandraConfig["consistency"]) =>
   configured === "ONE" || configured === "LOCAL_ONE" ? consistencyOf.LOCAL_QUORUM : consistencyOf[configured]
 
-const StateRow = Schema.Struct({
-  sensor_id: SensorId,
-  user_id: UserId,
-  log_partition: Schema.Number,
-  state: Schema.String,
-  check_at: Schema.NullOr(Schema.Date),
-  revision: Schema.instanceOf(types.Long)
-})
-
-const long = (value: number) => types.Long.fromNumber(value)
+/** A state row; `revision` is the driver's `Long`, so the schema is made once the session has loaded the driver. */
+const stateRowOf = (Long: typeof cassandra.types.Long) =>
+  Schema.Struct({
+    sensor_id: SensorId,
+    user_id: UserId,
+    log_partition: Schema.Number,
+    state: Schema.String,
+    check_at: Schema.NullOr(Schema.Date),
+    revision: Schema.instanceOf(Long)
+  })
 
 /**
  * The alert engine's state on Apache Cassandra: `alert_sensor_state`, one
@@ -47,11 +45,14 @@ const long = (value: number) => types.Long.fromNumber(value)
 export const make = Effect.gen(function* () {
   const session = yield* CassandraSession
   const { config } = session
+  const { types } = session.driver
+  const StateRow = stateRowOf(types.Long)
+  const long = (value: number) => types.Long.fromNumber(value)
   const { failWith, run, runAll } = session.runner((fields) => new AlertStateStoreError(fields))
   const stateTable = `${config.keyspace}.alert_sensor_state`
   const checksTable = `${config.keyspace}.alert_sensor_checks`
   const consistency = stateConsistency(config.consistency)
-  const conditional = { consistency, serialConsistency: types.consistencies.localSerial, isIdempotent: false }
+  const conditional = { consistency, serialConsistency: consistencyOf.LOCAL_SERIAL, isIdempotent: false }
 
   yield* run(
     "create table",
@@ -149,7 +150,7 @@ export const make = Effect.gen(function* () {
       yield* writeCheck("save", row.log_partition, row.sensor_id, row.check_at, expected + 1)
       return true
     }
-    const stored = yield* readState(row.sensor_id, { consistency: types.consistencies.localSerial })
+    const stored = yield* readState(row.sensor_id, { consistency: consistencyOf.LOCAL_SERIAL })
     if (stored === undefined) return false
     yield* writeCheck("save", stored.log_partition, stored.sensor_id, stored.check_at, stored.revision)
     return isThisWrite(stored, write)

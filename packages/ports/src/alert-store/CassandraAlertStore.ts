@@ -1,8 +1,8 @@
 import type { Alert, AlertId, UserId } from "@dexmon/domain"
-import cassandra from "cassandra-driver"
+import type cassandra from "cassandra-driver"
 import { Effect, Layer, Option, Schema } from "effect"
 import { type AlertQuery, AlertStore, AlertStoreError } from "./AlertStore.ts"
-import { CassandraSession, type CqlStatement } from "./CassandraSession.ts"
+import { CassandraSession, type CqlStatement, isResponseError, responseErrorCodes } from "./CassandraSession.ts"
 import {
   decodeAlertCursor,
   decodeStoredAlert,
@@ -11,8 +11,6 @@ import {
   newestFirst,
   storedStatuses
 } from "./StoredAlert.ts"
-
-const { errors, types } = cassandra
 
 /** The episode columns added to the seed's `glucose_alerts`, and their CQL types. */
 const episodeColumns = {
@@ -75,6 +73,7 @@ const BACKFILL_BY_ID = "0002_glucose_alerts_by_id_backfill"
 export const make = Effect.gen(function* () {
   const session = yield* CassandraSession
   const { config } = session
+  const { types } = session.driver
   const { batch, failWith, run, runAll } = session.runner((fields) => new AlertStoreError(fields))
   const keyspace = config.keyspace
   const table = `${keyspace}.glucose_alerts`
@@ -102,8 +101,7 @@ export const make = Effect.gen(function* () {
       if (present.has(name)) continue
       yield* run("migrate", `ALTER TABLE ${keyspace}.${tableName} ADD ${name} ${type}`).pipe(
         Effect.catchIf(
-          (error) =>
-            error.cause instanceof errors.ResponseError && error.cause.code === types.responseErrorCodes.invalid,
+          (error) => isResponseError(error.cause, responseErrorCodes.invalid),
           (error) =>
             presentColumns(tableName).pipe(Effect.flatMap((now) => (now.has(name) ? Effect.void : Effect.fail(error))))
         )

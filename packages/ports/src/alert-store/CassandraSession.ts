@@ -1,9 +1,7 @@
-import cassandra from "cassandra-driver"
-import { Config, Context, Effect, Layer, Option, Redacted, Schedule, Schema } from "effect"
+import type cassandra from "cassandra-driver"
+import { Config, Context, Effect, Layer, Option, Predicate, Redacted, Schedule, Schema } from "effect"
 import { failureOf, StoreFailureFields } from "../StoreFailure.ts"
 import { pemFile } from "../tls/PemFile.ts"
-
-const { errors, types } = cassandra
 
 /**
  * `CASSANDRA_CONTACT_POINTS` (host:port, comma-separated), `CASSANDRA_LOCAL_DC`,
@@ -31,13 +29,18 @@ export const cassandraConfig = Config.all({
 })
 export type CassandraConfig = Config.Success<typeof cassandraConfig>
 
+/**
+ * The consistency levels as the CQL native protocol numbers them (the driver's `types.consistencies`),
+ * written out so that this module, which every process loads, does not load the driver.
+ */
 export const consistencyOf = {
-  ONE: types.consistencies.one,
-  LOCAL_ONE: types.consistencies.localOne,
-  QUORUM: types.consistencies.quorum,
-  LOCAL_QUORUM: types.consistencies.localQuorum,
-  EACH_QUORUM: types.consistencies.eachQuorum,
-  ALL: types.consistencies.all
+  ONE: 0x01,
+  LOCAL_ONE: 0x0a,
+  QUORUM: 0x04,
+  LOCAL_QUORUM: 0x06,
+  EACH_QUORUM: 0x07,
+  ALL: 0x05,
+  LOCAL_SERIAL: 0x09
 } as const
 
 /** `SimpleStrategy:1` or `NetworkTopologyStrategy:dc1=3,dc2=2` as a CQL replication map. */
@@ -68,20 +71,31 @@ export const replicationMap = (spec: string): string => {
  * overloaded or bootstrapping node, and credentials or grants that refuse every
  * statement alike until an operator fixes them) says nothing about the alert and
  * passes with time, so a consumer waits it out instead of dead-lettering alerts.
+ * The codes are the native protocol's (the driver's `types.responseErrorCodes`) and the error classes
+ * are known by name, so telling them apart needs no driver loaded.
  */
-const permanentResponses: ReadonlyArray<number> = [
-  types.responseErrorCodes.syntaxError,
-  types.responseErrorCodes.invalid,
-  types.responseErrorCodes.configError,
-  types.responseErrorCodes.alreadyExists,
-  types.responseErrorCodes.protocolError
-]
+export const responseErrorCodes = {
+  protocolError: 0x000a,
+  syntaxError: 0x2000,
+  invalid: 0x2200,
+  configError: 0x2300,
+  alreadyExists: 0x2400
+} as const
+const permanentResponses: ReadonlyArray<number> = Object.values(responseErrorCodes)
+
+/** A driver error of the given class, known by the name the driver gives each of its errors (`this.constructor.name`). */
+const isDriverError = (cause: unknown, name: string): cause is Error => cause instanceof Error && cause.name === name
+
+/** A Cassandra response error with the given protocol code (`errors.ResponseError`). */
+export const isResponseError = (cause: unknown, code: number): boolean =>
+  isDriverError(cause, "ResponseError") && Predicate.hasProperty(cause, "code") && cause.code === code
+
 export const isTransient = (cause: unknown): boolean =>
   !(
-    (cause instanceof errors.ResponseError && permanentResponses.includes(cause.code)) ||
+    permanentResponses.some((code) => isResponseError(cause, code)) ||
     cause instanceof TypeError ||
-    cause instanceof errors.ArgumentError ||
-    cause instanceof errors.NotSupportedError
+    isDriverError(cause, "ArgumentError") ||
+    isDriverError(cause, "NotSupportedError")
   )
 
 export class CassandraSessionError extends Schema.TaggedError<CassandraSessionError>()(
@@ -161,6 +175,8 @@ export class CassandraSession extends Context.Service<
   CassandraSession,
   {
     readonly config: CassandraConfig
+    /** The driver module, loaded when the session is built: a process without Cassandra never loads it. */
+    readonly driver: typeof cassandra
     readonly client: cassandra.Client
     readonly runner: <E>(
       makeError: (fields: { operation: string; message: string; transient: boolean; cause: unknown }) => E
@@ -172,12 +188,13 @@ export class CassandraSession extends Context.Service<
     CassandraSession,
     Effect.gen(function* () {
       const config = yield* cassandraConfig
-      const client = new cassandra.Client({
+      const driver = (yield* Effect.promise(() => import("cassandra-driver"))).default
+      const client = new driver.Client({
         contactPoints: config.contactPoints.split(",").map((point) => point.trim()),
         localDataCenter: config.localDataCenter,
         ...(Option.isSome(config.username) && Option.isSome(config.password)
           ? {
-              authProvider: new cassandra.auth.PlainTextAuthProvider(
+              authProvider: new driver.auth.PlainTextAuthProvider(
                 config.username.value,
                 Redacted.value(config.password.value)
               )
@@ -194,7 +211,7 @@ export class CassandraSession extends Context.Service<
         queryOptions: { consistency: consistencyOf[config.consistency], prepare: true },
         socketOptions: { connectTimeout: 5_000, readTimeout: 12_000 },
         // Try a lost node again every second: the notifier is waiting for it without advancing.
-        policies: { reconnection: new cassandra.policies.reconnection.ConstantReconnectionPolicy(1_000) }
+        policies: { reconnection: new driver.policies.reconnection.ConstantReconnectionPolicy(1_000) }
       })
       const runner = runnerOf(client)
       const { failWith, run } = runner((fields) => new CassandraSessionError(fields))
@@ -213,7 +230,7 @@ export class CassandraSession extends Context.Service<
       yield* Effect.logInfo(
         `Cassandra ${config.contactPoints}: keyspace ${config.keyspace} ready (${config.replication}, consistency ${config.consistency})`
       )
-      return CassandraSession.of({ config, client, runner })
+      return CassandraSession.of({ config, driver, client, runner })
     })
   )
 }

