@@ -11,18 +11,36 @@ import {
   type ArchiverLeaseLost,
   ArchiveStore,
   type ArchiveStoreError,
+  type DueDay,
   type ReadingRecord
 } from "@dexmon/ports"
-import { Clock, Config, Context, Effect, Layer, Option, Predicate, Schedule, Schema, Stream } from "effect"
+import {
+  Clock,
+  Config,
+  Context,
+  Effect,
+  Layer,
+  Option,
+  Predicate,
+  Result,
+  Schedule,
+  Schema,
+  Semaphore,
+  Stream
+} from "effect"
 import { dayStart, manifestKey, nextDayStart, objectKey } from "./ArchiveLayout.ts"
 import { applyLateEvents } from "./LateEvents.ts"
 import { type ArchiveFormatError, checksumOf, decodeReadings, encodeReadings } from "./ReadingsParquet.ts"
 
-/** `DEXMON_ARCHIVE_*`: where objects go, how big they get, how many are in flight. */
+/**
+ * `DEXMON_ARCHIVE_*`: where objects go, how big they get, how many are in flight, how many share a ledger
+ * transaction.
+ */
 export const ArchiverConfig = Config.all({
   prefix: Config.String("DEXMON_ARCHIVE_PREFIX").pipe(Config.withDefault("readings")),
   maxRowsPerObject: Config.Int("DEXMON_ARCHIVE_OBJECT_ROWS").pipe(Config.withDefault(50_000)),
-  concurrency: Config.Int("DEXMON_ARCHIVE_CONCURRENCY").pipe(Config.withDefault(4))
+  concurrency: Config.Int("DEXMON_ARCHIVE_CONCURRENCY").pipe(Config.withDefault(8)),
+  groupObjects: Config.Int("DEXMON_ARCHIVE_GROUP_OBJECTS").pipe(Config.withDefault(100))
 })
 export type ArchiverConfig = Config.Success<typeof ArchiverConfig>
 
@@ -51,13 +69,70 @@ export interface ArchiveRunSummary {
   readonly replacedObjects: number
 }
 
-interface ChunkResult {
+interface GroupResult {
   readonly rows: number
+  readonly objects: number
   readonly bytes: number
-  readonly conflict: boolean
+  readonly conflicts: number
+}
+const noResult: GroupResult = { rows: 0, objects: 0, bytes: 0, conflicts: 0 }
+const addResults = (a: GroupResult, b: GroupResult): GroupResult => ({
+  rows: a.rows + b.rows,
+  objects: a.objects + b.objects,
+  bytes: a.bytes + b.bytes,
+  conflicts: a.conflicts + b.conflicts
+})
+
+const DAYS_PER_PAGE = 5_000
+
+/**
+ * Groups whose ledger work and S3 work overlap: while one group's rows are read or its objects begun or
+ * committed, the other's objects are written and read back.
+ */
+const GROUPS_IN_FLIGHT = 2
+
+/** Due (user, day) pairs of one UTC day archived together: read in one query, begun and committed in one transaction each. */
+export interface DueGroup {
+  readonly day: string
+  readonly due: ReadonlyArray<DueDay>
+  readonly rows: number
 }
 
-const DAYS_PER_PAGE = 500
+/**
+ * Packs due (user, day) pairs, in the order they come (by day, then user), into groups of one UTC day
+ * with at most `maxPairs` pairs and at most `maxRows` readings in all, so a group's rows fit in memory
+ * at once. A pair with more than `maxRows` readings is a group of its own.
+ */
+export const groupDueDays =
+  (limits: { readonly maxPairs: number; readonly maxRows: number }) =>
+  <E, R>(self: Stream.Stream<DueDay, E, R>): Stream.Stream<DueGroup, E, R> =>
+    Stream.mapAccum(
+      self,
+      (): DueGroup | undefined => undefined,
+      (open, due): readonly [DueGroup | undefined, ReadonlyArray<DueGroup>] => {
+        const fits =
+          open !== undefined &&
+          open.day === due.day &&
+          open.due.length < limits.maxPairs &&
+          open.rows + due.rows <= limits.maxRows
+        if (fits) return [{ day: open.day, due: [...open.due, due], rows: open.rows + due.rows }, []]
+        return [{ day: due.day, due: [due], rows: due.rows }, open === undefined ? [] : [open]]
+      },
+      { onHalt: (open) => (open === undefined ? [] : [open]) }
+    )
+
+/** Rows in (user, timestamp, sensor) order cut into each user's chunks of at most `limit`, in order. */
+const chunksByUser = (rows: ReadonlyArray<ReadingRecord>, limit: number): Array<ReadonlyArray<ReadingRecord>> => {
+  const chunks: Array<ReadonlyArray<ReadingRecord>> = []
+  let start = 0
+  for (let i = 1; i <= rows.length; i++) {
+    if (i === rows.length || rows[i]!.user_id !== rows[start]!.user_id || i - start === limit) {
+      chunks.push(rows.slice(start, i))
+      start = i
+    }
+  }
+  return chunks
+}
 
 /** Failures of S3 or the database that trying again can cure are retried a few times before the run fails. */
 const retryTransient = <A, E, R>(self: Effect.Effect<A, E, R>) =>
@@ -71,9 +146,14 @@ const retryTransient = <A, E, R>(self: Effect.Effect<A, E, R>) =>
  * archive store. Per chunk of at most `maxRowsPerObject` readings of one user
  * and one UTC day: the ledger records the object as pending, the object is
  * written, read back and checked (row count and checksum of every row), and
- * only then does one transaction remove the rows from the hot store and commit
+ * only then does a transaction remove the rows from the hot store and commit
  * the object. A crash leaves at most pending objects, which the next run
  * removes first; so every reading ends in exactly one place.
+ *
+ * The ledger's round trips are paid per group of objects, not per object
+ * (`groupDueDays`): a group's rows are read in one query, its objects begun in
+ * one transaction and committed in another, each object on its own terms (an
+ * object whose check failed or whose rows changed stays out, its rows hot).
  *
  * The run holds the ledger's lease, and every change it makes to the ledger is
  * fenced by the lease's token: a run whose lock was lost (its connection died)
@@ -130,7 +210,7 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
   })
 
   const verify = Effect.fnUntraced(function* (key: string, rows: ReadonlyArray<ReadingRecord>, checksum: string) {
-    const back = yield* store.get(key)
+    const back = yield* store.get(key).pipe(retryTransient)
     if (back === undefined) {
       return yield* new ArchiveVerificationFailed({ key, message: "the object is missing right after it was written" })
     }
@@ -160,6 +240,24 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
   }
 
   /**
+   * Writes and reads back an object begun in `state`; a pending object that fails its check is removed.
+   * Answers the object's size.
+   */
+  const putVerified = Effect.fnUntraced(function* (
+    lease: ArchiverLease,
+    object: ArchivedObject,
+    rows: ReadonlyArray<ReadingRecord>,
+    state: "pending" | "committed"
+  ) {
+    const bytes = encodeReadings(rows)
+    yield* store.put(object.key, bytes).pipe(Metrics.timeStoreWrite("archive"), retryTransient)
+    yield* verify(object.key, rows, object.checksum).pipe(
+      Effect.tapError(() => (state === "pending" ? discard(lease, object.key) : Effect.void))
+    )
+    return bytes.byteLength
+  })
+
+  /**
    * Begins, writes and reads back an object; a pending object that fails its check is removed. Answers
    * whether the key was new (`pending`) or already committed (the same rows, archived before).
    */
@@ -168,37 +266,64 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
     object: ArchivedObject,
     rows: ReadonlyArray<ReadingRecord>
   ) {
-    const bytes = encodeReadings(rows)
     const state = yield* ledger.begin(lease, object).pipe(retryTransient)
-    yield* store.put(object.key, bytes).pipe(Metrics.timeStoreWrite("archive"), retryTransient)
-    yield* verify(object.key, rows, object.checksum).pipe(
-      Effect.tapError(() => (state === "pending" ? discard(lease, object.key) : Effect.void))
-    )
-    return { bytes, state }
+    yield* putVerified(lease, object, rows, state)
+    return { state }
   })
 
-  /** Archives one chunk; the rows leave the hot store only once their object is verified. */
-  const archiveChunk = Effect.fn("Archiver.archiveChunk")(function* (
+  /**
+   * Archives a group of chunks of one day: one ledger transaction begins them all, their objects are
+   * written and read back `config.concurrency` at a time (across the groups in flight), and one
+   * transaction commits the verified ones, removing their rows from the hot store. An object that failed
+   * its check, or whose rows changed meanwhile, commits nothing and its rows stay hot; the others commit.
+   * A failure other than a changed row then fails the run, as before groups.
+   */
+  const archiveChunks = Effect.fn("Archiver.archiveChunks")(function* (
     lease: ArchiverLease,
+    inFlight: Semaphore.Semaphore,
     day: string,
-    rows: ReadonlyArray<ReadingRecord>
+    chunks: ReadonlyArray<ReadonlyArray<ReadingRecord>>
   ) {
-    const object = describe(day, rows)
-    yield* Effect.annotateCurrentSpan({ key: object.key, rows: rows.length })
-    const { bytes, state } = yield* writeVerified(lease, object, rows)
-    return yield* ledger.commit(lease, object, rows).pipe(
-      retryTransient,
-      Effect.tap(() => Effect.sync(() => Metrics.archivedRows.inc(rows.length))),
-      Effect.as<ChunkResult>({ rows: rows.length, bytes: bytes.byteLength, conflict: false }),
-      Effect.catchTag("ArchiveConflict", (conflict) =>
-        Effect.gen(function* () {
-          yield* Effect.logWarning("rows changed while they were archived; they stay hot for the next run", conflict)
-          // A key committed earlier holds the same rows from an earlier run: it must stay.
-          if (state === "pending") yield* discard(lease, object.key)
-          return { rows: 0, bytes: 0, conflict: true } satisfies ChunkResult
-        })
+    if (chunks.length === 0) return noResult
+    const entries = chunks.map((rows) => ({ object: describe(day, rows), rows }))
+    yield* Effect.annotateCurrentSpan({ day, objects: entries.length })
+    const states = yield* ledger
+      .beginGroup(
+        lease,
+        entries.map((entry) => entry.object)
       )
+      .pipe(retryTransient)
+    const outcomes = yield* Effect.forEach(
+      entries,
+      (entry, i) => inFlight.withPermit(putVerified(lease, entry.object, entry.rows, states[i]!)).pipe(Effect.result),
+      { concurrency: "unbounded" }
     )
+    const verified = entries.flatMap((entry, i) => {
+      const outcome = outcomes[i]!
+      return Result.isSuccess(outcome) ? [{ ...entry, state: states[i]!, bytes: outcome.success }] : []
+    })
+    const { committed, conflicts } =
+      verified.length === 0
+        ? { committed: [], conflicts: [] }
+        : yield* ledger.commitGroup(lease, verified).pipe(retryTransient)
+    for (const conflict of conflicts) {
+      yield* Effect.logWarning("rows changed while they were archived; they stay hot for the next run", conflict)
+      // A key committed earlier holds the same rows from an earlier run: it must stay.
+      if (verified.find((entry) => entry.object.key === conflict.key)?.state === "pending") {
+        yield* discard(lease, conflict.key)
+      }
+    }
+    const done = new Set(committed)
+    const result = verified
+      .filter((entry) => done.has(entry.object.key))
+      .reduce(
+        (sum, entry) => addResults(sum, { rows: entry.rows.length, objects: 1, bytes: entry.bytes, conflicts: 0 }),
+        { ...noResult, conflicts: conflicts.length }
+      )
+    Metrics.archivedRows.inc(result.rows)
+    const failure = outcomes.find(Result.isFailure)
+    if (failure !== undefined) return yield* Effect.fail(failure.failure)
+    return result
   })
 
   /**
@@ -217,22 +342,33 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
         Effect.withSpan("Archiver.discard")
       )
 
-  /** Every due reading of one user and day, in chunks of bounded size, oldest first. */
-  const archiveDay = Effect.fnUntraced(function* (lease: ArchiverLease, due: ArchivableDay, cutoff: number) {
-    const from = dayStart(due.day)
-    const to = Math.min(nextDayStart(due.day), cutoff)
-    const totals = { rows: 0, objects: 0, bytes: 0, conflicts: 0 }
+  /**
+   * Every due reading of a group: one read for the group's users, cut into each user's chunks. A pair too
+   * large for one read is read in chunks of `maxRowsPerObject`, each archived before the next is read.
+   */
+  const archiveGroup = Effect.fnUntraced(function* (
+    lease: ArchiverLease,
+    inFlight: Semaphore.Semaphore,
+    group: DueGroup,
+    cutoff: number
+  ) {
+    const from = dayStart(group.day)
+    const to = Math.min(nextDayStart(group.day), cutoff)
+    const [only] = group.due
+    if (group.due.length > 1 || only === undefined || only.rows <= config.maxRowsPerObject) {
+      const rows = yield* ledger
+        .readUsers({ user_ids: group.due.map((due) => due.user_id), from, to })
+        .pipe(retryTransient)
+      return yield* archiveChunks(lease, inFlight, group.day, chunksByUser(rows, config.maxRowsPerObject))
+    }
+    let totals = noResult
     let after: readonly [number, ReadingRecord["sensor_id"]] | undefined
     for (;;) {
       const rows = yield* ledger
-        .readChunk({ user_id: due.user_id, from, to, limit: config.maxRowsPerObject, after })
+        .readChunk({ user_id: only.user_id, from, to, limit: config.maxRowsPerObject, after })
         .pipe(retryTransient)
       if (rows.length === 0) break
-      const result = yield* archiveChunk(lease, due.day, rows)
-      totals.rows += result.rows
-      totals.bytes += result.bytes
-      totals.objects += result.conflict ? 0 : 1
-      totals.conflicts += result.conflict ? 1 : 0
+      totals = addResults(totals, yield* archiveChunks(lease, inFlight, group.day, [rows]))
       if (rows.length < config.maxRowsPerObject) break
       const last = rows[rows.length - 1]!
       after = [last.timestamp, last.sensor_id]
@@ -344,7 +480,13 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
     Stream.paginate(undefined as ArchivableDay | undefined, (after) =>
       ledger.archivableDays(cutoff, DAYS_PER_PAGE, after).pipe(
         retryTransient,
-        Effect.map((page) => [page, page.length === DAYS_PER_PAGE ? Option.some(page.at(-1)) : Option.none()] as const)
+        Effect.map(
+          (page) =>
+            [
+              page,
+              page.length === DAYS_PER_PAGE ? Option.some<ArchivableDay | undefined>(page.at(-1)) : Option.none()
+            ] as const
+        )
       )
     )
 
@@ -353,17 +495,11 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
       Effect.fnUntraced(function* (lease) {
         const recovered = yield* recoverPending(lease)
         const cutoff = (yield* Clock.currentTimeMillis) - retention.millis
+        const inFlight = yield* Semaphore.make(config.concurrency)
         const totals = yield* dueDays(cutoff).pipe(
-          Stream.mapEffect((due) => archiveDay(lease, due, cutoff), { concurrency: config.concurrency }),
-          Stream.runFold(
-            () => ({ rows: 0, objects: 0, bytes: 0, conflicts: 0 }),
-            (sum, day) => ({
-              rows: sum.rows + day.rows,
-              objects: sum.objects + day.objects,
-              bytes: sum.bytes + day.bytes,
-              conflicts: sum.conflicts + day.conflicts
-            })
-          )
+          groupDueDays({ maxPairs: config.groupObjects, maxRows: config.maxRowsPerObject }),
+          Stream.mapEffect((group) => archiveGroup(lease, inFlight, group, cutoff), { concurrency: GROUPS_IN_FLIGHT }),
+          Stream.runFold(() => noResult, addResults)
         )
         // After the due days: a day archived just now may have gained late events already.
         const lateDays = yield* ledger.lateDays.pipe(retryTransient)

@@ -135,8 +135,10 @@ export const decodeReadings = (bytes: Uint8Array) =>
   Effect.tryPromise({
     try: async () => {
       const file = toArrayBuffer(bytes)
-      checkVersion(parquetMetadata(file))
-      return toRecords((await parquetReadObjects({ file })) as unknown as ReadonlyArray<ParquetRow>)
+      const metadata = parquetMetadata(file)
+      checkVersion(metadata)
+      // The footer parsed once: reading it is a good part of the cost of a small object.
+      return toRecords((await parquetReadObjects({ file, metadata })) as unknown as ReadonlyArray<ParquetRow>)
     },
     catch: (cause) => new ArchiveFormatError({ message: `not a readable archive object: ${String(cause)}`, cause })
   })

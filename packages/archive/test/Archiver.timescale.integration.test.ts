@@ -83,7 +83,12 @@ const seed = Effect.fnUntraced(function* () {
   const writes = seedWrites(run, 2, start, start + 45 * DAY)
   yield* (yield* ReadingStore).upsert(writes)
   const users = [...new Set(writes.map((write) => write.user_id))]
-  const config: ArchiverConfig = { prefix: `test-archive/${run}`, maxRowsPerObject: 1000, concurrency: 3 }
+  const config: ArchiverConfig = {
+    prefix: `test-archive/${run}`,
+    maxRowsPerObject: 1000,
+    concurrency: 3,
+    groupObjects: 4
+  }
   const all = yield* chunks
   assert.isAtLeast(all.length, 6, "enough chunks to drop some and keep some")
   // Chunks 0 and 1 compressed, 2 not: all three wholly before the cutoff, which lands inside chunk 3 (at

@@ -170,9 +170,9 @@ const cutLockConnection = Effect.gen(function* () {
   return ended.filter((row) => row.ended).length
 }).pipe(Effect.orDie)
 
-const setUp = Effect.fnUntraced(function* (maxRowsPerObject: number) {
+const setUp = Effect.fnUntraced(function* (maxRowsPerObject: number, groupObjects = 4) {
   const run = `a${Date.now().toString(36)}${runCounter++}`
-  const config: ArchiverConfig = { prefix: `test-archive/${run}`, maxRowsPerObject, concurrency: 3 }
+  const config: ArchiverConfig = { prefix: `test-archive/${run}`, maxRowsPerObject, concurrency: 3, groupObjects }
   const now = yield* Clock.currentTimeMillis
   const writes = recentWrites(run, now)
   yield* (yield* ReadingStore).upsert(writes)
@@ -377,6 +377,105 @@ export const archiverSuite = (
         )
       })
     )
+  )
+
+  // A group's commit is one transaction: here it fails after removing the group's rows, while marking its
+  // objects committed (a trigger lets the first two objects through, then raises on every other). The failed group must
+  // leave its rows hot, a committed group none, and the re-run must converge.
+  it.live(
+    `${name}: a run whose group commit fails half-way (rows removed, objects not yet committed) keeps that group's rows hot; a re-run ends as an uninterrupted run`,
+    () =>
+      provide(
+        Effect.gen(function* () {
+          const { config, users, before } = yield* setUp(1000, 2)
+          const sql = yield* SqlClient.SqlClient
+          const ledger = yield* ArchiveLedger
+          yield* sql`CREATE SEQUENCE archive_commit_crash`
+          yield* sql.unsafe(`CREATE FUNCTION archive_commit_crash() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF nextval('archive_commit_crash') > 2 THEN RAISE EXCEPTION 'crash while committing %', NEW.key; END IF;
+              RETURN NEW;
+            END $$`)
+          yield* sql`CREATE TRIGGER archive_commit_crash BEFORE UPDATE ON archive_objects FOR EACH ROW
+            WHEN (OLD.state = 'pending' AND NEW.state = 'committed') EXECUTE FUNCTION archive_commit_crash()`
+          const crash = yield* (yield* makeArchiver(config)).runOnce.pipe(Effect.exit)
+          assert.strictEqual(crash._tag, "Failure", "the run fails at the commit")
+
+          const committed = (yield* Effect.forEach(users, (user) =>
+            ledger.objectsOverlapping(user, 0, Date.parse("9999-01-01T00:00:00Z"))
+          )).flat()
+          // Two groups are in flight: whichever committed first (one object or two) went through.
+          assert.oneOf(committed.length, [1, 2], "the objects of the group committed first")
+          assert.isNotEmpty(yield* ledger.pending, "the failed group's objects are still pending")
+          const archived = (yield* archivedRows(config)).filter((row) =>
+            committed.some((object) => object.key === row.object)
+          )
+          const place = (row: Keyed) => `${row.sensor_id}|${row.timestamp}`
+          assert.deepStrictEqual(
+            [...(yield* hotRows(users)).map(place), ...archived.map(place)].sort(),
+            before.map(place).sort(),
+            "every reading is hot or in a committed object, and in one place only"
+          )
+
+          yield* sql`DROP TRIGGER archive_commit_crash ON archive_objects`
+          const rerun = yield* (yield* makeArchiver(config)).runOnce
+          yield* assertArchived(config, before, users, rerun.cutoff)
+          assert.deepStrictEqual(yield* ledger.pending, [], "nothing left pending")
+        })
+      ).pipe(Effect.orDie)
+  )
+
+  // One object of a group reads back wrong: its rows stay hot and its object is removed, while the other
+  // objects of its group, verified, are committed; the run then fails, and the next run archives the rest.
+  it.live(
+    `${name}: an object that fails its read-back leaves its rows hot, and the other objects of its group are committed`,
+    () =>
+      provide(
+        Effect.gen(function* () {
+          const { config, users, before } = yield* setUp(1000, 2)
+          const store = yield* ArchiveStore
+          const ledger = yield* ArchiveLedger
+          const oldest = before[0]!
+          const [first, second] = [...users].sort()
+          const day = dayOf(oldest.timestamp)
+          const broken = `/date=${day}/user=${first}/`
+          const readsBackNothing = ArchiveStore.of({
+            ...store,
+            get: (key) => (key.includes(broken) ? Effect.succeed(undefined) : store.get(key))
+          })
+          const failed = yield* (yield* makeArchiver(config).pipe(
+            Effect.provideService(ArchiveStore, readsBackNothing)
+          )).runOnce.pipe(Effect.flip)
+          assert.strictEqual(failed._tag, "ArchiveVerificationFailed")
+
+          const onDay = (row: ReadingRecord, user: UserId) => row.user_id === user && dayOf(row.timestamp) === day
+          const hot = yield* hotRows(users)
+          assert.deepStrictEqual(
+            hot.filter((row) => onDay(row, first!)),
+            before.filter((row) => onDay(row, first!)),
+            "the object that failed its check keeps its rows hot"
+          )
+          assert.deepStrictEqual(
+            (yield* store.list(`${config.prefix}${broken}`)).map((object) => object.key),
+            [],
+            "and its object is removed"
+          )
+          assert.deepStrictEqual(
+            hot.filter((row) => onDay(row, second!)),
+            [],
+            "the other object of its group is committed"
+          )
+          assert.deepStrictEqual(
+            (yield* ledger.objectsOverlapping(second!, dayStart(day), nextDayStart(day))).map(
+              (object) => object.row_count
+            ),
+            [before.filter((row) => onDay(row, second!)).length]
+          )
+
+          const rerun = yield* (yield* makeArchiver(config)).runOnce
+          yield* assertArchived(config, before, users, rerun.cutoff)
+        })
+      ).pipe(Effect.orDie)
   )
 
   // The first run has written and verified its first objects when its lock connection is cut; the run goes
@@ -604,7 +703,12 @@ export const archiverSuite = (
           const readings = yield* ReadingStore
           const ledger = yield* ArchiveLedger
           const run = `p${Date.now().toString(36)}${runCounter++}`
-          const config: ArchiverConfig = { prefix: `test-archive/${run}`, maxRowsPerObject: 10, concurrency: 1 }
+          const config: ArchiverConfig = {
+            prefix: `test-archive/${run}`,
+            maxRowsPerObject: 10,
+            concurrency: 1,
+            groupObjects: 4
+          }
           const user = UserId.make(`${run}-u`)
           const sensor = SensorId.make(`${run}-s`)
           const march = Date.parse("2001-03-10T08:00:00.000Z")

@@ -119,7 +119,12 @@ const seed = Effect.fnUntraced(function* () {
   const hotStart = Math.floor(now / HOUR) * HOUR - 5 * HOUR
   for (let t = hotStart; t < hotStart + 4 * HOUR; t += HOUR) writes.push(reading(sensor("a"), t, writes.length))
   yield* (yield* ReadingStore).upsert(writes)
-  const config: ArchiverConfig = { prefix: `test-pruning/${run}`, maxRowsPerObject: 40, concurrency: 2 }
+  const config: ArchiverConfig = {
+    prefix: `test-pruning/${run}`,
+    maxRowsPerObject: 40,
+    concurrency: 2,
+    groupObjects: 4
+  }
   const summary = yield* (yield* makeArchiver(config)).runOnce
   assert.isAbove(summary.objects, 10)
   const from = firstDay
@@ -275,7 +280,12 @@ describe(`Reading archived ranges on ${database} and S3 at ${s3}: reads bounded 
         }
       }
       for (let i = 0; i < writes.length; i += 1000) yield* (yield* ReadingStore).upsert(writes.slice(i, i + 1000))
-      yield* (yield* makeArchiver({ prefix: `test-pruning/${run}`, maxRowsPerObject: 50_000, concurrency: 1 })).runOnce
+      yield* (yield* makeArchiver({
+        prefix: `test-pruning/${run}`,
+        maxRowsPerObject: 50_000,
+        concurrency: 1,
+        groupObjects: 4
+      })).runOnce
       const [object] = (yield* (yield* ArchiveStore).list(`test-pruning/${run}/`)).filter((o) =>
         o.key.endsWith(".parquet")
       )

@@ -59,6 +59,23 @@ export interface ArchivableDay {
   readonly user_id: UserId
 }
 
+/** A due (user, UTC day) with how many of its readings are due: what the archiver packs into groups. */
+export interface DueDay extends ArchivableDay {
+  readonly rows: number
+}
+
+/** An object to commit with the keys and etags of the rows it holds (see `ArchiveLedger.commitGroup`). */
+export interface ArchiveCommit {
+  readonly object: ArchivedObject
+  readonly rows: ReadonlyArray<Pick<ReadingRecord, "sensor_id" | "timestamp" | "etag">>
+}
+
+/** What a group commit did: the keys now committed, and the objects left out because a row changed. */
+export interface GroupCommitted {
+  readonly committed: ReadonlyArray<string>
+  readonly conflicts: ReadonlyArray<ArchiveConflict>
+}
+
 /** One archive object as the ledger knows it. */
 export interface ArchivedObject {
   readonly key: string
@@ -144,12 +161,15 @@ export class ArchiveLedger extends Context.Service<
     ) => Effect.Effect<A, E | ArchiverBusy | ArchiveLedgerError, Exclude<R, Scope.Scope>>
     /** Fails with `ArchiverLeaseLost` unless `lease` is still the newest: checked before work the ledger cannot fence. */
     readonly checkLease: (lease: ArchiverLease) => Effect.Effect<void, ArchiverLeaseLost | ArchiveLedgerError>
-    /** Up to `limit` (day, user) pairs with readings before `before`, ordered by day then user, after `after`. */
+    /**
+     * Up to `limit` (day, user) pairs with readings before `before`, ordered by day then user, after `after`,
+     * each with how many of its readings are due.
+     */
     readonly archivableDays: (
       before: number,
       limit: number,
       after?: ArchivableDay
-    ) => Effect.Effect<ReadonlyArray<ArchivableDay>, ArchiveLedgerError>
+    ) => Effect.Effect<ReadonlyArray<DueDay>, ArchiveLedgerError>
     /** A user's readings in `[from, to)`, ordered by (timestamp, sensor), after the position `after`. */
     readonly readChunk: (query: {
       readonly user_id: UserId
@@ -159,6 +179,15 @@ export class ArchiveLedger extends Context.Service<
       readonly after?: readonly [timestamp: number, sensor: SensorId] | undefined
     }) => Effect.Effect<ReadonlyArray<ReadingRecord>, ArchiveLedgerError>
     /**
+     * The readings of several users in `[from, to)` in one read, ordered by (user, timestamp, sensor): each
+     * user's rows in `readChunk`'s order.
+     */
+    readonly readUsers: (query: {
+      readonly user_ids: ReadonlyArray<UserId>
+      readonly from: number
+      readonly to: number
+    }) => Effect.Effect<ReadonlyArray<ReadingRecord>, ArchiveLedgerError>
+    /**
      * Records an object as pending before it is written, so a crash leaves a trace to clean up.
      * Answers `committed` when the same key is already committed (the same rows, archived before).
      */
@@ -166,6 +195,11 @@ export class ArchiveLedger extends Context.Service<
       lease: ArchiverLease,
       object: ArchivedObject
     ) => Effect.Effect<"pending" | "committed", ArchiverLeaseLost | ArchiveLedgerError>
+    /** `begin` for several objects in one fenced transaction; the answers in the objects' order. */
+    readonly beginGroup: (
+      lease: ArchiverLease,
+      objects: ReadonlyArray<ArchivedObject>
+    ) => Effect.Effect<ReadonlyArray<"pending" | "committed">, ArchiverLeaseLost | ArchiveLedgerError>
     /**
      * In one transaction: removes the rows from the hot store (each only if its etag is unchanged)
      * and marks the object committed; fails with `ArchiveConflict`, changing nothing, if not every row went.
@@ -175,6 +209,16 @@ export class ArchiveLedger extends Context.Service<
       object: ArchivedObject,
       rows: ReadonlyArray<Pick<ReadingRecord, "sensor_id" | "timestamp" | "etag">>
     ) => Effect.Effect<void, ArchiverLeaseLost | ArchiveLedgerError | ArchiveConflict>
+    /**
+     * `commit` for several objects in one transaction, each on its own terms: an object all of whose rows
+     * are still there with their etags has them removed and is marked committed; an object of which a row
+     * changed or vanished removes nothing, stays pending and is answered as a conflict. A key already
+     * committed (a retry whose answer was lost) is answered committed and removes nothing.
+     */
+    readonly commitGroup: (
+      lease: ArchiverLease,
+      entries: ReadonlyArray<ArchiveCommit>
+    ) => Effect.Effect<GroupCommitted, ArchiverLeaseLost | ArchiveLedgerError>
     /** Objects begun and never committed. */
     readonly pending: Effect.Effect<ReadonlyArray<ArchivedObject>, ArchiveLedgerError>
     /** Objects a fold replaced, whose bytes are still to be removed. */

@@ -1,12 +1,13 @@
 import type { EventId, SensorId, Source, UserId } from "@dexmon/domain"
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, Option, Semaphore } from "effect"
+import { Effect, Layer, Option, Schema, Semaphore } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { runMigrations } from "../postgres/Migrations.ts"
 import { OID, pgArray } from "../postgres/PgArrays.ts"
 import { failureOf } from "../StoreFailure.ts"
 import {
   type ArchivableDay,
+  type ArchiveCommit,
   ArchiveConflict,
   type ArchivedObject,
   type ArchiveFold,
@@ -15,6 +16,8 @@ import {
   ArchiverBusy,
   type ArchiverLease,
   ArchiverLeaseLost,
+  type DueDay,
+  type GroupCommitted,
   type LateEvent,
   type ReadingRecord
 } from "./ArchiveLedger.ts"
@@ -80,6 +83,11 @@ const migrations = {
 }
 
 const failWith = failureOf((fields) => new ArchiveLedgerError(fields))
+
+/** Inside a group commit: rows of these entries changed or vanished, so the transaction is rolled back. */
+class RowsChanged extends Schema.TaggedError<RowsChanged>()("RowsChanged", {
+  conflicts: Schema.Array(ArchiveConflict)
+}) {}
 
 export { ARCHIVER_LOCK } from "./ReadingsSchema.ts"
 
@@ -290,14 +298,21 @@ export const make = Effect.gen(function* () {
     limit: number,
     after?: ArchivableDay
   ) {
-    const rows = yield* sql<{ day: string; user_id: string }>`
-      SELECT DISTINCT to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, user_id
+    // The lower bound on the instant (the start of `after`'s day) spares each page the days before it.
+    const rows = yield* sql<{ day: string; user_id: string; rows: number }>`
+      SELECT to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, user_id, count(*)::int AS rows
       FROM glucose_readings
       WHERE "timestamp" < ${iso(before)}::timestamptz
-        ${after === undefined ? sql`` : sql`AND (to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD'), user_id) > (${after.day}, ${after.user_id})`}
+        ${
+          after === undefined
+            ? sql``
+            : sql`AND "timestamp" >= ${`${after.day}T00:00:00.000Z`}::timestamptz
+              AND (to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD'), user_id) > (${after.day}, ${after.user_id})`
+        }
+      GROUP BY day, user_id
       ORDER BY day, user_id
       LIMIT ${limit}`.pipe(Effect.mapError(failWith("archivable days")))
-    return rows.map((row) => ({ day: row.day, user_id: row.user_id as UserId }))
+    return rows.map((row): DueDay => ({ day: row.day, user_id: row.user_id as UserId, rows: Number(row.rows) }))
   })
 
   const readChunk = Effect.fn("ArchiveLedger.readChunk")(function* (query: {
@@ -318,51 +333,130 @@ export const make = Effect.gen(function* () {
     return rows.map(toReadingRecord)
   })
 
-  const begin = Effect.fn("ArchiveLedger.begin")(function* (lease: ArchiverLease, object: ArchivedObject) {
-    // One statement: the no-op update on conflict makes RETURNING answer for an existing key too,
-    // whose state stays as it is (a committed key holds the same rows, archived before).
-    const insert = sql<{ state: "pending" | "committed" }>`
-      INSERT INTO archive_objects (key, day, user_id, row_count, checksum, first_timestamp, last_timestamp, state,
-        sensor_ids)
-      VALUES (${object.key}, ${object.day}::date, ${object.user_id}, ${object.row_count}, ${object.checksum},
-        ${iso(object.first_timestamp)}::timestamptz, ${iso(object.last_timestamp)}::timestamptz, 'pending',
-        ${sensorsOf(object)}::text[])
-      ON CONFLICT (key) DO UPDATE SET state = archive_objects.state
-      RETURNING state`.pipe(Effect.mapError(failWith("begin")))
-    const [row] = yield* fenced(lease, "begin", insert)
-    return row?.state ?? "pending"
+  const readUsers = Effect.fn("ArchiveLedger.readUsers")(function* (query: {
+    readonly user_ids: ReadonlyArray<UserId>
+    readonly from: number
+    readonly to: number
+  }) {
+    const rows = yield* sql<ReadingRecordRow>`
+      SELECT ${recordColumns(sql)}
+      FROM glucose_readings
+      WHERE user_id = ANY(${[...query.user_ids]}::text[])
+        AND "timestamp" >= ${iso(query.from)}::timestamptz AND "timestamp" < ${iso(query.to)}::timestamptz
+      ORDER BY user_id, "timestamp", sensor_id`.pipe(Effect.mapError(failWith("read users")))
+    return rows.map(toReadingRecord)
   })
 
-  /** Records `object` as committed (new, or pending before), its day's manifest to be written again. */
-  const recordCommitted = (object: ArchivedObject, operation: string) =>
+  /** The columns of `objects` as arrays, one element per object, for `unnest`. */
+  const objectArrays = (objects: ReadonlyArray<ArchivedObject>) => ({
+    keys: objects.map((object) => object.key),
+    days: objects.map((object) => object.day),
+    users: objects.map((object) => object.user_id),
+    counts: pgArray(
+      objects.map((object) => object.row_count),
+      OID.int4
+    ),
+    checksums: objects.map((object) => object.checksum),
+    firsts: objects.map((object) => iso(object.first_timestamp)),
+    lasts: objects.map((object) => iso(object.last_timestamp)),
+    // Each object's sensors as a JSON array (an array column cannot hold arrays of different lengths).
+    sensors: pgArray(
+      objects.map((object) => {
+        const sensors = sensorsOf(object)
+        return sensors === null ? null : JSON.stringify(sensors)
+      }),
+      OID.text
+    )
+  })
+
+  /** The `unnest` of `objectArrays`, as the relation `o(key, day, user_id, row_count, checksum, first, last, sensors)`. */
+  const objectsRelation = (objects: ReadonlyArray<ArchivedObject>) => {
+    const a = objectArrays(objects)
+    return sql`(SELECT key, day::date AS day, user_id, row_count, checksum, first, last,
+        CASE WHEN sensors IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(sensors::jsonb)) END AS sensor_ids
+      FROM unnest(${a.keys}::text[], ${a.days}::text[], ${a.users}::text[], ${a.counts}::int4[], ${a.checksums}::text[],
+        ${a.firsts}::timestamptz[], ${a.lasts}::timestamptz[], ${a.sensors}::text[])
+        AS u(key, day, user_id, row_count, checksum, first, last, sensors)) AS o`
+  }
+
+  const beginGroup = Effect.fn("ArchiveLedger.beginGroup")(function* (
+    lease: ArchiverLease,
+    objects: ReadonlyArray<ArchivedObject>
+  ) {
+    if (objects.length === 0) return []
+    // One statement: the no-op update on conflict makes RETURNING answer for an existing key too,
+    // whose state stays as it is (a committed key holds the same rows, archived before).
+    const insert = sql<{ key: string; state: "pending" | "committed" }>`
+      INSERT INTO archive_objects (key, day, user_id, row_count, checksum, first_timestamp, last_timestamp, state,
+        sensor_ids)
+      SELECT key, day, user_id, row_count, checksum, first, last, 'pending', sensor_ids FROM ${objectsRelation(objects)}
+      ON CONFLICT (key) DO UPDATE SET state = archive_objects.state
+      RETURNING key, state`.pipe(Effect.mapError(failWith("begin")))
+    const states = new Map((yield* fenced(lease, "begin", insert)).map((row) => [row.key, row.state]))
+    return objects.map((object) => states.get(object.key) ?? "pending")
+  })
+
+  const begin = Effect.fn("ArchiveLedger.begin")(function* (lease: ArchiverLease, object: ArchivedObject) {
+    const [state] = yield* beginGroup(lease, [object])
+    return state ?? "pending"
+  })
+
+  /** Records `objects` as committed (new, or pending before), their days' manifests to be written again. */
+  const recordCommitted = (objects: ReadonlyArray<ArchivedObject>, operation: string) =>
     sql`
       INSERT INTO archive_objects (key, day, user_id, row_count, checksum, first_timestamp, last_timestamp, state,
         manifested, committed_at, sensor_ids)
-      VALUES (${object.key}, ${object.day}::date, ${object.user_id}, ${object.row_count}, ${object.checksum},
-        ${iso(object.first_timestamp)}::timestamptz, ${iso(object.last_timestamp)}::timestamptz, 'committed',
-        false, now(), ${sensorsOf(object)}::text[])
+      SELECT key, day, user_id, row_count, checksum, first, last, 'committed', false, now(), sensor_ids
+      FROM ${objectsRelation(objects)}
       ON CONFLICT (key) DO UPDATE SET state = 'committed', manifested = false, committed_at = now(),
         sensor_ids = coalesce(EXCLUDED.sensor_ids, archive_objects.sensor_ids)`.pipe(
       Effect.asVoid,
       Effect.mapError(failWith(operation))
     )
 
-  const commit = Effect.fn("ArchiveLedger.commit")(function* (
-    lease: ArchiverLease,
-    object: ArchivedObject,
-    rows: ReadonlyArray<Pick<ReadingRecord, "sensor_id" | "timestamp" | "etag">>
-  ) {
-    const removeAndCommit = Effect.gen(function* () {
-      yield* lockDay(object.day).pipe(Effect.mapError(failWith("commit")))
-      // A commit whose answer was lost (a cut connection, the client's statement deadline at COMMIT) is
-      // retried as transient: if it went through, its rows are gone and the key is committed. That is
-      // success, never a conflict: a conflict would make the archiver remove the committed object.
-      const [state] = yield* sql<{ state: string }>`
-        SELECT state FROM archive_objects WHERE key = ${object.key} AND checksum = ${object.checksum}`.pipe(
-        Effect.mapError(failWith("commit"))
+  /**
+   * Removes the rows of each entry whose etag is unchanged, in one statement; answers how many rows of each
+   * entry went, in the entries' order.
+   */
+  const removeAll = Effect.fnUntraced(function* (entries: ReadonlyArray<ArchiveCommit>) {
+    const keys = entries.flatMap((entry, index) =>
+      entry.rows.map((row) => ({ index, user: entry.object.user_id, row }))
+    )
+    const removed = yield* sql<{ n: number; removed: number }>`
+      WITH archived AS (
+        SELECT * FROM unnest(
+          ${pgArray(
+            keys.map((key) => key.index),
+            OID.int4
+          )}::int4[],
+          ${keys.map((key) => key.user)}::text[],
+          ${keys.map((key) => key.row.sensor_id)}::text[],
+          ${keys.map((key) => iso(key.row.timestamp))}::timestamptz[],
+          ${keys.map((key) => key.row.etag)}::text[]
+        ) AS k(n, user_id, sensor_id, "timestamp", etag)
+      ),
+      gone AS (
+        DELETE FROM glucose_readings r USING archived k
+        WHERE r.sensor_id = k.sensor_id AND r."timestamp" = k."timestamp" AND r.etag = k.etag
+          AND r.user_id = k.user_id
+          AND r."timestamp" >= ${iso(Math.min(...entries.map((entry) => entry.object.first_timestamp)))}::timestamptz
+          AND r."timestamp" <= ${iso(Math.max(...entries.map((entry) => entry.object.last_timestamp)))}::timestamptz
+        RETURNING k.n
       )
-      if (state?.state === "committed") return
-      const [{ removed }] = (yield* sql<{ removed: number }>`
+      SELECT n, count(*)::int AS removed FROM gone GROUP BY n`.pipe(Effect.mapError(failWith("commit")))
+    const counts = entries.map(() => 0)
+    for (const row of removed) counts[Number(row.n)] = Number(row.removed)
+    return counts
+  })
+
+  /**
+   * `removeAll` one statement per entry, for TimescaleDB: in PGlite (WASM) the one statement for many objects
+   * crashes the server when a compressed chunk is in its way, and so does this one without the object's own
+   * bounds. The entries still commit in one transaction.
+   */
+  const removeEach = (entries: ReadonlyArray<ArchiveCommit>) =>
+    Effect.forEach(entries, ({ object, rows }) =>
+      sql<{ removed: number }>`
         WITH archived AS (
           SELECT * FROM unnest(
             ${rows.map((row) => row.sensor_id)}::text[],
@@ -374,28 +468,96 @@ export const make = Effect.gen(function* () {
           DELETE FROM glucose_readings r USING archived k
           WHERE r.sensor_id = k.sensor_id AND r."timestamp" = k."timestamp" AND r.etag = k.etag
             AND r.user_id = ${object.user_id}
-            -- The object's own bounds (its rows lie within them): without them, this statement prepared with
-            -- parameters crashes TimescaleDB in PGlite (WASM) when a compressed chunk is in its way.
             AND r."timestamp" >= ${iso(object.first_timestamp)}::timestamptz
             AND r."timestamp" <= ${iso(object.last_timestamp)}::timestamptz
           RETURNING 1
         )
-        SELECT count(*)::int AS removed FROM gone`.pipe(Effect.mapError(failWith("commit")))) as [{ removed: number }]
-      if (Number(removed) !== object.row_count) {
-        return yield* new ArchiveConflict({ key: object.key, expected: object.row_count, removed: Number(removed) })
-      }
-      yield* recordCommitted(object, "commit")
-      // From here on, events for keys of this day up to the object's last reading that are not hot go to
-      // the late queue (see `ReadingStore.upsert`): a key removed just now can no longer come back hot.
-      yield* sql`
-        INSERT INTO glucose_archived_days (user_id, day, archived_through)
-        VALUES (${object.user_id}, ${object.day}::date, ${iso(object.last_timestamp)}::timestamptz)
-        ON CONFLICT (user_id, day) DO UPDATE SET
-          archived_through = greatest(glucose_archived_days.archived_through, EXCLUDED.archived_through)`.pipe(
+        SELECT count(*)::int AS removed FROM gone`.pipe(
+        Effect.map(([row]) => Number(row?.removed ?? 0)),
         Effect.mapError(failWith("commit"))
       )
+    )
+
+  /**
+   * Inside a group commit's transaction: removes the rows of every entry and commits them all, or, if a row
+   * of some entry changed or vanished, fails with the entries that did not remove all their rows (the
+   * transaction is then rolled back, and tried again without them).
+   */
+  const removeAndCommit = Effect.fnUntraced(function* (entries: ReadonlyArray<ArchiveCommit>) {
+    const days = [...new Set(entries.map((entry) => entry.object.day))].sort()
+    // In day order, as upserts take them shared: two group commits, or a commit and an upsert, never deadlock.
+    yield* sql`SELECT pg_advisory_xact_lock(${ARCHIVED_DAY_LOCK}, hashtext(day))
+      FROM unnest(${days}::text[]) AS d(day) ORDER BY day`.pipe(Effect.mapError(failWith("commit")))
+    // A commit whose answer was lost (a cut connection, the client's statement deadline at COMMIT) is
+    // retried as transient: if it went through, its rows are gone and its keys are committed. That is
+    // success, never a conflict: a conflict would make the archiver remove the committed object.
+    const done = new Set(
+      (yield* sql<{ key: string }>`
+        SELECT key FROM archive_objects
+        WHERE key = ANY(${entries.map((entry) => entry.object.key)}::text[]) AND state = 'committed'`.pipe(
+        Effect.mapError(failWith("commit"))
+      )).map((row) => row.key)
+    )
+    const toCommit = entries.filter((entry) => !done.has(entry.object.key))
+    if (toCommit.length === 0) return
+    const removedOf = backend === "timescale" ? yield* removeEach(toCommit) : yield* removeAll(toCommit)
+    const conflicts = toCommit.flatMap((entry, index) => {
+      const count = removedOf[index] ?? 0
+      return count === entry.object.row_count
+        ? []
+        : [new ArchiveConflict({ key: entry.object.key, expected: entry.object.row_count, removed: count })]
     })
-    yield* fenced(lease, "commit", removeAndCommit)
+    if (conflicts.length > 0) return yield* new RowsChanged({ conflicts })
+    yield* recordCommitted(
+      toCommit.map((entry) => entry.object),
+      "commit"
+    )
+    // From here on, events for keys of these days up to each object's last reading that are not hot go to
+    // the late queue (see `ReadingStore.upsert`): a key removed just now can no longer come back hot.
+    const objects = objectArrays(toCommit.map((entry) => entry.object))
+    yield* sql`
+      INSERT INTO glucose_archived_days (user_id, day, archived_through)
+      SELECT user_id, day::date, max(last) FROM unnest(${objects.users}::text[], ${objects.days}::text[],
+        ${objects.lasts}::timestamptz[]) AS o(user_id, day, last)
+      GROUP BY user_id, day
+      ON CONFLICT (user_id, day) DO UPDATE SET
+        archived_through = greatest(glucose_archived_days.archived_through, EXCLUDED.archived_through)`.pipe(
+      Effect.mapError(failWith("commit"))
+    )
+  })
+
+  const commitGroup = Effect.fn("ArchiveLedger.commitGroup")(function* (
+    lease: ArchiverLease,
+    entries: ReadonlyArray<ArchiveCommit>
+  ) {
+    const conflicts: Array<ArchiveConflict> = []
+    let remaining = entries
+    // Each try either commits every entry left or is rolled back naming some that conflict: at most one
+    // try more than there are conflicting entries.
+    while (remaining.length > 0) {
+      const changed = yield* fenced(lease, "commit", removeAndCommit(remaining)).pipe(
+        Effect.as<ReadonlyArray<ArchiveConflict>>([]),
+        Effect.catchTag("RowsChanged", (error) => Effect.succeed(error.conflicts))
+      )
+      if (changed.length === 0) break
+      conflicts.push(...changed)
+      const conflicting = new Set(changed.map((conflict) => conflict.key))
+      remaining = remaining.filter((entry) => !conflicting.has(entry.object.key))
+    }
+    const conflicting = new Set(conflicts.map((conflict) => conflict.key))
+    return {
+      committed: entries.filter((entry) => !conflicting.has(entry.object.key)).map((entry) => entry.object.key),
+      conflicts
+    } satisfies GroupCommitted
+  })
+
+  const commit = Effect.fn("ArchiveLedger.commit")(function* (
+    lease: ArchiverLease,
+    object: ArchivedObject,
+    rows: ReadonlyArray<Pick<ReadingRecord, "sensor_id" | "timestamp" | "etag">>
+  ) {
+    const { conflicts } = yield* commitGroup(lease, [{ object, rows }])
+    if (conflicts[0] !== undefined) return yield* conflicts[0]
   })
 
   const pending = sql<ObjectRow>`
@@ -488,7 +650,7 @@ export const make = Effect.gen(function* () {
           removed: Number(committed)
         })
       }
-      for (const object of fold.objects) yield* recordCommitted(object, "fold")
+      if (fold.objects.length > 0) yield* recordCommitted(fold.objects, "fold")
       if (retire.length > 0) {
         // The day's manifest must be written again without them.
         yield* sql`UPDATE archive_objects SET state = 'retired' WHERE key = ANY(${retire}::text[])`.pipe(
@@ -649,8 +811,11 @@ export const make = Effect.gen(function* () {
     checkLease,
     archivableDays,
     readChunk,
+    readUsers,
     begin,
+    beginGroup,
     commit,
+    commitGroup,
     pending,
     retired,
     forget,

@@ -231,6 +231,83 @@ export const archiveLedgerContract = (
           })
       )
 
+      it.effect(
+        "a group: read in one query, begun in one statement; its commit removes and commits each unchanged object and leaves out the one whose row changed",
+        () =>
+          Effect.gen(function* () {
+            const ledger = yield* ArchiveLedger
+            const readings = yield* ReadingStore
+            const users = [newUser(), newUser(), newUser()]
+            for (const user of users) yield* readings.upsert(seed(user))
+            const due = (yield* ledger.archivableDays(t0 + 86_400_000, 10_000)).filter((entry) =>
+              users.includes(entry.user_id)
+            )
+            assert.deepStrictEqual(
+              due,
+              [...users].sort().map((user) => ({ day, user_id: user, rows: 6 }))
+            )
+            const rows = yield* ledger.readUsers({ user_ids: users, from: t0, to: t0 + 86_400_000 })
+            const perUser = [...users].sort().map((user) => rows.filter((row) => row.user_id === user))
+            assert.deepStrictEqual(rows, perUser.flat(), "ordered by user first")
+            for (const [i, user] of [...users].sort().entries()) {
+              assert.deepStrictEqual(
+                perUser[i],
+                yield* ledger.readChunk(wholeDay(user)),
+                "then as readChunk orders them"
+              )
+            }
+            const entries = perUser.map((mine) => ({
+              object: objectFor(mine[0]!.user_id, mine, `test/${mine[0]!.user_id}/group.parquet`),
+              rows: mine
+            }))
+            const lease = yield* newLease
+            // The first object was committed before (a retried begin): it is answered as such.
+            yield* ledger.begin(lease, entries[0]!.object)
+            yield* ledger.commit(lease, entries[0]!.object, entries[0]!.rows)
+            assert.deepStrictEqual(
+              yield* ledger.beginGroup(
+                lease,
+                entries.map((entry) => entry.object)
+              ),
+              ["committed", "pending", "pending"]
+            )
+            // A newer value for a reading of the last object arrives between the read and the commit.
+            const changed = entries[2]!.rows[3]!
+            yield* readings.upsert([write(changed.user_id, changed.sensor_id, changed.timestamp, 250)])
+
+            const outcome = yield* ledger.commitGroup(lease, entries)
+            assert.deepStrictEqual(outcome.committed, [entries[0]!.object.key, entries[1]!.object.key])
+            assert.deepStrictEqual(
+              outcome.conflicts.map((conflict) => [conflict.key, conflict.expected, conflict.removed]),
+              [[entries[2]!.object.key, 6, 5]]
+            )
+            assert.deepStrictEqual(yield* ledger.readChunk(wholeDay(entries[1]!.object.user_id)), [], "removed")
+            assert.strictEqual(
+              (yield* ledger.readChunk(wholeDay(entries[2]!.object.user_id))).length,
+              6,
+              "the changed object's rows all stay hot"
+            )
+            assert.deepStrictEqual(
+              (yield* ledger.pending).filter((entry) => users.includes(entry.user_id)).map((entry) => entry.key),
+              [entries[2]!.object.key],
+              "it stays pending"
+            )
+            for (const entry of entries.slice(0, 2)) {
+              assert.deepStrictEqual(yield* ledger.objectsOverlapping(entry.object.user_id, t0, t0 + 86_400_000), [
+                entry.object
+              ])
+            }
+            // Retried after its answer was lost: the committed keys are answered committed, nothing more goes.
+            const again = yield* ledger.commitGroup(lease, entries.slice(0, 2))
+            assert.deepStrictEqual(again, { committed: outcome.committed, conflicts: [] })
+            // A stale lease commits nothing.
+            yield* newLease
+            const lost = yield* ledger.commitGroup(lease, entries.slice(2)).pipe(Effect.flip)
+            assert.strictEqual(lost._tag, "ArchiverLeaseLost")
+            assert.strictEqual((yield* ledger.readChunk(wholeDay(entries[2]!.object.user_id))).length, 6)
+          })
+      )
+
       it.effect("a row that changed after it was read makes the commit fail and change nothing", () =>
         Effect.gen(function* () {
           const ledger = yield* ArchiveLedger
