@@ -25,6 +25,7 @@ export const projects: Array<TestProjectInlineConfiguration> = [
   project("archive", "packages/archive"),
   project("testing", "packages/testing"),
   project("services", "services/standalone"),
+  project("receiver", "services/receiver"),
   project("archiver", "services/archiver"),
   project("dlq", "services/dlq"),
   project("deliverer", "services/deliverer"),

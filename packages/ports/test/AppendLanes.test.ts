@@ -207,4 +207,54 @@ describe("AppendLanes", () => {
       assert.strictEqual(broker.sent.length, 0)
     })
   )
+
+  it.effect("requests stay under the producer's batch bytes; a single record above them goes alone", () =>
+    Effect.gen(function* () {
+      const broker = yield* fakeBroker
+      const budget = 1_000
+      const lanes = yield* makeAppendLanes(broker.send, { ...settings, maxRequestBytes: budget })
+      const large = { key: "s", value: new Uint8Array(1_500), headers: {} }
+      const appended = [...records("s", 20), large, ...records("s", 5)]
+      const positions = yield* lanes.append(
+        "t",
+        appended,
+        appended.map(() => 0)
+      )
+      const sizes = broker.sent.map(
+        (request) => BATCH_OVERHEAD_BYTES + request.records.reduce((sum, r) => sum + recordBatchBytes(r), 0)
+      )
+      assert.isTrue(
+        broker.sent.every((request, i) => request.records.length === 1 || sizes[i]! <= budget),
+        `request sizes ${sizes}`
+      )
+      assert.isTrue(
+        broker.sent.some((request) => request.records.length === 1 && request.records[0] === large),
+        "the large record went alone"
+      )
+      assert.deepStrictEqual(
+        positions.map((p) => p.offset),
+        appended.map((_, i) => i)
+      )
+    })
+  )
+
+  it.effect("an idle partition waits the linger before it sends, so appends arriving meanwhile share the request", () =>
+    Effect.gen(function* () {
+      const broker = yield* fakeBroker
+      const lanes = yield* makeAppendLanes(broker.send, { ...settings, linger: "20 millis" })
+      const first = yield* Effect.forkChild(lanes.append("t", records("a", 1), [0]))
+      yield* queuedReaches(lanes, "t/0", 1)
+      yield* TestClock.adjust("10 millis")
+      assert.strictEqual(broker.sent.length, 0, "nothing is sent within the linger")
+      const second = yield* Effect.forkChild(lanes.append("t", records("b", 1), [0]))
+      yield* queuedReaches(lanes, "t/0", 2)
+      yield* TestClock.adjust("10 millis")
+      yield* Fiber.join(first)
+      yield* Fiber.join(second)
+      assert.deepStrictEqual(
+        broker.sent.map((request) => request.records.map((r) => r.key).join(",")),
+        ["a,b"]
+      )
+    })
+  )
 })

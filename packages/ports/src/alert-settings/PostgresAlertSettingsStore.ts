@@ -1,6 +1,7 @@
 import { UserId } from "@dexmon/domain"
 import { Effect, Layer, Option, Schema } from "effect"
 import { SqlClient } from "effect/sql"
+import { makeBatchedLookup } from "../postgres/BatchedLookup.ts"
 import { runMigrations } from "../postgres/Migrations.ts"
 import { failureOf } from "../StoreFailure.ts"
 import {
@@ -67,12 +68,23 @@ export const make = Effect.gen(function* () {
     return Option.map(Option.fromNullishOr(rows[0]), remember)
   })
 
-  const currentVersion = Effect.fn("AlertSettingsStore.currentVersion")(function* (userId: UserId) {
-    const rows = yield* sql<{ version: number }>`
-      SELECT coalesce(max(version), 0) AS version FROM alert_settings WHERE user_id = ${userId}`.pipe(
-      Effect.mapError(failWith("currentVersion"))
+  /**
+   * The newest version of each user, for the lookups that run at the same time: one statement for all of
+   * them (the receiver asks once per request). Never cached, and never joined once sent, so a put answered
+   * before a lookup began shows in it.
+   */
+  const newestVersions = yield* makeBatchedLookup((userIds: ReadonlyArray<UserId>) =>
+    Effect.map(
+      sql<{ user_id: UserId; version: number }>`
+          SELECT u.user_id, (SELECT coalesce(max(version), 0) FROM alert_settings s WHERE s.user_id = u.user_id) AS version
+          FROM unnest(${userIds}::text[]) AS u(user_id)`,
+      (rows) => new Map(rows.map((row) => [row.user_id, row.version]))
     )
-    return rows[0]!.version
+  )
+
+  const currentVersion = Effect.fn("AlertSettingsStore.currentVersion")(function* (userId: UserId) {
+    const versions = yield* newestVersions([userId]).pipe(Effect.mapError(failWith("currentVersion")))
+    return versions.get(userId) ?? 0
   })
 
   const at = Effect.fn("AlertSettingsStore.at")(function* (userId: UserId, version: number) {

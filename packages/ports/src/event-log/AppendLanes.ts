@@ -1,4 +1,4 @@
-import { Deferred, type Duration, Effect, Queue } from "effect"
+import { Deferred, Duration, Effect, Queue } from "effect"
 import { type AppendOutcome, EventLogError, type ProducerRecord, type RecordPosition } from "./EventLog.ts"
 
 /** Sends one produce request of one partition's records, in order; answers the offset the first one got. */
@@ -19,6 +19,18 @@ export interface AppendLaneSettings {
   readonly appendTimeout: Duration.Input
   /** The largest record batch a topic's broker accepts (the topic's `max.message.bytes`). */
   readonly maxBatchBytes: (topic: string) => number
+  /**
+   * The most bytes one produce request carries when it holds more than one record (Kafka's
+   * `batch.size`); never above the topic's `max.message.bytes`. A single record larger than this still goes,
+   * alone. Absent: the topic's `max.message.bytes`.
+   */
+  readonly maxRequestBytes?: number | undefined
+  /**
+   * How long a partition that was idle waits after its first append before it sends, so appends
+   * arriving meanwhile share the request (Kafka's `linger.ms`). A busy partition does not wait: what
+   * arrives while a request is in flight goes in the next one. Absent or zero: sent at once.
+   */
+  readonly linger?: Duration.Input | undefined
   /** Waits until a request may be sent (the producer is connected and not being recreated). */
   readonly ready?: Effect.Effect<void> | undefined
 }
@@ -43,6 +55,8 @@ export const recordBatchBytes = (record: ProducerRecord): number => {
 interface Pending {
   readonly done: Deferred.Deferred<ReadonlyArray<RecordPosition>, EventLogError>
   readonly positions: Array<RecordPosition | undefined>
+  /** Each record's `recordBatchBytes`, by its place in the append: measured once, when it is appended. */
+  readonly sizes: ReadonlyArray<number>
   readonly slices: Array<Slice>
   /** Records not yet acknowledged. */
   unanswered: number
@@ -115,7 +129,8 @@ export const makeAppendLanes = Effect.fnUntraced(function* (send: SendPartition,
 
   /** The next request's slices: whole ones in order while they fit, and the head of one that does not. */
   const takeRequest = (lane: Lane): Array<Slice> => {
-    const budget = settings.maxBatchBytes(lane.topic) - BATCH_OVERHEAD_BYTES
+    const topicBudget = settings.maxBatchBytes(lane.topic) - BATCH_OVERHEAD_BYTES
+    const budget = Math.min(topicBudget, (settings.maxRequestBytes ?? Number.POSITIVE_INFINITY) - BATCH_OVERHEAD_BYTES)
     const taken: Array<Slice> = []
     let bytes = 0
     while (lane.queue.length > 0) {
@@ -126,8 +141,9 @@ export const makeAppendLanes = Effect.fnUntraced(function* (send: SendPartition,
       }
       let fits = 0
       while (fits < slice.records.length) {
-        const size = recordBatchBytes(slice.records[fits]!)
-        if (bytes + size > budget) break
+        const size = slice.pending.sizes[slice.indices[fits]!]!
+        // The first record of a request goes whatever the request budget (append checked it against the topic's).
+        if (bytes + size > (bytes === 0 ? topicBudget : budget)) break
         bytes += size
         fits++
       }
@@ -181,9 +197,11 @@ export const makeAppendLanes = Effect.fnUntraced(function* (send: SendPartition,
     })
 
   /** A partition's sender: one request at a time, as long as anything is queued. */
+  const linger = settings.linger === undefined ? Duration.zero : Duration.fromInputUnsafe(settings.linger)
   const runLane = (lane: Lane) =>
     Effect.gen(function* () {
       yield* Queue.take(lane.wake)
+      if (Duration.isGreaterThan(linger, Duration.zero)) yield* Effect.sleep(linger)
       yield* Queue.clear(lane.wake)
       while (lane.queued > 0) {
         if (settings.ready !== undefined) yield* settings.ready
@@ -208,9 +226,9 @@ export const makeAppendLanes = Effect.fnUntraced(function* (send: SendPartition,
   const append = (topic: string, records: ReadonlyArray<ProducerRecord>, partitions: ReadonlyArray<number>) =>
     Effect.gen(function* () {
       const byPartition = new Map<number, Array<number>>()
-      records.forEach((record, index) => {
-        const size = recordBatchBytes(record) + BATCH_OVERHEAD_BYTES
-        if (size > settings.maxBatchBytes(topic)) return
+      const sizes = records.map(recordBatchBytes)
+      records.forEach((_, index) => {
+        if (sizes[index]! + BATCH_OVERHEAD_BYTES > settings.maxBatchBytes(topic)) return
         const indices = byPartition.get(partitions[index]!) ?? []
         indices.push(index)
         byPartition.set(partitions[index]!, indices)
@@ -240,6 +258,7 @@ export const makeAppendLanes = Effect.fnUntraced(function* (send: SendPartition,
       const pending: Pending = {
         done: yield* Deferred.make<ReadonlyArray<RecordPosition>, EventLogError>(),
         positions: new Array(records.length),
+        sizes,
         slices: [],
         unanswered: records.length,
         sent: false,

@@ -1,13 +1,5 @@
-import { type Array as Arr, Config, Deferred, Duration, Effect, Layer, Queue, Schedule, Stream } from "effect"
-import {
-  type Consumer,
-  type EachBatchPayload,
-  Kafka,
-  type KafkaMessage,
-  logLevel,
-  type Message,
-  Partitioners
-} from "kafkajs"
+import { type Array as Arr, Config, Deferred, Duration, Effect, Layer, Option, Queue, Schedule, Stream } from "effect"
+import type { Consumer, EachBatchPayload, KafkaMessage, Message } from "kafkajs"
 import { failureOf } from "../StoreFailure.ts"
 import { makeAppendLanes } from "./AppendLanes.ts"
 import {
@@ -31,7 +23,9 @@ import { Topics } from "./Topics.ts"
 
 /**
  * `KAFKA_BROKERS` (comma-separated), `KAFKA_CLIENT_ID`, `KAFKA_REPLICATION_FACTOR`,
- * `KAFKA_MIN_INSYNC_REPLICAS`, `KAFKA_APPEND_TIMEOUT`, `KAFKA_APPEND_QUEUE`, and TLS and SASL
+ * `KAFKA_MIN_INSYNC_REPLICAS`, `KAFKA_APPEND_TIMEOUT`, `KAFKA_APPEND_QUEUE`, `KAFKA_PRODUCER_LINGER_MS`,
+ * `KAFKA_PRODUCER_BATCH_BYTES`, `KAFKA_CONSUMER_MAX_WAIT_MS`,
+ * `KAFKA_CONSUMER_MIN_BYTES`, and TLS and SASL
  * (`KAFKA_SSL*`, `KAFKA_SASL_*`: see `KafkaSecurity.ts`).
  */
 export const kafkaConfig = Config.all({
@@ -41,6 +35,12 @@ export const kafkaConfig = Config.all({
   minInsyncReplicas: Config.Int("KAFKA_MIN_INSYNC_REPLICAS").pipe(Config.withDefault(1)),
   appendTimeout: Config.Duration("KAFKA_APPEND_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
   appendQueue: Config.Int("KAFKA_APPEND_QUEUE").pipe(Config.withDefault(10_000)),
+  // The producer's linger.ms and batch.size (`AppendLanes.ts`); the batch is never above a topic's max.message.bytes.
+  producerLingerMs: Config.Int("KAFKA_PRODUCER_LINGER_MS").pipe(Config.withDefault(0)),
+  producerBatchBytes: Config.Int("KAFKA_PRODUCER_BATCH_BYTES").pipe(Config.option),
+  // A consumer's fetch linger: the broker answers once it holds this many bytes for it, or after this long.
+  consumerMaxWaitMs: Config.Int("KAFKA_CONSUMER_MAX_WAIT_MS").pipe(Config.withDefault(5_000)),
+  consumerMinBytes: Config.Int("KAFKA_CONSUMER_MIN_BYTES").pipe(Config.withDefault(1)),
   security: kafkaSecurityConfig
 }).pipe(
   Config.map(({ brokers, ...rest }) => ({
@@ -140,6 +140,8 @@ export const PRODUCER_CLIENT_RETRY = { retries: 8, initialRetryTime: 100, maxRet
 
 export const makeWith = Effect.fnUntraced(function* (options: KafkaEventLogOptions = {}) {
   const config = yield* kafkaConfig
+  // Loaded here: a process whose event log is in PostgreSQL never loads kafkajs.
+  const { Kafka, logLevel, Partitioners } = yield* Effect.promise(() => import("kafkajs"))
   const topics = yield* Topics
   // kafkajs logs through this service's logger (JSON or pretty, with its annotations), not its own console format.
   const runLog = Effect.runForkWith(yield* Effect.context<never>())
@@ -246,6 +248,8 @@ export const makeWith = Effect.fnUntraced(function* (options: KafkaEventLogOptio
     maxQueuedRecords: config.appendQueue,
     appendTimeout: config.appendTimeout,
     maxBatchBytes: (topic) => maxMessageBytes.get(topic) ?? DEFAULT_MAX_MESSAGE_BYTES,
+    maxRequestBytes: Option.getOrUndefined(config.producerBatchBytes),
+    linger: Duration.millis(config.producerLingerMs),
     ready: producer.ready
   })
 
@@ -277,6 +281,8 @@ export const makeWith = Effect.fnUntraced(function* (options: KafkaEventLogOptio
           groupId: options.groupId,
           allowAutoTopicCreation: false,
           maxBytesPerPartition: 1_048_576,
+          maxWaitTimeInMs: config.consumerMaxWaitMs,
+          minBytes: config.consumerMinBytes,
           sessionTimeout: 30_000,
           heartbeatInterval: 3_000
         })

@@ -37,7 +37,8 @@ const failWith = failureOf((fields) => new EventLogError(fields))
 
 const toMessage = (partition: number, record: ProducerRecord): Message => ({
   key: record.key,
-  value: Buffer.from(record.value),
+  // A view, not a copy: kafkajs copies the bytes into its request anyway (a copy was 3 % of the receiver's CPU on batches).
+  value: Buffer.from(record.value.buffer, record.value.byteOffset, record.value.byteLength),
   headers: { ...record.headers },
   partition,
   // Absent, kafkajs stamps the time of the send (the broker keeps it: the topics use CreateTime).

@@ -1,6 +1,7 @@
 import type { SensorId, UserId } from "@dexmon/domain"
 import { Data, Effect, Layer, Option } from "effect"
 import { SqlClient } from "effect/sql"
+import { makeBatchedLookup } from "../postgres/BatchedLookup.ts"
 import { runMigrations } from "../postgres/Migrations.ts"
 import { failureOf } from "../StoreFailure.ts"
 import { type Claim, SensorOwnership, SensorOwnershipError } from "./SensorOwnership.ts"
@@ -33,8 +34,10 @@ const CLAIM_ROUNDS = 3
  *
  * Nothing is cached: owners change (a release, then another user's claim), possibly through another
  * process, and a remembered owner would let the old one post to the sensor after that. Instead the
- * common case costs one statement: a batch whose sensors all have owners already is decided by one
- * read, and only a batch with a new sensor opens a transaction.
+ * common case costs a share of one statement: a batch whose sensors all have owners already is decided
+ * by one read, which concurrent claims share (`makeBatchedLookup`: one `ANY($1)` read for all of them,
+ * never joined once sent, so it sees every release answered before the claim began); only a batch with a
+ * new sensor opens a transaction of its own. Memory does not grow with the number of sensors.
  */
 export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
@@ -42,13 +45,15 @@ export const make = Effect.gen(function* () {
 
   const ownersOf = (sensorIds: ReadonlyArray<SensorId>) =>
     Effect.map(
-      sql<{ sensor_id: string; user_id: string }>`
+      sql<{ sensor_id: SensorId; user_id: UserId }>`
         SELECT sensor_id, user_id FROM sensor_owners WHERE sensor_id = ANY(${sensorIds}::text[])`,
       (rows) => new Map(rows.map((row) => [row.sensor_id, row.user_id]))
     )
+  /** The same read, shared by the claims and lookups that run at the same time (outside any transaction). */
+  const sharedOwnersOf = yield* makeBatchedLookup(ownersOf)
 
   /** Those of `sensorIds` (in their order) owned by someone other than `userId`, and those with no owner. */
-  const sortOut = (userId: UserId, sensorIds: ReadonlyArray<SensorId>, owners: ReadonlyMap<string, string>) => ({
+  const sortOut = (userId: UserId, sensorIds: ReadonlyArray<SensorId>, owners: ReadonlyMap<SensorId, UserId>) => ({
     foreign: sensorIds.filter((sensorId) => {
       const owner = owners.get(sensorId)
       return owner !== undefined && owner !== userId
@@ -95,7 +100,7 @@ export const make = Effect.gen(function* () {
     const { foreign, unowned } = sortOut(
       userId,
       unique,
-      yield* ownersOf(unique).pipe(Effect.mapError(failWith("claim")))
+      yield* sharedOwnersOf(unique).pipe(Effect.mapError(failWith("claim")))
     )
     // Decided by the one read: a foreign sensor refuses the batch, and nothing needs claiming.
     if (foreign.length > 0 || unowned.length === 0) return { foreign, claimed: [] } satisfies Claim
@@ -117,8 +122,8 @@ export const make = Effect.gen(function* () {
   })
 
   const ownerOf = Effect.fn("SensorOwnership.ownerOf")(function* (sensorId: SensorId) {
-    const owners = yield* ownersOf([sensorId]).pipe(Effect.mapError(failWith("ownerOf")))
-    return Option.fromNullishOr(owners.get(sensorId) as UserId | undefined)
+    const owners = yield* sharedOwnersOf([sensorId]).pipe(Effect.mapError(failWith("ownerOf")))
+    return Option.fromNullishOr(owners.get(sensorId))
   })
 
   const ping = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(failWith("ping")))
