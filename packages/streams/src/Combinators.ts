@@ -384,11 +384,8 @@ const PARTITION_BUFFER = 4
  * the others (up to `PARTITION_BUFFER`). Each batch is traced and counted (`observeBatches`).
  *
  * A partition taken away by a rebalance may still have batches in its pipeline: they are written, which
- * the stores' idempotent and position-checked writes make harmless. Their commits are skipped only while
- * the partition is not owned: kafkajs rebalances eagerly and usually hands the same partitions back, and
- * then those commits pass and Kafka (which overwrites a commit) may see the offset go back while the
- * re-fetched records go through again. Nothing is lost or written twice; the fix (a batch tagged with its
- * assignment generation, older commits skipped) is still to do.
+ * the stores' idempotent and position-checked writes make harmless, and their commits are refused by
+ * the event log (Kafka's checks ownership), so the new owner redelivers them from the last commit.
  */
 export const runConsumer = <A, R>(options: ConsumerOptions<A, R>) => {
   const nextOffsets = new Map<number, number>()
