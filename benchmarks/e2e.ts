@@ -28,7 +28,7 @@ import { runDeliveries } from "./e2e/delivery.ts"
 import { type Load, type PhaseContext, type PhaseResult, type Pipeline, runPhase } from "./e2e/phase.ts"
 import { lifetimePeakMb, type Measured, measureWindow } from "./e2e/proc.ts"
 import { printReport } from "./e2e/report.ts"
-import { openSql, type Sql } from "./e2e/stores.ts"
+import { caughtUp, openSql, type Sql } from "./e2e/stores.ts"
 import { dexmonEnvironment, type Service, startDexmon, startRaw } from "./e2e/topology.ts"
 import type { Shape } from "./e2e/workload.ts"
 
@@ -212,7 +212,8 @@ const main = async () => {
           const [service] = await startDexmon(["deliverer"], dexmonEnvironment(settings), freePort)
           deliverer.push(service!)
           started.push(service!)
-        }
+        },
+        notifierCaughtUp: () => caughtUp(kafkaAdmin, `${prefix}glucose.events`, [`${prefix}notifier`])
       })
       return { ...result, usage: window.stop() }
     }

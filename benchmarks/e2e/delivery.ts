@@ -82,6 +82,8 @@ export const runDeliveries = async (options: {
   readonly endpoints: number
   readonly timeoutSeconds: number
   readonly startDeliverer: () => Promise<void>
+  /** Whether the notifier has committed every event posted so far (it commits only what it decided and stored). */
+  readonly notifierCaughtUp: () => Promise<boolean>
 }): Promise<DeliveryResult> => {
   const sink = await startSink()
   let polling = true
@@ -157,20 +159,23 @@ export const runDeliveries = async (options: {
       return ids
     }
     const deadline = () => Date.now() + options.timeoutSeconds * 1000
-    const waitUntil = async (done: () => boolean) => {
+    const waitUntil = async (done: () => boolean | Promise<boolean>) => {
       const until = deadline()
-      while (!done() && Date.now() < until) await sleep(100)
+      while (!(await done()) && Date.now() < until) await sleep(100)
     }
+    /** Each episode is told twice: when it opens and when it ends (the all-clear). */
+    const deliveriesOf = (ids: Set<string>) =>
+      new Set(sink.received.filter((r) => ids.has(r.alertId)).map((r) => r.deliveryId)).size
     const toldOf = (ids: Set<string>) => new Set(sink.received.filter((r) => ids.has(r.alertId)).map((r) => r.alertId))
 
     const backlogIds = await postRound()
     await waitUntil(() => [...backlogIds].every((id) => storedAt.has(id)))
-    // The episodes' ends are decided a moment after their starts: let them reach the topic too.
-    await sleep(2_000)
+    // The episodes' ends are decided after their starts: the backlog is whole once the notifier has committed
+    // every event posted, ends included.
+    await waitUntil(() => options.notifierCaughtUp().catch(() => false))
     await options.startDeliverer()
     const deliveringFrom = Date.now()
-    await waitUntil(() => toldOf(backlogIds).size >= options.endpoints)
-    await sleep(2_000)
+    await waitUntil(() => deliveriesOf(backlogIds) >= 2 * options.endpoints)
     const backlog = [...sink.received]
     const backlogDeliveries = new Set(backlog.map((r) => r.deliveryId)).size
     const backlogSeconds = (Math.max(...backlog.map((r) => r.at)) - deliveringFrom) / 1000
