@@ -1,7 +1,7 @@
 import { assert, layer } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Queue, Stream } from "effect"
+import { ConfigProvider, Deferred, Effect, Layer, Option, Queue, Schedule, Stream } from "effect"
 import { Kafka, logLevel } from "kafkajs"
-import { type ConsumerRecord, EventLog, KafkaEventLog, Topics } from "../src/index.ts"
+import { type ConsumerRecord, EventLog, KafkaEventLog, type PartitionBatch, Topics } from "../src/index.ts"
 import { requiredServer } from "../src/testing/index.ts"
 import { contractTopics, eventLogContract, positionsOf } from "./contracts/EventLogContract.ts"
 
@@ -105,5 +105,93 @@ layer(kafkaLayer, { timeout: 120_000, excludeTestServices: true })("KafkaEventLo
       const all = [...seenFirst, ...seenWhileShared, ...seenAfter, ...seenThird]
       assert.strictEqual(new Set(positionsOf(all)).size, all.length)
     })
+  )
+})
+
+layer(kafkaLayer, { timeout: 120_000, excludeTestServices: true })("KafkaEventLog.consume", (it) => {
+  it.effect(
+    "a member joining waits until the batches handed to the current member are committed: no record is in both members' hands",
+    () =>
+      Effect.gen(function* () {
+        const log = yield* EventLog
+        const admin = yield* probeAdmin
+        const topic = contractTopics[0]!.name
+        const groupId = `handover${Date.now().toString(36)}`
+        const wave = (n: number) =>
+          Array.from({ length: 32 }, (_, i) => ({
+            key: `${groupId}-w${n}-sensor-${i}`,
+            value: new TextEncoder().encode(String(i)),
+            headers: {}
+          }))
+        yield* log.append(topic, wave(1))
+
+        // The first member takes every batch it is given at once (as a pipeline with buffers between its stages
+        // does) and commits none of them until `release`.
+        const release = yield* Deferred.make<void>()
+        const firstTook = yield* Deferred.make<void>()
+        const first: Array<PartitionBatch> = []
+        const toCommit = yield* Queue.unbounded<PartitionBatch>()
+        yield* log.consume({ topic, groupId }).pipe(
+          Stream.runForEach((batch) =>
+            Effect.sync(() => first.push(batch)).pipe(
+              Effect.andThen(Queue.offer(toCommit, batch)),
+              Effect.andThen(Deferred.succeed(firstTook, undefined))
+            )
+          ),
+          Effect.forkChild
+        )
+        yield* Deferred.await(release).pipe(
+          Effect.andThen(
+            Queue.take(toCommit).pipe(
+              Effect.flatMap((batch) => batch.commit),
+              Effect.forever
+            )
+          ),
+          Effect.forkChild
+        )
+        yield* Deferred.await(firstTook)
+
+        // A second member joins; it commits what it is given.
+        const second = yield* Queue.unbounded<PartitionBatch>()
+        const secondAssigned = yield* Deferred.make<void>()
+        const onAssigned = (partitions: ReadonlyArray<number>) => {
+          if (partitions.length > 0) Deferred.doneUnsafe(secondAssigned, Effect.void)
+        }
+        yield* log.consume({ topic, groupId, onAssigned }).pipe(
+          Stream.runForEach((batch) => Queue.offer(second, batch).pipe(Effect.andThen(batch.commit))),
+          Effect.forkChild
+        )
+        // Once the join has begun a rebalance, the joiner is given nothing while the first member holds batches:
+        // kafkajs rejoins only when its batch handlers return, and they wait for the commits. The window is
+        // several of the first member's heartbeats (3 s), after which it would have rejoined if they did not.
+        yield* Effect.promise(() => admin.describeGroups([groupId])).pipe(
+          Effect.map(({ groups }) => groups[0]?.state),
+          Effect.repeat({
+            schedule: Schedule.spaced("100 millis"),
+            until: (state) => state === "PreparingRebalance",
+            times: 600
+          })
+        )
+        const assignedWhileHeld = yield* Deferred.await(secondAssigned).pipe(Effect.timeoutOption("10 seconds"))
+        assert.isTrue(Option.isNone(assignedWhileHeld), "the joiner was given partitions the first member held")
+        yield* Deferred.succeed(release, undefined)
+        // Records on the joiner's partitions past what the first member was given.
+        yield* Deferred.await(secondAssigned)
+        yield* log.append(topic, wave(2))
+        const given = [yield* Queue.take(second), ...(yield* Queue.takeAll(second))]
+
+        const rangesOf = (batches: ReadonlyArray<PartitionBatch>) =>
+          batches.map((batch) => ({
+            partition: batch.partition,
+            from: batch.records[0]!.offset,
+            to: batch.records[batch.records.length - 1]!.offset
+          }))
+        const overlaps = rangesOf(given).filter((taken) =>
+          rangesOf(first).some(
+            (held) => held.partition === taken.partition && held.from <= taken.to && taken.from <= held.to
+          )
+        )
+        assert.deepStrictEqual(overlaps, [], "records the first member held were given to the joiner")
+      }).pipe(Effect.scoped)
   )
 })

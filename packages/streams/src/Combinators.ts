@@ -8,7 +8,7 @@ import {
   type ProducerRecord
 } from "@dexmon/ports"
 import { Clock, Effect, Exit, Schedule, Stream } from "effect"
-import type { Decoded, DecodedBatch, Failed } from "./DecodedBatch.ts"
+import type { BatchTrace, Decoded, DecodedBatch, Failed } from "./DecodedBatch.ts"
 
 const describe = (error: unknown): { readonly tag: string; readonly message: string } => ({
   tag:
@@ -19,6 +19,15 @@ const describe = (error: unknown): { readonly tag: string; readonly message: str
         : "Unknown",
   message: error instanceof Error ? error.message : String(error)
 })
+
+/**
+ * Runs a stage's work on a batch under the batch's span (when it has one), so the writes, appends and
+ * commit it makes join the trace of the batch, whichever fiber the stage runs on.
+ */
+const inBatchSpan =
+  (batch: DecodedBatch<unknown>) =>
+  <X, E, R>(work: Effect.Effect<X, E, R>): Effect.Effect<X, E, R> =>
+    batch.trace === undefined ? work : Effect.withParentSpan(work, batch.trace.span)
 
 /**
  * Decodes every record of each batch. A record that cannot be decoded is not
@@ -109,32 +118,30 @@ export const writeWithRetry =
         Effect.retry(backoff(policy)),
         Effect.result
       )
-    return Stream.mapEffect(
-      batches,
-      Effect.fnUntraced(function* (batch) {
-        if (batch.decoded.length === 0) return batch
-        const firstTry = yield* Clock.currentTimeMillis
-        const whole = yield* attempt(batch.decoded.map((d) => d.value))
-        if (whole._tag === "Success") return batch
-        yield* Effect.logWarning("batch write failed after retries; writing its values one by one", whole.failure)
-        const failed: Array<Failed> = [...batch.failed]
-        for (const item of batch.decoded) {
-          const single = yield* attempt([item.value])
-          if (single._tag === "Failure") {
-            const { tag, message } = describe(single.failure)
-            failed.push({
-              record: item.record,
-              errorTag: tag,
-              errorMessage: message,
-              attempts: 2 * (policy.retries + 1),
-              firstFailureAt: firstTry
-            })
-          }
+    const writeBatch = Effect.fnUntraced(function* (batch: DecodedBatch<A>) {
+      if (batch.decoded.length === 0) return batch
+      const firstTry = yield* Clock.currentTimeMillis
+      const whole = yield* attempt(batch.decoded.map((d) => d.value))
+      if (whole._tag === "Success") return batch
+      yield* Effect.logWarning("batch write failed after retries; writing its values one by one", whole.failure)
+      const failed: Array<Failed> = [...batch.failed]
+      for (const item of batch.decoded) {
+        const single = yield* attempt([item.value])
+        if (single._tag === "Failure") {
+          const { tag, message } = describe(single.failure)
+          failed.push({
+            record: item.record,
+            errorTag: tag,
+            errorMessage: message,
+            attempts: 2 * (policy.retries + 1),
+            firstFailureAt: firstTry
+          })
         }
-        const failedRecords = new Set(failed.map((f) => f.record))
-        return { ...batch, decoded: batch.decoded.filter((d) => !failedRecords.has(d.record)), failed }
-      })
-    )
+      }
+      const failedRecords = new Set(failed.map((f) => f.record))
+      return { ...batch, decoded: batch.decoded.filter((d) => !failedRecords.has(d.record)), failed }
+    })
+    return Stream.mapEffect(batches, (batch) => inBatchSpan(batch)(writeBatch(batch)))
   }
 
 /**
@@ -173,6 +180,7 @@ export const routeFailuresToDeadLetters =
       batch.failed.length === 0
         ? Effect.succeed(batch)
         : eventLog.append(deadLetterTopic, batch.failed.map(deadLetterRecord)).pipe(
+            inBatchSpan(batch),
             Effect.tapError((error) => Effect.logError(`cannot write to ${deadLetterTopic}; retrying`, error)),
             Effect.retry(Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("10 seconds")])),
             // The schedule has no end: this only dies if the fiber is interrupted mid-retry.
@@ -197,6 +205,7 @@ export const commitBatches = <A, E, R>(
     batch.batch.commit.pipe(
       Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 5 }))),
       Effect.orDie,
+      inBatchSpan(batch),
       Effect.as(batch)
     )
   )
@@ -259,54 +268,75 @@ export interface ConsumerPipelineOptions<A, B, E extends { readonly transient: b
 }
 
 /**
- * Runs the handling of one partition batch as a traced unit: one span per
- * record continues the trace its producer started (the `traceparent` header),
- * so a trace runs from the POST through the event log to the store; the
- * batch's own span links to them and is the parent of the store writes. Counts
- * the batch once it is committed.
+ * The tracing and counting of the batches through one partition's pipeline. `start` (after decoding)
+ * opens one span per record, continuing the trace its producer started (the `traceparent` header), so
+ * a trace runs from the POST through the event log to the store, and the batch's own span, linked to
+ * them: the stages run their work on the batch under it (`inBatchSpan`), whichever fiber each runs on.
+ * `finish` (after the commit) ends them and counts the batch. A batch still open when the pipeline
+ * stops (a failure, a restart) has its spans ended with that exit by `abandon`.
  */
-export const observeBatch =
-  (groupId: string) =>
-  <E, R>(batch: PartitionBatch, handle: Effect.Effect<void, E, R>): Effect.Effect<void, E, R> =>
-    Effect.gen(function* () {
-      const recordSpans = yield* Effect.forEach(batch.records, (record) =>
-        Effect.makeSpan(`${batch.topic} process`, {
-          parent: parentFromHeaders(record.headers),
+export const observeBatches = (groupId: string) => {
+  const open = new Set<BatchTrace>()
+  const end = (trace: BatchTrace, exit: Exit.Exit<unknown, unknown>) =>
+    Effect.map(Clock.currentTimeNanos, (ended) => {
+      open.delete(trace)
+      for (const span of trace.records) span.end(ended, exit)
+      trace.span.end(ended, exit)
+      return ended
+    })
+
+  const start = <A, E, R>(batches: Stream.Stream<DecodedBatch<A>, E, R>): Stream.Stream<DecodedBatch<A>, E, R> =>
+    Stream.mapEffect(
+      batches,
+      Effect.fnUntraced(function* (decoded) {
+        const { batch } = decoded
+        const records = yield* Effect.forEach(batch.records, (record) =>
+          Effect.makeSpan(`${batch.topic} process`, {
+            parent: parentFromHeaders(record.headers),
+            kind: "consumer",
+            attributes: {
+              "messaging.system": "kafka",
+              "messaging.destination.name": batch.topic,
+              "messaging.consumer.group.name": groupId,
+              "messaging.kafka.message.key": record.key,
+              "messaging.kafka.offset": record.offset,
+              "messaging.destination.partition.id": String(batch.partition)
+            }
+          })
+        )
+        const span = yield* Effect.makeSpan(`${batch.topic} batch`, {
           kind: "consumer",
-          attributes: {
-            "messaging.system": "kafka",
-            "messaging.destination.name": batch.topic,
-            "messaging.consumer.group.name": groupId,
-            "messaging.kafka.message.key": record.key,
-            "messaging.kafka.offset": record.offset,
-            "messaging.destination.partition.id": String(batch.partition)
-          }
-        })
-      )
-      const exit = yield* handle.pipe(
-        Effect.withSpan(`${batch.topic} batch`, {
-          kind: "consumer",
-          links: recordSpans.map((span) => ({ span, attributes: {} })),
+          links: records.map((span) => ({ span, attributes: {} })),
           attributes: {
             "messaging.consumer.group.name": groupId,
             "messaging.batch.message_count": batch.records.length,
             "messaging.destination.partition.id": String(batch.partition)
           }
-        }),
-        Effect.exit
-      )
-      const ended = yield* Clock.currentTimeNanos
-      for (const span of recordSpans) span.end(ended, exit)
-      if (Exit.isSuccess(exit)) {
+        })
+        const trace: BatchTrace = { span, records }
+        open.add(trace)
+        return { ...decoded, trace }
+      })
+    )
+
+  const finish = <A, E, R>(batches: Stream.Stream<DecodedBatch<A>, E, R>): Stream.Stream<DecodedBatch<A>, E, R> =>
+    Stream.tap(
+      batches,
+      Effect.fnUntraced(function* ({ batch, trace }) {
+        const ended = trace === undefined ? yield* Clock.currentTimeNanos : yield* end(trace, Exit.void)
         Metrics.eventsConsumed.inc({ topic: batch.topic, group: groupId }, batch.records.length)
         Metrics.batchSize.observe({ group: groupId }, batch.records.length)
         const committedAt = Number(ended / 1_000_000n)
         for (const record of batch.records) {
           Metrics.endToEnd.observe({ topic: batch.topic, group: groupId }, (committedAt - record.timestamp) / 1000)
         }
-      }
-      return yield* exit
-    })
+      })
+    )
+
+  const abandon = (exit: Exit.Exit<unknown, unknown>) => Effect.forEach([...open], (trace) => end(trace, exit))
+
+  return { start, finish, abandon }
+}
 
 /**
  * Keeps `dexmon_consumer_lag` current for the partitions this consumer has
@@ -328,27 +358,59 @@ const reportLag = (eventLog: EventLog["Service"], topic: string, groupId: string
   )
 
 /**
- * A consumer: decode each batch, apply it (`options.apply`), route what fails
- * to the DLQ, and commit only then. One partition's batches are handled one
- * at a time, in order, each as one observed unit (`observeBatch`).
+ * How many batches wait for each stage of a partition's pipeline. One is enough to overlap the stages
+ * (decoding batch N+1 while N is written and N-1 committed); more would only add batches that a
+ * rebalance or a restart hands to the next owner undone.
+ */
+const STAGE_BUFFER = 1
+
+/**
+ * How many consumed batches of one partition wait for its pipeline. The consumed stream is one
+ * sequence of every partition's batches, so when a partition's pipeline falls this far behind, taking
+ * its next batch waits for it, and with it every partition's next batch (and Kafka's fetch, which
+ * keeps the membership alive meanwhile): the other partitions run ahead of the slowest by at most
+ * this many batches plus those in its stages. A batch of 500 records is some hundred kilobytes, so the
+ * buffer is cheap; it is sized to absorb one slow write (a store's hiccup, a large batch), not an outage.
+ */
+const PARTITION_BUFFER = 4
+
+/**
+ * A consumer: each assigned partition's batches flow, in offset order, as one stream through decode,
+ * apply (`options.apply`), routing what fails to the DLQ, and the commit, with a batch's buffer between
+ * the stages, so decoding, writing and committing successive batches overlap while each stage keeps
+ * the partition's order and a batch is committed only after its writes and dead letters are durable.
+ * The partitions run side by side, one pipeline each (as many as the member is assigned: the router
+ * must never wait on a pipeline that is not running), so one partition's slow write does not hold up
+ * the others (up to `PARTITION_BUFFER`). Each batch is traced and counted (`observeBatches`).
+ *
+ * A rebalance never finds a partition's batches in two members' pipelines: the event log lets a member
+ * rejoin its group only once the batches it handed over are committed (Kafka's waits in its batch
+ * handlers; the embedded log's members keep their partitions while they run), so the next owner starts
+ * from their commit. Only a member whose pipeline outlasts the group's rebalance timeout is put out with
+ * batches still in hand (its commits are then refused and the next owner redelivers them).
  */
 export const runConsumer = <A, R>(options: ConsumerOptions<A, R>) => {
   const nextOffsets = new Map<number, number>()
-  const handle = (batch: PartitionBatch) =>
-    Stream.succeed(batch).pipe(
+  const drainPartition = (batches: Stream.Stream<PartitionBatch>) => {
+    const observer = observeBatches(options.groupId)
+    return batches.pipe(
       decodeRecords(options.decode),
+      observer.start,
+      Stream.buffer({ capacity: STAGE_BUFFER }),
       options.apply,
+      Stream.buffer({ capacity: STAGE_BUFFER }),
       routeFailuresToDeadLetters(options.eventLog, options.deadLetterTopic),
       commitBatches,
-      Stream.runDrain,
-      Effect.tap(() =>
+      observer.finish,
+      Stream.runForEach(({ batch }) =>
         Effect.sync(() => {
           const last = batch.records[batch.records.length - 1]
           if (last !== undefined) nextOffsets.set(batch.partition, last.offset + 1)
         })
-      )
+      ),
+      Effect.onExit(observer.abandon)
     )
-  const observe = observeBatch(options.groupId)
+  }
   return Effect.scoped(
     Effect.gen(function* () {
       yield* Effect.forkScoped(reportLag(options.eventLog, options.topic, options.groupId, nextOffsets))
@@ -360,7 +422,11 @@ export const runConsumer = <A, R>(options: ConsumerOptions<A, R>) => {
           ...(options.onAssigned === undefined ? {} : { onAssigned: options.onAssigned })
         })
         .pipe(
-          Stream.mapEffect((batch) => observe(batch, handle(batch))),
+          Stream.groupByKey((batch) => batch.partition, { bufferSize: PARTITION_BUFFER }),
+          Stream.mapEffect(([, batches]) => drainPartition(batches), {
+            concurrency: "unbounded",
+            unordered: true
+          }),
           Stream.runDrain
         )
     })

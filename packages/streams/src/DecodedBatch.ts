@@ -1,4 +1,5 @@
 import type { ConsumerRecord, PartitionBatch } from "@dexmon/ports"
+import type { Tracer } from "effect"
 
 /** A record that could be decoded, with its value. */
 export interface Decoded<A> {
@@ -15,9 +16,20 @@ export interface Failed {
   readonly firstFailureAt: number
 }
 
+/**
+ * The spans of one batch on its way through a consumer: one per record, continuing its producer's
+ * trace, and the batch's own, which links to them and is the parent of every stage's work on it.
+ */
+export interface BatchTrace {
+  readonly span: Tracer.Span
+  readonly records: ReadonlyArray<Tracer.Span>
+}
+
 /** One partition batch on its way through a consumer pipeline. */
 export interface DecodedBatch<A> {
   readonly batch: PartitionBatch
   readonly decoded: ReadonlyArray<Decoded<A>>
   readonly failed: ReadonlyArray<Failed>
+  /** Absent outside `runConsumer` (a stage used on its own). */
+  readonly trace?: BatchTrace | undefined
 }

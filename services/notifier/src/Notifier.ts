@@ -142,7 +142,8 @@ const CONFLICT_RETRIES = 10
  * A clock fiber ticks, once a `DEXMON_ALERT_TICK_EVERY`, the sensors whose
  * check time has passed, on the partitions this member owns and has consumed
  * to their end (a notifier catching up decides silences from the log, not
- * from its clock). Ticks and batches take turns.
+ * from its clock). A partition's ticks and batches take turns; partitions
+ * run side by side (their sensors are disjoint).
  */
 export const NotifierLive = Layer.effectDiscard(
   Effect.gen(function* () {
@@ -153,7 +154,16 @@ export const NotifierLive = Layer.effectDiscard(
     const settings = yield* AlertSettingsStore
     const { names } = yield* Topics
     const config = yield* NotifierConfig
-    const turns = yield* Semaphore.make(1)
+    // One turn per log partition: a partition's sensors are its own, so only its batches and its ticks need to
+    // take turns, and a slow partition leaves the others to run.
+    const turns = new Map<number, Semaphore.Semaphore>()
+    const turnOf = (partition: number) => {
+      const known = turns.get(partition)
+      if (known !== undefined) return known
+      const made = Semaphore.makeUnsafe(1)
+      turns.set(partition, made)
+      return made
+    }
     let owned: ReadonlyArray<number> = []
     const rulesByVersion = new Map<string, AlertRulesShape>()
 
@@ -265,9 +275,12 @@ export const NotifierLive = Layer.effectDiscard(
       return changes
     })
 
-    /** `decideAndStore` in turn with the clock; a state another member moved on is read and decided again. */
+    /**
+     * `decideAndStore` in its partition's turn (the inputs are one partition's: a batch's or a tick's);
+     * a state another member moved on is read and decided again.
+     */
     const decideInTurn = (inputs: ReadonlyArray<SensorInput>) =>
-      turns
+      turnOf(inputs[0]?.log_partition ?? 0)
         .withPermits(1)(decideAndStore(inputs))
         .pipe(
           Effect.retry({ while: (error) => error._tag === "AlertStateConflict", times: CONFLICT_RETRIES }),

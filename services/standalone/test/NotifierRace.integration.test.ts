@@ -1,20 +1,10 @@
-import { AlertRules } from "@dexmon/alerting"
 import { EventId, SensorId, UserId } from "@dexmon/domain"
-import { NotifierLive } from "@dexmon/notifier"
-import {
-  AlertStateStore,
-  AlertStore,
-  EventLog,
-  PostgresAlertSettingsStore,
-  PostgresAlertStateStore,
-  PostgresAlertStore,
-  PostgresEventLog,
-  Topics
-} from "@dexmon/ports"
-import { eventually, layerEmbeddedPostgresTest } from "@dexmon/testing"
+import { type AlertStateStore, AlertStore, EventLog, Topics } from "@dexmon/ports"
+import { eventually } from "@dexmon/testing"
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { toProducerRecord } from "./support/AlertDay.ts"
+import { notifierOnEmbeddedStoresWith } from "./support/NotifierOnEmbeddedStores.ts"
 
 const t0 = Date.parse("2026-11-24T08:00:00.000Z")
 const MINUTE = 60_000
@@ -30,41 +20,24 @@ const SENSOR = "raced-sensor"
  */
 const racedStateStore = (races: number) => {
   const seen = { raced: 0, conflicts: 0 }
-  const store = Layer.effect(
-    AlertStateStore,
-    Effect.gen(function* () {
-      const real = yield* PostgresAlertStateStore.make
-      return AlertStateStore.of({
-        ...real,
-        save: (writes) =>
-          Effect.gen(function* () {
-            if (seen.raced < races && writes.some((write) => write.expected_revision > 0)) {
-              seen.raced += 1
-              const current = yield* real.load(writes.map((write) => write.row.sensor_id))
-              yield* real.save(
-                [...current.values()].map(({ revision, ...row }) => ({ row, expected_revision: revision }))
-              )
-            }
-            return yield* real
-              .save(writes)
-              .pipe(Effect.tapErrorTag("AlertStateConflict", () => Effect.sync(() => (seen.conflicts += 1))))
-          })
+  const save =
+    (real: AlertStateStore["Service"]): AlertStateStore["Service"]["save"] =>
+    (writes) =>
+      Effect.gen(function* () {
+        if (seen.raced < races && writes.some((write) => write.expected_revision > 0)) {
+          seen.raced += 1
+          const current = yield* real.load(writes.map((write) => write.row.sensor_id))
+          yield* real.save([...current.values()].map(({ revision, ...row }) => ({ row, expected_revision: revision })))
+        }
+        return yield* real
+          .save(writes)
+          .pipe(Effect.tapErrorTag("AlertStateConflict", () => Effect.sync(() => (seen.conflicts += 1))))
       })
-    })
-  )
-  return { seen, store }
+  return { seen, save }
 }
 
 const race = racedStateStore(3)
-const notifierOnEmbeddedStores = NotifierLive.pipe(
-  Layer.provide(AlertRules.layer),
-  Layer.provideMerge(
-    Layer.mergeAll(PostgresEventLog.layer, PostgresAlertStore.layer, PostgresAlertSettingsStore.layer, race.store).pipe(
-      Layer.provideMerge(Layer.succeed(Topics, Topics.make(2, `race-${Date.now().toString(36)}.`))),
-      Layer.provideMerge(layerEmbeddedPostgresTest)
-    )
-  )
-)
+const notifierOnEmbeddedStores = notifierOnEmbeddedStoresWith({ prefix: "race", partitions: 2, save: race.save })
 
 /** A live reading `minute` minutes after t0 (logged 30 s after its timestamp), as the receiver appends it. */
 const reading = (minute: number, value: number) =>

@@ -1,5 +1,6 @@
 import { type Array as Arr, Config, Deferred, Duration, Effect, Layer, Option, Queue, Schedule, Stream } from "effect"
 import type { Consumer, EachBatchPayload, KafkaMessage, Message } from "kafkajs"
+import { intInRange } from "../ConfigRange.ts"
 import { failureOf } from "../StoreFailure.ts"
 import { makeAppendLanes } from "./AppendLanes.ts"
 import {
@@ -25,7 +26,7 @@ import { Topics } from "./Topics.ts"
  * `KAFKA_BROKERS` (comma-separated), `KAFKA_CLIENT_ID`, `KAFKA_REPLICATION_FACTOR`,
  * `KAFKA_MIN_INSYNC_REPLICAS`, `KAFKA_APPEND_TIMEOUT`, `KAFKA_APPEND_QUEUE`, `KAFKA_PRODUCER_LINGER_MS`,
  * `KAFKA_PRODUCER_BATCH_BYTES`, `KAFKA_CONSUMER_MAX_WAIT_MS`,
- * `KAFKA_CONSUMER_MIN_BYTES`, and TLS and SASL
+ * `KAFKA_CONSUMER_MIN_BYTES`, `KAFKA_CONSUMER_PARTITIONS_IN_FLIGHT`, and TLS and SASL
  * (`KAFKA_SSL*`, `KAFKA_SASL_*`: see `KafkaSecurity.ts`).
  */
 export const kafkaConfig = Config.all({
@@ -41,6 +42,9 @@ export const kafkaConfig = Config.all({
   // A consumer's fetch linger: the broker answers once it holds this many bytes for it, or after this long.
   consumerMaxWaitMs: Config.Int("KAFKA_CONSUMER_MAX_WAIT_MS").pipe(Config.withDefault(5_000)),
   consumerMinBytes: Config.Int("KAFKA_CONSUMER_MIN_BYTES").pipe(Config.withDefault(1)),
+  // How many of its partitions' fetched batches a consumer hands to its pipeline at once (kafkajs's
+  // partitionsConsumedConcurrently); the default is the topics' default partition count.
+  consumerPartitionsInFlight: intInRange("KAFKA_CONSUMER_PARTITIONS_IN_FLIGHT", 8, 1, 1_000),
   security: kafkaSecurityConfig
 }).pipe(
   Config.map(({ brokers, ...rest }) => ({
@@ -93,13 +97,14 @@ const toConsumerRecord = (topic: string, partition: number, message: KafkaMessag
 type BatchPayload = EachBatchPayload & { isRunning: () => boolean; isStale: () => boolean }
 
 /**
- * Waits from a kafkajs batch handler until the pipeline takes what `offer` gives it (true) or the
- * stream stops first (false): Kafka is read no faster than it is processed. Meanwhile keeps the
+ * Waits from a kafkajs batch handler until `pipelineStep` is done (the pipeline took a batch, or
+ * committed it: true) or the stream stops first (false): Kafka is read no faster than it is processed,
+ * and a rebalance waits for what was handed over. Meanwhile keeps the
  * membership alive: a pipeline waiting out a store outage (or a slow live-stream client) must not be
  * mistaken for a dead member and have its partitions taken away mid-batch.
  */
 const handOver = (
-  offer: Effect.Effect<unknown>,
+  pipelineStep: Effect.Effect<unknown>,
   stopped: Deferred.Deferred<boolean>,
   heartbeat: () => Promise<void>
 ): Promise<boolean> => {
@@ -107,7 +112,7 @@ const handOver = (
     heartbeat().catch(() => undefined)
   }, 3_000)
   return Effect.runPromise(
-    Effect.raceFirst(offer.pipe(Effect.as(true)), Deferred.await(stopped).pipe(Effect.as(false)))
+    Effect.raceFirst(pipelineStep.pipe(Effect.as(true)), Deferred.await(stopped).pipe(Effect.as(false)))
   ).finally(() => clearInterval(heartbeats))
 }
 
@@ -317,25 +322,39 @@ export const makeWith = Effect.fnUntraced(function* (options: KafkaEventLogOptio
                 )
           ).pipe(Effect.withSpan("EventLog.commit", { attributes: { partition, nextOffset } }))
 
+        // kafkajs rejoins the group (a rebalance) only once every running `eachBatch` has returned, so a
+        // handler returns only when the pipeline has committed what it handed over (or has stopped): a
+        // partition's batches are never in this member's pipeline while its next owner reads them too.
+        // Slices of one fetch are handed over without waiting, so their decode, write and commit overlap.
         const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale }: BatchPayload) => {
           const maxBatchSize = options.maxBatchSize ?? 500
-          for (let start = 0; start < batch.messages.length && isRunning() && !isStale(); start += maxBatchSize) {
-            const slice = batch.messages.slice(start, start + maxBatchSize)
-            const records = slice.map((message) => toConsumerRecord(batch.topic, batch.partition, message))
-            const last = records[records.length - 1]!.offset
-            const handedOver = await handOver(
-              Queue.offer(batches, {
-                topic: batch.topic,
-                partition: batch.partition,
-                records,
-                commit: commit(batch.partition, last + 1)
-              }),
-              stopped,
-              heartbeat
-            )
-            if (!handedOver) return
-            resolveOffset(String(last))
-            await heartbeat()
+          let lastCommitted: Deferred.Deferred<void> | undefined
+          try {
+            for (let start = 0; start < batch.messages.length && isRunning() && !isStale(); start += maxBatchSize) {
+              const slice = batch.messages.slice(start, start + maxBatchSize)
+              const records = slice.map((message) => toConsumerRecord(batch.topic, batch.partition, message))
+              const last = records[records.length - 1]!.offset
+              const committed = Deferred.makeUnsafe<void>()
+              const handedOver = await handOver(
+                Queue.offer(batches, {
+                  topic: batch.topic,
+                  partition: batch.partition,
+                  records,
+                  commit: commit(batch.partition, last + 1).pipe(
+                    Effect.tap(() => Deferred.succeed(committed, undefined))
+                  )
+                }),
+                stopped,
+                heartbeat
+              )
+              if (!handedOver) return
+              lastCommitted = committed
+              resolveOffset(String(last))
+              await heartbeat()
+            }
+          } finally {
+            // Commits are made in offset order: the last slice's covers the slices before it.
+            if (lastCommitted !== undefined) await handOver(Deferred.await(lastCommitted), stopped, heartbeat)
           }
         }
 
@@ -352,7 +371,7 @@ export const makeWith = Effect.fnUntraced(function* (options: KafkaEventLogOptio
             consumer.run({
               autoCommit: false,
               eachBatchAutoResolve: false,
-              partitionsConsumedConcurrently: 1,
+              partitionsConsumedConcurrently: config.consumerPartitionsInFlight,
               eachBatch: eachBatch as (payload: EachBatchPayload) => Promise<void>
             }),
           "join group"

@@ -1,6 +1,7 @@
 import { join } from "node:path"
 import { PgClient } from "@effect/sql-pg"
-import { Config, ConfigProvider, Duration, Effect, Layer, Option, type Redacted } from "effect"
+import { Config, Duration, Effect, Layer, Option, type Redacted } from "effect"
+import { intInRange } from "../ConfigRange.ts"
 import { requireEmbeddedAllowed } from "../DeploymentProfile.ts"
 import * as BoundedPgClient from "./BoundedPgClient.ts"
 import { EmbeddedPostgres } from "./EmbeddedPostgres.ts"
@@ -91,18 +92,7 @@ export const layerEmbedded = (options: {
  * `DEXMON_PG_POOL_SIZE`: connections per process (default 20). 1 for a server that serves one session
  * at a time, such as the harness's TimescaleDB (PGlite).
  */
-export const poolSizeConfig = Config.Int("DEXMON_PG_POOL_SIZE").pipe(
-  Config.withDefault(20),
-  Config.mapEffect((size) =>
-    size >= 1 && size <= 1_000
-      ? Effect.succeed(size)
-      : Effect.fail(
-          new Config.ConfigError(
-            new ConfigProvider.SourceError({ message: `DEXMON_PG_POOL_SIZE must be between 1 and 1000, got ${size}` })
-          )
-        )
-  )
-)
+export const poolSizeConfig = intInRange("DEXMON_PG_POOL_SIZE", 20, 1, 1_000)
 
 export const layerConfig = Layer.unwrap(
   Effect.gen(function* () {

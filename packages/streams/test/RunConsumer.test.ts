@@ -1,0 +1,144 @@
+import { EventLog, type PartitionBatch } from "@dexmon/ports"
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Fiber, Option, Stream } from "effect"
+import { type DecodedBatch, runConsumer, writeWithRetry } from "../src/index.ts"
+
+const encoder = new TextEncoder()
+
+/** What the consumer under test did, in the order it did it. */
+interface Journal {
+  readonly events: Array<string>
+}
+
+/** A batch of `size` records of `partition` from `offset`, whose commit is logged and then waits for `commitGate`. */
+const batchAt = (
+  journal: Journal,
+  partition: number,
+  offset: number,
+  size: number,
+  commitGate: Effect.Effect<void> = Effect.void
+): PartitionBatch => ({
+  topic: "t",
+  partition,
+  records: Array.from({ length: size }, (_, i) => ({
+    topic: "t",
+    partition,
+    offset: offset + i,
+    key: `k${partition}`,
+    value: encoder.encode(`${partition}:${offset + i}`),
+    headers: {},
+    timestamp: 0
+  })),
+  commit: Effect.sync(() => journal.events.push(`commit ${partition}@${offset}`)).pipe(
+    Effect.andThen(commitGate),
+    Effect.andThen(Effect.sync(() => journal.events.push(`committed ${partition}@${offset}`)))
+  )
+})
+
+/**
+ * The port with `consume` handing over the given batches in that order, as one stream of every partition
+ * (as Kafka's and the embedded log's do), and ending after them; nothing else is used by `runConsumer`.
+ */
+const eventLogOf = (batches: ReadonlyArray<PartitionBatch>) =>
+  EventLog.of({
+    append: () => Effect.succeed([]),
+    consume: () => Stream.fromIterable(batches),
+    endOffsets: () => Effect.succeed(new Map()),
+    committedOffsets: () => Effect.succeed(new Map()),
+    offsetsForTime: () => Effect.succeed(new Map()),
+    follow: () => Stream.empty,
+    ping: Effect.void
+  })
+
+/** The first offset of the batch a write was given (its values are `partition:offset`). */
+const firstOf = (values: ReadonlyArray<string>) => values[0]!
+
+/** Runs `runConsumer` over `batches`, writing each batch with `write`. */
+const consume = (
+  batches: ReadonlyArray<PartitionBatch>,
+  write: (values: ReadonlyArray<string>) => Effect.Effect<void>
+) =>
+  runConsumer({
+    eventLog: eventLogOf(batches),
+    topic: "t",
+    groupId: "g",
+    maxBatchSize: 500,
+    decode: (bytes) => Effect.succeed(new TextDecoder().decode(bytes)),
+    apply: (decoded: Stream.Stream<DecodedBatch<string>>) =>
+      decoded.pipe(writeWithRetry(write, { retries: 0, initialDelay: 1, maxDelay: 1, isTransient: () => false })),
+    deadLetterTopic: "t.dlq"
+  })
+
+describe("runConsumer", () => {
+  it.effect("runs partitions side by side: partition 1 is written and committed while partition 0's write waits", () =>
+    Effect.gen(function* () {
+      const journal: Journal = { events: [] }
+      const release = yield* Deferred.make<void>()
+      const partition1Committed = yield* Deferred.make<void>()
+      const batches = [
+        batchAt(journal, 0, 0, 2),
+        batchAt(journal, 1, 0, 2, Deferred.succeed(partition1Committed, undefined))
+      ]
+      const fiber = yield* consume(batches, (values) =>
+        Effect.sync(() => journal.events.push(`write ${firstOf(values)}`)).pipe(
+          Effect.andThen(firstOf(values).startsWith("0:") ? Deferred.await(release) : Effect.void)
+        )
+      ).pipe(Effect.forkChild)
+
+      yield* Deferred.await(partition1Committed)
+      assert.includeMembers(journal.events, ["write 0:0", "write 1:0", "commit 1@0"])
+      assert.notInclude(journal.events, "commit 0@0", "not committed before its write is done")
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(fiber)
+      assert.includeMembers(journal.events, ["commit 0@0", "committed 0@0", "committed 1@0"])
+    })
+  )
+
+  it.effect(
+    "pipelines a partition: batch N+1 is written while N's commit waits; writes and commits keep offset order",
+    () =>
+      Effect.gen(function* () {
+        const journal: Journal = { events: [] }
+        const firstCommitStarted = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const secondWritten = yield* Deferred.make<void>()
+        const batches = [
+          batchAt(
+            journal,
+            0,
+            0,
+            2,
+            Deferred.succeed(firstCommitStarted, undefined).pipe(Effect.andThen(Deferred.await(release)))
+          ),
+          batchAt(journal, 0, 2, 2),
+          batchAt(journal, 0, 4, 2)
+        ]
+        const spans: Array<string> = []
+        const fiber = yield* consume(batches, (values) =>
+          Effect.gen(function* () {
+            journal.events.push(`write ${firstOf(values)}`)
+            // The write runs under its batch's span, whichever stage's fiber runs it.
+            const span = yield* Effect.option(Effect.currentSpan)
+            spans.push(Option.match(span, { onNone: () => "none", onSome: (s) => s.name }))
+            if (firstOf(values) === "0:2") yield* Deferred.succeed(secondWritten, undefined)
+          })
+        ).pipe(Effect.forkChild)
+
+        yield* Deferred.await(firstCommitStarted)
+        yield* Deferred.await(secondWritten)
+        assert.notInclude(journal.events, "committed 0@0")
+        assert.notInclude(journal.events, "commit 0@2", "a batch is not committed before the one before it")
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(fiber)
+        assert.deepStrictEqual(
+          journal.events.filter((event) => event.startsWith("write")),
+          ["write 0:0", "write 0:2", "write 0:4"]
+        )
+        assert.deepStrictEqual(
+          journal.events.filter((event) => event.startsWith("commit")),
+          ["commit 0@0", "committed 0@0", "commit 0@2", "committed 0@2", "commit 0@4", "committed 0@4"]
+        )
+        assert.deepStrictEqual(spans, ["t batch", "t batch", "t batch"])
+      })
+  )
+})
