@@ -10,7 +10,7 @@ import {
 } from "@dexmon/domain"
 import { currentTraceHeaders, Metrics } from "@dexmon/observability"
 import { AlertSettingsStore, EventLog, type EventLogError, SensorOwnership, Topics } from "@dexmon/ports"
-import { Clock, Context, Effect, Layer } from "effect"
+import { Clock, Context, Effect, Layer, Result } from "effect"
 import { glucoseEventJson } from "./EventJson.ts"
 
 /**
@@ -108,28 +108,36 @@ export class Ingestion extends Context.Service<
         }
         // A sensor belongs to the user whose accepted batch first posted it: another user's batch is refused
         // whole, and claims none of its new sensors. The refusal names no sensor: which of them is someone
-        // else's is that user's business.
-        const claim = yield* ownership
-          .claim(
-            userId,
-            readings.map((reading) => reading.sensor_id)
-          )
-          .pipe(
-            Effect.tapError((error) => Effect.logError("sensor ownership check failed; nothing was accepted", error)),
-            Effect.mapError(() => new ServiceUnavailable({ message: "sensor ownership is unavailable; retry later" }))
-          )
+        // else's is that user's business. The settings version is read at the same time (on every request,
+        // never cached: a reading posted after a settings change answered is judged by it); both run to their
+        // end whatever the other's outcome, so a claim is never cut off half-way and can be given back.
+        const [claimed, settingsRead] = yield* Effect.all(
+          [
+            ownership.claim(
+              userId,
+              readings.map((reading) => reading.sensor_id)
+            ),
+            settings.currentVersion(userId)
+          ],
+          { concurrency: 2, mode: "result" }
+        )
+        if (Result.isFailure(claimed)) {
+          yield* Effect.logError("sensor ownership check failed; nothing was accepted", claimed.failure)
+          return yield* new ServiceUnavailable({ message: "sensor ownership is unavailable; retry later" })
+        }
+        const claim = claimed.success
         if (claim.foreign.length > 0) {
           return yield* new Forbidden({
             message: "a sensor in this batch belongs to another user; nothing was accepted"
           })
         }
         const releaseFreshClaims = releaseClaims(userId, claim.claimed)
-        // Read on every request, never cached: a reading posted after a settings change answered is judged by it.
-        const settingsVersion = yield* settings.currentVersion(userId).pipe(
-          Effect.tapError(() => releaseFreshClaims),
-          Effect.tapError((error) => Effect.logError("alert settings lookup failed; nothing was accepted", error)),
-          Effect.mapError(() => new ServiceUnavailable({ message: "alert settings are unavailable; retry later" }))
-        )
+        if (Result.isFailure(settingsRead)) {
+          yield* releaseFreshClaims
+          yield* Effect.logError("alert settings lookup failed; nothing was accepted", settingsRead.failure)
+          return yield* new ServiceUnavailable({ message: "alert settings are unavailable; retry later" })
+        }
+        const settingsVersion = settingsRead.success
         const events: Array<GlucoseEvent> = []
         for (const reading of readings) {
           events.push(
