@@ -167,16 +167,19 @@ const main = async () => {
     }
     if (PHASES.has("single"))
       for (const pipeline of pipelines)
-        results.push(await phase(pipeline, "single", single, SENSORS, { connections: 64 }))
+        results.push(await phase(pipeline, "single", single, SENSORS, { connections: 64, prime: true }))
     if (PHASES.has("batch100"))
       for (const pipeline of pipelines)
-        results.push(await phase(pipeline, "batch100", { kind: "batch", size: 100 }, SENSORS, { connections: 32 }))
+        results.push(
+          await phase(pipeline, "batch100", { kind: "batch", size: 100 }, SENSORS, { connections: 32, prime: true })
+        )
     if (PHASES.has("backfill"))
       for (const pipeline of pipelines)
         results.push(
           await phase(pipeline, "backfill", { kind: "backfill", size: DAY_OF_READINGS }, BACKFILL_SENSORS, {
             connections: 16,
-            amount: BACKFILL_SENSORS
+            amount: BACKFILL_SENSORS,
+            prime: true
           })
         )
     // Half of DexMon's single-post maximum of this run (BENCH_OPEN_RATE, in requests/s, without that phase).
@@ -187,7 +190,7 @@ const main = async () => {
     )
     if (PHASES.has("open50"))
       for (const pipeline of pipelines)
-        results.push(await phase(pipeline, "open50", single, SENSORS, { connections: 128, rate }))
+        results.push(await phase(pipeline, "open50", single, SENSORS, { connections: 128, rate, prime: true }))
 
     // The deliverer's phase: the gateway registers the endpoints, the deliverer (started once the backlog is
     // decided) delivers.

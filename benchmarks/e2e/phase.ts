@@ -73,6 +73,8 @@ export interface Load {
   readonly amount?: number
   /** Requests per second offered (open loop); closed loop without it. */
   readonly rate?: number
+  /** Before the measured load, one unmeasured in-range post per sensor (`Workload.prime`), then the drain. */
+  readonly prime?: boolean
 }
 
 /** Waits until every consumer group of the pipeline has committed its whole topic, or `until` (performance.now()). */
@@ -131,6 +133,21 @@ export const runPhase = async (
   const sensorPrefix = `${context.run}-${pipeline.system}-${name}`
   // Every 20th request's newest reading is timed; every episode-opening reading of a single post, every 10th of a batch's.
   const workload = makeWorkload(sensorPrefix, sensors, shape, 20, shape.kind === "single" ? 1 : 10)
+  if (load.prime === true) {
+    workload.prime(true)
+    const ignore = () => undefined
+    await runLoad({
+      baseUrl: pipeline.baseUrl,
+      workload,
+      connections: load.connections,
+      amount: sensors,
+      onProbe: ignore,
+      onAlertProbe: ignore,
+      onConfirmed: ignore
+    })
+    await drain(context, pipeline, performance.now() + context.drainSeconds * 1000)
+    workload.prime(false)
+  }
   const watch = watchProbes(context.sql, context.session, pipeline.stores)
   const window = measureWindow(pipeline.groups)
   const loaded = await runLoad({

@@ -77,8 +77,31 @@ export const makeWorkload = (
   const acceptedSensors: Array<string> = []
   const acceptedTimestamps: Array<string> = []
   let requests = 0
+  let priming = false
+
+  /**
+   * One in-range reading per request, sensors in turn, outside the pattern and without probes (`prime`):
+   * now, or for a backfill the reading before the day it fills (the last one before the phone went quiet).
+   */
+  const primer = (now: number): Request => {
+    const sensor = sensors[requests++ % sensorCount]!
+    const at = shape.kind === "backfill" ? now - (shape.size + 1) * FIVE_MINUTES : now
+    const timestamp = Math.max(at, sensor.lastTimestamp + 1)
+    sensor.lastTimestamp = timestamp
+    const reading = { sensor_id: sensor.id, timestamp: new Date(timestamp).toISOString(), glucose_value: IN_RANGE }
+    return {
+      user: sensor.user,
+      body: JSON.stringify(reading),
+      readings: 1,
+      sensor,
+      timestamps: [reading.timestamp],
+      probe: undefined,
+      alertProbes: []
+    }
+  }
 
   const next = (now: number, sentAt: number): Request => {
+    if (priming) return primer(now)
     const sensor = sensors[requests % sensorCount]!
     const count = shape.kind === "single" ? 1 : shape.size
     const spacing = shape.kind === "backfill" ? FIVE_MINUTES : 100
@@ -122,7 +145,17 @@ export const makeWorkload = (
   /** The sensors that go low: the only ones with episodes. */
   const lowSensors = () => sensors.filter((sensor) => sensor.low).map(({ id, user }) => ({ id, user }))
 
-  return { next, accept, acceptedKeys, lowSensors, prefix }
+  /**
+   * While on, requests are `primer`'s: a load of one per sensor makes every sensor known (claimed, with an
+   * alert state) before the measured load, as a live deployment's sensors are. Turning it off starts the
+   * measured requests over at the first sensor.
+   */
+  const prime = (on: boolean) => {
+    priming = on
+    requests = 0
+  }
+
+  return { next, prime, accept, acceptedKeys, lowSensors, prefix }
 }
 
 /**
