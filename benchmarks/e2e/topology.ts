@@ -24,8 +24,15 @@ export const startProcess = (
   port: number,
   env: Record<string, string>
 ): Service => {
+  // BENCH_NODE_OPTIONS: V8 or profiling options for every process of both pipelines alike.
+  const nodeOptions = process.env.BENCH_NODE_OPTIONS
   const child: ChildProcess = spawn(process.execPath, [resolve(root, entry), ...args], {
-    env: { PATH: process.env.PATH ?? "", ...env, PORT: String(port) },
+    env: {
+      PATH: process.env.PATH ?? "",
+      ...env,
+      PORT: String(port),
+      ...(nodeOptions === undefined ? {} : { NODE_OPTIONS: nodeOptions })
+    },
     stdio: ["ignore", "pipe", "pipe"]
   })
   let output = ""
