@@ -1,8 +1,9 @@
 import { type Array as Arr, Config, Deferred, Duration, Effect, Layer, Option, Queue, Schedule, Stream } from "effect"
-import type { Consumer, EachBatchPayload, KafkaMessage, Message } from "kafkajs"
+import type { Consumer, EachBatchPayload, KafkaMessage, Message, PartitionMetadata } from "kafkajs"
 import { intInRange } from "../ConfigRange.ts"
 import { failureOf } from "../StoreFailure.ts"
 import { makeAppendLanes } from "./AppendLanes.ts"
+import { makeCombinedSends } from "./CombinedSends.ts"
 import {
   type ConsumeOptions,
   type ConsumerRecord,
@@ -57,6 +58,9 @@ export const kafkaConfig = Config.all({
 )
 
 const failWith = failureOf((fields) => new EventLogError(fields))
+
+/** How often the leaders of the topics' partitions are read again (for grouping sends by broker). */
+const LEADERS_REFRESH = "30 seconds"
 
 /** The broker's default `max.message.bytes`, for a topic whose configuration cannot be read. */
 const DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
@@ -249,7 +253,33 @@ export const makeWith = Effect.fnUntraced(function* (options: KafkaEventLogOptio
     })
     return options.wrapProducer?.(created) ?? created
   })
-  const lanes = yield* makeAppendLanes(producer.send, {
+  // Each partition's leader, for the combined sends: refreshed every LEADERS_REFRESH (kafkajs follows a
+  // leader that moves by itself; a stale entry only groups a partition with the wrong broker's for a while).
+  const leaders = new Map<string, number>()
+  const learnLeaders = (
+    topicsMetadata: ReadonlyArray<{ name: string; partitions: ReadonlyArray<PartitionMetadata> }>
+  ) => {
+    for (const topic of topicsMetadata) {
+      for (const partition of topic.partitions) leaders.set(`${topic.name}/${partition.partitionId}`, partition.leader)
+    }
+  }
+  learnLeaders(metadata.topics)
+  yield* Effect.tryPromise({
+    try: () => admin.fetchTopicMetadata({ topics: topics.specs.map((topic) => topic.name) }),
+    catch: failWith("topic metadata")
+  }).pipe(
+    Effect.tap((fresh) => Effect.sync(() => learnLeaders(fresh.topics))),
+    Effect.catch((error) => Effect.logWarning("cannot refresh the partitions' leaders", error)),
+    Effect.repeat(Schedule.spaced(LEADERS_REFRESH)),
+    Effect.delay(LEADERS_REFRESH),
+    Effect.forkScoped
+  )
+  const groupOf = (topic: string, partition: number) => {
+    const leader = leaders.get(`${topic}/${partition}`) ?? -1
+    return leader >= 0 ? `broker ${leader}` : `partition ${partition}`
+  }
+  const sends = yield* makeCombinedSends(producer.sendPartitions, groupOf)
+  const lanes = yield* makeAppendLanes(sends, {
     maxQueuedRecords: config.appendQueue,
     appendTimeout: config.appendTimeout,
     maxBatchBytes: (topic) => maxMessageBytes.get(topic) ?? DEFAULT_MAX_MESSAGE_BYTES,

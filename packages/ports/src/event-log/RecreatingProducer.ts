@@ -35,6 +35,26 @@ export const lostProducerState = (error: unknown): string | undefined => {
 
 const failWith = failureOf((fields) => new EventLogError(fields))
 
+/** One partition's records in a send. */
+export interface PartitionRecords {
+  readonly partition: number
+  readonly records: ReadonlyArray<ProducerRecord>
+}
+
+/** The first offset Kafka answered for a partition of a send; a send it answered nothing for failed. */
+export const offsetOf = (topic: string, partition: number, offsets: ReadonlyMap<number, number>) => {
+  const offset = offsets.get(partition)
+  return offset === undefined
+    ? Effect.fail(
+        new EventLogError({
+          operation: "append",
+          message: `Kafka answered no offset for ${topic}/${partition}`,
+          transient: true
+        })
+      )
+    : Effect.succeed(offset)
+}
+
 const toMessage = (partition: number, record: ProducerRecord): Message => ({
   key: record.key,
   // A view, not a copy: kafkajs copies the bytes into its request anyway (a copy was 3 % of the receiver's CPU on batches).
@@ -114,8 +134,12 @@ export const makeRecreatingProducer = Effect.fnUntraced(function* (create: () =>
       )
     })
 
-  /** Sends one partition's records as one produce request (acks=all); answers the first record's offset. */
-  const send = (topic: string, partition: number, records: ReadonlyArray<ProducerRecord>) =>
+  /**
+   * Sends the records of one topic's partitions (each partition at most once) as one kafkajs send
+   * (acks=all): one produce request per broker, carrying every partition it leads. Answers each
+   * partition's first offset.
+   */
+  const sendPartitions = (topic: string, parts: ReadonlyArray<PartitionRecords>) =>
     Effect.suspend(() => {
       const producer = current
       if (producer === undefined) {
@@ -125,7 +149,12 @@ export const makeRecreatingProducer = Effect.fnUntraced(function* (create: () =>
       }
       inFlight.set(producer, (inFlight.get(producer) ?? 0) + 1)
       return Effect.tryPromise({
-        try: () => producer.send({ topic, acks: -1, messages: records.map((record) => toMessage(partition, record)) }),
+        try: () =>
+          producer.send({
+            topic,
+            acks: -1,
+            messages: parts.flatMap(({ partition, records }) => records.map((record) => toMessage(partition, record)))
+          }),
         catch: failWith("append")
       }).pipe(
         Effect.ensuring(release(producer)),
@@ -137,24 +166,26 @@ export const makeRecreatingProducer = Effect.fnUntraced(function* (create: () =>
         Effect.tapError((error) =>
           replace(producer, lostProducerState(error.cause) ?? `a failed request: ${error.message.slice(0, 200)}`)
         ),
-        Effect.flatMap((metadata) => {
-          const answer = metadata.find((meta) => meta.topicName === topic && meta.partition === partition)
-          const offset = answer?.baseOffset ?? answer?.offset
-          return offset === undefined
-            ? Effect.fail(
-                new EventLogError({
-                  operation: "append",
-                  message: `Kafka answered no offset for ${topic}/${partition}`,
-                  transient: true
-                })
-              )
-            : Effect.succeed(Number(offset))
+        Effect.map((metadata) => {
+          const offsets = new Map<number, number>()
+          for (const meta of metadata) {
+            const offset = meta.baseOffset ?? meta.offset
+            if (meta.topicName === topic && offset !== undefined) offsets.set(meta.partition, Number(offset))
+          }
+          return offsets as ReadonlyMap<number, number>
         })
       )
     })
 
+  /** Sends one partition's records as one produce request (acks=all); answers the first record's offset. */
+  const send = (topic: string, partition: number, records: ReadonlyArray<ProducerRecord>) =>
+    sendPartitions(topic, [{ partition, records }]).pipe(
+      Effect.flatMap((offsets) => offsetOf(topic, partition, offsets))
+    )
+
   return {
     send,
+    sendPartitions,
     /** Waits until a producer is connected (at once, unless one is being replaced). */
     ready: Effect.suspend(() => Deferred.await(connected)),
     /** Whether a producer is connected now. */
