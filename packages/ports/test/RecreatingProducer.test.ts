@@ -153,4 +153,42 @@ describe("RecreatingProducer (a unit test of the replacement policy, with kafkaj
         assert.strictEqual(yield* producer.send("t", 0, [record]), 9)
       })
   )
+
+  it.effect("a send given a patience that goes unanswered fails then, and the producer is replaced", () =>
+    Effect.gen(function* () {
+      let made = 0
+      const create = (): ProducerHandle => {
+        const index = made++
+        return {
+          connect: () => Promise.resolve(),
+          disconnect: () => Promise.resolve(),
+          send: ({ topic }) =>
+            index === 0
+              ? new Promise<Array<RecordMetadata>>(() => undefined)
+              : Promise.resolve([
+                  { topicName: topic, partition: 0, errorCode: 0, baseOffset: "7" },
+                  { topicName: topic, partition: 1, errorCode: 0, baseOffset: "9" }
+                ] as Array<RecordMetadata>)
+        }
+      }
+      const producer = yield* makeRecreatingProducer(create)
+      const parts = [
+        { partition: 0, records: [record] },
+        { partition: 1, records: [record] }
+      ]
+      const hanging = yield* Effect.forkChild(producer.sendPartitions("t", parts, "10 seconds").pipe(Effect.flip))
+      yield* TestClock.adjust("10 seconds")
+      const error = yield* Fiber.join(hanging)
+      assert.match(error.message, /did not answer a request for 2 partitions of t in 10s/)
+      yield* producer.ready
+      assert.strictEqual(yield* producer.recreations, 1)
+      assert.deepStrictEqual(
+        [...(yield* producer.sendPartitions("t", parts, "10 seconds"))],
+        [
+          [0, 7],
+          [1, 9]
+        ]
+      )
+    })
+  )
 })

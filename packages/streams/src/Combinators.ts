@@ -380,14 +380,18 @@ const PARTITION_BUFFER = 4
  * the stages, so decoding, writing and committing successive batches overlap while each stage keeps
  * the partition's order and a batch is committed only after its writes and dead letters are durable.
  * The partitions run side by side, one pipeline each (as many as the member is assigned: the router
- * must never wait on a pipeline that is not running), so one partition's slow write does not hold up
- * the others (up to `PARTITION_BUFFER`). Each batch is traced and counted (`observeBatches`).
+ * must never wait on a pipeline that is not running). On the embedded log one partition's slow write
+ * does not hold up the others (up to `PARTITION_BUFFER`); on Kafka a member's next fetch from a broker
+ * waits until every batch of its last fetch is committed (below), so there the partitions of one fetch
+ * run side by side and its slices overlap in the stages. Each batch is traced and counted (`observeBatches`).
  *
  * A rebalance never finds a partition's batches in two members' pipelines: the event log lets a member
  * rejoin its group only once the batches it handed over are committed (Kafka's waits in its batch
  * handlers; the embedded log's members keep their partitions while they run), so the next owner starts
- * from their commit. Only a member whose pipeline outlasts the group's rebalance timeout is put out with
- * batches still in hand (its commits are then refused and the next owner redelivers them).
+ * from their commit. Only a member whose pipeline outlasts the group's rebalance timeout (a store or DLQ
+ * outage longer than 60 s during a rebalance) is put out with batches still in hand: it still writes
+ * them (and the notifier may append their notifications again), its commits are refused and the next
+ * owner redelivers them. Meanwhile the rest of the group waits for it to rejoin.
  */
 export const runConsumer = <A, R>(options: ConsumerOptions<A, R>) => {
   const nextOffsets = new Map<number, number>()

@@ -110,7 +110,7 @@ export class Ingestion extends Context.Service<
         // whole, and claims none of its new sensors. The refusal names no sensor: which of them is someone
         // else's is that user's business. The settings version is read at the same time (on every request,
         // never cached: a reading posted after a settings change answered is judged by it); both run to their
-        // end whatever the other's outcome, so a claim is never cut off half-way and can be given back.
+        // end whatever the other's failure, so a claim is never cut off half-way and can be given back.
         const [claimed, settingsRead] = yield* Effect.all(
           [
             ownership.claim(

@@ -138,8 +138,9 @@ export const followGroupPrefix = (clientId: string) => `${clientId}-follow-`
  * - Partitions are chosen here with Kafka's murmur2 partitioner (the same
  *   function the embedded log uses), so a record's position is known exactly.
  * - A consumer hands each fetched partition batch downstream and waits until it
- *   is taken (backpressure); offsets are committed only by `batch.commit`, and
- *   never for a partition this member no longer owns after a rebalance.
+ *   is taken (backpressure), then until it is committed (so a rebalance waits for
+ *   it); offsets are committed only by `batch.commit`, and never for a partition
+ *   this member no longer owns after a rebalance.
  */
 /**
  * The retry of the producer's Kafka client, which kafkajs uses to connect and to refresh metadata: each
@@ -253,8 +254,9 @@ export const makeWith = Effect.fnUntraced(function* (options: KafkaEventLogOptio
     })
     return options.wrapProducer?.(created) ?? created
   })
-  // Each partition's leader, for the combined sends: refreshed every LEADERS_REFRESH (kafkajs follows a
-  // leader that moves by itself; a stale entry only groups a partition with the wrong broker's for a while).
+  // Each partition's leader, for the combined sends: read again every LEADERS_REFRESH and after a failed
+  // request (kafkajs follows a leader that moves by itself; a stale entry only groups a partition with the
+  // wrong broker's for a while, bounded by the combined requests' patience).
   const leaders = new Map<string, number>()
   const learnLeaders = (
     topicsMetadata: ReadonlyArray<{ name: string; partitions: ReadonlyArray<PartitionMetadata> }>
@@ -264,12 +266,14 @@ export const makeWith = Effect.fnUntraced(function* (options: KafkaEventLogOptio
     }
   }
   learnLeaders(metadata.topics)
-  yield* Effect.tryPromise({
+  const refreshLeaders = Effect.tryPromise({
     try: () => admin.fetchTopicMetadata({ topics: topics.specs.map((topic) => topic.name) }),
     catch: failWith("topic metadata")
   }).pipe(
     Effect.tap((fresh) => Effect.sync(() => learnLeaders(fresh.topics))),
-    Effect.catch((error) => Effect.logWarning("cannot refresh the partitions' leaders", error)),
+    Effect.catch((error) => Effect.logWarning("cannot read the partitions' leaders again", error))
+  )
+  yield* refreshLeaders.pipe(
     Effect.repeat(Schedule.spaced(LEADERS_REFRESH)),
     Effect.delay(LEADERS_REFRESH),
     Effect.forkScoped
@@ -278,7 +282,12 @@ export const makeWith = Effect.fnUntraced(function* (options: KafkaEventLogOptio
     const leader = leaders.get(`${topic}/${partition}`) ?? -1
     return leader >= 0 ? `broker ${leader}` : `partition ${partition}`
   }
-  const sends = yield* makeCombinedSends(producer.sendPartitions, groupOf)
+  const sends = yield* makeCombinedSends(producer.sendPartitions, {
+    groupOf,
+    ready: producer.ready,
+    patience: config.appendTimeout,
+    onGiveUp: Effect.forkIn(refreshLeaders, yield* Effect.scope).pipe(Effect.asVoid)
+  })
   const lanes = yield* makeAppendLanes(sends, {
     maxQueuedRecords: config.appendQueue,
     appendTimeout: config.appendTimeout,

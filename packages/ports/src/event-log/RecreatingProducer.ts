@@ -1,4 +1,4 @@
-import { Deferred, Effect, Predicate, Schedule } from "effect"
+import { Deferred, Duration, Effect, identity, Predicate, Schedule } from "effect"
 import type { ProducerRecord as KafkaProducerRecord, Message, RecordMetadata } from "kafkajs"
 import { failureOf } from "../StoreFailure.ts"
 import { EventLogError, type ProducerRecord } from "./EventLog.ts"
@@ -137,9 +137,14 @@ export const makeRecreatingProducer = Effect.fnUntraced(function* (create: () =>
   /**
    * Sends the records of one topic's partitions (each partition at most once) as one kafkajs send
    * (acks=all): one produce request per broker, carrying every partition it leads. Answers each
-   * partition's first offset.
+   * partition's first offset. With `patience`, a send not answered by then is given up: it fails, and
+   * the producer is replaced like after any failed request (kafkajs may still send it).
    */
-  const sendPartitions = (topic: string, parts: ReadonlyArray<PartitionRecords>) =>
+  const sendPartitions = (
+    topic: string,
+    parts: ReadonlyArray<PartitionRecords>,
+    patience?: Duration.Input | undefined
+  ) =>
     Effect.suspend(() => {
       const producer = current
       if (producer === undefined) {
@@ -157,6 +162,19 @@ export const makeRecreatingProducer = Effect.fnUntraced(function* (create: () =>
           }),
         catch: failWith("append")
       }).pipe(
+        patience === undefined
+          ? identity
+          : Effect.timeoutOrElse({
+              duration: patience,
+              orElse: () =>
+                Effect.fail(
+                  new EventLogError({
+                    operation: "append",
+                    message: `Kafka did not answer a request for ${parts.length} partitions of ${topic} in ${Duration.format(Duration.fromInputUnsafe(patience))}: given up`,
+                    transient: true
+                  })
+                )
+            }),
         Effect.ensuring(release(producer)),
         // Any failed request leaves the producer unsafe: kafkajs advances a partition's sequence number
         // before it sends and rolls it back when the request fails, yet a request may have been appended
