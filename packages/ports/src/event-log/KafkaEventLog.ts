@@ -1,4 +1,16 @@
-import { type Array as Arr, Config, Deferred, Duration, Effect, Layer, Option, Queue, Schedule, Stream } from "effect"
+import {
+  type Array as Arr,
+  Config,
+  ConfigProvider,
+  Deferred,
+  Duration,
+  Effect,
+  Layer,
+  Option,
+  Queue,
+  Schedule,
+  Stream
+} from "effect"
 import type { Consumer, EachBatchPayload, KafkaMessage, Message, PartitionMetadata } from "kafkajs"
 import { intInRange } from "../ConfigRange.ts"
 import { failureOf } from "../StoreFailure.ts"
@@ -38,7 +50,7 @@ export const kafkaConfig = Config.all({
   appendTimeout: Config.Duration("KAFKA_APPEND_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
   appendQueue: Config.Int("KAFKA_APPEND_QUEUE").pipe(Config.withDefault(10_000)),
   // The producer's linger.ms and batch.size (`AppendLanes.ts`); the batch is never above a topic's max.message.bytes.
-  producerLingerMs: Config.Int("KAFKA_PRODUCER_LINGER_MS").pipe(Config.withDefault(0)),
+  producerLingerMs: intInRange("KAFKA_PRODUCER_LINGER_MS", 0, 0, 60_000),
   producerBatchBytes: Config.Int("KAFKA_PRODUCER_BATCH_BYTES").pipe(Config.option),
   // A consumer's fetch linger: the broker answers once it holds this many bytes for it, or after this long.
   consumerMaxWaitMs: Config.Int("KAFKA_CONSUMER_MAX_WAIT_MS").pipe(Config.withDefault(5_000)),
@@ -48,13 +60,25 @@ export const kafkaConfig = Config.all({
   consumerPartitionsInFlight: intInRange("KAFKA_CONSUMER_PARTITIONS_IN_FLIGHT", 8, 1, 1_000),
   security: kafkaSecurityConfig
 }).pipe(
-  Config.map(({ brokers, ...rest }) => ({
-    brokers: brokers
-      .split(",")
-      .map((broker) => broker.trim())
-      .filter((broker) => broker !== ""),
-    ...rest
-  }))
+  Config.mapEffect(({ brokers, ...rest }) =>
+    // An idle partition's first append waits the linger before it is sent: as long as the timeout, and
+    // every such append would be withdrawn unsent.
+    rest.producerLingerMs >= Duration.toMillis(rest.appendTimeout)
+      ? Effect.fail(
+          new Config.ConfigError(
+            new ConfigProvider.SourceError({
+              message: `KAFKA_PRODUCER_LINGER_MS (${rest.producerLingerMs} ms) must be shorter than KAFKA_APPEND_TIMEOUT (${Duration.format(rest.appendTimeout)})`
+            })
+          )
+        )
+      : Effect.succeed({
+          brokers: brokers
+            .split(",")
+            .map((broker) => broker.trim())
+            .filter((broker) => broker !== ""),
+          ...rest
+        })
+  )
 )
 
 const failWith = failureOf((fields) => new EventLogError(fields))
