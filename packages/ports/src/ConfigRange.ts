@@ -1,5 +1,9 @@
 import { Config, ConfigProvider, Effect } from "effect"
 
+/** A setting refused at start-up, with the message an operator reads. */
+export const configRefusal = (message: string) =>
+  Effect.fail(new Config.ConfigError(new ConfigProvider.SourceError({ message })))
+
 /**
  * An integer setting with a default, refused at startup (naming the variable, the range and the value)
  * when it is outside `min`..`max`: a pool of 0 or a million is a typo, not a choice.
@@ -10,10 +14,6 @@ export const intInRange = (name: string, defaultValue: number, min: number, max:
     Config.mapEffect((value) =>
       value >= min && value <= max
         ? Effect.succeed(value)
-        : Effect.fail(
-            new Config.ConfigError(
-              new ConfigProvider.SourceError({ message: `${name} must be between ${min} and ${max}, got ${value}` })
-            )
-          )
+        : configRefusal(`${name} must be between ${min} and ${max}, got ${value}`)
     )
   )

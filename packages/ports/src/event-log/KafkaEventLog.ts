@@ -1,18 +1,6 @@
-import {
-  type Array as Arr,
-  Config,
-  ConfigProvider,
-  Deferred,
-  Duration,
-  Effect,
-  Layer,
-  Option,
-  Queue,
-  Schedule,
-  Stream
-} from "effect"
+import { type Array as Arr, Config, Deferred, Duration, Effect, Layer, Option, Queue, Schedule, Stream } from "effect"
 import type { Consumer, EachBatchPayload, KafkaMessage, Message, PartitionMetadata } from "kafkajs"
-import { intInRange } from "../ConfigRange.ts"
+import { configRefusal, intInRange } from "../ConfigRange.ts"
 import { failureOf } from "../StoreFailure.ts"
 import { makeAppendLanes } from "./AppendLanes.ts"
 import { makeCombinedSends } from "./CombinedSends.ts"
@@ -64,12 +52,8 @@ export const kafkaConfig = Config.all({
     // An idle partition's first append waits the linger before it is sent: as long as the timeout, and
     // every such append would be withdrawn unsent.
     rest.producerLingerMs >= Duration.toMillis(rest.appendTimeout)
-      ? Effect.fail(
-          new Config.ConfigError(
-            new ConfigProvider.SourceError({
-              message: `KAFKA_PRODUCER_LINGER_MS (${rest.producerLingerMs} ms) must be shorter than KAFKA_APPEND_TIMEOUT (${Duration.format(rest.appendTimeout)})`
-            })
-          )
+      ? configRefusal(
+          `KAFKA_PRODUCER_LINGER_MS (${rest.producerLingerMs} ms) must be shorter than KAFKA_APPEND_TIMEOUT (${Duration.format(rest.appendTimeout)})`
         )
       : Effect.succeed({
           brokers: brokers
