@@ -17,6 +17,8 @@ export {
 } from "@dexmon/ports/testing"
 // TLS of a test's own: a certificate authority it makes, a PostgreSQL server that speaks only TLS, a TLS front.
 export * from "./Certificates.ts"
+// Clocks that are off or stopped, for runs that must see a given time.
+export * from "./Clocks.ts"
 // Counterparts the services talk to: an OAuth issuer, a webhook endpoint.
 export * from "./counterparts/Issuer.ts"
 export * from "./counterparts/WebhookReceiver.ts"

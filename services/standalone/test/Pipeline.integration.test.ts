@@ -30,7 +30,7 @@ import {
 } from "@dexmon/ports"
 import { ProcessorLive } from "@dexmon/processor"
 import { Ingestion } from "@dexmon/receiver"
-import { eventually, layerEmbeddedPostgresTest, requiredServer } from "@dexmon/testing"
+import { eventually, layerEmbeddedPostgresTest, requiredServer, skewedClock } from "@dexmon/testing"
 import { assert, layer } from "@effect/vitest"
 import { Clock, ConfigProvider, Effect, Layer, Stream } from "effect"
 import type { SqlClient } from "effect/sql"
@@ -59,20 +59,6 @@ const pipelineOn = (eventLog: Layer.Layer<EventLog, unknown, Topics | SqlClient.
 const startReceiver = Effect.gen(function* () {
   return yield* Ingestion
 }).pipe(Effect.provide(Ingestion.layer.pipe(Layer.provide(EventIds.layer))))
-
-/** The clock of a machine whose time is `skewMillis` off: what a receiver on it stamps events with. */
-const skewedClock = (skewMillis: number): Clock.Clock => {
-  const real = Clock.Clock.defaultValue()
-  return {
-    sleep: (duration) => real.sleep(duration),
-    currentTimeMillisUnsafe: () => real.currentTimeMillisUnsafe() + skewMillis,
-    currentTimeMillis: Effect.sync(() => real.currentTimeMillisUnsafe() + skewMillis),
-    currentTimeNanosUnsafe: () => real.currentTimeNanosUnsafe() + BigInt(skewMillis) * 1_000_000n,
-    currentTimeNanos: Effect.sync(() => real.currentTimeNanosUnsafe() + BigInt(skewMillis) * 1_000_000n),
-    monotonicTimeNanosUnsafe: () => real.monotonicTimeNanosUnsafe(),
-    monotonicTimeNanos: real.monotonicTimeNanos
-  }
-}
 
 const t0 = Date.parse("2026-11-24T08:00:00.000Z")
 const MINUTE = 60_000
