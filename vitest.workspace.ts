@@ -19,6 +19,7 @@ const project = (name: string, root: string): TestProjectInlineConfiguration => 
 export const projects: Array<TestProjectInlineConfiguration> = [
   project("domain", "packages/domain"),
   project("alerting", "packages/alerting"),
+  project("statistics", "packages/statistics"),
   project("api", "packages/api"),
   project("streams", "packages/streams"),
   project("ports", "packages/ports"),

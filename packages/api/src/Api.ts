@@ -11,6 +11,7 @@ import {
   WebhooksGroup
 } from "./Groups.ts"
 import { RequestValidation } from "./Middleware.ts"
+import { StatisticsGroup } from "./Statistics.ts"
 
 /**
  * The whole DexMon HTTP API, declared once: servers implement it, the SDK is
@@ -19,6 +20,7 @@ import { RequestValidation } from "./Middleware.ts"
 export class DexMonApi extends HttpApi.make("dexmon")
   .add(IngestionGroup)
   .add(ReadingsGroup)
+  .add(StatisticsGroup)
   .add(AlertsGroup)
   .add(AlertControlsGroup)
   .add(AlertSettingsGroup)
@@ -50,6 +52,7 @@ export class ReceiverApi extends HttpApi.make("dexmon")
 /** What the gateway serves when it runs alone: reads, the owner's alert controls and settings, webhooks, sensors. */
 export class GatewayApi extends HttpApi.make("dexmon")
   .add(ReadingsGroup)
+  .add(StatisticsGroup)
   .add(AlertsGroup)
   .add(AlertControlsGroup)
   .add(AlertSettingsGroup)

@@ -10,6 +10,20 @@ interface Parameter {
   readonly schema: { readonly enum?: ReadonlyArray<string> }
 }
 
+interface JsonSchema {
+  readonly description?: string
+  readonly $ref?: string
+  readonly properties?: Record<string, JsonSchema>
+  readonly anyOf?: ReadonlyArray<JsonSchema>
+}
+
+/** A property's description, wherever the generator put it: on the property, or on the schema it refers to. */
+const describedAt = (schemas: Record<string, JsonSchema>, schema: JsonSchema): string =>
+  schema.description ??
+  (schema.$ref === undefined ? undefined : schemas[schema.$ref.split("/").pop()!]?.description) ??
+  schema.anyOf?.map((member) => describedAt(schemas, member)).find((text) => text !== "") ??
+  ""
+
 describe("the OpenAPI document generated from the one HttpApi declaration", () => {
   const spec = OpenApi.fromApi(DexMonApi) as unknown as {
     readonly paths: Record<
@@ -39,6 +53,7 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       "/api/v1/readings/{sensor_id}/{timestamp}",
       "/api/v1/sensors/{sensor_id}/owner",
       "/api/v1/sensors/{sensor_id}/stop",
+      "/api/v1/statistics",
       "/api/v1/stream",
       "/api/v1/webhooks",
       "/api/v1/webhooks/{webhook_id}",
@@ -51,6 +66,36 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
     const sensor = spec.paths["/api/v1/glucose/sensor"]!.post!
     assert.includeMembers(Object.keys(sensor.responses), ["202", "400", "503"])
     assert.includeMembers(Object.keys(spec.paths["/readyz"]!.get!.responses), ["200", "503"])
+  })
+
+  it("documents the statistics: units as an enum, and every field of the answer described", () => {
+    const statistics = spec.paths["/api/v1/statistics"]!.get!
+    assert.deepStrictEqual(
+      statistics.parameters.map((p) => [p.name, p.required]),
+      [
+        ["from", true],
+        ["to", true],
+        ["sensor_id", false],
+        ["units", false]
+      ]
+    )
+    assert.deepStrictEqual(statistics.parameters.find((p) => p.name === "units")?.schema.enum, ["mg/dL", "mmol/L"])
+    assert.includeMembers(Object.keys(statistics.responses), ["200", "400", "503"])
+    const schemas = (spec as unknown as { components: { schemas: Record<string, JsonSchema> } }).components.schemas
+    const view = schemas.GlucoseStatistics!
+    // The clinical numbers a client must not have to guess: each says what it is, in which unit.
+    for (const field of [
+      "cgm_active_percent",
+      "data_sufficient",
+      "mean",
+      "standard_deviation",
+      "coefficient_of_variation",
+      "variability_high",
+      "gmi_percent",
+      "gmi_mmol_per_mol"
+    ]) {
+      assert.isNotEmpty(describedAt(schemas, view.properties![field]!), field)
+    }
   })
 
   it("lists alert episodes filtered by status and kind, the open ones, and one by id", () => {

@@ -11,8 +11,11 @@ import {
   type ReadingQuery,
   type ReadingRecord,
   ReadingStore,
-  type ReadingStoreError
+  type ReadingStoreError,
+  type ReadingSummary,
+  type ReadingSummaryQuery
 } from "@dexmon/ports"
+import { joinRuns, mergeValueCounts, runsOf, SLOT_MS, valueCountsOf } from "@dexmon/statistics"
 import { Config, Context, Effect, Layer } from "effect"
 import { applyLateEvents, byPosition } from "./LateEvents.ts"
 import { type ArchiveFormatError, type RowFilter, readMatching } from "./ReadingsParquet.ts"
@@ -71,7 +74,13 @@ const toReading = (record: ReadingRecord) =>
  */
 export class ReadingsQuery extends Context.Service<
   ReadingsQuery,
-  { readonly list: (query: ReadingQuery) => Effect.Effect<ReadingPage, ReadingsQueryError> }
+  {
+    readonly list: (query: ReadingQuery) => Effect.Effect<ReadingPage, ReadingsQueryError>
+    /** The summary of the SENSOR readings in the range, hot and archived, combined exactly. */
+    readonly summarize: (
+      query: ReadingSummaryQuery
+    ) => Effect.Effect<ReadingSummary, Exclude<ReadingsQueryError, InvalidCursor>>
+  }
 >()("dexmon/archive/ReadingsQuery") {
   static readonly layer = Layer.effect(
     ReadingsQuery,
@@ -192,7 +201,63 @@ export class ReadingsQuery extends Context.Service<
         } satisfies ReadingPage
       })
 
-      return ReadingsQuery.of({ list })
+      /** The objects' keys, to tell whether the ledger moved on between two reads. */
+      const keysOf = (objects: ReadonlyArray<ArchivedObject>) => objects.map((object) => object.key).join("\n")
+
+      /**
+       * The hot store's summary (computed in the database) joined with one computed here from the archived rows
+       * with their late events laid over. An archiver commit moves rows from the hot store to an object in one
+       * transaction, so if the ledger's objects are the same before and after the hot summary, no commit fell in
+       * between and no reading is counted twice or missed; otherwise it is read again. The archived days precede
+       * the hot ones, so the archive's runs come first (a reading that reached the hot store while its day was
+       * being archived stays hot until the next run takes it: in that short while its run may be split).
+       */
+      const summarize = Effect.fn("ReadingsQuery.summarize")(function* (query: ReadingSummaryQuery) {
+        for (let attempt = 1; ; attempt++) {
+          const objects = yield* ledger.objectsOverlapping(query.user_id, query.from, query.to, query.sensor_id)
+          const hotSummary = yield* hot.summarize(query)
+          const late = yield* ledger.lateEvents(query.user_id, query.from, query.to)
+          const objectsAfter = yield* ledger.objectsOverlapping(query.user_id, query.from, query.to, query.sensor_id)
+          if (keysOf(objects) !== keysOf(objectsAfter)) {
+            if (attempt === ATTEMPTS) return yield* Effect.die(new Error("the archive kept changing under a summary"))
+            continue
+          }
+          if (objects.length === 0 && late.length === 0) return hotSummary
+          const filter: RowFilter = { from: query.from, to: query.to, sensor_id: query.sensor_id }
+          const archived: Array<ReadingRecord> = []
+          let gone = false
+          for (const object of objects) {
+            const rows = yield* rowsOf(object, filter)
+            if (rows === undefined) {
+              gone = true
+              break
+            }
+            archived.push(...rows)
+          }
+          if (gone) {
+            if (attempt === ATTEMPTS)
+              return yield* Effect.die(new Error(`an archive object of ${query.user_id} is missing`))
+            continue
+          }
+          const inQuery = (row: { readonly timestamp: number; readonly sensor_id: string }) =>
+            row.timestamp >= query.from &&
+            row.timestamp < query.to &&
+            (query.sensor_id === undefined || row.sensor_id === query.sensor_id)
+          const rows = applyLateEvents(archived.filter(inQuery), late.filter(inQuery)).rows.filter(
+            (row) => row.source === "SENSOR"
+          )
+          return {
+            counts: mergeValueCounts(valueCountsOf(rows.map((row) => row.glucose_value)), hotSummary.counts),
+            slots: new Set(rows.map((row) => Math.floor(row.timestamp / SLOT_MS))).size + hotSummary.slots,
+            runs: joinRuns(
+              runsOf(rows.map((row) => ({ timestamp: row.timestamp, value: row.glucose_value }))),
+              hotSummary.runs
+            )
+          } satisfies ReadingSummary
+        }
+      })
+
+      return ReadingsQuery.of({ list, summarize })
     })
   )
 }

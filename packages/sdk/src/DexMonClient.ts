@@ -21,6 +21,8 @@ export interface DexMonClientOptions {
  * const { event_ids } = yield* client.ingestion.postSensor({
  *   payload: { sensor_id: "cgm-1", timestamp: Date.now(), glucose_value: 65 }
  * })
+ * // The consensus CGM statistics of a window (time in ranges, mean, SD, CV, GMI, episodes), in mmol/L.
+ * const stats = yield* client.statistics.get({ query: { from, to, units: "mmol/L" } })
  * // Alert episodes: a range filtered by status or kind, the open ones, one by id.
  * const lows = yield* client.alerts.list({ query: { from, to, alert_type: "LOW", status: "RESOLVED" } })
  * const { items } = yield* client.alerts.active()

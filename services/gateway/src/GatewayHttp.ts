@@ -11,7 +11,8 @@ import { AlertControls } from "./AlertControls.ts"
 import { DeliveryStatuses } from "./DeliveryStatuses.ts"
 import { LiveFeed } from "./LiveFeed.ts"
 import { SensorsHttp } from "./SensorsHttp.ts"
-import { unavailable } from "./Unavailable.ts"
+import { StatisticsHttp } from "./StatisticsHttp.ts"
+import { readPathUnavailable, unavailable } from "./Unavailable.ts"
 import { UserAlertSettings } from "./UserAlertSettings.ts"
 import { Webhooks } from "./Webhooks.ts"
 
@@ -55,14 +56,7 @@ export const ReadingsHttp = HttpApiBuilder.group(
               limit: query.limit ?? DEFAULT_PAGE_SIZE,
               cursor: query.cursor
             })
-            .pipe(
-              Effect.catchTags({
-                ReadingStoreError: unavailable("the readings store"),
-                ArchiveLedgerError: unavailable("the archive ledger"),
-                ArchiveStoreError: unavailable("the archive store"),
-                ArchiveFormatError: unavailable("the archive")
-              })
-            )
+            .pipe(Effect.catchTags(readPathUnavailable))
           // A page's etag changes exactly when one of its readings, or where the next page starts, changes.
           const pageEtag = createHash("sha256")
             .update(page.items.map((r) => `${r.sensor_id}/${r.timestamp}/${r.etag}`).join("\n"))
@@ -274,6 +268,7 @@ export const LiveHttp = HttpApiBuilder.group(
 
 export const GatewayHttp = Layer.mergeAll(
   ReadingsHttp,
+  StatisticsHttp,
   AlertsHttp,
   AlertControlsHttp,
   AlertSettingsHttp,

@@ -1,4 +1,5 @@
 import type { EventId, EventPosition, InvalidCursor, Reading, SensorId, Source, UserId } from "@dexmon/domain"
+import type { GlucoseRun, ValueCounts } from "@dexmon/statistics"
 import { Context, type Effect, Schema } from "effect"
 import { StoreFailureFields } from "../StoreFailure.ts"
 
@@ -32,6 +33,29 @@ export interface ReadingQuery {
   readonly cursor?: string | undefined
 }
 
+/** The readings a summary covers: a user's (one sensor's, when named) SENSOR readings in `[from, to)`. */
+export interface ReadingSummaryQuery {
+  readonly user_id: UserId
+  /** Inclusive lower bound, epoch milliseconds. */
+  readonly from: number
+  /** Exclusive upper bound, epoch milliseconds. */
+  readonly to: number
+  readonly sensor_id?: SensorId | undefined
+}
+
+/**
+ * What the statistics need of a stretch of readings, in parts that add up exactly with another
+ * stretch's: the values with their counts (sums, counts and percentiles come from them), the
+ * five-minute UTC slots with data, and the runs of the ordered series (episodes come from them).
+ */
+export interface ReadingSummary {
+  readonly counts: ValueCounts
+  /** Distinct five-minute UTC slots holding at least one of the readings. */
+  readonly slots: number
+  /** The series in (timestamp, sensor) order, as `runsOf` of `@dexmon/statistics` makes them. */
+  readonly runs: ReadonlyArray<GlucoseRun>
+}
+
 export interface ReadingPage {
   readonly items: ReadonlyArray<Reading>
   readonly next_cursor: string | null
@@ -62,9 +86,11 @@ export class ReadingStore extends Context.Service<
       sensorId: SensorId,
       timestamp: number
     ) => Effect.Effect<Reading | undefined, ReadingStoreError>
-    /** The values a reading had before its current one, oldest first. */
+    /** A summary of the readings, computed in the database (see `ReadingSummary`). */
+    readonly summarize: (query: ReadingSummaryQuery) => Effect.Effect<ReadingSummary, ReadingStoreError>
     /** A cheap round trip to the store, for readiness probes. */
     readonly ping: Effect.Effect<void, ReadingStoreError>
+    /** The values a reading had before its current one, oldest first. */
     readonly history: (
       sensorId: SensorId,
       timestamp: number

@@ -1,4 +1,5 @@
 import { contentHash, Reading } from "@dexmon/domain"
+import { type Band, MAX_READING_GAP_MS } from "@dexmon/statistics"
 import { Clock, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { decodeCursor, encodeCursor } from "../Cursor.ts"
@@ -9,6 +10,8 @@ import {
   type ReadingQuery,
   ReadingStore,
   ReadingStoreError,
+  type ReadingSummary,
+  type ReadingSummaryQuery,
   type ReadingWrite,
   type UpsertSummary
 } from "./ReadingStore.ts"
@@ -353,9 +356,71 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
     )
   })
 
+  /** A five-minute slot of a reading's time: TimescaleDB's `time_bucket`, PostgreSQL's `date_bin` (both from the epoch). */
+  const slotOf = sql.literal(
+    backend === "timescale"
+      ? `time_bucket('5 minutes', "timestamp")`
+      : `date_bin('5 minutes', "timestamp", TIMESTAMPTZ '1970-01-01 00:00:00+00')`
+  )
+
+  /**
+   * Three aggregates over the same rows: values with their counts, the slots with data, and the runs of the
+   * ordered series (gaps and islands: a run starts where the band changes or the data stopped for more than
+   * `MAX_READING_GAP_MS`), the bands and the gap exactly as `bandOf` and `runsOf` of `@dexmon/statistics` have them.
+   */
+  const summarize = Effect.fn("ReadingStore.summarize")(function* (query: ReadingSummaryQuery) {
+    const rows = sql`
+      SELECT "timestamp", sensor_id, glucose_value FROM glucose_readings
+      WHERE user_id = ${query.user_id} AND source = 'SENSOR'
+        AND "timestamp" >= ${new Date(query.from).toISOString()}::timestamptz
+        AND "timestamp" < ${new Date(query.to).toISOString()}::timestamptz
+        ${query.sensor_id === undefined ? sql`` : sql`AND sensor_id = ${query.sensor_id}`}`
+    const [counts, slots, runs] = yield* Effect.all(
+      [
+        sql<{ value: number; count: number }>`
+          SELECT glucose_value AS value, count(*)::int AS count FROM (${rows}) r
+          GROUP BY glucose_value ORDER BY glucose_value`,
+        sql<{ slots: number }>`SELECT count(DISTINCT ${slotOf})::int AS slots FROM (${rows}) r`,
+        sql<{ band: number; first: number; last: number; count: number }>`
+          WITH banded AS (
+            SELECT "timestamp", sensor_id,
+              CASE WHEN glucose_value < 54 THEN 0 WHEN glucose_value < 70 THEN 1
+                   WHEN glucose_value <= 250 THEN 2 ELSE 3 END AS band
+            FROM (${rows}) r
+          ), marked AS (
+            SELECT "timestamp", sensor_id, band,
+              CASE WHEN lag(band) OVER w IS DISTINCT FROM band
+                     OR "timestamp" - lag("timestamp") OVER w > make_interval(secs => ${MAX_READING_GAP_MS / 1000})
+                   THEN 1 ELSE 0 END AS starts
+            FROM banded WINDOW w AS (ORDER BY "timestamp", sensor_id COLLATE "C")
+          ), numbered AS (
+            SELECT "timestamp", band,
+              sum(starts) OVER (ORDER BY "timestamp", sensor_id COLLATE "C" ROWS UNBOUNDED PRECEDING) AS run
+            FROM marked
+          )
+          SELECT min(band)::int AS band,
+            (extract(epoch FROM min("timestamp")) * 1000)::float8 AS first,
+            (extract(epoch FROM max("timestamp")) * 1000)::float8 AS last,
+            count(*)::int AS count
+          FROM numbered GROUP BY run ORDER BY run`
+      ],
+      { concurrency: 3 }
+    ).pipe(Effect.mapError(failWith("summarize")))
+    return {
+      counts: counts.map((row) => ({ value: Number(row.value), count: Number(row.count) })),
+      slots: Number(slots[0]?.slots ?? 0),
+      runs: runs.map((row) => ({
+        band: Number(row.band) as Band,
+        first: Number(row.first),
+        last: Number(row.last),
+        count: Number(row.count)
+      }))
+    } satisfies ReadingSummary
+  })
+
   const ping = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(failWith("ping")))
 
-  return ReadingStore.of({ upsert, list, get, history, ping })
+  return ReadingStore.of({ upsert, list, get, history, summarize, ping })
 })
 
 /** The readings store on whatever the `SqlClient` points at, its layout detected (see `chooseBackend`). */

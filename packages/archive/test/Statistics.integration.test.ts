@@ -1,0 +1,252 @@
+import { HotRetention, SensorId, UserId } from "@dexmon/domain"
+import {
+  PostgresArchiveLedger,
+  ReadingStore,
+  type ReadingWrite,
+  S3ArchiveStore,
+  SqlReadingStore,
+  TimescaleReadingStore
+} from "@dexmon/ports"
+import { layerServerPostgresTest, layerTimescaleTest, requiredServer } from "@dexmon/ports/testing"
+import {
+  EPISODE_CONDITIONS,
+  episodesOf,
+  type GlucoseStatistics,
+  glucoseStatisticsOf,
+  MMOL_PER_MGDL_FACTOR,
+  runsOf,
+  type Units
+} from "@dexmon/statistics"
+import { DuckDBInstance } from "@duckdb/node-api"
+import { assert, describe, it } from "@effect/vitest"
+import { Clock, ConfigProvider, Effect, Layer } from "effect"
+import { makeArchiver, ReadingsQuery } from "../src/index.ts"
+import { type ArchiveStores, eventId } from "./ArchiverSuite.ts"
+
+// Issue 19's "done when" for the statistics: equal to an independent computation (DuckDB over the same rows)
+// to 0.01 %, on both readings backends, across the hot/archive boundary (with late events laid over archived
+// days), in both units. Episodes are checked against the episodes of the whole series in one pass, which the
+// statistics package's hand-worked cases pin down: here what is checked is that the database's runs joined
+// with the archive's give the same episodes.
+
+requiredServer("DATABASE_URL")
+const s3 = requiredServer("S3_ENDPOINT")
+const MINUTE = 60_000
+const HOUR = 60 * MINUTE
+const DAY = 24 * HOUR
+const RETENTION_DAYS = 10
+
+/** A small deterministic generator, so a failing case can be replayed. */
+const prng = (seed: number) => () => {
+  seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648
+  return seed / 2_147_483_648
+}
+
+let runCounter = 0
+
+interface Truth {
+  readonly sensor_id: string
+  readonly timestamp: number
+  readonly value: number
+}
+
+/**
+ * Fifteen days of a user's sensor A every five minutes (a seven-hour wave from about 30 to 290 mg/dL with noise,
+ * two-hour gaps every third day and single readings missing), sensor B for one day beside it, and manual readings
+ * that statistics leave out; the archiver then moves the first five days or so (older than the retention), and
+ * late events replace one archived value and fill one archived gap. What each key holds in the end is the truth.
+ */
+const seed = Effect.fnUntraced(function* () {
+  const run = `st${(yield* Clock.currentTimeMillis).toString(36)}${runCounter++}`
+  const user = UserId.make(`${run}-u`)
+  const sensorA = SensorId.make(`${run}-a`)
+  const sensorB = SensorId.make(`${run}-b`)
+  const now = yield* Clock.currentTimeMillis
+  const from = Math.floor(now / DAY) * DAY - 16 * DAY
+  const to = from + 15 * DAY
+  const random = prng(19)
+  const writes: Array<ReadingWrite> = []
+  const write = (sensorId: SensorId, timestamp: number, value: number, source: "SENSOR" | "MANUAL" = "SENSOR") =>
+    writes.push({
+      event_id: eventId(),
+      sensor_id: sensorId,
+      user_id: user,
+      timestamp,
+      glucose_value: Math.min(400, Math.max(40, Math.round(value))),
+      source
+    })
+  for (let t = from; t < to; t += 5 * MINUTE) {
+    const day = Math.floor((t - from) / DAY)
+    const inGap = day % 3 === 1 && (t - from) % DAY >= 10 * HOUR && (t - from) % DAY < 12 * HOUR
+    if (inGap || random() < 0.02) continue
+    write(sensorA, t, 160 + 130 * Math.sin((2 * Math.PI * (t - from)) / (7 * HOUR)) + (random() - 0.5) * 20)
+  }
+  for (let t = from + 3 * DAY + 2 * MINUTE; t < from + 4 * DAY; t += 5 * MINUTE) write(sensorB, t, 120 + random() * 60)
+  for (let i = 0; i < 10; i++) write(sensorA, from + i * DAY + 7 * HOUR + MINUTE, 45, "MANUAL")
+  // Beyond the window on both sides: never counted.
+  write(sensorA, from - 5 * MINUTE, 40)
+  write(sensorA, to, 40)
+  yield* (yield* ReadingStore).upsert(writes)
+  const config = { prefix: `test-statistics/${run}`, maxRowsPerObject: 500, concurrency: 2, groupObjects: 4 }
+  const archived = yield* makeArchiver(config).pipe(Effect.flatMap((archiver) => archiver.runOnce))
+  assert.isAbove(archived.rows, 1000, "the window reaches well into the archive")
+
+  // Late events on archived days: a new value for an archived key (the later event wins), and a reading in a gap.
+  const archivedKey = writes.find((w) => w.source === "SENSOR" && w.timestamp >= from && w.timestamp < from + DAY)!
+  const late: Array<ReadingWrite> = [
+    { ...archivedKey, event_id: eventId(), glucose_value: 42 },
+    { ...archivedKey, event_id: eventId(), timestamp: from + DAY + 11 * HOUR, glucose_value: 300 }
+  ]
+  yield* (yield* ReadingStore).upsert(late)
+
+  const truth = new Map<string, Truth>()
+  for (const w of [...writes, ...late]) {
+    const key = `${w.sensor_id}\u0000${w.timestamp}`
+    if (w.source === "SENSOR")
+      truth.set(key, { sensor_id: w.sensor_id, timestamp: w.timestamp, value: w.glucose_value })
+    else truth.delete(key)
+  }
+  return { user, sensorA, sensorB, from, to, truth: [...truth.values()] }
+})
+
+interface Independent {
+  readonly n: number
+  readonly mean: number
+  readonly sd: number
+  readonly slots: number
+  readonly veryLow: number
+  readonly low: number
+  readonly inRange: number
+  readonly high: number
+  readonly veryHigh: number
+}
+
+/** The consensus numbers of the rows in `[from, to)` (of one sensor, when named), as DuckDB computes them. */
+const duckdb = (rows: ReadonlyArray<Truth>, from: number, to: number, sensorId?: string) =>
+  Effect.promise(async () => {
+    const db = await DuckDBInstance.create(":memory:")
+    const connection = await db.connect()
+    await connection.run("CREATE TABLE r (sensor_id VARCHAR, ms BIGINT, v DOUBLE)")
+    const appender = await connection.createAppender("r")
+    for (const row of rows) {
+      appender.appendVarchar(row.sensor_id)
+      appender.appendBigInt(BigInt(row.timestamp))
+      appender.appendDouble(row.value)
+      appender.endRow()
+    }
+    appender.closeSync()
+    const share = (condition: string) => `100.0 * count(*) FILTER (WHERE ${condition}) / count(*)`
+    const reader = await connection.runAndReadAll(`
+      SELECT count(*)::INTEGER AS n, avg(v) AS mean, stddev_pop(v) AS sd,
+        count(DISTINCT ms // 300000)::INTEGER AS slots,
+        ${share("v < 54")} AS very_low, ${share("v >= 54 AND v < 70")} AS low,
+        ${share("v >= 70 AND v <= 180")} AS in_range, ${share("v > 180 AND v <= 250")} AS high,
+        ${share("v > 250")} AS very_high
+      FROM r WHERE ms >= ${from} AND ms < ${to} ${sensorId === undefined ? "" : `AND sensor_id = '${sensorId}'`}`)
+    const [row] = reader.getRowObjectsJson() as unknown as ReadonlyArray<Record<string, number | string>>
+    connection.closeSync()
+    return {
+      n: Number(row!.n),
+      mean: Number(row!.mean),
+      sd: Number(row!.sd),
+      slots: Number(row!.slots),
+      veryLow: Number(row!.very_low),
+      low: Number(row!.low),
+      inRange: Number(row!.in_range),
+      high: Number(row!.high),
+      veryHigh: Number(row!.very_high)
+    } satisfies Independent
+  })
+
+/** Equal to 0.01 % of the expected value (or 1e-9 absolute for zero). */
+const close = (actual: number | null, expected: number, what: string) => {
+  assert.isNotNull(actual, what)
+  assert.approximately(actual!, expected, Math.max(Math.abs(expected) * 1e-4, 1e-9), what)
+}
+
+const checkAgainst = (statistics: GlucoseStatistics, independent: Independent, units: Units) => {
+  const factor = units === "mmol/L" ? 1 / MMOL_PER_MGDL_FACTOR : 1
+  assert.strictEqual(statistics.readings, independent.n)
+  close(statistics.mean, independent.mean * factor, `mean (${units})`)
+  close(statistics.standard_deviation, independent.sd * factor, `standard deviation (${units})`)
+  close(statistics.coefficient_of_variation, (100 * independent.sd) / independent.mean, "coefficient of variation")
+  close(statistics.gmi_percent, 3.31 + 0.02392 * independent.mean, "GMI %")
+  close(statistics.gmi_mmol_per_mol, 12.71 + 4.70587 * (independent.mean / MMOL_PER_MGDL_FACTOR), "GMI mmol/mol")
+  const ranges = statistics.time_in_ranges
+  close(ranges.very_low.percent, independent.veryLow, "below 54")
+  close(ranges.low.percent, independent.low, "54-69")
+  close(ranges.in_range.percent, independent.inRange, "70-180")
+  close(ranges.high.percent, independent.high, "181-250")
+  close(ranges.very_high.percent, independent.veryHigh, "above 250")
+  close(ranges.in_range.minutes, (independent.inRange / 100) * independent.slots * 5, "minutes in range")
+  close(
+    statistics.cgm_active_percent,
+    (100 * independent.slots) / Math.ceil(statistics.window_minutes / 5),
+    "CGM active"
+  )
+}
+
+const statisticsSuite = (name: string, stores: () => Layer.Layer<ArchiveStores | HotRetention, unknown>) =>
+  it.live(
+    `${name}: statistics over hot and archived readings equal DuckDB's over the same rows, in mg/dL and mmol/L, for the user and for one sensor`,
+    () =>
+      Effect.gen(function* () {
+        const { user, sensorA, sensorB, from, to, truth } = yield* seed()
+        const query = yield* ReadingsQuery
+        for (const sensorId of [undefined, sensorA, sensorB]) {
+          const summary = yield* query.summarize({ user_id: user, from, to, sensor_id: sensorId })
+          const independent = yield* duckdb(truth, from, to, sensorId)
+          assert.isAbove(independent.n, 200)
+          for (const units of ["mg/dL", "mmol/L"] as const) {
+            const statistics = glucoseStatisticsOf({
+              counts: summary.counts,
+              coveredSlots: summary.slots,
+              from,
+              to,
+              runs: summary.runs,
+              units
+            })
+            checkAgainst(statistics, independent, units)
+          }
+          // The runs the database made of the hot rows, joined to the archive's, give the episodes of the series.
+          const series = truth
+            .filter((row) => row.timestamp >= from && row.timestamp < to)
+            .filter((row) => sensorId === undefined || row.sensor_id === sensorId)
+            .sort((a, b) => a.timestamp - b.timestamp || (a.sensor_id < b.sensor_id ? -1 : 1))
+            .map((row) => ({ timestamp: row.timestamp, value: row.value }))
+          for (const [kind, condition] of Object.entries(EPISODE_CONDITIONS)) {
+            const expected = episodesOf(runsOf(series), condition)
+            if (sensorId !== sensorB) assert.isAbove(expected.length, 5, `${kind}: the fixture has episodes`)
+            assert.deepStrictEqual(episodesOf(summary.runs, condition), expected, kind)
+          }
+        }
+      }).pipe(
+        Effect.provide(
+          ReadingsQuery.layer.pipe(
+            Layer.provideMerge(stores()),
+            Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({})))
+          )
+        )
+      ),
+    180_000
+  )
+
+const retention = Layer.succeed(HotRetention, HotRetention.of({ millis: RETENTION_DAYS * DAY }))
+const s3Store = S3ArchiveStore.layer.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv())))
+
+describe(`Statistics on both readings backends and S3 at ${s3}`, () => {
+  statisticsSuite("PostgreSQL", () =>
+    Layer.mergeAll(
+      PostgresArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
+      s3Store,
+      retention
+    ).pipe(Layer.provideMerge(Layer.fresh(layerServerPostgresTest)))
+  )
+  statisticsSuite("TimescaleDB", () =>
+    Layer.mergeAll(
+      PostgresArchiveLedger.layer.pipe(Layer.provideMerge(TimescaleReadingStore.layer)),
+      s3Store,
+      retention
+    ).pipe(Layer.provideMerge(Layer.fresh(layerTimescaleTest)))
+  )
+})

@@ -1,0 +1,5 @@
+export * from "./Episodes.ts"
+export * from "./GlucoseRuns.ts"
+export * from "./GlucoseStatistics.ts"
+export * from "./Units.ts"
+export * from "./ValueCounts.ts"
