@@ -20,6 +20,7 @@ export const projects: Array<TestProjectInlineConfiguration> = [
   project("domain", "packages/domain"),
   project("alerting", "packages/alerting"),
   project("statistics", "packages/statistics"),
+  project("reports", "packages/reports"),
   project("api", "packages/api"),
   project("streams", "packages/streams"),
   project("ports", "packages/ports"),

@@ -26,9 +26,11 @@ const typecheck = run("type-check", "tsc", ["-p", "tsconfig.json"])
 const lint = run("lint and format", "biome", ["ci", "."])
 
 // The independent clients the end-to-end tests check with: kcat for Kafka (the harness fetches it
-// without root when missing: `up kcat` below) and python3-cassandra for Cassandra (a Debian package).
+// without root when missing: `up kcat` below), python3-cassandra for Cassandra and chromium for what the
+// API draws (Debian packages).
 const independentClients = [
-  { name: "python3-cassandra", present: () => spawnSync("/usr/bin/python3", ["-c", "import cassandra"]).status === 0 }
+  { name: "python3-cassandra", present: () => spawnSync("/usr/bin/python3", ["-c", "import cassandra"]).status === 0 },
+  { name: "chromium", present: () => spawnSync("chromium", ["--version"]).status === 0 }
 ]
 const missing = independentClients.filter((client) => !client.present()).map((client) => client.name)
 if (missing.length > 0) {

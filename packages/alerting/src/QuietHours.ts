@@ -1,3 +1,4 @@
+import { TimeZone, wallClockAt } from "@dexmon/domain"
 import { Schema } from "effect"
 
 const MINUTE = 60_000
@@ -11,46 +12,6 @@ const ClockTime = Schema.String.check(
 /** An ISO weekday number: 1 is Monday, 7 is Sunday. */
 const IsoWeekday = Schema.Int.check(
   Schema.isBetween({ minimum: 1, maximum: 7 }, { message: "must be a weekday from 1 (Monday) to 7 (Sunday)" })
-)
-
-const formatters = new Map<string, Intl.DateTimeFormat>()
-
-/** One formatter per zone: building one costs far more than formatting with it. Throws for an unknown zone. */
-const formatterFor = (zone: string): Intl.DateTimeFormat => {
-  let formatter = formatters.get(zone)
-  if (formatter === undefined) {
-    formatter = new Intl.DateTimeFormat("en-US", {
-      timeZone: zone,
-      hourCycle: "h23",
-      year: "numeric",
-      month: "numeric",
-      day: "numeric",
-      hour: "numeric",
-      minute: "numeric",
-      second: "numeric"
-    })
-    formatters.set(zone, formatter)
-  }
-  return formatter
-}
-
-/**
- * Whether the runtime knows `zone`. Intl also accepts fixed offsets (`+01:00`); they are refused, because quiet
- * hours written against an offset silently drift by an hour when the user's clocks change.
- */
-const isKnownZone = (zone: string): boolean => {
-  if (/^[+-]/.test(zone)) return false
-  try {
-    formatterFor(zone)
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** An IANA time zone name that the runtime knows (`Europe/Berlin`). */
-const TimeZone = Schema.String.check(
-  Schema.makeFilter((zone: string) => isKnownZone(zone) || "is not a known IANA time zone")
 )
 
 /**
@@ -73,19 +34,6 @@ export type QuietHours = typeof QuietHours.Type
 export interface QuietPeriod {
   readonly start: number
   readonly end: number
-}
-
-/**
- * What the zone's clocks show at `instant`, as the epoch milliseconds of that date and time in UTC (so
- * `wall - instant` is the zone's offset there).
- */
-const wallClockAt = (zone: string, instant: number): number => {
-  const fields: Record<string, number> = {}
-  for (const part of formatterFor(zone).formatToParts(instant)) {
-    if (part.type !== "literal") fields[part.type] = Number(part.value)
-  }
-  const millis = ((instant % 1000) + 1000) % 1000
-  return Date.UTC(fields.year!, fields.month! - 1, fields.day!, fields.hour!, fields.minute!, fields.second!) + millis
 }
 
 const offsetAt = (zone: string, instant: number): number => wallClockAt(zone, instant) - instant

@@ -11,6 +11,7 @@ import {
   WebhooksGroup
 } from "./Groups.ts"
 import { RequestValidation } from "./Middleware.ts"
+import { ReportsGroup } from "./Reports.ts"
 import { StatisticsGroup } from "./Statistics.ts"
 
 /**
@@ -21,6 +22,7 @@ export class DexMonApi extends HttpApi.make("dexmon")
   .add(IngestionGroup)
   .add(ReadingsGroup)
   .add(StatisticsGroup)
+  .add(ReportsGroup)
   .add(AlertsGroup)
   .add(AlertControlsGroup)
   .add(AlertSettingsGroup)
@@ -53,6 +55,7 @@ export class ReceiverApi extends HttpApi.make("dexmon")
 export class GatewayApi extends HttpApi.make("dexmon")
   .add(ReadingsGroup)
   .add(StatisticsGroup)
+  .add(ReportsGroup)
   .add(AlertsGroup)
   .add(AlertControlsGroup)
   .add(AlertSettingsGroup)

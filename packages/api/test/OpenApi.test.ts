@@ -51,6 +51,7 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       "/api/v1/glucose/sensor",
       "/api/v1/readings",
       "/api/v1/readings/{sensor_id}/{timestamp}",
+      "/api/v1/reports/agp",
       "/api/v1/sensors/{sensor_id}/owner",
       "/api/v1/sensors/{sensor_id}/stop",
       "/api/v1/statistics",
@@ -96,6 +97,25 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
     ]) {
       assert.isNotEmpty(describedAt(schemas, view.properties![field]!), field)
     }
+  })
+
+  it("serves the AGP as SVG, with its window, units and time zone as parameters", () => {
+    const agp = spec.paths["/api/v1/reports/agp"]!.get! as unknown as {
+      readonly parameters: ReadonlyArray<Parameter>
+      readonly responses: Record<string, { readonly content?: Record<string, unknown> }>
+    }
+    assert.deepStrictEqual(
+      agp.parameters.map((p) => [p.name, p.required]),
+      [
+        ["from", false],
+        ["to", false],
+        ["sensor_id", false],
+        ["units", false],
+        ["tz", false]
+      ]
+    )
+    assert.deepStrictEqual(Object.keys(agp.responses["200"]!.content!), ["image/svg+xml"])
+    assert.includeMembers(Object.keys(agp.responses), ["200", "400", "503"])
   })
 
   it("lists alert episodes filtered by status and kind, the open ones, and one by id", () => {

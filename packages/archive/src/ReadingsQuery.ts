@@ -8,6 +8,7 @@ import {
   decodeCursor,
   encodeCursor,
   type ReadingPage,
+  type ReadingProfileQuery,
   type ReadingQuery,
   type ReadingRecord,
   ReadingStore,
@@ -15,7 +16,16 @@ import {
   type ReadingSummary,
   type ReadingSummaryQuery
 } from "@dexmon/ports"
-import { joinRuns, mergeValueCounts, runsOf, SLOT_MS, valueCountsOf } from "@dexmon/statistics"
+import {
+  joinRuns,
+  mergeTimeOfDayCounts,
+  mergeValueCounts,
+  runsOf,
+  SLOT_MS,
+  type TimeOfDayCounts,
+  timeOfDayBinOf,
+  valueCountsOf
+} from "@dexmon/statistics"
 import { Config, Context, Effect, Layer } from "effect"
 import { applyLateEvents, byPosition } from "./LateEvents.ts"
 import { type ArchiveFormatError, type RowFilter, readMatching } from "./ReadingsParquet.ts"
@@ -80,6 +90,10 @@ export class ReadingsQuery extends Context.Service<
     readonly summarize: (
       query: ReadingSummaryQuery
     ) => Effect.Effect<ReadingSummary, Exclude<ReadingsQueryError, InvalidCursor>>
+    /** The SENSOR readings' values with their counts per bin of local time of day, hot and archived. */
+    readonly profile: (
+      query: ReadingProfileQuery
+    ) => Effect.Effect<TimeOfDayCounts, Exclude<ReadingsQueryError, InvalidCursor>>
   }
 >()("dexmon/archive/ReadingsQuery") {
   static readonly layer = Layer.effect(
@@ -205,24 +219,26 @@ export class ReadingsQuery extends Context.Service<
       const keysOf = (objects: ReadonlyArray<ArchivedObject>) => objects.map((object) => object.key).join("\n")
 
       /**
-       * The hot store's summary (computed in the database) joined with one computed here from the archived rows
-       * with their late events laid over. An archiver commit moves rows from the hot store to an object in one
-       * transaction, so if the ledger's objects are the same before and after the hot summary, no commit fell in
-       * between and no reading is counted twice or missed; otherwise it is read again. The archived days precede
-       * the hot ones, so the archive's runs come first (a reading that reached the hot store while its day was
-       * being archived stays hot until the next run takes it: in that short while its run may be split).
+       * A part computed by the hot store joined with one computed here from the archived SENSOR rows in the range
+       * (with their late events laid over them). An archiver commit moves rows from the hot store to an object in
+       * one transaction, so if the ledger's objects are the same before and after the hot part, no commit fell in
+       * between and no reading is counted twice or missed; otherwise both are read again.
        */
-      const summarize = Effect.fn("ReadingsQuery.summarize")(function* (query: ReadingSummaryQuery) {
+      const hotAndArchived = Effect.fnUntraced(function* <A>(
+        query: ReadingSummaryQuery,
+        hotPart: Effect.Effect<A, ReadingStoreError>,
+        join: (hot: A, archived: ReadonlyArray<ReadingRecord>) => A
+      ) {
         for (let attempt = 1; ; attempt++) {
           const objects = yield* ledger.objectsOverlapping(query.user_id, query.from, query.to, query.sensor_id)
-          const hotSummary = yield* hot.summarize(query)
+          const hotResult = yield* hotPart
           const late = yield* ledger.lateEvents(query.user_id, query.from, query.to)
           const objectsAfter = yield* ledger.objectsOverlapping(query.user_id, query.from, query.to, query.sensor_id)
           if (keysOf(objects) !== keysOf(objectsAfter)) {
             if (attempt === ATTEMPTS) return yield* Effect.die(new Error("the archive kept changing under a summary"))
             continue
           }
-          if (objects.length === 0 && late.length === 0) return hotSummary
+          if (objects.length === 0 && late.length === 0) return hotResult
           const filter: RowFilter = { from: query.from, to: query.to, sensor_id: query.sensor_id }
           const archived: Array<ReadingRecord> = []
           let gone = false
@@ -235,29 +251,52 @@ export class ReadingsQuery extends Context.Service<
             archived.push(...rows)
           }
           if (gone) {
-            if (attempt === ATTEMPTS)
+            if (attempt === ATTEMPTS) {
               return yield* Effect.die(new Error(`an archive object of ${query.user_id} is missing`))
+            }
             continue
           }
           const inQuery = (row: { readonly timestamp: number; readonly sensor_id: string }) =>
             row.timestamp >= query.from &&
             row.timestamp < query.to &&
             (query.sensor_id === undefined || row.sensor_id === query.sensor_id)
-          const rows = applyLateEvents(archived.filter(inQuery), late.filter(inQuery)).rows.filter(
-            (row) => row.source === "SENSOR"
+          const rows = applyLateEvents(archived.filter(inQuery), late.filter(inQuery)).rows
+          return join(
+            hotResult,
+            rows.filter((row) => row.source === "SENSOR")
           )
-          return {
-            counts: mergeValueCounts(valueCountsOf(rows.map((row) => row.glucose_value)), hotSummary.counts),
-            slots: new Set(rows.map((row) => Math.floor(row.timestamp / SLOT_MS))).size + hotSummary.slots,
-            runs: joinRuns(
-              runsOf(rows.map((row) => ({ timestamp: row.timestamp, value: row.glucose_value }))),
-              hotSummary.runs
-            )
-          } satisfies ReadingSummary
         }
       })
 
-      return ReadingsQuery.of({ list, summarize })
+      /**
+       * The archived days precede the hot ones, so the archive's runs come first (a reading that reached the hot
+       * store while its day was being archived stays hot until the next run takes it: in that short while its run
+       * may be split).
+       */
+      const summarize = Effect.fn("ReadingsQuery.summarize")(function* (query: ReadingSummaryQuery) {
+        return yield* hotAndArchived(query, hot.summarize(query), (hotSummary, rows) => ({
+          counts: mergeValueCounts(valueCountsOf(rows.map((row) => row.glucose_value)), hotSummary.counts),
+          slots: new Set(rows.map((row) => Math.floor(row.timestamp / SLOT_MS))).size + hotSummary.slots,
+          runs: joinRuns(
+            runsOf(rows.map((row) => ({ timestamp: row.timestamp, value: row.glucose_value }))),
+            hotSummary.runs
+          )
+        }))
+      })
+
+      /** Bins of the archived rows by the same wall clock as the database's (`AT TIME ZONE`: the IANA data). */
+      const profile = Effect.fn("ReadingsQuery.profile")(function* (query: ReadingProfileQuery) {
+        const bins = (24 * 60) / query.bin_minutes
+        return yield* hotAndArchived(query, hot.profile(query), (hotCounts, rows) => {
+          const values: Array<Array<number>> = Array.from({ length: bins }, () => [])
+          for (const row of rows) {
+            values[timeOfDayBinOf(row.timestamp, query.time_zone, query.bin_minutes)]!.push(row.glucose_value)
+          }
+          return mergeTimeOfDayCounts(bins, hotCounts, values.map(valueCountsOf))
+        })
+      })
+
+      return ReadingsQuery.of({ list, summarize, profile })
     })
   )
 }

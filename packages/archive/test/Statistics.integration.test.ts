@@ -15,8 +15,10 @@ import {
   glucoseStatisticsOf,
   MMOL_PER_MGDL_FACTOR,
   runsOf,
+  timeOfDayProfileOf,
   type Units
 } from "@dexmon/statistics"
+import { referenceLocalMinute, referencePercentile } from "@dexmon/testing"
 import { DuckDBInstance } from "@duckdb/node-api"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, ConfigProvider, Effect, Layer } from "effect"
@@ -188,7 +190,7 @@ const checkAgainst = (statistics: GlucoseStatistics, independent: Independent, u
 
 const statisticsSuite = (name: string, stores: () => Layer.Layer<ArchiveStores | HotRetention, unknown>) =>
   it.live(
-    `${name}: statistics over hot and archived readings equal DuckDB's over the same rows, in mg/dL and mmol/L, for the user and for one sensor`,
+    `${name}: statistics over hot and archived readings equal DuckDB's over the same rows, in mg/dL and mmol/L, for the user and for one sensor; the AGP profile by local time in two zones`,
     () =>
       Effect.gen(function* () {
         const { user, sensorA, sensorB, from, to, truth } = yield* seed()
@@ -198,14 +200,7 @@ const statisticsSuite = (name: string, stores: () => Layer.Layer<ArchiveStores |
           const independent = yield* duckdb(truth, from, to, sensorId)
           assert.isAbove(independent.n, 200)
           for (const units of ["mg/dL", "mmol/L"] as const) {
-            const statistics = glucoseStatisticsOf({
-              counts: summary.counts,
-              coveredSlots: summary.slots,
-              from,
-              to,
-              runs: summary.runs,
-              units
-            })
+            const statistics = glucoseStatisticsOf({ ...summary, from, to, units })
             checkAgainst(statistics, independent, units)
           }
           // The runs the database made of the hot rows, joined to the archive's, give the episodes of the series.
@@ -219,6 +214,27 @@ const statisticsSuite = (name: string, stores: () => Layer.Layer<ArchiveStores |
             if (sensorId !== sensorB) assert.isAbove(expected.length, 5, `${kind}: the fixture has episodes`)
             assert.deepStrictEqual(episodesOf(summary.runs, condition), expected, kind)
           }
+        }
+        // The AGP's profile in two zones (one a half hour off the hour): each bin's values, hot and archived, as
+        // Intl's own formatting of the local time puts them, and the percentiles of the merged values.
+        for (const zone of ["America/New_York", "Asia/Kolkata"]) {
+          const counts = yield* query.profile({ user_id: user, from, to, time_zone: zone, bin_minutes: 15 })
+          const expected = Array.from({ length: 96 }, () => [] as Array<number>)
+          for (const row of truth) {
+            if (row.timestamp < from || row.timestamp >= to) continue
+            expected[Math.floor(referenceLocalMinute(row.timestamp, zone) / 15)]!.push(row.value)
+          }
+          assert.deepStrictEqual(
+            counts.map((bin) => bin.reduce((n, { count }) => n + count, 0)),
+            expected.map((values) => values.length),
+            `${zone}: readings per bin`
+          )
+          const profile = timeOfDayProfileOf(counts)
+          expected.forEach((values, bin) => {
+            for (const p of [5, 25, 50, 75, 95] as const) {
+              close(profile[bin]![`p${p}`], referencePercentile(values, p), `${zone} bin ${bin} p${p}`)
+            }
+          })
         }
       }).pipe(
         Effect.provide(

@@ -23,6 +23,8 @@ export interface DexMonClientOptions {
  * })
  * // The consensus CGM statistics of a window (time in ranges, mean, SD, CV, GMI, episodes), in mmol/L.
  * const stats = yield* client.statistics.get({ query: { from, to, units: "mmol/L" } })
+ * // The AGP picture of the last 14 days by New York time of day, as the SVG's text.
+ * const svg = yield* client.reports.agp({ query: { tz: "America/New_York" } })
  * // Alert episodes: a range filtered by status or kind, the open ones, one by id.
  * const lows = yield* client.alerts.list({ query: { from, to, alert_type: "LOW", status: "RESOLVED" } })
  * const { items } = yield* client.alerts.active()

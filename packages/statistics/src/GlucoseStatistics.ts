@@ -18,7 +18,7 @@ export interface GlucoseStatisticsInput {
   /** The values of the readings in the window, mg/dL. */
   readonly counts: ValueCounts
   /** Distinct 5-minute UTC slots in the window with at least one reading. */
-  readonly coveredSlots: number
+  readonly slots: number
   /** Start of the window, epoch milliseconds, inclusive. */
   readonly from: number
   /** End of the window, epoch milliseconds, exclusive. */
@@ -32,7 +32,7 @@ export interface GlucoseStatisticsInput {
 export interface TimeInRange {
   /** Percent of the readings. */
   readonly percent: number
-  /** `percent / 100 × coveredSlots × 5`: the share applied to the time the sensor was active. */
+  /** `percent / 100 × slots × 5`: the share applied to the time the sensor was active. */
   readonly minutes: number
 }
 
@@ -105,10 +105,10 @@ const summaryOf = (items: ReadonlyArray<Episode>): EpisodeSummary => {
  * A window with no time in it (`to <= from`) has no slots and 0% activity.
  */
 export const glucoseStatisticsOf = (input: GlucoseStatisticsInput): GlucoseStatistics => {
-  const { counts, coveredSlots, from, runs, to, units } = input
+  const { counts, slots, from, runs, to, units } = input
   const windowMs = to - from
-  const slots = Math.ceil(windowMs / SLOT_MS)
-  const cgmActivePercent = slots > 0 ? (100 * coveredSlots) / slots : 0
+  const windowSlots = Math.ceil(windowMs / SLOT_MS)
+  const cgmActivePercent = windowSlots > 0 ? (100 * slots) / windowSlots : 0
   const windowDays = windowMs / 86_400_000
 
   let readings = 0
@@ -122,7 +122,7 @@ export const glucoseStatisticsOf = (input: GlucoseStatisticsInput): GlucoseStati
   }
   const share = (range: number): TimeInRange => {
     const percent = readings > 0 ? (100 * (inRange[range] ?? 0)) / readings : 0
-    return { percent, minutes: (percent / 100) * coveredSlots * 5 }
+    return { percent, minutes: (percent / 100) * slots * 5 }
   }
 
   let mean: number | null = null

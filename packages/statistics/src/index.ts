@@ -1,5 +1,6 @@
 export * from "./Episodes.ts"
 export * from "./GlucoseRuns.ts"
 export * from "./GlucoseStatistics.ts"
+export * from "./TimeOfDayProfile.ts"
 export * from "./Units.ts"
 export * from "./ValueCounts.ts"

@@ -51,7 +51,7 @@ describe("glucoseStatisticsOf", () => {
   //   In mmol/L: mean 135 / 18.01559 = 7.493510, SD 88.270418 / 18.01559 = 4.899668,
   //   GMI 12.71 + 4.70587 × 7.493510 = 47.973483 mmol/mol.
   const values = [50, 60, 100, 100, 200, 300]
-  const fixture = { counts: valueCountsOf(values), coveredSlots: 6, from: T0, to: at(30), runs: runsOf(every5(values)) }
+  const fixture = { counts: valueCountsOf(values), slots: 6, from: T0, to: at(30), runs: runsOf(every5(values)) }
 
   const assertCommon = (stats: GlucoseStatistics) => {
     assert.strictEqual(stats.readings, 6)
@@ -89,7 +89,7 @@ describe("glucoseStatisticsOf", () => {
   it("summarize a window without readings", () => {
     const stats = glucoseStatisticsOf({
       counts: [],
-      coveredSlots: 0,
+      slots: 0,
       from: T0,
       to: T0 + 14 * DAY,
       runs: [],
@@ -127,7 +127,7 @@ describe("glucoseStatisticsOf", () => {
     // Very low: 53.9; low: 54, 69.9; in range: 70, 180; high: 180.5, 250; very high: 250.1.
     // Of 8 readings: 1/8, 2/8, 2/8, 2/8, 1/8, exact in binary.
     const counts = valueCountsOf([53.9, 54, 69.9, 70, 180, 180.5, 250, 250.1])
-    const stats = glucoseStatisticsOf({ counts, coveredSlots: 8, from: T0, to: at(40), runs: [], units: "mg/dL" })
+    const stats = glucoseStatisticsOf({ counts, slots: 8, from: T0, to: at(40), runs: [], units: "mg/dL" })
     assert.deepStrictEqual(percents(stats.time_in_ranges), [12.5, 25, 25, 25, 12.5])
     // 8 slots × 5 = 40 minutes: 5, 10, 10, 10, 5.
     assert.deepStrictEqual(minutes(stats.time_in_ranges), [5, 10, 10, 10, 5])
@@ -135,28 +135,28 @@ describe("glucoseStatisticsOf", () => {
 
   it.each([
     // 14 days are 4032 slots; 20,200 minutes are 4040, of which 2828 are exactly 70%.
-    { name: "70% of just over 14 days", windowMinutes: 20_200, coveredSlots: 2_828, percent: 70, sufficient: true },
+    { name: "70% of just over 14 days", windowMinutes: 20_200, slots: 2_828, percent: 70, sufficient: true },
     {
       name: "one slot short of 70%",
       windowMinutes: 20_200,
-      coveredSlots: 2_827,
+      slots: 2_827,
       percent: 69.975247,
       sufficient: false
     },
-    { name: "all of exactly 14 days", windowMinutes: 20_160, coveredSlots: 4_032, percent: 100, sufficient: true },
+    { name: "all of exactly 14 days", windowMinutes: 20_160, slots: 4_032, percent: 100, sufficient: true },
     {
       name: "all of 14 days less 5 minutes",
       windowMinutes: 20_155,
-      coveredSlots: 4_031,
+      slots: 4_031,
       percent: 100,
       sufficient: false
     },
     // 12 minutes are 2.4 slots, counted as 3: 2 covered are 66.67%.
-    { name: "a partial last slot", windowMinutes: 12, coveredSlots: 2, percent: 66.666667, sufficient: false }
-  ])("measure CGM activity and sufficiency: $name", ({ coveredSlots, percent, sufficient, windowMinutes }) => {
+    { name: "a partial last slot", windowMinutes: 12, slots: 2, percent: 66.666667, sufficient: false }
+  ])("measure CGM activity and sufficiency: $name", ({ slots, percent, sufficient, windowMinutes }) => {
     const stats = glucoseStatisticsOf({
-      counts: [{ value: 120, count: coveredSlots }],
-      coveredSlots,
+      counts: [{ value: 120, count: slots }],
+      slots,
       from: T0,
       to: at(windowMinutes),
       runs: [],
@@ -174,7 +174,7 @@ describe("glucoseStatisticsOf", () => {
   ])("call a CV of $cv% variable: $variable", ({ cv, high, low, variable }) => {
     const stats = glucoseStatisticsOf({
       counts: valueCountsOf([low, high]),
-      coveredSlots: 2,
+      slots: 2,
       from: T0,
       to: at(10),
       runs: [],
@@ -190,7 +190,7 @@ describe("glucoseStatisticsOf", () => {
     const readings = every5([...times(4, 60), ...times(3, 100), ...times(4, 60), ...times(5, 100)])
     const stats = glucoseStatisticsOf({
       counts: valueCountsOf(readings.map((r) => r.value)),
-      coveredSlots: readings.length,
+      slots: readings.length,
       from: T0,
       to: at(80),
       runs: runsOf(readings),
@@ -240,7 +240,7 @@ describe("glucoseStatisticsOf", () => {
     // The walk must visit every range, or the comparison would not test the bounds.
     for (const percent of expectedPercents) assert.isAbove(percent, 0)
 
-    const window = { counts, coveredSlots: n, from: T0, to: T0 + 90 * DAY, runs: [] }
+    const window = { counts, slots: n, from: T0, to: T0 + 90 * DAY, runs: [] }
     const mgdl = glucoseStatisticsOf({ ...window, units: "mg/dL" })
     assert.strictEqual(mgdl.readings, n)
     assert.strictEqual(mgdl.cgm_active_percent, 100)

@@ -15,6 +15,8 @@ export {
   requiredServer,
   seedReadingHistory
 } from "@dexmon/ports/testing"
+// A headless browser, to look at what the API serves as a person would (screenshots as test artifacts).
+export * from "./browsers/Chromium.ts"
 // TLS of a test's own: a certificate authority it makes, a PostgreSQL server that speaks only TLS, a TLS front.
 export * from "./Certificates.ts"
 // Clocks that are off or stopped, for runs that must see a given time.
@@ -37,6 +39,8 @@ export * from "./fuzz/OpenApiFuzzer.ts"
 export * from "./processes/DexMonProcess.ts"
 export * from "./processes/ProcessMemory.ts"
 export * from "./processes/ServiceProcess.ts"
+// Plain reference computations (percentiles, local time of day) to check DexMon's figures against.
+export * from "./References.ts"
 // Independent readers of what the services produced: Kafka through kcat, Prometheus text.
 export * from "./readers/Exposition.ts"
 export * from "./readers/Kcat.ts"

@@ -10,6 +10,7 @@ import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
 import { AlertControls } from "./AlertControls.ts"
 import { DeliveryStatuses } from "./DeliveryStatuses.ts"
 import { LiveFeed } from "./LiveFeed.ts"
+import { ReportsHttp } from "./ReportsHttp.ts"
 import { SensorsHttp } from "./SensorsHttp.ts"
 import { StatisticsHttp } from "./StatisticsHttp.ts"
 import { readPathUnavailable, unavailable } from "./Unavailable.ts"
@@ -269,6 +270,7 @@ export const LiveHttp = HttpApiBuilder.group(
 export const GatewayHttp = Layer.mergeAll(
   ReadingsHttp,
   StatisticsHttp,
+  ReportsHttp,
   AlertsHttp,
   AlertControlsHttp,
   AlertSettingsHttp,

@@ -29,11 +29,9 @@ export const StatisticsHttp = HttpApiBuilder.group(
           .summarize({ user_id: caller.userId, from: query.from, to: query.to, sensor_id: query.sensor_id })
           .pipe(Effect.catchTags(readPathUnavailable))
         const statistics = glucoseStatisticsOf({
-          counts: summary.counts,
-          coveredSlots: summary.slots,
+          ...summary,
           from: query.from,
           to: query.to,
-          runs: summary.runs,
           units: query.units ?? "mg/dL"
         })
         return { ...statistics, from: query.from, to: query.to, sensor_id: query.sensor_id ?? null }

@@ -1,5 +1,5 @@
 import type { EventId, EventPosition, InvalidCursor, Reading, SensorId, Source, UserId } from "@dexmon/domain"
-import type { GlucoseRun, ValueCounts } from "@dexmon/statistics"
+import type { GlucoseRun, TimeOfDayCounts, ValueCounts } from "@dexmon/statistics"
 import { Context, type Effect, Schema } from "effect"
 import { StoreFailureFields } from "../StoreFailure.ts"
 
@@ -56,6 +56,14 @@ export interface ReadingSummary {
   readonly runs: ReadonlyArray<GlucoseRun>
 }
 
+/** The readings of a profile by local time of day: a summary's readings, binned in `time_zone`. */
+export interface ReadingProfileQuery extends ReadingSummaryQuery {
+  /** An IANA zone: the bins are of the wall-clock time there. */
+  readonly time_zone: string
+  /** Minutes per bin, a divisor of a day's 1,440. */
+  readonly bin_minutes: number
+}
+
 export interface ReadingPage {
   readonly items: ReadonlyArray<Reading>
   readonly next_cursor: string | null
@@ -88,6 +96,8 @@ export class ReadingStore extends Context.Service<
     ) => Effect.Effect<Reading | undefined, ReadingStoreError>
     /** A summary of the readings, computed in the database (see `ReadingSummary`). */
     readonly summarize: (query: ReadingSummaryQuery) => Effect.Effect<ReadingSummary, ReadingStoreError>
+    /** The readings' values with their counts per bin of local time of day (see `ReadingProfileQuery`). */
+    readonly profile: (query: ReadingProfileQuery) => Effect.Effect<TimeOfDayCounts, ReadingStoreError>
     /** A cheap round trip to the store, for readiness probes. */
     readonly ping: Effect.Effect<void, ReadingStoreError>
     /** The values a reading had before its current one, oldest first. */

@@ -1,5 +1,5 @@
 import { contentHash, Reading } from "@dexmon/domain"
-import { type Band, MAX_READING_GAP_MS } from "@dexmon/statistics"
+import { type Band, MAX_READING_GAP_MS, type TimeOfDayCounts } from "@dexmon/statistics"
 import { Clock, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { decodeCursor, encodeCursor } from "../Cursor.ts"
@@ -7,6 +7,7 @@ import { runMigrations } from "../postgres/Migrations.ts"
 import { OID, pgArray } from "../postgres/PgArrays.ts"
 import { failureOf } from "../StoreFailure.ts"
 import {
+  type ReadingProfileQuery,
   type ReadingQuery,
   ReadingStore,
   ReadingStoreError,
@@ -368,13 +369,16 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
    * ordered series (gaps and islands: a run starts where the band changes or the data stopped for more than
    * `MAX_READING_GAP_MS`), the bands and the gap exactly as `bandOf` and `runsOf` of `@dexmon/statistics` have them.
    */
+  /** The SENSOR readings a summary or a profile covers. */
+  const summarized = (query: ReadingSummaryQuery) => sql`
+    SELECT "timestamp", sensor_id, glucose_value FROM glucose_readings
+    WHERE user_id = ${query.user_id} AND source = 'SENSOR'
+      AND "timestamp" >= ${new Date(query.from).toISOString()}::timestamptz
+      AND "timestamp" < ${new Date(query.to).toISOString()}::timestamptz
+      ${query.sensor_id === undefined ? sql`` : sql`AND sensor_id = ${query.sensor_id}`}`
+
   const summarize = Effect.fn("ReadingStore.summarize")(function* (query: ReadingSummaryQuery) {
-    const rows = sql`
-      SELECT "timestamp", sensor_id, glucose_value FROM glucose_readings
-      WHERE user_id = ${query.user_id} AND source = 'SENSOR'
-        AND "timestamp" >= ${new Date(query.from).toISOString()}::timestamptz
-        AND "timestamp" < ${new Date(query.to).toISOString()}::timestamptz
-        ${query.sensor_id === undefined ? sql`` : sql`AND sensor_id = ${query.sensor_id}`}`
+    const rows = summarized(query)
     const [counts, slots, runs] = yield* Effect.all(
       [
         sql<{ value: number; count: number }>`
@@ -418,9 +422,25 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
     } satisfies ReadingSummary
   })
 
+  /** Values with counts per bin of the wall-clock time of day in the zone (`AT TIME ZONE`, from PostgreSQL's tz data). */
+  const profile = Effect.fn("ReadingStore.profile")(function* (query: ReadingProfileQuery) {
+    const rows = yield* sql<{ bin: number; value: number; count: number }>`
+      SELECT floor(extract(epoch FROM ("timestamp" AT TIME ZONE ${query.time_zone})::time) / ${query.bin_minutes * 60})::int
+          AS bin,
+        glucose_value AS value, count(*)::int AS count
+      FROM (${summarized(query)}) r
+      GROUP BY 1, 2 ORDER BY 1, 2`.pipe(Effect.mapError(failWith("profile")))
+    const bins: Array<Array<{ value: number; count: number }>> = Array.from(
+      { length: (24 * 60) / query.bin_minutes },
+      () => []
+    )
+    for (const row of rows) bins[Number(row.bin)]?.push({ value: Number(row.value), count: Number(row.count) })
+    return bins satisfies TimeOfDayCounts
+  })
+
   const ping = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(failWith("ping")))
 
-  return ReadingStore.of({ upsert, list, get, history, summarize, ping })
+  return ReadingStore.of({ upsert, list, get, history, summarize, profile, ping })
 })
 
 /** The readings store on whatever the `SqlClient` points at, its layout detected (see `chooseBackend`). */
