@@ -12,7 +12,9 @@
 // Then the pipeline under load: receiver, processor, notifier, deliverer and gateway together; the
 // receiver is sent BENCH_MEMORY_READINGS readings (batches of 500, 8 at a time, and single posts, 64 at
 // a time) and each service's VmHWM is read once the processor and the notifier have committed every
-// event. BENCH_NODE_OPTIONS is passed to every service as NODE_OPTIONS (to compare V8 settings).
+// event. Each service runs with the V8 options it is deployed with (deploy/NodeOptions.ts: the five
+// long-running services; the archiver, the dlq tool and `pnpm start` keep V8's defaults);
+// BENCH_NODE_OPTIONS, when set, is given to every one instead ("" for V8's defaults everywhere).
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -20,12 +22,17 @@ import { join, resolve } from "node:path"
 import * as Ports from "@dexmon/ports"
 import { Effect } from "effect"
 import { Kafka, logLevel } from "kafkajs"
+import { SERVICE_NODE_OPTIONS } from "../deploy/NodeOptions.ts"
 import * as Harness from "../infra/Harness.ts"
 
 const root = resolve(import.meta.dirname, "..")
 const SETTLE_MS = Number(process.env.BENCH_MEMORY_SETTLE_MS ?? 5_000)
 const LOAD_READINGS = Number(process.env.BENCH_MEMORY_READINGS ?? 100_000)
 const nodeOptions = process.env.BENCH_NODE_OPTIONS
+const DEPLOYED_WITH_SERVICE_OPTIONS = new Set(["receiver", "processor", "notifier", "deliverer", "gateway"])
+/** The V8 options a run of `service` gets: as deployed, unless BENCH_NODE_OPTIONS says otherwise. */
+const nodeOptionsOf = (service: string) =>
+  nodeOptions ?? (DEPLOYED_WITH_SERVICE_OPTIONS.has(service) ? SERVICE_NODE_OPTIONS : undefined)
 /** `BENCH_MEMORY_IDLE=false` skips the idle table (import costs and each service alone). */
 const idlePhase = process.env.BENCH_MEMORY_IDLE !== "false"
 const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
@@ -172,7 +179,7 @@ const start = async (run: ServiceRun, work: string): Promise<Started> => {
       SECURITY_DISABLED: "true",
       DEXMON_LOG_FORMAT: "json",
       DEXMON_RATE_LIMIT_PER_SECOND: "0",
-      ...(nodeOptions === undefined ? {} : { NODE_OPTIONS: nodeOptions }),
+      ...(nodeOptionsOf(run.service) === undefined ? {} : { NODE_OPTIONS: nodeOptionsOf(run.service) }),
       ...run.env
     },
     stdio: ["ignore", "ignore", "pipe"]
@@ -366,7 +373,11 @@ const main = async () => {
     console.log("service".padEnd(12), "RSS after".padStart(9), "peak".padStart(6))
     for (const row of load.rows) console.log(row.service.padEnd(12), row.idleMb.padStart(9), row.peakMb.padStart(6))
   }
-  if (nodeOptions !== undefined) console.log(`\nNODE_OPTIONS=${nodeOptions}`)
+  console.log(
+    nodeOptions === undefined
+      ? `\nNODE_OPTIONS as deployed: ${SERVICE_NODE_OPTIONS} for ${[...DEPLOYED_WITH_SERVICE_OPTIONS].join(", ")}; V8's defaults for the rest`
+      : `\nNODE_OPTIONS=${nodeOptions} for every service (BENCH_NODE_OPTIONS)`
+  )
 }
 
 await main()

@@ -4,6 +4,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { resolve } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
+import { SERVICE_NODE_OPTIONS } from "../../deploy/NodeOptions.ts"
 
 const root = resolve(import.meta.dirname, "../..")
 
@@ -24,14 +25,15 @@ export const startProcess = (
   port: number,
   env: Record<string, string>
 ): Service => {
-  // BENCH_NODE_OPTIONS: V8 or profiling options for every process of both pipelines alike.
-  const nodeOptions = process.env.BENCH_NODE_OPTIONS
+  // The V8 options the services are deployed with (deploy/NodeOptions.ts), for every process of both pipelines
+  // alike; BENCH_NODE_OPTIONS replaces them ("" for V8's defaults, or profiling options).
+  const nodeOptions = process.env.BENCH_NODE_OPTIONS ?? SERVICE_NODE_OPTIONS
   const child: ChildProcess = spawn(process.execPath, [resolve(root, entry), ...args], {
     env: {
       PATH: process.env.PATH ?? "",
       ...env,
       PORT: String(port),
-      ...(nodeOptions === undefined ? {} : { NODE_OPTIONS: nodeOptions })
+      NODE_OPTIONS: nodeOptions
     },
     stdio: ["ignore", "pipe", "pipe"]
   })

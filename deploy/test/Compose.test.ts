@@ -3,6 +3,7 @@ import { createRequire } from "node:module"
 import { Ajv2019 } from "ajv/dist/2019.js"
 import addFormatsModule from "ajv-formats"
 import { describe, expect, it } from "vitest"
+import { SERVICE_NODE_OPTIONS } from "../NodeOptions.ts"
 import { asArray, asObject, exists, imageTag, isObject, type Json, readYaml } from "./support/Files.ts"
 
 const COMPOSE = "docker-compose.yml"
@@ -98,6 +99,8 @@ describe("docker-compose.yml", () => {
       expect(env.DEXMON_SHUTDOWN_TIMEOUT, name).toBe("20s")
       expect(env.OTEL_EXPORTER_OTLP_ENDPOINT, name).toBe("http://otel-collector:4318")
       expect(env.OTEL_SERVICE_NAME, name).toBe(`dexmon-${name}`)
+      // The archiver holds whole archive groups in memory: V8's defaults (deploy/NodeOptions.ts).
+      expect(env.NODE_OPTIONS, name).toBe(name === "archiver" ? "" : SERVICE_NODE_OPTIONS)
     }
   })
 

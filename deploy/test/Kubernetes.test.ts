@@ -5,6 +5,7 @@ import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1"
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1"
 import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from "kubernetes-models/v1"
 import { describe, expect, it } from "vitest"
+import { SERVICE_NODE_OPTIONS } from "../NodeOptions.ts"
 import {
   asArray,
   asObject,
@@ -30,6 +31,13 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   "networking.k8s.io/v1/NetworkPolicy": NetworkPolicy
 }
 const CLUSTER_SCOPED = new Set(["Namespace"])
+
+/** A Kubernetes memory quantity (`512Mi`, `1Gi`) in MiB. */
+const mebibytes = (quantity: string) => {
+  const [, amount, unit] = quantity.match(/^(\d+)(Mi|Gi)$/) ?? []
+  if (amount === undefined) throw new Error(`not a Mi or Gi quantity: ${quantity}`)
+  return Number(amount) * (unit === "Gi" ? 1024 : 1)
+}
 
 const KUSTOMIZATION = "kustomization.yaml"
 const manifestFiles = filesIn("k8s", ".yaml").filter((name) => name !== KUSTOMIZATION)
@@ -163,6 +171,31 @@ describe("k8s manifests", () => {
       const preStop = containers(deployment)[0]?.lifecycle
       const pause = preStop === undefined ? 0 : Number(JSON.stringify(preStop).match(/"sleep","(\d+)"/)?.[1] ?? 0)
       expect(pause + shutdown, name).toBeLessThan(grace)
+    }
+  })
+
+  it("every workload takes the V8 options of deploy/NodeOptions.ts, and its memory limit has room for that heap", () => {
+    const config = asObject(named("ConfigMap", "dexmon-config")!.data, "config data")
+    expect(config.NODE_OPTIONS).toBe(SERVICE_NODE_OPTIONS)
+    const oldSpace = Number(SERVICE_NODE_OPTIONS.match(/--max-old-space-size=(\d+)/)?.[1])
+    for (const workload of [...ofKind("Deployment"), ...ofKind("CronJob")]) {
+      const name = String(metadata(workload).name)
+      for (const container of containers(workload)) {
+        const sources = asArray(container.envFrom ?? [], "envFrom").map((entry) => asObject(entry, "envFrom"))
+        expect(
+          sources.some((source) => asObject(source.configMapRef ?? {}, "ref").name === "dexmon-config"),
+          name
+        ).toBe(true)
+        // The archiver holds whole archive groups in memory: V8's defaults, sized to its container's limit.
+        const own = asArray(container.env ?? [], "env")
+          .map((entry) => asObject(entry, "env"))
+          .find((variable) => variable.name === "NODE_OPTIONS")
+        expect(own?.value, name).toBe(name === "archiver" ? "" : undefined)
+        if (name === "archiver") continue
+        // The old generation, the young one, code and the driver buffers beside them: at least twice the heap.
+        const limit = asObject(asObject(container.resources, "resources").limits, "limits").memory
+        expect(mebibytes(String(limit)), `${name} limits.memory`).toBeGreaterThanOrEqual(2 * oldSpace)
+      }
     }
   })
 
