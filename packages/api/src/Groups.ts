@@ -15,6 +15,7 @@ import {
   WebhookId,
   WebhookView
 } from "@dexmon/domain"
+import { ReadingTrend, Units } from "@dexmon/statistics"
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import {
@@ -87,7 +88,36 @@ const RangeQuery = {
   cursor: Schema.optional(Schema.String)
 }
 
-export const ReadingsPage = Page(Reading)
+/**
+ * A reading as the readings endpoints serve it: its value in the units asked for, its rate of change from the
+ * previous SENSOR reading of its sensor within 15 minutes, and the trend arrow that rate stands for. Its `etag`
+ * is the representation's: it changes with the value, the units and the trend (a neighbour that arrives later
+ * changes the trend).
+ */
+export const ReadingView = Schema.Struct({
+  ...Reading.fields,
+  glucose_value: Schema.Finite.annotate({ description: "the value in `units`, unrounded" }),
+  units: Units,
+  rate: Schema.NullOr(Schema.Finite).annotate({
+    description:
+      "change per minute in `units` from the previous SENSOR reading of the sensor within 15 minutes; null without one, and for a manual reading"
+  }),
+  trend: ReadingTrend.annotate({
+    description:
+      "DoubleUp >= +3, SingleUp >= +2, FortyFiveUp >= +1, Flat, FortyFiveDown <= -1, SingleDown <= -2, DoubleDown <= -3 mg/dL per minute; NotComputable when rate is null"
+  }),
+  etag: Schema.String.annotate({ description: "the representation's entity tag: it varies with units and trend" })
+}).annotate({ identifier: "Reading" })
+export type ReadingView = typeof ReadingView.Type
+
+export const ReadingsPage = Page(ReadingView)
+
+/** How `GET /readings/export` writes the readings: CSV with a header line, or one JSON reading per line. */
+export const ExportFormat = Schema.Literals(["csv", "ndjson"])
+export type ExportFormat = typeof ExportFormat.Type
+
+/** The CSV export's columns, in order: its header line names them (Nightscout's CSV has none). */
+export const CSV_EXPORT_COLUMNS = ["sensor_id", "timestamp", "glucose_value", "source", "trend", "rate"] as const
 /**
  * How the alert's notifications fared at the user's webhooks, separate from
  * the episode's `status`: `SENT` once an endpoint took one of them with a 2xx,
@@ -115,17 +145,35 @@ const notModified = NotModified.pipe(HttpApiSchema.asNoContent({ decode: () => n
 export class ReadingsGroup extends HttpApiGroup.make("readings")
   .add(
     HttpApiEndpoint.get("list", "/readings", {
-      query: { ...RangeQuery, sensor_id: Schema.optional(SensorId) },
+      query: { ...RangeQuery, sensor_id: Schema.optional(SensorId), units: Schema.optional(Units) },
       success: ReadingsPage,
       error: [InvalidCursor, ServiceUnavailable, notModified]
     }).annotateMerge(
       OpenApi.annotations({
-        summary: "The caller's readings in [from, to), oldest first; the page carries an ETag (304 when unchanged)"
+        summary:
+          "The caller's readings in [from, to), oldest first, in units (mg/dL unless mmol/L), each with its rate and trend; the page carries an ETag (304 when unchanged)"
+      })
+    ),
+    HttpApiEndpoint.get("export", "/readings/export", {
+      query: {
+        from: IsoTimestamp,
+        to: IsoTimestamp,
+        format: ExportFormat,
+        sensor_id: Schema.optional(SensorId),
+        units: Schema.optional(Units)
+      },
+      success: HttpApiSchema.StreamUint8Array({ contentType: ["text/csv", "application/x-ndjson"] }),
+      error: [ServiceUnavailable]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary:
+          "Every reading of the caller in [from, to), hot and archived, oldest first, streamed: CSV with a header (sensor_id,timestamp,glucose_value,source,trend,rate) or NDJSON of readings"
       })
     ),
     HttpApiEndpoint.get("get", "/readings/:sensor_id/:timestamp", {
       params: { sensor_id: SensorId, timestamp: IsoTimestamp },
-      success: Reading,
+      query: { units: Schema.optional(Units) },
+      success: ReadingView,
       error: [NotFound, ServiceUnavailable, notModified]
     }).annotateMerge(OpenApi.annotations({ summary: "One reading, with its ETag (304 when unchanged)" }))
   )

@@ -50,6 +50,7 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       "/api/v1/glucose/manual",
       "/api/v1/glucose/sensor",
       "/api/v1/readings",
+      "/api/v1/readings/export",
       "/api/v1/readings/{sensor_id}/{timestamp}",
       "/api/v1/reports/agp",
       "/api/v1/sensors/{sensor_id}/owner",
@@ -96,6 +97,19 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       "gmi_mmol_per_mol"
     ]) {
       assert.isNotEmpty(describedAt(schemas, view.properties![field]!), field)
+    }
+  })
+
+  it("serves readings in the units asked for, each with its rate and trend described", () => {
+    const list = spec.paths["/api/v1/readings"]!.get!
+    const one = spec.paths["/api/v1/readings/{sensor_id}/{timestamp}"]!.get!
+    for (const operation of [list, one]) {
+      assert.deepStrictEqual(operation.parameters.find((p) => p.name === "units")?.schema.enum, ["mg/dL", "mmol/L"])
+    }
+    const schemas = (spec as unknown as { components: { schemas: Record<string, JsonSchema> } }).components.schemas
+    const reading = schemas.Reading!
+    for (const field of ["glucose_value", "rate", "trend", "etag"]) {
+      assert.isNotEmpty(describedAt(schemas, reading.properties![field]!), field)
     }
   })
 

@@ -17,6 +17,7 @@ import {
   type ReadingSummaryQuery
 } from "@dexmon/ports"
 import {
+  type GlucoseRun,
   joinRuns,
   mergeTimeOfDayCounts,
   mergeValueCounts,
@@ -24,6 +25,7 @@ import {
   SLOT_MS,
   type TimeOfDayCounts,
   timeOfDayBinOf,
+  type ValueCounts,
   valueCountsOf
 } from "@dexmon/statistics"
 import { Config, Context, Effect, Layer } from "effect"
@@ -45,6 +47,9 @@ export type ReadingsQueryError =
   | ArchiveStoreError
   | ArchiveFormatError
   | InvalidCursor
+
+/** The UTC day of an instant, as the ledger names an object's day. */
+const utcDayOf = (millis: number) => new Date(millis).toISOString().slice(0, 10)
 
 /** Objects are immutable and named by content, so the rows read from one can be kept as long as memory allows. */
 const CACHED_OBJECTS = 64
@@ -219,36 +224,56 @@ export class ReadingsQuery extends Context.Service<
       const keysOf = (objects: ReadonlyArray<ArchivedObject>) => objects.map((object) => object.key).join("\n")
 
       /**
-       * A part computed by the hot store joined with one computed here from the archived SENSOR rows in the range
-       * (with their late events laid over them). An archiver commit moves rows from the hot store to an object in
-       * one transaction, so if the ledger's objects are the same before and after the hot part, no commit fell in
-       * between and no reading is counted twice or missed; otherwise both are read again.
+       * A part computed by the hot store joined with one folded here from the archived SENSOR rows in the range,
+       * a UTC day at a time (an object holds one user's day; a day's late events are laid over its rows), so
+       * memory holds one day's rows whatever the range. An archiver commit moves rows from the hot store to an
+       * object in one transaction, so if the ledger's objects are the same before and after the hot part, no
+       * commit fell in between and no reading is counted twice or missed; otherwise both are read again.
        */
-      const hotAndArchived = Effect.fnUntraced(function* <A>(
+      const hotAndArchived = Effect.fnUntraced(function* <A, P>(
         query: ReadingSummaryQuery,
         hotPart: Effect.Effect<A, ReadingStoreError>,
-        join: (hot: A, archived: ReadonlyArray<ReadingRecord>) => A
+        archive: {
+          readonly empty: () => P
+          readonly addDay: (part: P, rows: ReadonlyArray<ReadingRecord>) => P
+          readonly join: (archived: P, hot: A) => A
+        }
       ) {
+        const inQuery = (row: { readonly timestamp: number; readonly sensor_id: string }) =>
+          row.timestamp >= query.from &&
+          row.timestamp < query.to &&
+          (query.sensor_id === undefined || row.sensor_id === query.sensor_id)
+        const filter: RowFilter = { from: query.from, to: query.to, sensor_id: query.sensor_id }
         for (let attempt = 1; ; attempt++) {
           const objects = yield* ledger.objectsOverlapping(query.user_id, query.from, query.to, query.sensor_id)
           const hotResult = yield* hotPart
-          const late = yield* ledger.lateEvents(query.user_id, query.from, query.to)
+          const late = (yield* ledger.lateEvents(query.user_id, query.from, query.to)).filter(inQuery)
           const objectsAfter = yield* ledger.objectsOverlapping(query.user_id, query.from, query.to, query.sensor_id)
           if (keysOf(objects) !== keysOf(objectsAfter)) {
             if (attempt === ATTEMPTS) return yield* Effect.die(new Error("the archive kept changing under a summary"))
             continue
           }
           if (objects.length === 0 && late.length === 0) return hotResult
-          const filter: RowFilter = { from: query.from, to: query.to, sensor_id: query.sensor_id }
-          const archived: Array<ReadingRecord> = []
+          const objectsOfDay = Map.groupBy(objects, (object) => object.day)
+          const lateOfDay = Map.groupBy(late, (event) => utcDayOf(event.timestamp))
+          let part = archive.empty()
           let gone = false
-          for (const object of objects) {
-            const rows = yield* rowsOf(object, filter)
-            if (rows === undefined) {
-              gone = true
-              break
+          for (const day of [...new Set([...objectsOfDay.keys(), ...lateOfDay.keys()])].sort()) {
+            const rows: Array<ReadingRecord> = []
+            for (const object of objectsOfDay.get(day) ?? []) {
+              const read = yield* rowsOf(object, filter)
+              if (read === undefined) {
+                gone = true
+                break
+              }
+              for (const row of read) if (inQuery(row)) rows.push(row)
             }
-            archived.push(...rows)
+            if (gone) break
+            const overlaid = applyLateEvents(rows, lateOfDay.get(day) ?? []).rows
+            part = archive.addDay(
+              part,
+              overlaid.filter((row) => row.source === "SENSOR")
+            )
           }
           if (gone) {
             if (attempt === ATTEMPTS) {
@@ -256,43 +281,53 @@ export class ReadingsQuery extends Context.Service<
             }
             continue
           }
-          const inQuery = (row: { readonly timestamp: number; readonly sensor_id: string }) =>
-            row.timestamp >= query.from &&
-            row.timestamp < query.to &&
-            (query.sensor_id === undefined || row.sensor_id === query.sensor_id)
-          const rows = applyLateEvents(archived.filter(inQuery), late.filter(inQuery)).rows
-          return join(
-            hotResult,
-            rows.filter((row) => row.source === "SENSOR")
-          )
+          return archive.join(part, hotResult)
         }
       })
 
       /**
        * The archived days precede the hot ones, so the archive's runs come first (a reading that reached the hot
-       * store while its day was being archived stays hot until the next run takes it: in that short while its run
-       * may be split).
+       * store for a day before an archived one stays hot until the next archiver run takes it: in that while its
+       * runs are out of order). Slots are a union: the day the archiver's cutoff fell in is partly in each part.
        */
       const summarize = Effect.fn("ReadingsQuery.summarize")(function* (query: ReadingSummaryQuery) {
-        return yield* hotAndArchived(query, hot.summarize(query), (hotSummary, rows) => ({
-          counts: mergeValueCounts(valueCountsOf(rows.map((row) => row.glucose_value)), hotSummary.counts),
-          slots: new Set(rows.map((row) => Math.floor(row.timestamp / SLOT_MS))).size + hotSummary.slots,
-          runs: joinRuns(
-            runsOf(rows.map((row) => ({ timestamp: row.timestamp, value: row.glucose_value }))),
-            hotSummary.runs
-          )
-        }))
+        return yield* hotAndArchived(query, hot.summarize(query), {
+          empty: () => ({ counts: [] as ValueCounts, slots: new Set<number>(), runs: [] as ReadonlyArray<GlucoseRun> }),
+          addDay: (part, rows) => {
+            for (const row of rows) part.slots.add(Math.floor(row.timestamp / SLOT_MS))
+            return {
+              counts: mergeValueCounts(part.counts, valueCountsOf(rows.map((row) => row.glucose_value))),
+              slots: part.slots,
+              runs: joinRuns(
+                part.runs,
+                runsOf(rows.map((row) => ({ timestamp: row.timestamp, value: row.glucose_value })))
+              )
+            }
+          },
+          join: (archived, hotSummary): ReadingSummary => {
+            for (const slot of hotSummary.slots) archived.slots.add(slot)
+            return {
+              counts: mergeValueCounts(archived.counts, hotSummary.counts),
+              slots: [...archived.slots].sort((a, b) => a - b),
+              runs: joinRuns(archived.runs, hotSummary.runs)
+            }
+          }
+        })
       })
 
       /** Bins of the archived rows by the same wall clock as the database's (`AT TIME ZONE`: the IANA data). */
       const profile = Effect.fn("ReadingsQuery.profile")(function* (query: ReadingProfileQuery) {
         const bins = (24 * 60) / query.bin_minutes
-        return yield* hotAndArchived(query, hot.profile(query), (hotCounts, rows) => {
-          const values: Array<Array<number>> = Array.from({ length: bins }, () => [])
-          for (const row of rows) {
-            values[timeOfDayBinOf(row.timestamp, query.time_zone, query.bin_minutes)]!.push(row.glucose_value)
-          }
-          return mergeTimeOfDayCounts(bins, hotCounts, values.map(valueCountsOf))
+        return yield* hotAndArchived(query, hot.profile(query), {
+          empty: (): TimeOfDayCounts => [],
+          addDay: (part, rows) => {
+            const values: Array<Array<number>> = Array.from({ length: bins }, () => [])
+            for (const row of rows) {
+              values[timeOfDayBinOf(row.timestamp, query.time_zone, query.bin_minutes)]!.push(row.glucose_value)
+            }
+            return mergeTimeOfDayCounts(bins, part, values.map(valueCountsOf))
+          },
+          join: (archived, hotCounts) => mergeTimeOfDayCounts(bins, archived, hotCounts)
         })
       })
 

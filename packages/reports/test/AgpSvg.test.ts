@@ -90,7 +90,7 @@ describe("the AGP picture", () => {
     assert.approximately(last![73]!.x, centre(95), 0.05)
     // The inner band is narrower than the outer one everywhere: p75 below p95 means a larger y.
     const innerFirst = pointsOf(inner[0]!.points)
-    innerFirst.slice(0, 10).forEach((p, bin) => assert.isAbove(p.y, first![bin]!.y))
+    for (const [bin, p] of innerFirst.slice(0, 10).entries()) assert.isAbove(p.y, first![bin]!.y)
     const median = group("agp-median").polyline as ReadonlyArray<{ readonly points: string }>
     assert.strictEqual(median.length, 4)
     assert.approximately(pointsOf(median[0]!.points)[5]!.y, yOf(105), 0.05)

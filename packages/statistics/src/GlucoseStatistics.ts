@@ -12,7 +12,7 @@ export const SLOT_MS = 5 * 60_000
 /**
  * What the statistics of a window are computed from. Each part can be
  * computed by a database per stretch of time and combined: counts merge
- * (`mergeValueCounts`), runs join (`joinRuns`), covered slots add.
+ * (`mergeValueCounts`), runs join (`joinRuns`), covered slots are a union (a slot counts once).
  */
 export interface GlucoseStatisticsInput {
   /** The values of the readings in the window, mg/dL. */
@@ -107,7 +107,9 @@ const summaryOf = (items: ReadonlyArray<Episode>): EpisodeSummary => {
 export const glucoseStatisticsOf = (input: GlucoseStatisticsInput): GlucoseStatistics => {
   const { counts, slots, from, runs, to, units } = input
   const windowMs = to - from
-  const windowSlots = Math.ceil(windowMs / SLOT_MS)
+  // The five-minute UTC slots the window touches, so a window that does not start on a slot boundary
+  // still counts each slot a reading can fall in (never over 100 %).
+  const windowSlots = windowMs > 0 ? Math.floor((to - 1) / SLOT_MS) - Math.floor(from / SLOT_MS) + 1 : 0
   const cgmActivePercent = windowSlots > 0 ? (100 * slots) / windowSlots : 0
   const windowDays = windowMs / 86_400_000
 

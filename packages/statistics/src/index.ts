@@ -1,6 +1,7 @@
 export * from "./Episodes.ts"
 export * from "./GlucoseRuns.ts"
 export * from "./GlucoseStatistics.ts"
+export * from "./ReadingTrend.ts"
 export * from "./TimeOfDayProfile.ts"
 export * from "./Units.ts"
 export * from "./ValueCounts.ts"

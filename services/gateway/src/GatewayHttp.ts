@@ -1,15 +1,16 @@
 import { createHash } from "node:crypto"
 import type { AlertSettings } from "@dexmon/alerting"
-import { CurrentCaller, DexMonApi, NotFound, ReadingsPage } from "@dexmon/api"
+import { CurrentCaller, DexMonApi, NotFound, ReadingsPage, ReadingView } from "@dexmon/api"
 import { ReadingsQuery } from "@dexmon/archive"
-import { Reading } from "@dexmon/domain"
 import { AlertStore, ReadingStore } from "@dexmon/ports"
-import { Effect, Layer, Option, Schema } from "effect"
+import { Effect, Layer, Option, Schema, Stream } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
 import { AlertControls } from "./AlertControls.ts"
 import { DeliveryStatuses } from "./DeliveryStatuses.ts"
 import { LiveFeed } from "./LiveFeed.ts"
+import { exportReadings } from "./ReadingsExport.ts"
+import { previousSensorReading, readingView, readingViews } from "./ReadingViews.ts"
 import { ReportsHttp } from "./ReportsHttp.ts"
 import { SensorsHttp } from "./SensorsHttp.ts"
 import { StatisticsHttp } from "./StatisticsHttp.ts"
@@ -34,7 +35,7 @@ const withEtag = Effect.fnUntraced(function* (etag: string, body: unknown) {
 })
 
 const encodePage = Schema.encodeSync(ReadingsPage)
-const encodeReading = Schema.encodeSync(Reading)
+const encodeReading = Schema.encodeSync(ReadingView)
 
 export const ReadingsHttp = HttpApiBuilder.group(
   DexMonApi,
@@ -47,8 +48,9 @@ export const ReadingsHttp = HttpApiBuilder.group(
         "list",
         Effect.fn("ReadingsHttp.list")(function* ({ query }) {
           const caller = yield* CurrentCaller
+          const units = query.units ?? "mg/dL"
           // Hot and archived readings together: a range may reach past the hot retention.
-          const page = yield* readingsOverTime
+          const stored = yield* readingsOverTime
             .list({
               user_id: caller.userId,
               from: query.from,
@@ -58,6 +60,12 @@ export const ReadingsHttp = HttpApiBuilder.group(
               cursor: query.cursor
             })
             .pipe(Effect.catchTags(readPathUnavailable))
+          const items = yield* readingViews(readingsOverTime, caller.userId, stored.items, units).pipe(
+            Effect.catchTags(readPathUnavailable),
+            // The trend's lookups go from positions of this page, never from a client's cursor.
+            Effect.catchTag("InvalidCursor", Effect.die)
+          )
+          const page = { items, next_cursor: stored.next_cursor }
           // A page's etag changes exactly when one of its readings, or where the next page starts, changes.
           const pageEtag = createHash("sha256")
             .update(page.items.map((r) => `${r.sensor_id}/${r.timestamp}/${r.etag}`).join("\n"))
@@ -68,14 +76,45 @@ export const ReadingsHttp = HttpApiBuilder.group(
         })
       )
       .handle(
+        "export",
+        Effect.fn("ReadingsHttp.export")(function* ({ query }) {
+          const caller = yield* CurrentCaller
+          const window = { user_id: caller.userId, from: query.from, to: query.to, sensor_id: query.sensor_id }
+          // A store that is down is a 503 before the first byte; one that fails later cuts the download short.
+          yield* readingsOverTime
+            .list({ ...window, limit: 1 })
+            .pipe(Effect.catchTags(readPathUnavailable), Effect.catchTag("InvalidCursor", Effect.die))
+          const body = exportReadings(readingsOverTime, {
+            ...window,
+            units: query.units ?? "mg/dL",
+            format: query.format
+          }).pipe(Stream.tapError((error) => Effect.logError("readings export cut short", error)))
+          const name = `dexmon-readings-${new Date(query.from).toISOString()}-${new Date(query.to).toISOString()}`
+          return HttpServerResponse.stream(body, {
+            contentType: query.format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson",
+            headers: {
+              "content-disposition": `attachment; filename="${name}.${query.format === "csv" ? "csv" : "ndjson"}"`
+            }
+          })
+        })
+      )
+      .handle(
         "get",
-        Effect.fn("ReadingsHttp.get")(function* ({ params }) {
+        Effect.fn("ReadingsHttp.get")(function* ({ params, query }) {
           const caller = yield* CurrentCaller
           const reading = yield* readings
             .get(caller.userId, params.sensor_id, params.timestamp)
             .pipe(Effect.catchTag("ReadingStoreError", unavailable("the readings store")))
           if (reading === undefined) return yield* new NotFound({ message: "no such reading for this caller" })
-          return yield* withEtag(reading.etag, encodeReading(reading))
+          const previous =
+            reading.source === "SENSOR"
+              ? yield* previousSensorReading(readingsOverTime, caller.userId, reading).pipe(
+                  Effect.catchTags(readPathUnavailable),
+                  Effect.catchTag("InvalidCursor", Effect.die)
+                )
+              : undefined
+          const view = readingView(reading, query.units ?? "mg/dL", previous)
+          return yield* withEtag(view.etag, encodeReading(view))
         })
       )
   })

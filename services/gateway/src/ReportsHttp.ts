@@ -35,7 +35,7 @@ export const ReportsHttp = HttpApiBuilder.group(
           readings.summarize(window),
           readings.profile({ ...window, time_zone, bin_minutes: AGP_BIN_MINUTES })
         ]).pipe(Effect.catchTags(readPathUnavailable))
-        const statistics = glucoseStatisticsOf({ ...summary, from, to, units })
+        const statistics = glucoseStatisticsOf({ ...summary, slots: summary.slots.length, from, to, units })
         return renderAgpSvg({
           from,
           to,

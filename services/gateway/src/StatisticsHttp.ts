@@ -30,6 +30,7 @@ export const StatisticsHttp = HttpApiBuilder.group(
           .pipe(Effect.catchTags(readPathUnavailable))
         const statistics = glucoseStatisticsOf({
           ...summary,
+          slots: summary.slots.length,
           from: query.from,
           to: query.to,
           units: query.units ?? "mg/dL"

@@ -81,7 +81,8 @@ describe("DexMon on its embedded default (pnpm start)", () => {
           assert.strictEqual(reading.glucose_value, 65)
           assert.strictEqual(reading.source, "SENSOR")
           assert.strictEqual(reading.version, 1)
-          assert.match(reading.etag, /^[0-9a-f]{20}-1$/)
+          // The stored reading's etag (content hash, version 1), then what the representation adds (units, trend).
+          assert.match(reading.etag, /^[0-9a-f]{20}-1\.[0-9a-f]{8}$/)
           const alerts = yield* eventually(alertsNow(now), (p) => p.items.length === 1)
           const low = alerts.items[0]!
           assert.deepStrictEqual(
@@ -137,7 +138,7 @@ describe("DexMon on its embedded default (pnpm start)", () => {
           const pageEtag = page.headers.get("etag")!
           assert.strictEqual((yield* fetchWith(pageUrl, pageEtag)).status, 304)
           assert.strictEqual(
-            (yield* client.readings.get({ params: { sensor_id: "cgm-2" as never, timestamp } })).version,
+            (yield* client.readings.get({ params: { sensor_id: "cgm-2" as never, timestamp }, query: {} })).version,
             1
           )
           yield* client.ingestion.postSensor({ payload: { ...key, glucose_value: 110 } })

@@ -50,8 +50,11 @@ export interface ReadingSummaryQuery {
  */
 export interface ReadingSummary {
   readonly counts: ValueCounts
-  /** Distinct five-minute UTC slots holding at least one of the readings. */
-  readonly slots: number
+  /**
+   * The five-minute UTC slots holding at least one of the readings (slot n starts at n × 5 minutes after the
+   * epoch), ascending: a set, so two stretches sharing a slot count it once.
+   */
+  readonly slots: ReadonlyArray<number>
   /** The series in (timestamp, sensor) order, as `runsOf` of `@dexmon/statistics` makes them. */
   readonly runs: ReadonlyArray<GlucoseRun>
 }

@@ -384,7 +384,8 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
         sql<{ value: number; count: number }>`
           SELECT glucose_value AS value, count(*)::int AS count FROM (${rows}) r
           GROUP BY glucose_value ORDER BY glucose_value`,
-        sql<{ slots: number }>`SELECT count(DISTINCT ${slotOf})::int AS slots FROM (${rows}) r`,
+        sql<{ slot: number }>`
+          SELECT DISTINCT (extract(epoch FROM ${slotOf}) / 300)::float8 AS slot FROM (${rows}) r ORDER BY 1`,
         sql<{ band: number; first: number; last: number; count: number }>`
           WITH banded AS (
             SELECT "timestamp", sensor_id,
@@ -412,7 +413,7 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
     ).pipe(Effect.mapError(failWith("summarize")))
     return {
       counts: counts.map((row) => ({ value: Number(row.value), count: Number(row.count) })),
-      slots: Number(slots[0]?.slots ?? 0),
+      slots: slots.map((row) => Number(row.slot)),
       runs: runs.map((row) => ({
         band: Number(row.band) as Band,
         first: Number(row.first),
