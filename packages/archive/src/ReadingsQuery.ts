@@ -2,7 +2,7 @@ import { type InvalidCursor, Reading } from "@dexmon/domain"
 import {
   type ArchivedObject,
   ArchiveLedger,
-  type ArchiveLedgerError,
+  ArchiveLedgerError,
   ArchiveStore,
   type ArchiveStoreError,
   decodeCursor,
@@ -250,7 +250,14 @@ export class ReadingsQuery extends Context.Service<
           const late = (yield* ledger.lateEvents(query.user_id, query.from, query.to)).filter(inQuery)
           const objectsAfter = yield* ledger.objectsOverlapping(query.user_id, query.from, query.to, query.sensor_id)
           if (keysOf(objects) !== keysOf(objectsAfter)) {
-            if (attempt === ATTEMPTS) return yield* Effect.die(new Error("the archive kept changing under a summary"))
+            // Archiver commits that keep landing between the reads: busy, not broken; the client may retry (503).
+            if (attempt === ATTEMPTS) {
+              return yield* new ArchiveLedgerError({
+                operation: "summarize",
+                message: `the archive of ${query.user_id} kept changing while it was read ${ATTEMPTS} times`,
+                transient: true
+              })
+            }
             continue
           }
           if (objects.length === 0 && late.length === 0) return hotResult

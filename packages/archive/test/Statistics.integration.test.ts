@@ -236,6 +236,33 @@ const statisticsSuite = (name: string, stores: () => Layer.Layer<ArchiveStores |
             }
           })
         }
+
+        // Clock changes in New York: every 10 minutes over the nights of 2026-03-08 (02:00 skipped) and 2026-11-01
+        // (01:00-02:00 twice). The database's `AT TIME ZONE` puts each in the bin of the wall clock Intl shows,
+        // the repeated hour's readings twice into the same bins.
+        const sensorC = SensorId.make(`${user}-dst`)
+        for (const night of [Date.parse("2026-03-08T04:00:00Z"), Date.parse("2026-11-01T03:00:00Z")]) {
+          const instants = Array.from({ length: 30 }, (_, i) => night + i * 10 * MINUTE)
+          yield* (yield* ReadingStore).upsert(
+            instants.map((timestamp, i) => ({
+              event_id: eventId(),
+              sensor_id: sensorC,
+              user_id: user,
+              timestamp,
+              glucose_value: 100 + i,
+              source: "SENSOR" as const
+            }))
+          )
+          const window = { user_id: user, from: night, to: night + 5 * HOUR, sensor_id: sensorC }
+          const counts = yield* query.profile({ ...window, time_zone: "America/New_York", bin_minutes: 15 })
+          const expected = Array.from({ length: 96 }, () => 0)
+          for (const t of instants) expected[Math.floor(referenceLocalMinute(t, "America/New_York") / 15)]!++
+          assert.deepStrictEqual(
+            counts.map((bin) => bin.reduce((n, { count }) => n + count, 0)),
+            expected,
+            `the night of ${new Date(night).toISOString().slice(0, 10)}`
+          )
+        }
       }).pipe(
         Effect.provide(
           ReadingsQuery.layer.pipe(
