@@ -105,6 +105,20 @@ describe("readings with their units, rate and trend", () => {
           assert.deepStrictEqual([body.rate, body.trend], [-2, "SingleDown"])
           assert.strictEqual(after.headers.get("etag"), `"${body.etag}"`)
           assert.notStrictEqual(after.headers.get("etag"), etag)
+          // Units the readings endpoints do not know are refused, naming the parameter.
+          for (const target of [
+            `${url(35)}?units=mmol`,
+            `${dexmon.baseUrl}/api/v1/readings?from=${new Date(window.from).toISOString()}&to=${new Date(window.to).toISOString()}&units=mg`
+          ]) {
+            const refused = yield* get(target)
+            const answer = (yield* Effect.promise(() => refused.json())) as { issues: ReadonlyArray<{ path: string }> }
+            assert.strictEqual(refused.status, 400, target)
+            assert.isTrue(
+              answer.issues.some((issue) => issue.path === "units"),
+              JSON.stringify(answer)
+            )
+          }
+
           // A sensor changing hands: the new owner's first reading has no previous one of theirs, and another
           // user's reading five minutes before must not show through its rate.
           yield* client.ingestion.postSensor({ payload: sensor("tr-shared", 50, 100) })
