@@ -1,4 +1,4 @@
-import { IsoTimestamp, SensorId } from "@dexmon/domain"
+import { IsoTimestamp, SensorId, TimeZone } from "@dexmon/domain"
 import { Units } from "@dexmon/statistics"
 import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "effect/http-api"
@@ -18,6 +18,9 @@ const RangeShare = Schema.Struct({
 })
 
 const Episode = Schema.Struct({
+  sensor_id: SensorId.annotate({
+    description: "the sensor whose readings made it: each sensor's series has its own episodes"
+  }),
   start: IsoTimestamp.annotate({ description: "the first reading of the episode" }),
   end: Schema.NullOr(IsoTimestamp).annotate({
     description:
@@ -29,7 +32,25 @@ const Episode = Schema.Struct({
 const Episodes = Schema.Struct({
   count: Schema.Int,
   minutes: Schema.Finite.annotate({ description: "the episodes' minutes added up" }),
-  items: Schema.Array(Episode)
+  items: Schema.Array(Episode).annotate({ description: "every sensor's episodes, in order of start" })
+})
+
+const PeriodShare = Schema.Struct({
+  percent: Schema.Finite.annotate({ description: "share of the period's readings in the range, in percent, unrounded" })
+})
+
+const PeriodStatistics = Schema.Struct({
+  readings: Schema.Int.annotate({ description: "SENSOR readings in the period" }),
+  time_in_ranges: Schema.Struct({
+    very_low: PeriodShare,
+    low: PeriodShare,
+    in_range: PeriodShare,
+    high: PeriodShare,
+    very_high: PeriodShare
+  }).annotate({ description: "the same ranges as the whole window's" }),
+  mean: Schema.NullOr(Schema.Finite).annotate({ description: "in `units`; null without readings" }),
+  standard_deviation: Schema.NullOr(Schema.Finite).annotate({ description: "population, in `units`" }),
+  coefficient_of_variation: Schema.NullOr(Schema.Finite).annotate({ description: "in percent" })
 })
 
 /**
@@ -42,6 +63,7 @@ export const GlucoseStatisticsView = Schema.Struct({
   to: IsoTimestamp.annotate({ description: "the window's end, excluded" }),
   sensor_id: Schema.NullOr(SensorId).annotate({ description: "the one sensor counted, or null for all the caller's" }),
   units: Units.annotate({ description: "the units of `mean` and `standard_deviation`" }),
+  time_zone: Schema.String.annotate({ description: "the IANA zone whose local time splits night from day" }),
   readings: Schema.Int.annotate({ description: "SENSOR readings in the window" }),
   window_minutes: Schema.Finite.annotate({ description: "the window's length in minutes" }),
   window_days: Schema.Finite.annotate({ description: "the window's length in days" }),
@@ -72,6 +94,11 @@ export const GlucoseStatisticsView = Schema.Struct({
   gmi_mmol_per_mol: Schema.NullOr(Schema.Finite).annotate({
     description: "glucose management indicator: 12.71 + 4.70587 × mean mmol/L"
   }),
+  night: PeriodStatistics.annotate({
+    description:
+      "readings from 00:00 to 06:00 local time in `time_zone`, when lows go unnoticed (the overnight period of Danne et al., Diabetes Care 2017)"
+  }),
+  day: PeriodStatistics.annotate({ description: "readings from 06:00 to 24:00 local time in `time_zone`" }),
   episodes: Schema.Struct({
     below_54: Episodes.annotate({ description: "at least 15 minutes below 54 mg/dL, ended by 15 minutes at or above" }),
     below_70: Episodes.annotate({ description: "at least 15 minutes below 70 mg/dL, ended by 15 minutes at or above" }),
@@ -89,13 +116,14 @@ export class StatisticsGroup extends HttpApiGroup.make("statistics")
         from: IsoTimestamp,
         to: IsoTimestamp,
         sensor_id: Schema.optional(SensorId),
-        units: Schema.optional(Units)
+        units: Schema.optional(Units),
+        tz: Schema.optional(TimeZone)
       },
       success: GlucoseStatisticsView,
       error: [ValidationError, ServiceUnavailable]
     }).annotateMerge(
       OpenApi.annotations({
-        summary: `The caller's CGM statistics over [from, to) (at most ${MAX_STATISTICS_DAYS} days): time in ranges, mean, SD, CV, GMI, time CGM active, low and high episodes`
+        summary: `The caller's CGM statistics over [from, to) (at most ${MAX_STATISTICS_DAYS} days): time in ranges, mean, SD, CV, GMI, time CGM active, low and high episodes per sensor, and night (00:00-06:00 local time in tz, default UTC) and day apart`
       })
     )
   )

@@ -78,7 +78,8 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
         ["from", true],
         ["to", true],
         ["sensor_id", false],
-        ["units", false]
+        ["units", false],
+        ["tz", false]
       ]
     )
     assert.deepStrictEqual(statistics.parameters.find((p) => p.name === "units")?.schema.enum, ["mg/dL", "mmol/L"])
@@ -94,7 +95,10 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       "coefficient_of_variation",
       "variability_high",
       "gmi_percent",
-      "gmi_mmol_per_mol"
+      "gmi_mmol_per_mol",
+      "time_zone",
+      "night",
+      "day"
     ]) {
       assert.isNotEmpty(describedAt(schemas, view.properties![field]!), field)
     }

@@ -17,12 +17,12 @@ import {
   type ReadingSummaryQuery
 } from "@dexmon/ports"
 import {
-  type GlucoseRun,
-  joinRuns,
+  joinSensorRuns,
   mergeTimeOfDayCounts,
   mergeValueCounts,
-  runsOf,
+  type SensorRuns,
   SLOT_MS,
+  sensorRunsOf,
   type TimeOfDayCounts,
   timeOfDayBinOf,
   type ValueCounts,
@@ -56,6 +56,12 @@ const CACHED_OBJECTS = 64
 
 /** A fold may retire an object between listing and reading it: the page is read again, this many times at most. */
 const ATTEMPTS = 3
+
+/** Hot readings older than the archive's last (stragglers) are read in pages of this many. */
+const STRAGGLER_PAGE = 1000
+
+/** What a summary or a profile reads of an archived or straggling row. */
+type FoldedRow = Pick<ReadingRecord, "timestamp" | "sensor_id" | "glucose_value" | "source">
 
 const toReading = (record: ReadingRecord) =>
   new Reading({
@@ -229,13 +235,20 @@ export class ReadingsQuery extends Context.Service<
        * memory holds one day's rows whatever the range. An archiver commit moves rows from the hot store to an
        * object in one transaction, so if the ledger's objects are the same before and after the hot part, no
        * commit fell in between and no reading is counted twice or missed; otherwise both are read again.
+       *
+       * `hotPart` is told the last archived instant in the range: a part that needs time order (runs) computes
+       * the hot readings after it and hands back those at or before it (`stragglers`: a day the archive has no
+       * object for, written after later days were archived, stays hot until the next archiver run), which are
+       * folded into their days with the archived rows.
        */
       const hotAndArchived = Effect.fnUntraced(function* <A, P>(
         query: ReadingSummaryQuery,
-        hotPart: Effect.Effect<A, ReadingStoreError>,
+        hotPart: (
+          archivedThrough: number
+        ) => Effect.Effect<{ readonly hot: A; readonly stragglers: ReadonlyArray<FoldedRow> }, ReadingStoreError>,
         archive: {
           readonly empty: () => P
-          readonly addDay: (part: P, rows: ReadonlyArray<ReadingRecord>) => P
+          readonly addDay: (part: P, rows: ReadonlyArray<FoldedRow>) => P
           readonly join: (archived: P, hot: A) => A
         }
       ) {
@@ -246,8 +259,13 @@ export class ReadingsQuery extends Context.Service<
         const filter: RowFilter = { from: query.from, to: query.to, sensor_id: query.sensor_id }
         for (let attempt = 1; ; attempt++) {
           const objects = yield* ledger.objectsOverlapping(query.user_id, query.from, query.to, query.sensor_id)
-          const hotResult = yield* hotPart
+          // Before the hot part, so that the last archived instant counts the late events' too. One queued after
+          // this read is not counted, as if it had come a moment later; a fold that takes events changes objects.
           const late = (yield* ledger.lateEvents(query.user_id, query.from, query.to)).filter(inQuery)
+          let archivedThrough = Number.NEGATIVE_INFINITY
+          for (const object of objects) archivedThrough = Math.max(archivedThrough, object.last_timestamp)
+          for (const event of late) archivedThrough = Math.max(archivedThrough, event.timestamp)
+          const { hot: hotResult, stragglers } = yield* hotPart(archivedThrough)
           const objectsAfter = yield* ledger.objectsOverlapping(query.user_id, query.from, query.to, query.sensor_id)
           if (keysOf(objects) !== keysOf(objectsAfter)) {
             // Archiver commits that keep landing between the reads: busy, not broken; the client may retry (503).
@@ -263,9 +281,11 @@ export class ReadingsQuery extends Context.Service<
           if (objects.length === 0 && late.length === 0) return hotResult
           const objectsOfDay = Map.groupBy(objects, (object) => object.day)
           const lateOfDay = Map.groupBy(late, (event) => utcDayOf(event.timestamp))
+          const straggling = Map.groupBy(stragglers, (row) => utcDayOf(row.timestamp))
+          const days = new Set([...objectsOfDay.keys(), ...lateOfDay.keys(), ...straggling.keys()])
           let part = archive.empty()
           let gone = false
-          for (const day of [...new Set([...objectsOfDay.keys(), ...lateOfDay.keys()])].sort()) {
+          for (const day of [...days].sort()) {
             const rows: Array<ReadingRecord> = []
             for (const object of objectsOfDay.get(day) ?? []) {
               const read = yield* rowsOf(object, filter)
@@ -276,11 +296,10 @@ export class ReadingsQuery extends Context.Service<
               for (const row of read) if (inQuery(row)) rows.push(row)
             }
             if (gone) break
-            const overlaid = applyLateEvents(rows, lateOfDay.get(day) ?? []).rows
-            part = archive.addDay(
-              part,
-              overlaid.filter((row) => row.source === "SENSOR")
-            )
+            // The archiver keeps the hot and the archived rows disjoint, and a late event's key is never hot.
+            const dayRows: Array<FoldedRow> = [...applyLateEvents(rows, lateOfDay.get(day) ?? []).rows]
+            dayRows.push(...(straggling.get(day) ?? []))
+            part = archive.addDay(part, dayRows.filter((row) => row.source === "SENSOR").sort(byPosition))
           }
           if (gone) {
             if (attempt === ATTEMPTS) {
@@ -293,30 +312,51 @@ export class ReadingsQuery extends Context.Service<
       })
 
       /**
-       * The archived days precede the hot ones, so the archive's runs come first (a reading that reached the hot
-       * store for a day before an archived one stays hot until the next archiver run takes it: in that while its
-       * runs are out of order). Slots are a union: the day the archiver's cutoff fell in is partly in each part.
+       * The hot readings at or before `archivedThrough` (stragglers, usually none), a page at a time, and the
+       * summary of those after it, which then follow every archived day.
+       */
+      const hotSummary = Effect.fnUntraced(function* (query: ReadingSummaryQuery, archivedThrough: number) {
+        const stragglers: Array<FoldedRow> = []
+        const until = Math.min(archivedThrough + 1, query.to)
+        for (let cursor: string | undefined, more = until > query.from; more; ) {
+          // The cursor is the store's own, from the page before.
+          const page = yield* hot
+            .list({ ...query, to: until, limit: STRAGGLER_PAGE, cursor })
+            .pipe(Effect.catchTag("InvalidCursor", Effect.die))
+          stragglers.push(...page.items)
+          cursor = page.next_cursor ?? undefined
+          more = cursor !== undefined
+        }
+        const summary = yield* hot.summarize({ ...query, from: Math.max(query.from, until) })
+        return { hot: summary, stragglers }
+      })
+
+      /**
+       * Counts merge and slots are a union (the day the archiver's cutoff fell in is partly in each part); each
+       * sensor's runs join in time order: the archived days', then the hot readings' after them.
        */
       const summarize = Effect.fn("ReadingsQuery.summarize")(function* (query: ReadingSummaryQuery) {
-        return yield* hotAndArchived(query, hot.summarize(query), {
-          empty: () => ({ counts: [] as ValueCounts, slots: new Set<number>(), runs: [] as ReadonlyArray<GlucoseRun> }),
+        return yield* hotAndArchived(query, (archivedThrough) => hotSummary(query, archivedThrough), {
+          empty: () => ({ counts: [] as ValueCounts, slots: new Set<number>(), runs: new Map() as SensorRuns }),
           addDay: (part, rows) => {
             for (const row of rows) part.slots.add(Math.floor(row.timestamp / SLOT_MS))
             return {
               counts: mergeValueCounts(part.counts, valueCountsOf(rows.map((row) => row.glucose_value))),
               slots: part.slots,
-              runs: joinRuns(
+              runs: joinSensorRuns(
                 part.runs,
-                runsOf(rows.map((row) => ({ timestamp: row.timestamp, value: row.glucose_value })))
+                sensorRunsOf(
+                  rows.map((row) => ({ sensor_id: row.sensor_id, timestamp: row.timestamp, value: row.glucose_value }))
+                )
               )
             }
           },
-          join: (archived, hotSummary): ReadingSummary => {
-            for (const slot of hotSummary.slots) archived.slots.add(slot)
+          join: (archived, hotPart): ReadingSummary => {
+            for (const slot of hotPart.slots) archived.slots.add(slot)
             return {
-              counts: mergeValueCounts(archived.counts, hotSummary.counts),
+              counts: mergeValueCounts(archived.counts, hotPart.counts),
               slots: [...archived.slots].sort((a, b) => a - b),
-              runs: joinRuns(archived.runs, hotSummary.runs)
+              runs: joinSensorRuns(archived.runs, hotPart.runs)
             }
           }
         })
@@ -325,7 +365,8 @@ export class ReadingsQuery extends Context.Service<
       /** Bins of the archived rows by the same wall clock as the database's (`AT TIME ZONE`: the IANA data). */
       const profile = Effect.fn("ReadingsQuery.profile")(function* (query: ReadingProfileQuery) {
         const bins = (24 * 60) / query.bin_minutes
-        return yield* hotAndArchived(query, hot.profile(query), {
+        const hotProfile = hot.profile(query).pipe(Effect.map((counts) => ({ hot: counts, stragglers: [] })))
+        return yield* hotAndArchived(query, () => hotProfile, {
           empty: (): TimeOfDayCounts => [],
           addDay: (part, rows) => {
             const values: Array<Array<number>> = Array.from({ length: bins }, () => [])

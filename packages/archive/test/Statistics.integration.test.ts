@@ -10,11 +10,13 @@ import {
 import { layerServerPostgresTest, layerTimescaleTest, requiredServer } from "@dexmon/ports/testing"
 import {
   EPISODE_CONDITIONS,
-  episodesOf,
   type GlucoseStatistics,
   glucoseStatisticsOf,
   MMOL_PER_MGDL_FACTOR,
-  runsOf,
+  NIGHT_BIN_MINUTES,
+  nightAndDayOf,
+  sensorEpisodesOf,
+  sensorRunsOf,
   timeOfDayProfileOf,
   type Units
 } from "@dexmon/statistics"
@@ -27,9 +29,9 @@ import { type ArchiveStores, eventId } from "./ArchiverSuite.ts"
 
 // Issue 19's "done when" for the statistics: equal to an independent computation (DuckDB over the same rows)
 // to 0.01 %, on both readings backends, across the hot/archive boundary (with late events laid over archived
-// days), in both units. Episodes are checked against the episodes of the whole series in one pass, which the
-// statistics package's hand-worked cases pin down: here what is checked is that the database's runs joined
-// with the archive's give the same episodes.
+// days), in both units, with night and day split in two time zones. Episodes are checked against the episodes of
+// each sensor's whole series in one pass, which the statistics package's hand-worked cases pin down: here what is
+// checked is that the database's runs joined with the archive's give the same episodes.
 
 requiredServer("DATABASE_URL")
 const s3 = requiredServer("S3_ENDPOINT")
@@ -47,7 +49,7 @@ const prng = (seed: number) => () => {
 let runCounter = 0
 
 interface Truth {
-  readonly sensor_id: string
+  readonly sensor_id: SensorId
   readonly timestamp: number
   readonly value: number
 }
@@ -160,6 +162,16 @@ const duckdb = (rows: ReadonlyArray<Truth>, from: number, to: number, sensorId?:
     } satisfies Independent
   })
 
+/** The rows in `[from, to)` in timestamp order, as readings of a sensor. */
+const seriesOf = (rows: ReadonlyArray<Truth>, from: number, to: number) =>
+  rows
+    .filter((row) => row.timestamp >= from && row.timestamp < to)
+    .sort((a, b) => a.timestamp - b.timestamp)
+    .map((row) => ({ sensor_id: row.sensor_id, timestamp: row.timestamp, value: row.value }))
+
+/** Runs by sensor, in sensor order, to compare. */
+const sorted = (runs: ReadonlyMap<SensorId, unknown>) => [...runs].sort(([a], [b]) => (a < b ? -1 : 1))
+
 /** Equal to 0.01 % of the expected value (or 1e-9 absolute for zero). */
 const close = (actual: number | null, expected: number, what: string) => {
   assert.isNotNull(actual, what)
@@ -188,7 +200,12 @@ const checkAgainst = (statistics: GlucoseStatistics, independent: Independent, u
   )
 }
 
-const statisticsSuite = (name: string, stores: () => Layer.Layer<ArchiveStores | HotRetention, unknown>) =>
+const statisticsSuite = (name: string, stores: () => Layer.Layer<ArchiveStores | HotRetention, unknown>) => {
+  const layer = () =>
+    ReadingsQuery.layer.pipe(
+      Layer.provideMerge(stores()),
+      Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({})))
+    )
   it.live(
     `${name}: statistics over hot and archived readings equal DuckDB's over the same rows, in mg/dL and mmol/L, for the user and for one sensor; the AGP profile by local time in two zones`,
     () =>
@@ -203,16 +220,15 @@ const statisticsSuite = (name: string, stores: () => Layer.Layer<ArchiveStores |
             const statistics = glucoseStatisticsOf({ ...summary, slots: summary.slots.length, from, to, units })
             checkAgainst(statistics, independent, units)
           }
-          // The runs the database made of the hot rows, joined to the archive's, give the episodes of the series.
-          const series = truth
-            .filter((row) => row.timestamp >= from && row.timestamp < to)
-            .filter((row) => sensorId === undefined || row.sensor_id === sensorId)
-            .sort((a, b) => a.timestamp - b.timestamp || (a.sensor_id < b.sensor_id ? -1 : 1))
-            .map((row) => ({ timestamp: row.timestamp, value: row.value }))
+          // The runs the database made of the hot rows, joined to the archive's, give each sensor's episodes.
+          const expectedRuns = sensorRunsOf(
+            seriesOf(truth, from, to).filter((row) => sensorId === undefined || row.sensor_id === sensorId)
+          )
+          assert.deepStrictEqual(sorted(summary.runs), sorted(expectedRuns))
           for (const [kind, condition] of Object.entries(EPISODE_CONDITIONS)) {
-            const expected = episodesOf(runsOf(series), condition)
+            const expected = sensorEpisodesOf(expectedRuns, condition)
             if (sensorId !== sensorB) assert.isAbove(expected.length, 5, `${kind}: the fixture has episodes`)
-            assert.deepStrictEqual(episodesOf(summary.runs, condition), expected, kind)
+            assert.deepStrictEqual(sensorEpisodesOf(summary.runs, condition), expected, kind)
           }
         }
         // The AGP's profile in two zones (one a half hour off the hour): each bin's values, hot and archived, as
@@ -235,6 +251,30 @@ const statisticsSuite = (name: string, stores: () => Layer.Layer<ArchiveStores |
               close(profile[bin]![`p${p}`], referencePercentile(values, p), `${zone} bin ${bin} p${p}`)
             }
           })
+
+          // Night (00:00-06:00 local) and day apart, as the statistics serve them, against DuckDB over the rows
+          // whose local time Intl puts there.
+          const byQuarterDay = yield* query.profile({ user_id: user, from, to, time_zone: zone, bin_minutes: 360 })
+          assert.strictEqual(NIGHT_BIN_MINUTES, 360)
+          const inWindow = truth.filter((row) => row.timestamp >= from && row.timestamp < to)
+          const isNight = (row: Truth) => referenceLocalMinute(row.timestamp, zone) < 360
+          for (const units of ["mg/dL", "mmol/L"] as const) {
+            const periods = nightAndDayOf(byQuarterDay, units)
+            for (const [name, period, rows] of [
+              ["night", periods.night, inWindow.filter(isNight)],
+              ["day", periods.day, inWindow.filter((row) => !isNight(row))]
+            ] as const) {
+              const independent = yield* duckdb(rows, from, to)
+              const factor = units === "mmol/L" ? 1 / MMOL_PER_MGDL_FACTOR : 1
+              const what = `${zone} ${name} (${units})`
+              assert.strictEqual(period.readings, independent.n, what)
+              close(period.mean, independent.mean * factor, `${what}: mean`)
+              close(period.standard_deviation, independent.sd * factor, `${what}: SD`)
+              close(period.time_in_ranges.very_low.percent, independent.veryLow, `${what}: below 54`)
+              close(period.time_in_ranges.in_range.percent, independent.inRange, `${what}: 70-180`)
+              close(period.time_in_ranges.very_high.percent, independent.veryHigh, `${what}: above 250`)
+            }
+          }
         }
 
         // Clock changes in New York: every 10 minutes over the nights of 2026-03-08 (02:00 skipped) and 2026-11-01
@@ -263,16 +303,71 @@ const statisticsSuite = (name: string, stores: () => Layer.Layer<ArchiveStores |
             `the night of ${new Date(night).toISOString().slice(0, 10)}`
           )
         }
-      }).pipe(
-        Effect.provide(
-          ReadingsQuery.layer.pipe(
-            Layer.provideMerge(stores()),
-            Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({})))
-          )
-        )
-      ),
+      }).pipe(Effect.provide(layer())),
     180_000
   )
+
+  it.live(
+    `${name}: a day written after later days were archived (hot, before archived days) joins each sensor's runs in time order`,
+    () =>
+      Effect.gen(function* () {
+        const run = `sg${(yield* Clock.currentTimeMillis).toString(36)}${runCounter++}`
+        const user = UserId.make(`${run}-u`)
+        const sensor = SensorId.make(`${run}-s`)
+        const now = yield* Clock.currentTimeMillis
+        const first = Math.floor(now / DAY) * DAY - 14 * DAY
+        // Every five minutes a three-hour wave from 40 to 280 mg/dL: lows and highs of about 40 minutes each.
+        const valueAt = (t: number) => Math.round(160 + 120 * Math.sin((2 * Math.PI * t) / (3 * HOUR)))
+        const dayOf = (start: number): Array<ReadingWrite> =>
+          Array.from({ length: 288 }, (_, i) => ({
+            event_id: eventId(),
+            sensor_id: sensor,
+            user_id: user,
+            timestamp: start + i * 5 * MINUTE,
+            glucose_value: valueAt(start + i * 5 * MINUTE),
+            source: "SENSOR" as const
+          }))
+        // Days 0 and 2 are older than the retention: archived. Day 12 stays hot.
+        const early = [...dayOf(first), ...dayOf(first + 2 * DAY), ...dayOf(first + 12 * DAY)]
+        yield* (yield* ReadingStore).upsert(early)
+        const config = { prefix: `test-statistics/${run}`, maxRowsPerObject: 500, concurrency: 2, groupObjects: 4 }
+        const archived = yield* makeArchiver(config).pipe(Effect.flatMap((archiver) => archiver.runOnce))
+        assert.strictEqual(archived.rows, 2 * 288, "days 0 and 2 archived")
+        // Day 1 arrives now (a phone that was offline): no object holds that day, so it is hot, not a late event.
+        const straggling = dayOf(first + DAY)
+        yield* (yield* ReadingStore).upsert(straggling)
+        const hotPage = yield* (yield* ReadingStore).list({
+          user_id: user,
+          from: first + DAY,
+          to: first + 2 * DAY,
+          limit: 1000
+        })
+        assert.strictEqual(hotPage.items.length, 288, "day 1 is in the hot store")
+
+        const to = first + 13 * DAY
+        const summary = yield* (yield* ReadingsQuery).summarize({ user_id: user, from: first, to })
+        const truth = [...early, ...straggling].map((w) => ({
+          sensor_id: w.sensor_id,
+          timestamp: w.timestamp,
+          value: w.glucose_value
+        }))
+        const expectedRuns = sensorRunsOf(seriesOf(truth, first, to))
+        assert.deepStrictEqual(sorted(summary.runs), sorted(expectedRuns))
+        for (const [kind, condition] of Object.entries(EPISODE_CONDITIONS)) {
+          const expected = sensorEpisodesOf(expectedRuns, condition)
+          assert.isAbove(expected.length, 20, `${kind}: the fixture has episodes`)
+          assert.deepStrictEqual(sensorEpisodesOf(summary.runs, condition), expected, kind)
+        }
+        const independent = yield* duckdb(truth, first, to)
+        checkAgainst(
+          glucoseStatisticsOf({ ...summary, slots: summary.slots.length, from: first, to, units: "mg/dL" }),
+          independent,
+          "mg/dL"
+        )
+      }).pipe(Effect.provide(layer())),
+    120_000
+  )
+}
 
 const retention = Layer.succeed(HotRetention, HotRetention.of({ millis: RETENTION_DAYS * DAY }))
 const s3Store = S3ArchiveStore.layer.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv())))

@@ -19,7 +19,7 @@ const statistics: GlucoseStatistics = glucoseStatisticsOf({
   slots: 8,
   from,
   to,
-  runs: [],
+  runs: new Map(),
   units: "mg/dL"
 })
 
@@ -135,7 +135,7 @@ describe("the AGP picture", () => {
       units: "mg/dL",
       bin_minutes: 15,
       profile: profile.map(() => null),
-      statistics: glucoseStatisticsOf({ counts: [], slots: 0, from, to, runs: [], units: "mg/dL" })
+      statistics: glucoseStatisticsOf({ counts: [], slots: 0, from, to, runs: new Map(), units: "mg/dL" })
     })
     const { group } = parse(empty)
     assert.isUndefined(group("agp-band-5-95").polygon)

@@ -1,4 +1,5 @@
-import { type Band, type GlucoseRun, MAX_READING_GAP_MS } from "./GlucoseRuns.ts"
+import type { SensorId } from "@dexmon/domain"
+import { type Band, type GlucoseRun, MAX_READING_GAP_MS, type SensorRuns } from "./GlucoseRuns.ts"
 
 /**
  * A stretch of time spent in a condition (below 54, below 70, above 250 mg/dL),
@@ -102,6 +103,26 @@ export const episodesOf = (
   if (open !== undefined) episodes.push(episode(open.start, null, open.lastInCondition))
   return episodes
 }
+
+/** An episode of one sensor's series. */
+export interface SensorEpisode extends Episode {
+  readonly sensor_id: SensorId
+}
+
+/**
+ * The episodes of a condition in each sensor's series, all sensors' together
+ * in order of start (then sensor id). Each sensor's episodes are its own: a
+ * second sensor worn at the same time neither cuts one short nor makes one.
+ */
+export const sensorEpisodesOf = (
+  runs: SensorRuns,
+  inCondition: (band: Band) => boolean
+): ReadonlyArray<SensorEpisode> =>
+  Array.from(runs, ([sensorId, own]) =>
+    episodesOf(own, inCondition).map((item): SensorEpisode => ({ sensor_id: sensorId, ...item }))
+  )
+    .flat()
+    .sort((a, b) => a.start - b.start || (a.sensor_id < b.sensor_id ? -1 : a.sensor_id > b.sensor_id ? 1 : 0))
 
 /**
  * The conditions the statistics report episodes for: level 2 hypoglycemia

@@ -1,3 +1,5 @@
+import type { SensorId } from "@dexmon/domain"
+
 /**
  * The glycemic band of a reading (mg/dL), by the consensus thresholds that
  * episodes are defined on: 0 below 54 (level 2 hypoglycemia), 1 from 54 to
@@ -84,4 +86,36 @@ export const joinRuns = (
     { band: tail.band, first: tail.first, last: head.last, count: tail.count + head.count },
     ...later.slice(1)
   ]
+}
+
+/**
+ * The runs of each sensor's own series, by sensor id. Two sensors worn at
+ * once (the overlap when one is replaced, or two people's sensors under one
+ * account) are two series: interleaved, one's readings would cut the other's
+ * runs into pieces a few minutes long, and no episode would ever reach 15
+ * minutes.
+ */
+export type SensorRuns = ReadonlyMap<SensorId, ReadonlyArray<GlucoseRun>>
+
+/** A reading of one sensor, as {@link sensorRunsOf} takes them. */
+export interface SensorTimedValue extends TimedValue {
+  readonly sensor_id: SensorId
+}
+
+/** The runs of each sensor's readings; the readings must be in timestamp order (any order among sensors). */
+export const sensorRunsOf = (readings: Iterable<SensorTimedValue>): SensorRuns => {
+  const series = new Map<SensorId, Array<TimedValue>>()
+  for (const reading of readings) {
+    const own = series.get(reading.sensor_id)
+    if (own === undefined) series.set(reading.sensor_id, [reading])
+    else own.push(reading)
+  }
+  return new Map(Array.from(series, ([sensorId, own]) => [sensorId, runsOf(own)] as const))
+}
+
+/** {@link joinRuns} for each sensor: `later` holds readings at or after each sensor's last one in `earlier`. */
+export const joinSensorRuns = (earlier: SensorRuns, later: SensorRuns): SensorRuns => {
+  const joined = new Map(earlier)
+  for (const [sensorId, runs] of later) joined.set(sensorId, joinRuns(earlier.get(sensorId) ?? [], runs))
+  return joined
 }

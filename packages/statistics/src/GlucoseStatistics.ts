@@ -1,7 +1,8 @@
-import { EPISODE_CONDITIONS, type Episode, type EpisodeCondition, episodesOf } from "./Episodes.ts"
-import type { GlucoseRun } from "./GlucoseRuns.ts"
+import { EPISODE_CONDITIONS, type EpisodeCondition, type SensorEpisode, sensorEpisodesOf } from "./Episodes.ts"
+import type { SensorRuns } from "./GlucoseRuns.ts"
+import type { TimeOfDayCounts } from "./TimeOfDayProfile.ts"
 import { toUnits, type Units } from "./Units.ts"
-import type { ValueCounts } from "./ValueCounts.ts"
+import { mergeValueCounts, type ValueCounts } from "./ValueCounts.ts"
 
 /**
  * The width of a CGM slot: sensors report every 5 minutes, so CGM activity is
@@ -12,7 +13,7 @@ export const SLOT_MS = 5 * 60_000
 /**
  * What the statistics of a window are computed from. Each part can be
  * computed by a database per stretch of time and combined: counts merge
- * (`mergeValueCounts`), runs join (`joinRuns`), covered slots are a union (a slot counts once).
+ * (`mergeValueCounts`), runs join (`joinSensorRuns`), covered slots are a union (a slot counts once).
  */
 export interface GlucoseStatisticsInput {
   /** The values of the readings in the window, mg/dL. */
@@ -23,8 +24,8 @@ export interface GlucoseStatisticsInput {
   readonly from: number
   /** End of the window, epoch milliseconds, exclusive. */
   readonly to: number
-  /** The runs of the readings in the window, in time order. */
-  readonly runs: ReadonlyArray<GlucoseRun>
+  /** The runs of each sensor's readings in the window, in time order. */
+  readonly runs: SensorRuns
   readonly units: Units
 }
 
@@ -55,7 +56,8 @@ export interface EpisodeSummary {
   readonly count: number
   /** The sum of the episodes' minutes. */
   readonly minutes: number
-  readonly items: ReadonlyArray<Episode>
+  /** Each sensor's episodes, all in order of start. */
+  readonly items: ReadonlyArray<SensorEpisode>
 }
 
 /**
@@ -92,27 +94,27 @@ export interface GlucoseStatistics {
 /** The range index of a value (mg/dL) in {@link TimeInRanges} order. */
 const rangeOf = (value: number): number => (value < 54 ? 0 : value < 70 ? 1 : value <= 180 ? 2 : value <= 250 ? 3 : 4)
 
-const summaryOf = (items: ReadonlyArray<Episode>): EpisodeSummary => {
+const summaryOf = (items: ReadonlyArray<SensorEpisode>): EpisodeSummary => {
   let minutes = 0
   for (const item of items) minutes += item.minutes
   return { count: items.length, minutes, items }
 }
 
-/**
- * The statistics of a window. Mean and standard deviation come from the counts
- * in two passes (the mean first, then the squared deviations from it), which
- * stays accurate where the one-pass Σx² - n·mean² would cancel catastrophically.
- * A window with no time in it (`to <= from`) has no slots and 0% activity.
- */
-export const glucoseStatisticsOf = (input: GlucoseStatisticsInput): GlucoseStatistics => {
-  const { counts, slots, from, runs, to, units } = input
-  const windowMs = to - from
-  // The five-minute UTC slots the window touches, so a window that does not start on a slot boundary
-  // still counts each slot a reading can fall in (never over 100 %).
-  const windowSlots = windowMs > 0 ? Math.floor((to - 1) / SLOT_MS) - Math.floor(from / SLOT_MS) + 1 : 0
-  const cgmActivePercent = windowSlots > 0 ? (100 * slots) / windowSlots : 0
-  const windowDays = windowMs / 86_400_000
+/** What a multiset of values alone gives: how many, how many in each range, mean and SD (mg/dL), CV. */
+interface ValueSummary {
+  readonly readings: number
+  /** Readings per range, in {@link TimeInRanges} order. */
+  readonly inRange: ReadonlyArray<number>
+  readonly mean: number | null
+  readonly sd: number | null
+  readonly cv: number | null
+}
 
+/**
+ * Mean and standard deviation come from the counts in two passes (the mean first, then the squared deviations from
+ * it), which stays accurate where the one-pass Σx² - n·mean² would cancel catastrophically.
+ */
+const valueSummaryOf = (counts: ValueCounts): ValueSummary => {
   let readings = 0
   let sum = 0
   const inRange = [0, 0, 0, 0, 0]
@@ -122,20 +124,34 @@ export const glucoseStatisticsOf = (input: GlucoseStatisticsInput): GlucoseStati
     const range = rangeOf(value)
     inRange[range] = (inRange[range] ?? 0) + count
   }
+  if (readings === 0) return { readings, inRange, mean: null, sd: null, cv: null }
+  const mean = sum / readings
+  let squares = 0
+  for (const { count, value } of counts) squares += count * (value - mean) ** 2
+  const sd = Math.sqrt(squares / readings)
+  return { readings, inRange, mean, sd, cv: mean !== 0 ? (sd / mean) * 100 : null }
+}
+
+const percentOf = (summary: ValueSummary, range: number): number =>
+  summary.readings > 0 ? (100 * (summary.inRange[range] ?? 0)) / summary.readings : 0
+
+/**
+ * The statistics of a window. A window with no time in it (`to <= from`) has no slots and 0% activity.
+ */
+export const glucoseStatisticsOf = (input: GlucoseStatisticsInput): GlucoseStatistics => {
+  const { counts, slots, from, runs, to, units } = input
+  const windowMs = to - from
+  // The five-minute UTC slots the window touches, so a window that does not start on a slot boundary
+  // still counts each slot a reading can fall in (never over 100 %).
+  const windowSlots = windowMs > 0 ? Math.floor((to - 1) / SLOT_MS) - Math.floor(from / SLOT_MS) + 1 : 0
+  const cgmActivePercent = windowSlots > 0 ? (100 * slots) / windowSlots : 0
+  const windowDays = windowMs / 86_400_000
+  const values = valueSummaryOf(counts)
+  const { readings, mean, sd, cv } = values
   const share = (range: number): TimeInRange => {
-    const percent = readings > 0 ? (100 * (inRange[range] ?? 0)) / readings : 0
+    const percent = percentOf(values, range)
     return { percent, minutes: (percent / 100) * slots * 5 }
   }
-
-  let mean: number | null = null
-  let sd: number | null = null
-  if (readings > 0) {
-    mean = sum / readings
-    let squares = 0
-    for (const { count, value } of counts) squares += count * (value - mean) ** 2
-    sd = Math.sqrt(squares / readings)
-  }
-  const cv = mean !== null && sd !== null && mean !== 0 ? (sd / mean) * 100 : null
 
   return {
     units,
@@ -152,9 +168,47 @@ export const glucoseStatisticsOf = (input: GlucoseStatisticsInput): GlucoseStati
     gmi_percent: mean === null ? null : 3.31 + 0.02392 * mean,
     gmi_mmol_per_mol: mean === null ? null : 12.71 + 4.70587 * toUnits(mean, "mmol/L"),
     episodes: {
-      below_54: summaryOf(episodesOf(runs, EPISODE_CONDITIONS.below_54)),
-      below_70: summaryOf(episodesOf(runs, EPISODE_CONDITIONS.below_70)),
-      above_250: summaryOf(episodesOf(runs, EPISODE_CONDITIONS.above_250))
+      below_54: summaryOf(sensorEpisodesOf(runs, EPISODE_CONDITIONS.below_54)),
+      below_70: summaryOf(sensorEpisodesOf(runs, EPISODE_CONDITIONS.below_70)),
+      above_250: summaryOf(sensorEpisodesOf(runs, EPISODE_CONDITIONS.above_250))
     }
   }
 }
+
+/** A part of the day's statistics: what its readings' values give, without time (slots) or episodes. */
+export interface PeriodStatistics {
+  readonly readings: number
+  readonly time_in_ranges: Readonly<Record<keyof TimeInRanges, { readonly percent: number }>>
+  readonly mean: number | null
+  readonly standard_deviation: number | null
+  readonly coefficient_of_variation: number | null
+}
+
+/** The statistics of the values of one period (mean and SD in `units`). */
+export const periodStatisticsOf = (counts: ValueCounts, units: Units): PeriodStatistics => {
+  const values = valueSummaryOf(counts)
+  const share = (range: number) => ({ percent: percentOf(values, range) })
+  return {
+    readings: values.readings,
+    time_in_ranges: { very_low: share(0), low: share(1), in_range: share(2), high: share(3), very_high: share(4) },
+    mean: values.mean === null ? null : toUnits(values.mean, units),
+    standard_deviation: values.sd === null ? null : toUnits(values.sd, units),
+    coefficient_of_variation: values.cv
+  }
+}
+
+/**
+ * Night is 00:00 to 06:00 local time, day 06:00 to 24:00: the split of the international consensus on CGM use
+ * (Danne et al., Diabetes Care 2017), where overnight lows go unnoticed. Counts binned by local time of day in
+ * bins of this many minutes give night as bin 0 and day as the rest.
+ */
+export const NIGHT_BIN_MINUTES = 360
+
+/** Night's and day's statistics from counts binned by local time of day in {@link NIGHT_BIN_MINUTES}. */
+export const nightAndDayOf = (
+  counts: TimeOfDayCounts,
+  units: Units
+): { readonly night: PeriodStatistics; readonly day: PeriodStatistics } => ({
+  night: periodStatisticsOf(counts[0] ?? [], units),
+  day: periodStatisticsOf(mergeValueCounts(...counts.slice(1)), units)
+})

@@ -1,3 +1,4 @@
+import { SensorId } from "@dexmon/domain"
 import { assert, describe, it } from "@effect/vitest"
 import fc from "fast-check"
 import {
@@ -7,6 +8,8 @@ import {
   episodesOf,
   joinRuns,
   runsOf,
+  sensorEpisodesOf,
+  sensorRunsOf,
   type TimedValue
 } from "../src/index.ts"
 import { at, every5, splitSeries, times } from "./fixtures.ts"
@@ -121,6 +124,40 @@ describe("episodesOf", () => {
           }
         }
       })
+    )
+  })
+})
+
+describe("sensorEpisodesOf", () => {
+  // Sensor A low (60) for 30 minutes, then back at 100; sensor B, worn beside it, in range 2 minutes after each.
+  const sensorA = every5([...times(6, 60), ...times(4, 100)]).map((r) => ({ ...r, sensor_id: SensorId.make("a") }))
+  const sensorB = every5(times(10, 100)).map((r) => ({
+    ...r,
+    timestamp: r.timestamp + 2 * 60_000,
+    sensor_id: SensorId.make("b")
+  }))
+  const interleaved = [...sensorA, ...sensorB].sort((x, y) => x.timestamp - y.timestamp)
+
+  it("find each sensor's episode in its own series, whatever another sensor worn at the same time reads", () => {
+    assert.deepStrictEqual(sensorEpisodesOf(sensorRunsOf(interleaved), EPISODE_CONDITIONS.below_70), [
+      { sensor_id: SensorId.make("a"), ...episode(0, 30, 30) }
+    ])
+    // One series of both sensors' readings: B's 100s cut A's low into 2-minute pieces, and no episode is found.
+    assert.deepStrictEqual(below70(interleaved), [])
+  })
+
+  it("list several sensors' episodes in order of start", () => {
+    const sensorC = every5([...times(2, 100), ...times(4, 50), ...times(4, 100)]).map((r) => ({
+      ...r,
+      sensor_id: SensorId.make("c")
+    }))
+    const all = [...sensorC, ...sensorA, ...sensorB].sort((x, y) => x.timestamp - y.timestamp)
+    assert.deepStrictEqual(
+      sensorEpisodesOf(sensorRunsOf(all), EPISODE_CONDITIONS.below_70).map((item) => [item.sensor_id, item.start]),
+      [
+        ["a", at(0)],
+        ["c", at(10)]
+      ]
     )
   })
 })

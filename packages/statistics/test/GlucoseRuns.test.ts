@@ -1,6 +1,7 @@
+import { SensorId } from "@dexmon/domain"
 import { assert, describe, it } from "@effect/vitest"
 import fc from "fast-check"
-import { bandOf, joinRuns, MAX_READING_GAP_MS, runsOf } from "../src/index.ts"
+import { bandOf, joinRuns, joinSensorRuns, MAX_READING_GAP_MS, runsOf, sensorRunsOf } from "../src/index.ts"
 import { at, every5, splitSeries } from "./fixtures.ts"
 
 describe("bandOf", () => {
@@ -98,6 +99,30 @@ describe("joinRuns", () => {
       fc.property(splitSeries, ({ cut, series }) => {
         assert.deepStrictEqual(joinRuns(runsOf(series.slice(0, cut)), runsOf(series.slice(cut))), runsOf(series))
       }),
+      { numRuns: 500 }
+    )
+  })
+})
+
+describe("sensorRunsOf and joinSensorRuns", () => {
+  it("give each sensor the runs of its own series, and join per sensor for any split of the readings", () => {
+    fc.assert(
+      fc.property(
+        splitSeries,
+        fc.array(fc.constantFrom(...["a", "b", "c"].map((id) => SensorId.make(id))), { minLength: 60, maxLength: 60 }),
+        (split, ids) => {
+          const readings = split.series.map((reading, i) => ({ ...reading, sensor_id: ids[i]! }))
+          const whole = sensorRunsOf(readings)
+          for (const [sensorId, runs] of whole) {
+            assert.deepStrictEqual(runs, runsOf(readings.filter((reading) => reading.sensor_id === sensorId)))
+          }
+          const joined = joinSensorRuns(
+            sensorRunsOf(readings.slice(0, split.cut)),
+            sensorRunsOf(readings.slice(split.cut))
+          )
+          assert.deepStrictEqual(new Map([...joined].sort()), new Map([...whole].sort()))
+        }
+      ),
       { numRuns: 500 }
     )
   })

@@ -1,8 +1,10 @@
+import { SensorId } from "@dexmon/domain"
 import { assert, describe, it } from "@effect/vitest"
 import {
   type GlucoseStatistics,
   glucoseStatisticsOf,
   mergeValueCounts,
+  nightAndDayOf,
   runsOf,
   type TimeInRanges,
   valueCountsOf
@@ -51,7 +53,13 @@ describe("glucoseStatisticsOf", () => {
   //   In mmol/L: mean 135 / 18.01559 = 7.493510, SD 88.270418 / 18.01559 = 4.899668,
   //   GMI 12.71 + 4.70587 × 7.493510 = 47.973483 mmol/mol.
   const values = [50, 60, 100, 100, 200, 300]
-  const fixture = { counts: valueCountsOf(values), slots: 6, from: T0, to: at(30), runs: runsOf(every5(values)) }
+  const fixture = {
+    counts: valueCountsOf(values),
+    slots: 6,
+    from: T0,
+    to: at(30),
+    runs: new Map([[SensorId.make("s"), runsOf(every5(values))]])
+  }
 
   const assertCommon = (stats: GlucoseStatistics) => {
     assert.strictEqual(stats.readings, 6)
@@ -92,7 +100,7 @@ describe("glucoseStatisticsOf", () => {
       slots: 0,
       from: T0,
       to: T0 + 14 * DAY,
-      runs: [],
+      runs: new Map(),
       units: "mmol/L"
     })
     assert.deepStrictEqual(stats, {
@@ -127,7 +135,7 @@ describe("glucoseStatisticsOf", () => {
     // Very low: 53.9; low: 54, 69.9; in range: 70, 180; high: 180.5, 250; very high: 250.1.
     // Of 8 readings: 1/8, 2/8, 2/8, 2/8, 1/8, exact in binary.
     const counts = valueCountsOf([53.9, 54, 69.9, 70, 180, 180.5, 250, 250.1])
-    const stats = glucoseStatisticsOf({ counts, slots: 8, from: T0, to: at(40), runs: [], units: "mg/dL" })
+    const stats = glucoseStatisticsOf({ counts, slots: 8, from: T0, to: at(40), runs: new Map(), units: "mg/dL" })
     assert.deepStrictEqual(percents(stats.time_in_ranges), [12.5, 25, 25, 25, 12.5])
     // 8 slots × 5 = 40 minutes: 5, 10, 10, 10, 5.
     assert.deepStrictEqual(minutes(stats.time_in_ranges), [5, 10, 10, 10, 5])
@@ -159,7 +167,7 @@ describe("glucoseStatisticsOf", () => {
       slots,
       from: T0,
       to: at(windowMinutes),
-      runs: [],
+      runs: new Map(),
       units: "mg/dL"
     })
     assert.closeTo(stats.cgm_active_percent, percent, 1e-6)
@@ -177,7 +185,7 @@ describe("glucoseStatisticsOf", () => {
       slots: 2,
       from: T0,
       to: at(10),
-      runs: [],
+      runs: new Map(),
       units: "mg/dL"
     })
     assert.strictEqual(stats.coefficient_of_variation, cv)
@@ -193,15 +201,15 @@ describe("glucoseStatisticsOf", () => {
       slots: readings.length,
       from: T0,
       to: at(80),
-      runs: runsOf(readings),
+      runs: new Map([[SensorId.make("s"), runsOf(readings)]]),
       units: "mg/dL"
     })
     assert.deepStrictEqual(stats.episodes.below_70, {
       count: 2,
       minutes: 40,
       items: [
-        { start: at(0), end: at(20), minutes: 20 },
-        { start: at(35), end: at(55), minutes: 20 }
+        { sensor_id: SensorId.make("s"), start: at(0), end: at(20), minutes: 20 },
+        { sensor_id: SensorId.make("s"), start: at(35), end: at(55), minutes: 20 }
       ]
     })
     assert.deepStrictEqual(stats.episodes.below_54, { count: 0, minutes: 0, items: [] })
@@ -240,7 +248,7 @@ describe("glucoseStatisticsOf", () => {
     // The walk must visit every range, or the comparison would not test the bounds.
     for (const percent of expectedPercents) assert.isAbove(percent, 0)
 
-    const window = { counts, slots: n, from: T0, to: T0 + 90 * DAY, runs: [] }
+    const window = { counts, slots: n, from: T0, to: T0 + 90 * DAY, runs: new Map() }
     const mgdl = glucoseStatisticsOf({ ...window, units: "mg/dL" })
     assert.strictEqual(mgdl.readings, n)
     assert.strictEqual(mgdl.cgm_active_percent, 100)
@@ -255,5 +263,46 @@ describe("glucoseStatisticsOf", () => {
     const mmol = glucoseStatisticsOf({ ...window, units: "mmol/L" })
     assertRelative(mmol.mean, mean / 18.01559)
     assertRelative(mmol.standard_deviation, sd / 18.01559)
+  })
+})
+
+describe("nightAndDayOf", () => {
+  it("give night (bin 0: 00:00-06:00) and day (the other bins) their own statistics, in either units", () => {
+    // Night: 50, 60, 100 (mean 70); day: 100, 200 in bin 1, 300 in bin 3 (mean 200).
+    const counts = [valueCountsOf([50, 60, 100]), valueCountsOf([100, 200]), [], valueCountsOf([300])]
+    const { day, night } = nightAndDayOf(counts, "mg/dL")
+    assert.strictEqual(night.readings, 3)
+    assert.approximately(night.mean!, 70, 1e-12)
+    assert.approximately(night.standard_deviation!, Math.sqrt((20 ** 2 + 10 ** 2 + 30 ** 2) / 3), 1e-12)
+    assert.deepStrictEqual(
+      Object.values(night.time_in_ranges).map((range) => range.percent),
+      [100 / 3, 100 / 3, 100 / 3, 0, 0]
+    )
+    assert.strictEqual(day.readings, 3)
+    assert.approximately(day.mean!, 200, 1e-12)
+    assert.deepStrictEqual(
+      Object.values(day.time_in_ranges).map((range) => range.percent),
+      [0, 0, 100 / 3, 100 / 3, 100 / 3]
+    )
+    const mmol = nightAndDayOf(counts, "mmol/L")
+    assert.approximately(mmol.night.mean!, 70 / 18.01559, 1e-12)
+    assert.strictEqual(mmol.night.coefficient_of_variation, night.coefficient_of_variation)
+  })
+
+  it("give nulls and zero shares for a period without readings", () => {
+    const { night } = nightAndDayOf([[], valueCountsOf([100])], "mg/dL")
+    assert.deepStrictEqual(night, {
+      readings: 0,
+      time_in_ranges: {
+        very_low: { percent: 0 },
+        low: { percent: 0 },
+        in_range: { percent: 0 },
+        high: { percent: 0 },
+        very_high: { percent: 0 }
+      },
+      mean: null,
+      standard_deviation: null,
+      coefficient_of_variation: null
+    })
   })
 })

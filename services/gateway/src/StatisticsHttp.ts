@@ -1,6 +1,6 @@
 import { CurrentCaller, DexMonApi, MAX_STATISTICS_DAYS, ValidationError } from "@dexmon/api"
 import { ReadingsQuery } from "@dexmon/archive"
-import { glucoseStatisticsOf } from "@dexmon/statistics"
+import { glucoseStatisticsOf, NIGHT_BIN_MINUTES, nightAndDayOf } from "@dexmon/statistics"
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { readPathUnavailable } from "./Unavailable.ts"
@@ -25,17 +25,28 @@ export const StatisticsHttp = HttpApiBuilder.group(
           ])
         }
         const caller = yield* CurrentCaller
-        const summary = yield* readings
-          .summarize({ user_id: caller.userId, from: query.from, to: query.to, sensor_id: query.sensor_id })
-          .pipe(Effect.catchTags(readPathUnavailable))
+        const time_zone = query.tz ?? "UTC"
+        const units = query.units ?? "mg/dL"
+        const window = { user_id: caller.userId, from: query.from, to: query.to, sensor_id: query.sensor_id }
+        const [summary, byTimeOfDay] = yield* Effect.all([
+          readings.summarize(window),
+          readings.profile({ ...window, time_zone, bin_minutes: NIGHT_BIN_MINUTES })
+        ]).pipe(Effect.catchTags(readPathUnavailable))
         const statistics = glucoseStatisticsOf({
           ...summary,
           slots: summary.slots.length,
           from: query.from,
           to: query.to,
-          units: query.units ?? "mg/dL"
+          units
         })
-        return { ...statistics, from: query.from, to: query.to, sensor_id: query.sensor_id ?? null }
+        return {
+          ...statistics,
+          ...nightAndDayOf(byTimeOfDay, units),
+          time_zone,
+          from: query.from,
+          to: query.to,
+          sensor_id: query.sensor_id ?? null
+        }
       })
     )
   })

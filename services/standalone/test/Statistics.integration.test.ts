@@ -14,7 +14,7 @@ const VALUES = [50, 50, 50, 100, 100, 100, 200, 260, 260, 260, 100, 100]
 
 describe("statistics over HTTP, through the SDK", () => {
   it.live(
-    "a hand-worked hour: time in ranges, mean, SD, CV, GMI, episodes; bad parameters get 400 naming the parameter",
+    "a hand-worked hour: time in ranges, mean, SD, CV, GMI, episodes per sensor, night and day by zone; bad parameters get 400 naming the parameter",
     () =>
       Effect.gen(function* () {
         const dexmon = yield* makeDexMonProcess
@@ -62,14 +62,17 @@ describe("statistics over HTTP, through the SDK", () => {
           assert.isFalse(statistics.data_sufficient, "an hour is not 14 days")
           // Below 54 from t0 for 15 minutes, ended by the 100 at t0+15 (40 minutes at or above follow).
           assert.deepStrictEqual(statistics.episodes.below_54.items, [
-            { start: t0, end: t0 + 15 * MINUTE, minutes: 15 }
+            { sensor_id: "stats-1" as never, start: t0, end: t0 + 15 * MINUTE, minutes: 15 }
           ])
           assert.deepStrictEqual(statistics.episodes.below_70.items, statistics.episodes.below_54.items)
           // Above 250 from t0+35 for 15 minutes (to the 100 at t0+50); the 10 minutes after are too short to end
           // it, so it is still open when the data ends: 10 minutes from its first to its last reading above.
           assert.deepStrictEqual(statistics.episodes.above_250.items, [
-            { start: t0 + 35 * MINUTE, end: null, minutes: 10 }
+            { sensor_id: "stats-1" as never, start: t0 + 35 * MINUTE, end: null, minutes: 10 }
           ])
+          // Night and day in UTC (the default): a window three hours old is in one of them.
+          assert.strictEqual(statistics.time_zone, "UTC")
+          assert.strictEqual(statistics.night.readings + statistics.day.readings, VALUES.length)
 
           const mmol = yield* client.statistics.get({ query: { from, to, units: "mmol/L" } })
           assert.strictEqual(mmol.units, "mmol/L")
@@ -81,10 +84,56 @@ describe("statistics over HTTP, through the SDK", () => {
           const other = yield* client.statistics.get({ query: { from, to, sensor_id: "stats-2" as never } })
           assert.strictEqual(other.readings, 0)
           assert.isNull(other.mean)
+
+          // A second sensor worn beside the first, in range 2 minutes after each of its readings: the first
+          // sensor's episodes stay its own (in one interleaved series they would be cut into 2-minute pieces).
+          yield* client.ingestion.postSensor({
+            payload: {
+              readings: VALUES.map((_, i) => ({
+                sensor_id: "stats-3" as never,
+                timestamp: t0 + i * 5 * MINUTE + 2 * MINUTE,
+                glucose_value: 120
+              }))
+            }
+          })
+          const both = yield* eventually(
+            client.statistics.get({ query: { from, to } }),
+            (answer) => answer.readings === 2 * VALUES.length,
+            { what: "the second sensor's readings stored", every: "50 millis", times: 400 }
+          )
+          assert.deepStrictEqual(both.episodes.below_54.items, statistics.episodes.below_54.items)
+          assert.deepStrictEqual(both.episodes.above_250.items, statistics.episodes.above_250.items)
+
+          // Night (00:00-06:00 local) and day by the zone: three lows at 02:00 UTC (07:30 in Kolkata) and three
+          // highs at 21:00 UTC (02:30 the next morning in Kolkata) two days ago.
+          const midnight = Math.floor(now / (1_440 * MINUTE)) * 1_440 * MINUTE - 2 * 1_440 * MINUTE
+          yield* client.ingestion.postSensor({
+            payload: {
+              readings: [0, 5, 10].flatMap((minute) => [
+                { sensor_id: "stats-4" as never, timestamp: midnight + (120 + minute) * MINUTE, glucose_value: 60 },
+                { sensor_id: "stats-4" as never, timestamp: midnight + (1_260 + minute) * MINUTE, glucose_value: 200 }
+              ])
+            }
+          })
+          const day = { from: midnight, to: midnight + 1_440 * MINUTE, sensor_id: "stats-4" as never }
+          const utc = yield* eventually(client.statistics.get({ query: day }), (answer) => answer.readings === 6, {
+            what: "the night and day readings stored",
+            every: "50 millis",
+            times: 400
+          })
+          assert.deepStrictEqual([utc.night.readings, utc.night.mean, utc.day.readings, utc.day.mean], [3, 60, 3, 200])
+          assert.strictEqual(utc.night.time_in_ranges.low.percent, 100)
+          const kolkata = yield* client.statistics.get({ query: { ...day, tz: "Asia/Kolkata", units: "mmol/L" } })
+          assert.strictEqual(kolkata.time_zone, "Asia/Kolkata")
+          assert.deepStrictEqual([kolkata.night.readings, kolkata.day.readings], [3, 3])
+          assert.approximately(kolkata.night.mean!, 200 / 18.01559, 1e-9)
+          assert.approximately(kolkata.day.mean!, 60 / 18.01559, 1e-9)
+          assert.strictEqual(kolkata.night.time_in_ranges.high.percent, 100)
         }).pipe(Effect.provide(DexMonClient.layer({ baseUrl: dexmon.baseUrl, userId: "stats-user" })))
 
         const refused = [
           { query: `from=${iso(from)}&to=${iso(to)}&units=mg`, path: "units" },
+          { query: `from=${iso(from)}&to=${iso(to)}&tz=Mars/Olympus`, path: "tz" },
           { query: `from=${iso(to)}&to=${iso(from)}`, path: "to" },
           { query: `from=${iso(from)}&to=${iso(to)}`.replace("from=", "from=x"), path: "from" },
           { query: `from=${iso(from - 367 * 24 * 60 * MINUTE)}&to=${iso(to)}`, path: "to" },

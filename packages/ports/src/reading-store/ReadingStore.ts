@@ -1,5 +1,5 @@
 import type { EventId, EventPosition, InvalidCursor, Reading, SensorId, Source, UserId } from "@dexmon/domain"
-import type { GlucoseRun, TimeOfDayCounts, ValueCounts } from "@dexmon/statistics"
+import type { SensorRuns, TimeOfDayCounts, ValueCounts } from "@dexmon/statistics"
 import { Context, type Effect, Schema } from "effect"
 import { StoreFailureFields } from "../StoreFailure.ts"
 
@@ -55,8 +55,8 @@ export interface ReadingSummary {
    * epoch), ascending: a set, so two stretches sharing a slot count it once.
    */
   readonly slots: ReadonlyArray<number>
-  /** The series in (timestamp, sensor) order, as `runsOf` of `@dexmon/statistics` makes them. */
-  readonly runs: ReadonlyArray<GlucoseRun>
+  /** Each sensor's series in timestamp order, as `sensorRunsOf` of `@dexmon/statistics` makes them. */
+  readonly runs: SensorRuns
 }
 
 /** The readings of a profile by local time of day: a summary's readings, binned in `time_zone`. */

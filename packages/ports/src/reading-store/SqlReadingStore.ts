@@ -1,4 +1,4 @@
-import { contentHash, Reading } from "@dexmon/domain"
+import { contentHash, Reading, type SensorId } from "@dexmon/domain"
 import { type Band, MAX_READING_GAP_MS, type TimeOfDayCounts } from "@dexmon/statistics"
 import { Clock, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
@@ -364,11 +364,6 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
       : `date_bin('5 minutes', "timestamp", TIMESTAMPTZ '1970-01-01 00:00:00+00')`
   )
 
-  /**
-   * Three aggregates over the same rows: values with their counts, the slots with data, and the runs of the
-   * ordered series (gaps and islands: a run starts where the band changes or the data stopped for more than
-   * `MAX_READING_GAP_MS`), the bands and the gap exactly as `bandOf` and `runsOf` of `@dexmon/statistics` have them.
-   */
   /** The SENSOR readings a summary or a profile covers. */
   const summarized = (query: ReadingSummaryQuery) => sql`
     SELECT "timestamp", sensor_id, glucose_value FROM glucose_readings
@@ -377,6 +372,12 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
       AND "timestamp" < ${new Date(query.to).toISOString()}::timestamptz
       ${query.sensor_id === undefined ? sql`` : sql`AND sensor_id = ${query.sensor_id}`}`
 
+  /**
+   * Three aggregates over the same rows: values with their counts, the slots with data, and each sensor's runs
+   * (gaps and islands over the sensor's series: a run starts where the band changes or the data stopped for more
+   * than `MAX_READING_GAP_MS`), the bands and the gap exactly as `bandOf` and `runsOf` of `@dexmon/statistics`
+   * have them.
+   */
   const summarize = Effect.fn("ReadingStore.summarize")(function* (query: ReadingSummaryQuery) {
     const rows = summarized(query)
     const [counts, slots, runs] = yield* Effect.all(
@@ -386,7 +387,7 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
           GROUP BY glucose_value ORDER BY glucose_value`,
         sql<{ slot: number }>`
           SELECT DISTINCT (extract(epoch FROM ${slotOf}) / 300)::float8 AS slot FROM (${rows}) r ORDER BY 1`,
-        sql<{ band: number; first: number; last: number; count: number }>`
+        sql<{ sensor_id: string; band: number; first: number; last: number; count: number }>`
           WITH banded AS (
             SELECT "timestamp", sensor_id,
               CASE WHEN glucose_value < 54 THEN 0 WHEN glucose_value < 70 THEN 1
@@ -397,29 +398,37 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
               CASE WHEN lag(band) OVER w IS DISTINCT FROM band
                      OR "timestamp" - lag("timestamp") OVER w > make_interval(secs => ${MAX_READING_GAP_MS / 1000})
                    THEN 1 ELSE 0 END AS starts
-            FROM banded WINDOW w AS (ORDER BY "timestamp", sensor_id COLLATE "C")
+            FROM banded WINDOW w AS (PARTITION BY sensor_id ORDER BY "timestamp")
           ), numbered AS (
-            SELECT "timestamp", band,
-              sum(starts) OVER (ORDER BY "timestamp", sensor_id COLLATE "C" ROWS UNBOUNDED PRECEDING) AS run
+            SELECT "timestamp", sensor_id, band,
+              sum(starts) OVER (PARTITION BY sensor_id ORDER BY "timestamp" ROWS UNBOUNDED PRECEDING) AS run
             FROM marked
           )
-          SELECT min(band)::int AS band,
+          SELECT sensor_id, min(band)::int AS band,
             (extract(epoch FROM min("timestamp")) * 1000)::float8 AS first,
             (extract(epoch FROM max("timestamp")) * 1000)::float8 AS last,
             count(*)::int AS count
-          FROM numbered GROUP BY run ORDER BY run`
+          FROM numbered GROUP BY sensor_id, run ORDER BY sensor_id, run`
       ],
       { concurrency: 3 }
     ).pipe(Effect.mapError(failWith("summarize")))
     return {
       counts: counts.map((row) => ({ value: Number(row.value), count: Number(row.count) })),
       slots: slots.map((row) => Number(row.slot)),
-      runs: runs.map((row) => ({
-        band: Number(row.band) as Band,
-        first: Number(row.first),
-        last: Number(row.last),
-        count: Number(row.count)
-      }))
+      runs: new Map(
+        Array.from(
+          Map.groupBy(runs, (row) => row.sensor_id as SensorId),
+          ([sensorId, own]) => [
+            sensorId,
+            own.map((row) => ({
+              band: Number(row.band) as Band,
+              first: Number(row.first),
+              last: Number(row.last),
+              count: Number(row.count)
+            }))
+          ]
+        )
+      )
     } satisfies ReadingSummary
   })
 
