@@ -327,8 +327,8 @@ export const make = Effect.gen(function* () {
       FROM glucose_readings
       WHERE user_id = ${query.user_id}
         AND "timestamp" >= ${iso(query.from)}::timestamptz AND "timestamp" < ${iso(query.to)}::timestamptz
-        ${query.after === undefined ? sql`` : sql`AND ("timestamp", sensor_id) > (${iso(query.after[0])}::timestamptz, ${query.after[1]})`}
-      ORDER BY "timestamp", sensor_id
+        ${query.after === undefined ? sql`` : sql`AND ("timestamp", sensor_id COLLATE "C") > (${iso(query.after[0])}::timestamptz, ${query.after[1]})`}
+      ORDER BY "timestamp", sensor_id COLLATE "C"
       LIMIT ${query.limit}`.pipe(Effect.mapError(failWith("read chunk")))
     return rows.map(toReadingRecord)
   })
@@ -343,7 +343,7 @@ export const make = Effect.gen(function* () {
       FROM glucose_readings
       WHERE user_id = ANY(${[...query.user_ids]}::text[])
         AND "timestamp" >= ${iso(query.from)}::timestamptz AND "timestamp" < ${iso(query.to)}::timestamptz
-      ORDER BY user_id, "timestamp", sensor_id`.pipe(Effect.mapError(failWith("read users")))
+      ORDER BY user_id, "timestamp", sensor_id COLLATE "C"`.pipe(Effect.mapError(failWith("read users")))
     return rows.map(toReadingRecord)
   })
 

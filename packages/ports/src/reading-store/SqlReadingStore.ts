@@ -311,6 +311,11 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
     return { inserted, replaced, unchanged: batch.length - inserted - replaced } satisfies UpsertSummary
   })
 
+  /**
+   * Sensor ids sort by code unit (`COLLATE "C"`) whatever the database's default collation: the archive's rows,
+   * merged with a hot page, and the cursor's position compare that way, so a page boundary between two sensors
+   * at one instant neither skips nor repeats a reading.
+   */
   const list = Effect.fn("ReadingStore.list")(function* (query: ReadingQuery) {
     const after = query.cursor === undefined ? undefined : yield* decodeCursor(query.cursor, ["number", "string"])
     const rows = yield* sql`
@@ -320,8 +325,8 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
         AND "timestamp" >= ${new Date(query.from).toISOString()}::timestamptz
         AND "timestamp" < ${new Date(query.to).toISOString()}::timestamptz
         ${query.sensor_id === undefined ? sql`` : sql`AND sensor_id = ${query.sensor_id}`}
-        ${after === undefined ? sql`` : sql`AND ("timestamp", sensor_id) > (${new Date(after[0]).toISOString()}::timestamptz, ${after[1]})`}
-      ORDER BY "timestamp", sensor_id
+        ${after === undefined ? sql`` : sql`AND ("timestamp", sensor_id COLLATE "C") > (${new Date(after[0]).toISOString()}::timestamptz, ${after[1]})`}
+      ORDER BY "timestamp", sensor_id COLLATE "C"
       LIMIT ${query.limit + 1}`.pipe(Effect.mapError(failWith("list")))
     const decoded = yield* Effect.forEach(rows.slice(0, query.limit), (row) =>
       Schema.decodeUnknownEffect(ReadingRow)(row).pipe(Effect.flatMap(toReading))
