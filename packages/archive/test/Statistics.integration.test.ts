@@ -1,5 +1,7 @@
 import { HotRetention, SensorId, UserId } from "@dexmon/domain"
 import {
+  ArchiveLedger,
+  type ArchiveLedgerError,
   PostgresArchiveLedger,
   ReadingStore,
   type ReadingWrite,
@@ -23,7 +25,7 @@ import {
 import { referenceLocalMinute, referencePercentile } from "@dexmon/testing"
 import { DuckDBInstance } from "@duckdb/node-api"
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, ConfigProvider, Effect, Layer } from "effect"
+import { Clock, ConfigProvider, Effect, Exit, Layer } from "effect"
 import { makeArchiver, ReadingsQuery } from "../src/index.ts"
 import { type ArchiveStores, eventId } from "./ArchiverSuite.ts"
 
@@ -386,5 +388,81 @@ describe(`Statistics on both readings backends and S3 at ${s3}`, () => {
       s3Store,
       retention
     ).pipe(Layer.provideMerge(Layer.fresh(layerTimescaleTest)))
+  )
+})
+
+/**
+ * The ledger, with its answers to `objectsOverlapping` changed as `plan` says, one entry per call from the next
+ * on (`true`: an extra object appears, as when an archiver run commits between a summary's reads); once the plan
+ * is used up, answered as the ledger does.
+ */
+const ledgerChanging = (plan: Array<boolean>) =>
+  Layer.effect(
+    ArchiveLedger,
+    Effect.gen(function* () {
+      const ledger = yield* ArchiveLedger
+      return ArchiveLedger.of({
+        ...ledger,
+        objectsOverlapping: (...args) =>
+          ledger
+            .objectsOverlapping(...args)
+            .pipe(
+              Effect.map((objects) =>
+                plan.shift() === true && objects[0] !== undefined
+                  ? [...objects, { ...objects[0], key: `${objects[0].key}-committed-meanwhile` }]
+                  : objects
+              )
+            )
+      })
+    })
+  )
+
+describe("a summary while the archiver commits", () => {
+  const stores = (plan: Array<boolean>) =>
+    ReadingsQuery.layer.pipe(
+      Layer.provide(ledgerChanging(plan)),
+      Layer.provideMerge(
+        Layer.mergeAll(
+          PostgresArchiveLedger.layer.pipe(Layer.provideMerge(SqlReadingStore.layer)),
+          s3Store,
+          retention
+        ).pipe(Layer.provideMerge(Layer.fresh(layerServerPostgresTest)))
+      ),
+      Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({})))
+    )
+
+  const plan: Array<boolean> = []
+  it.live(
+    "reads again when the archive changed between its reads, and answers as it would have without the change",
+    () =>
+      Effect.gen(function* () {
+        const { user, from, to } = yield* seed()
+        const query = yield* ReadingsQuery
+        const settled = yield* query.summarize({ user_id: user, from, to })
+        // The first attempt's read after the hot part differs from the one before it.
+        plan.push(false, true)
+        const changedOnce = yield* query.summarize({ user_id: user, from, to })
+        assert.deepStrictEqual(plan, [], "the summary read the ledger again")
+        assert.deepStrictEqual(changedOnce, settled)
+      }).pipe(Effect.provide(stores(plan))),
+    120_000
+  )
+
+  const always: Array<boolean> = []
+  it.live(
+    "fails as transient (the gateway's 503) when the archive changes between the reads of every attempt",
+    () =>
+      Effect.gen(function* () {
+        const { user, from, to } = yield* seed()
+        always.push(false, true, false, true, false, true)
+        const exit = yield* Effect.exit((yield* ReadingsQuery).summarize({ user_id: user, from, to }))
+        assert.deepStrictEqual(always, [], "three attempts")
+        const failure = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
+        const error = failure?._tag === "Fail" ? (failure.error as ArchiveLedgerError) : undefined
+        assert.strictEqual(error?._tag, "ArchiveLedgerError", String(exit))
+        assert.isTrue(error?.transient)
+        assert.match(error?.message ?? "", /kept changing/)
+      }).pipe(Effect.provide(stores(always))),
+    120_000
   )
 })
