@@ -18,8 +18,9 @@ const RangeShare = Schema.Struct({
 })
 
 const Episode = Schema.Struct({
-  sensor_id: SensorId.annotate({
-    description: "the sensor whose readings made it: each sensor's series has its own episodes"
+  sensor_ids: Schema.Array(SensorId).annotate({
+    description:
+      "the sensors that saw it: each sensor's series has its own episodes, and those of sensors worn at once that overlap in time are one"
   }),
   start: IsoTimestamp.annotate({ description: "the first reading of the episode" }),
   end: Schema.NullOr(IsoTimestamp).annotate({
@@ -32,7 +33,7 @@ const Episode = Schema.Struct({
 const Episodes = Schema.Struct({
   count: Schema.Int,
   minutes: Schema.Finite.annotate({ description: "the episodes' minutes added up" }),
-  items: Schema.Array(Episode).annotate({ description: "every sensor's episodes, in order of start" })
+  items: Schema.Array(Episode).annotate({ description: "in order of start" })
 })
 
 const PeriodShare = Schema.Struct({
@@ -47,7 +48,7 @@ const PeriodStatistics = Schema.Struct({
     in_range: PeriodShare,
     high: PeriodShare,
     very_high: PeriodShare
-  }).annotate({ description: "the same ranges as the whole window's" }),
+  }).annotate({ description: "the same ranges as the whole window's, as shares of the period's readings" }),
   mean: Schema.NullOr(Schema.Finite).annotate({ description: "in `units`; null without readings" }),
   standard_deviation: Schema.NullOr(Schema.Finite).annotate({ description: "population, in `units`" }),
   coefficient_of_variation: Schema.NullOr(Schema.Finite).annotate({ description: "in percent" })

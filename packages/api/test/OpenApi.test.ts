@@ -7,7 +7,7 @@ interface Parameter {
   readonly name: string
   readonly in: string
   readonly required: boolean
-  readonly schema: { readonly enum?: ReadonlyArray<string> }
+  readonly schema: { readonly enum?: ReadonlyArray<string>; readonly description?: string }
 }
 
 interface JsonSchema {
@@ -83,6 +83,7 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       ]
     )
     assert.deepStrictEqual(statistics.parameters.find((p) => p.name === "units")?.schema.enum, ["mg/dL", "mmol/L"])
+    assert.match(statistics.parameters.find((p) => p.name === "tz")?.schema.description ?? "", /IANA time zone/)
     assert.includeMembers(Object.keys(statistics.responses), ["200", "400", "503"])
     const schemas = (spec as unknown as { components: { schemas: Record<string, JsonSchema> } }).components.schemas
     const view = schemas.GlucoseStatistics!

@@ -8,7 +8,6 @@ import {
   decodeCursor,
   encodeCursor,
   type ReadingPage,
-  type ReadingProfileQuery,
   type ReadingQuery,
   type ReadingRecord,
   ReadingStore,
@@ -25,7 +24,6 @@ import {
   sensorRunsOf,
   type TimeOfDayCounts,
   timeOfDayBinOf,
-  type ValueCounts,
   valueCountsOf
 } from "@dexmon/statistics"
 import { Config, Context, Effect, Layer } from "effect"
@@ -60,7 +58,15 @@ const ATTEMPTS = 3
 /** Hot readings older than the archive's last (stragglers) are read in pages of this many. */
 const STRAGGLER_PAGE = 1000
 
-/** What a summary or a profile reads of an archived or straggling row. */
+/** The summary of no readings. */
+const emptySummary = (query: ReadingSummaryQuery): ReadingSummary => ({
+  counts: [],
+  by_time_of_day: Array.from({ length: (24 * 60) / query.bin_minutes }, () => []),
+  slots: [],
+  runs: new Map()
+})
+
+/** What a summary reads of an archived or straggling row. */
 type FoldedRow = Pick<ReadingRecord, "timestamp" | "sensor_id" | "glucose_value" | "source">
 
 const toReading = (record: ReadingRecord) =>
@@ -97,14 +103,13 @@ export class ReadingsQuery extends Context.Service<
   ReadingsQuery,
   {
     readonly list: (query: ReadingQuery) => Effect.Effect<ReadingPage, ReadingsQueryError>
-    /** The summary of the SENSOR readings in the range, hot and archived, combined exactly. */
+    /**
+     * The summary of the SENSOR readings in the range, hot and archived, combined exactly, in one pass over the
+     * archive: the statistics and the AGP's profile by local time of day come from the same reading of the data.
+     */
     readonly summarize: (
       query: ReadingSummaryQuery
     ) => Effect.Effect<ReadingSummary, Exclude<ReadingsQueryError, InvalidCursor>>
-    /** The SENSOR readings' values with their counts per bin of local time of day, hot and archived. */
-    readonly profile: (
-      query: ReadingProfileQuery
-    ) => Effect.Effect<TimeOfDayCounts, Exclude<ReadingsQueryError, InvalidCursor>>
   }
 >()("dexmon/archive/ReadingsQuery") {
   static readonly layer = Layer.effect(
@@ -312,8 +317,9 @@ export class ReadingsQuery extends Context.Service<
       })
 
       /**
-       * The hot readings at or before `archivedThrough` (stragglers, usually none), a page at a time, and the
-       * summary of those after it, which then follow every archived day.
+       * The hot readings at or before `archivedThrough` (stragglers: usually none, and gone after the next archiver
+       * run; held as the few fields a summary reads), a page at a time, and the summary of those after it, which
+       * then follow every archived day.
        */
       const hotSummary = Effect.fnUntraced(function* (query: ReadingSummaryQuery, archivedThrough: number) {
         const stragglers: Array<FoldedRow> = []
@@ -323,25 +329,40 @@ export class ReadingsQuery extends Context.Service<
           const page = yield* hot
             .list({ ...query, to: until, limit: STRAGGLER_PAGE, cursor })
             .pipe(Effect.catchTag("InvalidCursor", Effect.die))
-          stragglers.push(...page.items)
+          for (const { glucose_value, sensor_id, source, timestamp } of page.items) {
+            if (source === "SENSOR") stragglers.push({ glucose_value, sensor_id, source, timestamp })
+          }
           cursor = page.next_cursor ?? undefined
           more = cursor !== undefined
         }
-        const summary = yield* hot.summarize({ ...query, from: Math.max(query.from, until) })
+        const summary =
+          until >= query.to
+            ? emptySummary(query)
+            : yield* hot.summarize({ ...query, from: Math.max(query.from, until) })
         return { hot: summary, stragglers }
       })
 
       /**
        * Counts merge and slots are a union (the day the archiver's cutoff fell in is partly in each part); each
-       * sensor's runs join in time order: the archived days', then the hot readings' after them.
+       * sensor's runs join in time order: the archived days', then the hot readings' after them. Archived rows are
+       * binned by the same wall clock as the database's (`AT TIME ZONE`: the IANA data).
        */
       const summarize = Effect.fn("ReadingsQuery.summarize")(function* (query: ReadingSummaryQuery) {
+        const bins = (24 * 60) / query.bin_minutes
         return yield* hotAndArchived(query, (archivedThrough) => hotSummary(query, archivedThrough), {
-          empty: () => ({ counts: [] as ValueCounts, slots: new Set<number>(), runs: new Map() as SensorRuns }),
+          empty: () => ({
+            byTimeOfDay: [] as TimeOfDayCounts,
+            slots: new Set<number>(),
+            runs: new Map() as SensorRuns
+          }),
           addDay: (part, rows) => {
-            for (const row of rows) part.slots.add(Math.floor(row.timestamp / SLOT_MS))
+            const values: Array<Array<number>> = Array.from({ length: bins }, () => [])
+            for (const row of rows) {
+              part.slots.add(Math.floor(row.timestamp / SLOT_MS))
+              values[timeOfDayBinOf(row.timestamp, query.time_zone, query.bin_minutes)]!.push(row.glucose_value)
+            }
             return {
-              counts: mergeValueCounts(part.counts, valueCountsOf(rows.map((row) => row.glucose_value))),
+              byTimeOfDay: mergeTimeOfDayCounts(bins, part.byTimeOfDay, values.map(valueCountsOf)),
               slots: part.slots,
               runs: joinSensorRuns(
                 part.runs,
@@ -353,8 +374,10 @@ export class ReadingsQuery extends Context.Service<
           },
           join: (archived, hotPart): ReadingSummary => {
             for (const slot of hotPart.slots) archived.slots.add(slot)
+            const byTimeOfDay = mergeTimeOfDayCounts(bins, archived.byTimeOfDay, hotPart.by_time_of_day)
             return {
-              counts: mergeValueCounts(archived.counts, hotPart.counts),
+              counts: mergeValueCounts(...byTimeOfDay),
+              by_time_of_day: byTimeOfDay,
               slots: [...archived.slots].sort((a, b) => a - b),
               runs: joinSensorRuns(archived.runs, hotPart.runs)
             }
@@ -362,24 +385,7 @@ export class ReadingsQuery extends Context.Service<
         })
       })
 
-      /** Bins of the archived rows by the same wall clock as the database's (`AT TIME ZONE`: the IANA data). */
-      const profile = Effect.fn("ReadingsQuery.profile")(function* (query: ReadingProfileQuery) {
-        const bins = (24 * 60) / query.bin_minutes
-        const hotProfile = hot.profile(query).pipe(Effect.map((counts) => ({ hot: counts, stragglers: [] })))
-        return yield* hotAndArchived(query, () => hotProfile, {
-          empty: (): TimeOfDayCounts => [],
-          addDay: (part, rows) => {
-            const values: Array<Array<number>> = Array.from({ length: bins }, () => [])
-            for (const row of rows) {
-              values[timeOfDayBinOf(row.timestamp, query.time_zone, query.bin_minutes)]!.push(row.glucose_value)
-            }
-            return mergeTimeOfDayCounts(bins, part, values.map(valueCountsOf))
-          },
-          join: (archived, hotCounts) => mergeTimeOfDayCounts(bins, archived, hotCounts)
-        })
-      })
-
-      return ReadingsQuery.of({ list, summarize, profile })
+      return ReadingsQuery.of({ list, summarize })
     })
   )
 }

@@ -164,6 +164,9 @@ const duckdb = (rows: ReadonlyArray<Truth>, from: number, to: number, sensorId?:
     } satisfies Independent
   })
 
+/** Summaries binned by the hour in UTC, where the bins are not what is checked. */
+const utc = { time_zone: "UTC", bin_minutes: 60 } as const
+
 /** The rows in `[from, to)` in timestamp order, as readings of a sensor. */
 const seriesOf = (rows: ReadonlyArray<Truth>, from: number, to: number) =>
   rows
@@ -215,7 +218,7 @@ const statisticsSuite = (name: string, stores: () => Layer.Layer<ArchiveStores |
         const { user, sensorA, sensorB, from, to, truth } = yield* seed()
         const query = yield* ReadingsQuery
         for (const sensorId of [undefined, sensorA, sensorB]) {
-          const summary = yield* query.summarize({ user_id: user, from, to, sensor_id: sensorId })
+          const summary = yield* query.summarize({ ...utc, user_id: user, from, to, sensor_id: sensorId })
           const independent = yield* duckdb(truth, from, to, sensorId)
           assert.isAbove(independent.n, 200)
           for (const units of ["mg/dL", "mmol/L"] as const) {
@@ -236,7 +239,13 @@ const statisticsSuite = (name: string, stores: () => Layer.Layer<ArchiveStores |
         // The AGP's profile in two zones (one a half hour off the hour): each bin's values, hot and archived, as
         // Intl's own formatting of the local time puts them, and the percentiles of the merged values.
         for (const zone of ["America/New_York", "Asia/Kolkata"]) {
-          const counts = yield* query.profile({ user_id: user, from, to, time_zone: zone, bin_minutes: 15 })
+          const { by_time_of_day: counts } = yield* query.summarize({
+            user_id: user,
+            from,
+            to,
+            time_zone: zone,
+            bin_minutes: 15
+          })
           const expected = Array.from({ length: 96 }, () => [] as Array<number>)
           for (const row of truth) {
             if (row.timestamp < from || row.timestamp >= to) continue
@@ -256,7 +265,13 @@ const statisticsSuite = (name: string, stores: () => Layer.Layer<ArchiveStores |
 
           // Night (00:00-06:00 local) and day apart, as the statistics serve them, against DuckDB over the rows
           // whose local time Intl puts there.
-          const byQuarterDay = yield* query.profile({ user_id: user, from, to, time_zone: zone, bin_minutes: 360 })
+          const { by_time_of_day: byQuarterDay } = yield* query.summarize({
+            user_id: user,
+            from,
+            to,
+            time_zone: zone,
+            bin_minutes: NIGHT_BIN_MINUTES
+          })
           assert.strictEqual(NIGHT_BIN_MINUTES, 360)
           const inWindow = truth.filter((row) => row.timestamp >= from && row.timestamp < to)
           const isNight = (row: Truth) => referenceLocalMinute(row.timestamp, zone) < 360
@@ -296,7 +311,11 @@ const statisticsSuite = (name: string, stores: () => Layer.Layer<ArchiveStores |
             }))
           )
           const window = { user_id: user, from: night, to: night + 5 * HOUR, sensor_id: sensorC }
-          const counts = yield* query.profile({ ...window, time_zone: "America/New_York", bin_minutes: 15 })
+          const { by_time_of_day: counts } = yield* query.summarize({
+            ...window,
+            time_zone: "America/New_York",
+            bin_minutes: 15
+          })
           const expected = Array.from({ length: 96 }, () => 0)
           for (const t of instants) expected[Math.floor(referenceLocalMinute(t, "America/New_York") / 15)]!++
           assert.deepStrictEqual(
@@ -336,18 +355,28 @@ const statisticsSuite = (name: string, stores: () => Layer.Layer<ArchiveStores |
         const archived = yield* makeArchiver(config).pipe(Effect.flatMap((archiver) => archiver.runOnce))
         assert.strictEqual(archived.rows, 2 * 288, "days 0 and 2 archived")
         // Day 1 arrives now (a phone that was offline): no object holds that day, so it is hot, not a late event.
+        // A finger stick on that day too: hot and old as well, and never in a summary.
         const straggling = dayOf(first + DAY)
-        yield* (yield* ReadingStore).upsert(straggling)
+        const fingerStick = { ...straggling[40]!, event_id: eventId(), timestamp: first + DAY + 201 * MINUTE }
+        yield* (yield* ReadingStore).upsert([...straggling, { ...fingerStick, glucose_value: 40, source: "MANUAL" }])
         const hotPage = yield* (yield* ReadingStore).list({
           user_id: user,
           from: first + DAY,
           to: first + 2 * DAY,
           limit: 1000
         })
-        assert.strictEqual(hotPage.items.length, 288, "day 1 is in the hot store")
+        assert.strictEqual(hotPage.items.length, 289, "day 1 is in the hot store")
 
         const to = first + 13 * DAY
-        const summary = yield* (yield* ReadingsQuery).summarize({ user_id: user, from: first, to })
+        const summary = yield* (yield* ReadingsQuery).summarize({ ...utc, user_id: user, from: first, to })
+        const ofSensor = yield* (yield* ReadingsQuery).summarize({
+          ...utc,
+          user_id: user,
+          from: first,
+          to,
+          sensor_id: sensor
+        })
+        assert.deepStrictEqual(ofSensor, summary, "the one sensor's summary is the user's")
         const truth = [...early, ...straggling].map((w) => ({
           sensor_id: w.sensor_id,
           timestamp: w.timestamp,
@@ -438,10 +467,10 @@ describe("a summary while the archiver commits", () => {
       Effect.gen(function* () {
         const { user, from, to } = yield* seed()
         const query = yield* ReadingsQuery
-        const settled = yield* query.summarize({ user_id: user, from, to })
+        const settled = yield* query.summarize({ ...utc, user_id: user, from, to })
         // The first attempt's read after the hot part differs from the one before it.
         plan.push(false, true)
-        const changedOnce = yield* query.summarize({ user_id: user, from, to })
+        const changedOnce = yield* query.summarize({ ...utc, user_id: user, from, to })
         assert.deepStrictEqual(plan, [], "the summary read the ledger again")
         assert.deepStrictEqual(changedOnce, settled)
       }).pipe(Effect.provide(stores(plan))),
@@ -455,7 +484,7 @@ describe("a summary while the archiver commits", () => {
       Effect.gen(function* () {
         const { user, from, to } = yield* seed()
         always.push(false, true, false, true, false, true)
-        const exit = yield* Effect.exit((yield* ReadingsQuery).summarize({ user_id: user, from, to }))
+        const exit = yield* Effect.exit((yield* ReadingsQuery).summarize({ ...utc, user_id: user, from, to }))
         assert.deepStrictEqual(always, [], "three attempts")
         const failure = Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined
         const error = failure?._tag === "Fail" ? (failure.error as ArchiveLedgerError) : undefined

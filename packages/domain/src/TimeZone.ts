@@ -36,9 +36,9 @@ export const isKnownZone = (zone: string): boolean => {
 }
 
 /** An IANA time zone name that the runtime knows (`Europe/Berlin`). */
-export const TimeZone = Schema.String.check(
-  Schema.makeFilter((zone: string) => isKnownZone(zone) || "is not a known IANA time zone")
-)
+export const TimeZone = Schema.String.annotate({
+  description: "an IANA time zone (America/New_York, Asia/Kolkata, UTC): local times are its wall clock's"
+}).check(Schema.makeFilter((zone: string) => isKnownZone(zone) || "is not a known IANA time zone"))
 
 /**
  * What the zone's clocks show at `instant`, as the epoch milliseconds of that date and time in UTC (so

@@ -124,6 +124,42 @@ export const sensorEpisodesOf = (
     .flat()
     .sort((a, b) => a.start - b.start || (a.sensor_id < b.sensor_id ? -1 : a.sensor_id > b.sensor_id ? 1 : 0))
 
+/** An episode of the person wearing the sensors, as each sensor that saw it found it. */
+export interface WornEpisode extends Episode {
+  /** The sensors whose episodes overlapped in time to make this one, sorted. */
+  readonly sensor_ids: ReadonlyArray<SensorId>
+}
+
+/**
+ * Sensors' episodes merged where they overlap in time: two sensors worn at once (the day one is replaced) see the
+ * same low, and it is one episode, from the first start to the last end, not two. An episode's extent is from its
+ * start to its end, or to its last reading in the condition when it has none; the merged `end` is that of the
+ * episode reaching furthest (`null` if that one was still open). One sensor's episodes never overlap (15 minutes
+ * out of the condition, or a data gap, lie between them), so they come out as they went in.
+ */
+export const mergeOverlapping = (episodes: ReadonlyArray<SensorEpisode>): ReadonlyArray<WornEpisode> => {
+  const extentOf = (item: Episode) => item.start + item.minutes * 60_000
+  const merged: Array<{ start: number; end: number | null; extent: number; sensors: Set<SensorId> }> = []
+  for (const item of [...episodes].sort((a, b) => a.start - b.start)) {
+    const current = merged.at(-1)
+    if (current !== undefined && item.start <= current.extent) {
+      current.sensors.add(item.sensor_id)
+      if (extentOf(item) >= current.extent) {
+        current.extent = extentOf(item)
+        current.end = item.end
+      }
+    } else {
+      merged.push({ start: item.start, end: item.end, extent: extentOf(item), sensors: new Set([item.sensor_id]) })
+    }
+  }
+  return merged.map(({ end, extent, sensors, start }) => ({
+    sensor_ids: [...sensors].sort(),
+    start,
+    end,
+    minutes: (extent - start) / 60_000
+  }))
+}
+
 /**
  * The conditions the statistics report episodes for: level 2 hypoglycemia
  * (below 54), any hypoglycemia (below 70, so it contains the below-54 ones),

@@ -1,4 +1,10 @@
-import { EPISODE_CONDITIONS, type EpisodeCondition, type SensorEpisode, sensorEpisodesOf } from "./Episodes.ts"
+import {
+  EPISODE_CONDITIONS,
+  type EpisodeCondition,
+  mergeOverlapping,
+  sensorEpisodesOf,
+  type WornEpisode
+} from "./Episodes.ts"
 import type { SensorRuns } from "./GlucoseRuns.ts"
 import type { TimeOfDayCounts } from "./TimeOfDayProfile.ts"
 import { toUnits, type Units } from "./Units.ts"
@@ -56,8 +62,8 @@ export interface EpisodeSummary {
   readonly count: number
   /** The sum of the episodes' minutes. */
   readonly minutes: number
-  /** Each sensor's episodes, all in order of start. */
-  readonly items: ReadonlyArray<SensorEpisode>
+  /** The sensors' episodes, those of sensors worn at once that overlap merged into one, in order of start. */
+  readonly items: ReadonlyArray<WornEpisode>
 }
 
 /**
@@ -94,7 +100,7 @@ export interface GlucoseStatistics {
 /** The range index of a value (mg/dL) in {@link TimeInRanges} order. */
 const rangeOf = (value: number): number => (value < 54 ? 0 : value < 70 ? 1 : value <= 180 ? 2 : value <= 250 ? 3 : 4)
 
-const summaryOf = (items: ReadonlyArray<SensorEpisode>): EpisodeSummary => {
+const summaryOf = (items: ReadonlyArray<WornEpisode>): EpisodeSummary => {
   let minutes = 0
   for (const item of items) minutes += item.minutes
   return { count: items.length, minutes, items }
@@ -168,9 +174,9 @@ export const glucoseStatisticsOf = (input: GlucoseStatisticsInput): GlucoseStati
     gmi_percent: mean === null ? null : 3.31 + 0.02392 * mean,
     gmi_mmol_per_mol: mean === null ? null : 12.71 + 4.70587 * toUnits(mean, "mmol/L"),
     episodes: {
-      below_54: summaryOf(sensorEpisodesOf(runs, EPISODE_CONDITIONS.below_54)),
-      below_70: summaryOf(sensorEpisodesOf(runs, EPISODE_CONDITIONS.below_70)),
-      above_250: summaryOf(sensorEpisodesOf(runs, EPISODE_CONDITIONS.above_250))
+      below_54: summaryOf(mergeOverlapping(sensorEpisodesOf(runs, EPISODE_CONDITIONS.below_54))),
+      below_70: summaryOf(mergeOverlapping(sensorEpisodesOf(runs, EPISODE_CONDITIONS.below_70))),
+      above_250: summaryOf(mergeOverlapping(sensorEpisodesOf(runs, EPISODE_CONDITIONS.above_250)))
     }
   }
 }

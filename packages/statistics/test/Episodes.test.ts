@@ -7,6 +7,7 @@ import {
   type Episode,
   episodesOf,
   joinRuns,
+  mergeOverlapping,
   runsOf,
   sensorEpisodesOf,
   sensorRunsOf,
@@ -158,6 +159,52 @@ describe("sensorEpisodesOf", () => {
         ["a", at(0)],
         ["c", at(10)]
       ]
+    )
+  })
+})
+
+describe("mergeOverlapping", () => {
+  const a = SensorId.make("a")
+  const b = SensorId.make("b")
+  const item = (sensorId: SensorId, start: number, end: number | null, minutes: number) => ({
+    sensor_id: sensorId,
+    ...episode(start, end, minutes)
+  })
+
+  it("make one episode of two sensors' overlapping ones, from the first start to the furthest end", () => {
+    // a low from 0 to 30 on a; b, put on at 20, sees it from 20 to 40.
+    assert.deepStrictEqual(mergeOverlapping([item(b, 20, 40, 20), item(a, 0, 30, 30)]), [
+      { sensor_ids: [a, b], ...episode(0, 40, 40) }
+    ])
+    // b's is still open at the end of the data, its last reading low at 45: the merged one is open too.
+    assert.deepStrictEqual(mergeOverlapping([item(a, 0, 30, 30), item(b, 20, null, 25)]), [
+      { sensor_ids: [a, b], ...episode(0, null, 45) }
+    ])
+    // One contained in the other changes nothing but the sensors.
+    assert.deepStrictEqual(mergeOverlapping([item(a, 0, 60, 60), item(b, 10, 20, 10)]), [
+      { sensor_ids: [a, b], ...episode(0, 60, 60) }
+    ])
+  })
+
+  it("keep episodes apart that do not overlap, in order of start", () => {
+    assert.deepStrictEqual(mergeOverlapping([item(b, 50, 70, 20), item(a, 0, 30, 30)]), [
+      { sensor_ids: [a], ...episode(0, 30, 30) },
+      { sensor_ids: [b], ...episode(50, 70, 20) }
+    ])
+  })
+
+  it("leave one sensor's episodes as they are", () => {
+    fc.assert(
+      fc.property(splitSeries, ({ series }) => {
+        for (const condition of Object.values(EPISODE_CONDITIONS)) {
+          const own = episodesOf(runsOf(series), condition)
+          assert.deepStrictEqual(
+            mergeOverlapping(own.map((e) => ({ sensor_id: a, ...e }))),
+            own.map((e) => ({ sensor_ids: [a], ...e }))
+          )
+        }
+      }),
+      { numRuns: 300 }
     )
   })
 })

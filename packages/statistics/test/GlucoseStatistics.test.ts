@@ -208,8 +208,8 @@ describe("glucoseStatisticsOf", () => {
       count: 2,
       minutes: 40,
       items: [
-        { sensor_id: SensorId.make("s"), start: at(0), end: at(20), minutes: 20 },
-        { sensor_id: SensorId.make("s"), start: at(35), end: at(55), minutes: 20 }
+        { sensor_ids: [SensorId.make("s")], start: at(0), end: at(20), minutes: 20 },
+        { sensor_ids: [SensorId.make("s")], start: at(35), end: at(55), minutes: 20 }
       ]
     })
     assert.deepStrictEqual(stats.episodes.below_54, { count: 0, minutes: 0, items: [] })

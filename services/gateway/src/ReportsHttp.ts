@@ -30,11 +30,16 @@ export const ReportsHttp = HttpApiBuilder.group(
         const caller = yield* CurrentCaller
         const time_zone = query.tz ?? "UTC"
         const units = query.units ?? "mg/dL"
-        const window = { user_id: caller.userId, from, to, sensor_id: query.sensor_id }
-        const [summary, counts] = yield* Effect.all([
-          readings.summarize(window),
-          readings.profile({ ...window, time_zone, bin_minutes: AGP_BIN_MINUTES })
-        ]).pipe(Effect.catchTags(readPathUnavailable))
+        const summary = yield* readings
+          .summarize({
+            user_id: caller.userId,
+            from,
+            to,
+            sensor_id: query.sensor_id,
+            time_zone,
+            bin_minutes: AGP_BIN_MINUTES
+          })
+          .pipe(Effect.catchTags(readPathUnavailable))
         const statistics = glucoseStatisticsOf({ ...summary, slots: summary.slots.length, from, to, units })
         return renderAgpSvg({
           from,
@@ -42,7 +47,7 @@ export const ReportsHttp = HttpApiBuilder.group(
           time_zone,
           units,
           bin_minutes: AGP_BIN_MINUTES,
-          profile: timeOfDayProfileOf(counts),
+          profile: timeOfDayProfileOf(summary.by_time_of_day),
           statistics
         })
       })

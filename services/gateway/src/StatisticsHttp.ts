@@ -27,11 +27,16 @@ export const StatisticsHttp = HttpApiBuilder.group(
         const caller = yield* CurrentCaller
         const time_zone = query.tz ?? "UTC"
         const units = query.units ?? "mg/dL"
-        const window = { user_id: caller.userId, from: query.from, to: query.to, sensor_id: query.sensor_id }
-        const [summary, byTimeOfDay] = yield* Effect.all([
-          readings.summarize(window),
-          readings.profile({ ...window, time_zone, bin_minutes: NIGHT_BIN_MINUTES })
-        ]).pipe(Effect.catchTags(readPathUnavailable))
+        const summary = yield* readings
+          .summarize({
+            user_id: caller.userId,
+            from: query.from,
+            to: query.to,
+            sensor_id: query.sensor_id,
+            time_zone,
+            bin_minutes: NIGHT_BIN_MINUTES
+          })
+          .pipe(Effect.catchTags(readPathUnavailable))
         const statistics = glucoseStatisticsOf({
           ...summary,
           slots: summary.slots.length,
@@ -41,7 +46,7 @@ export const StatisticsHttp = HttpApiBuilder.group(
         })
         return {
           ...statistics,
-          ...nightAndDayOf(byTimeOfDay, units),
+          ...nightAndDayOf(summary.by_time_of_day, units),
           time_zone,
           from: query.from,
           to: query.to,

@@ -62,13 +62,13 @@ describe("statistics over HTTP, through the SDK", () => {
           assert.isFalse(statistics.data_sufficient, "an hour is not 14 days")
           // Below 54 from t0 for 15 minutes, ended by the 100 at t0+15 (40 minutes at or above follow).
           assert.deepStrictEqual(statistics.episodes.below_54.items, [
-            { sensor_id: "stats-1" as never, start: t0, end: t0 + 15 * MINUTE, minutes: 15 }
+            { sensor_ids: ["stats-1" as never], start: t0, end: t0 + 15 * MINUTE, minutes: 15 }
           ])
           assert.deepStrictEqual(statistics.episodes.below_70.items, statistics.episodes.below_54.items)
           // Above 250 from t0+35 for 15 minutes (to the 100 at t0+50); the 10 minutes after are too short to end
           // it, so it is still open when the data ends: 10 minutes from its first to its last reading above.
           assert.deepStrictEqual(statistics.episodes.above_250.items, [
-            { sensor_id: "stats-1" as never, start: t0 + 35 * MINUTE, end: null, minutes: 10 }
+            { sensor_ids: ["stats-1" as never], start: t0 + 35 * MINUTE, end: null, minutes: 10 }
           ])
           // Night and day in UTC (the default): a window three hours old is in one of them.
           assert.strictEqual(statistics.time_zone, "UTC")
@@ -85,14 +85,15 @@ describe("statistics over HTTP, through the SDK", () => {
           assert.strictEqual(other.readings, 0)
           assert.isNull(other.mean)
 
-          // A second sensor worn beside the first, in range 2 minutes after each of its readings: the first
-          // sensor's episodes stay its own (in one interleaved series they would be cut into 2-minute pieces).
+          // A second sensor put on beside the first, reading 2 minutes after it: low (50) for its first three
+          // readings, then in range (120). Each sensor's series makes its own episodes (interleaved, each would cut
+          // the other's into 2-minute pieces), and the low both saw is one episode, to the later of their ends.
           yield* client.ingestion.postSensor({
             payload: {
               readings: VALUES.map((_, i) => ({
                 sensor_id: "stats-3" as never,
                 timestamp: t0 + i * 5 * MINUTE + 2 * MINUTE,
-                glucose_value: 120
+                glucose_value: i < 3 ? 50 : 120
               }))
             }
           })
@@ -101,7 +102,11 @@ describe("statistics over HTTP, through the SDK", () => {
             (answer) => answer.readings === 2 * VALUES.length,
             { what: "the second sensor's readings stored", every: "50 millis", times: 400 }
           )
-          assert.deepStrictEqual(both.episodes.below_54.items, statistics.episodes.below_54.items)
+          assert.deepStrictEqual(both.episodes.below_54, {
+            count: 1,
+            minutes: 17,
+            items: [{ sensor_ids: ["stats-1", "stats-3"] as never, start: t0, end: t0 + 17 * MINUTE, minutes: 17 }]
+          })
           assert.deepStrictEqual(both.episodes.above_250.items, statistics.episodes.above_250.items)
 
           // Night (00:00-06:00 local) and day by the zone: three lows at 02:00 UTC (07:30 in Kolkata) and three

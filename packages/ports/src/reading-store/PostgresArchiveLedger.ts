@@ -607,7 +607,7 @@ export const make = Effect.gen(function* () {
     const rows = yield* sql<LateEventRow>`
       SELECT ${lateColumns} FROM glucose_late_events
       WHERE user_id = ${userId} AND "timestamp" >= ${iso(from)}::timestamptz AND "timestamp" < ${iso(to)}::timestamptz
-      ORDER BY "timestamp", sensor_id, event_partition, event_offset, event_id`.pipe(
+      ORDER BY "timestamp", sensor_id COLLATE "C", event_partition, event_offset, event_id`.pipe(
       Effect.mapError(failWith("late events"))
     )
     return rows.map(toLateEvent)

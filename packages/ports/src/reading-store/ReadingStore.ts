@@ -33,7 +33,10 @@ export interface ReadingQuery {
   readonly cursor?: string | undefined
 }
 
-/** The readings a summary covers: a user's (one sensor's, when named) SENSOR readings in `[from, to)`. */
+/**
+ * The readings a summary covers: a user's (one sensor's, when named) SENSOR readings in `[from, to)`, and how
+ * they are binned by local time of day.
+ */
 export interface ReadingSummaryQuery {
   readonly user_id: UserId
   /** Inclusive lower bound, epoch milliseconds. */
@@ -41,15 +44,22 @@ export interface ReadingSummaryQuery {
   /** Exclusive upper bound, epoch milliseconds. */
   readonly to: number
   readonly sensor_id?: SensorId | undefined
+  /** An IANA zone: the time-of-day bins are of the wall-clock time there. */
+  readonly time_zone: string
+  /** Minutes per time-of-day bin, a divisor of a day's 1,440. */
+  readonly bin_minutes: number
 }
 
 /**
- * What the statistics need of a stretch of readings, in parts that add up exactly with another
- * stretch's: the values with their counts (sums, counts and percentiles come from them), the
- * five-minute UTC slots with data, and the runs of the ordered series (episodes come from them).
+ * What the statistics and the AGP need of a stretch of readings, in parts that add up exactly with another
+ * stretch's: the values with their counts (sums, counts and percentiles come from them), the same per bin of
+ * local time of day, the five-minute UTC slots with data, and each sensor's runs (episodes come from them).
  */
 export interface ReadingSummary {
+  /** All the bins' counts merged. */
   readonly counts: ValueCounts
+  /** The values with their counts per bin of local time of day (`bin_minutes` wide, in `time_zone`). */
+  readonly by_time_of_day: TimeOfDayCounts
   /**
    * The five-minute UTC slots holding at least one of the readings (slot n starts at n × 5 minutes after the
    * epoch), ascending: a set, so two stretches sharing a slot count it once.
@@ -57,14 +67,6 @@ export interface ReadingSummary {
   readonly slots: ReadonlyArray<number>
   /** Each sensor's series in timestamp order, as `sensorRunsOf` of `@dexmon/statistics` makes them. */
   readonly runs: SensorRuns
-}
-
-/** The readings of a profile by local time of day: a summary's readings, binned in `time_zone`. */
-export interface ReadingProfileQuery extends ReadingSummaryQuery {
-  /** An IANA zone: the bins are of the wall-clock time there. */
-  readonly time_zone: string
-  /** Minutes per bin, a divisor of a day's 1,440. */
-  readonly bin_minutes: number
 }
 
 export interface ReadingPage {
@@ -99,8 +101,6 @@ export class ReadingStore extends Context.Service<
     ) => Effect.Effect<Reading | undefined, ReadingStoreError>
     /** A summary of the readings, computed in the database (see `ReadingSummary`). */
     readonly summarize: (query: ReadingSummaryQuery) => Effect.Effect<ReadingSummary, ReadingStoreError>
-    /** The readings' values with their counts per bin of local time of day (see `ReadingProfileQuery`). */
-    readonly profile: (query: ReadingProfileQuery) => Effect.Effect<TimeOfDayCounts, ReadingStoreError>
     /** A cheap round trip to the store, for readiness probes. */
     readonly ping: Effect.Effect<void, ReadingStoreError>
     /** The values a reading had before its current one, oldest first. */

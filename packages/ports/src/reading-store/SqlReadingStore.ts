@@ -1,5 +1,5 @@
 import { contentHash, Reading, type SensorId } from "@dexmon/domain"
-import { type Band, MAX_READING_GAP_MS, type TimeOfDayCounts } from "@dexmon/statistics"
+import { type Band, MAX_READING_GAP_MS, mergeValueCounts } from "@dexmon/statistics"
 import { Clock, Effect, Layer, Schema } from "effect"
 import { SqlClient } from "effect/sql"
 import { decodeCursor, encodeCursor } from "../Cursor.ts"
@@ -7,7 +7,6 @@ import { runMigrations } from "../postgres/Migrations.ts"
 import { OID, pgArray } from "../postgres/PgArrays.ts"
 import { failureOf } from "../StoreFailure.ts"
 import {
-  type ReadingProfileQuery,
   type ReadingQuery,
   ReadingStore,
   ReadingStoreError,
@@ -369,7 +368,7 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
       : `date_bin('5 minutes', "timestamp", TIMESTAMPTZ '1970-01-01 00:00:00+00')`
   )
 
-  /** The SENSOR readings a summary or a profile covers. */
+  /** The SENSOR readings a summary covers. */
   const summarized = (query: ReadingSummaryQuery) => sql`
     SELECT "timestamp", sensor_id, glucose_value FROM glucose_readings
     WHERE user_id = ${query.user_id} AND source = 'SENSOR'
@@ -378,18 +377,22 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
       ${query.sensor_id === undefined ? sql`` : sql`AND sensor_id = ${query.sensor_id}`}`
 
   /**
-   * Three aggregates over the same rows: values with their counts, the slots with data, and each sensor's runs
-   * (gaps and islands over the sensor's series: a run starts where the band changes or the data stopped for more
-   * than `MAX_READING_GAP_MS`), the bands and the gap exactly as `bandOf` and `runsOf` of `@dexmon/statistics`
-   * have them.
+   * Three aggregates over the same rows: the values with their counts per bin of local time of day (the bins of
+   * the wall clock in the zone, `AT TIME ZONE` from PostgreSQL's tz data; all counts are their sum), the slots
+   * with data, and each sensor's runs (gaps and islands over the sensor's series: a run starts where the band
+   * changes or the data stopped for more than `MAX_READING_GAP_MS`), the bands and the gap exactly as `bandOf`
+   * and `runsOf` of `@dexmon/statistics` have them.
    */
   const summarize = Effect.fn("ReadingStore.summarize")(function* (query: ReadingSummaryQuery) {
     const rows = summarized(query)
-    const [counts, slots, runs] = yield* Effect.all(
+    const [binned, slots, runs] = yield* Effect.all(
       [
-        sql<{ value: number; count: number }>`
-          SELECT glucose_value AS value, count(*)::int AS count FROM (${rows}) r
-          GROUP BY glucose_value ORDER BY glucose_value`,
+        sql<{ bin: number; value: number; count: number }>`
+          SELECT floor(extract(epoch FROM ("timestamp" AT TIME ZONE ${query.time_zone})::time)
+              / ${query.bin_minutes * 60})::int AS bin,
+            glucose_value AS value, count(*)::int AS count
+          FROM (${rows}) r
+          GROUP BY 1, 2 ORDER BY 1, 2`,
         sql<{ slot: number }>`
           SELECT DISTINCT (extract(epoch FROM ${slotOf}) / 300)::float8 AS slot FROM (${rows}) r ORDER BY 1`,
         sql<{ sensor_id: string; band: number; first: number; last: number; count: number }>`
@@ -417,8 +420,16 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
       ],
       { concurrency: 3 }
     ).pipe(Effect.mapError(failWith("summarize")))
+    const byTimeOfDay: Array<Array<{ value: number; count: number }>> = Array.from(
+      { length: (24 * 60) / query.bin_minutes },
+      () => []
+    )
+    for (const row of binned) {
+      byTimeOfDay[Number(row.bin)]?.push({ value: Number(row.value), count: Number(row.count) })
+    }
     return {
-      counts: counts.map((row) => ({ value: Number(row.value), count: Number(row.count) })),
+      counts: mergeValueCounts(...byTimeOfDay),
+      by_time_of_day: byTimeOfDay,
       slots: slots.map((row) => Number(row.slot)),
       runs: new Map(
         Array.from(
@@ -437,25 +448,9 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
     } satisfies ReadingSummary
   })
 
-  /** Values with counts per bin of the wall-clock time of day in the zone (`AT TIME ZONE`, from PostgreSQL's tz data). */
-  const profile = Effect.fn("ReadingStore.profile")(function* (query: ReadingProfileQuery) {
-    const rows = yield* sql<{ bin: number; value: number; count: number }>`
-      SELECT floor(extract(epoch FROM ("timestamp" AT TIME ZONE ${query.time_zone})::time) / ${query.bin_minutes * 60})::int
-          AS bin,
-        glucose_value AS value, count(*)::int AS count
-      FROM (${summarized(query)}) r
-      GROUP BY 1, 2 ORDER BY 1, 2`.pipe(Effect.mapError(failWith("profile")))
-    const bins: Array<Array<{ value: number; count: number }>> = Array.from(
-      { length: (24 * 60) / query.bin_minutes },
-      () => []
-    )
-    for (const row of rows) bins[Number(row.bin)]?.push({ value: Number(row.value), count: Number(row.count) })
-    return bins satisfies TimeOfDayCounts
-  })
-
   const ping = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(failWith("ping")))
 
-  return ReadingStore.of({ upsert, list, get, history, summarize, profile, ping })
+  return ReadingStore.of({ upsert, list, get, history, summarize, ping })
 })
 
 /** The readings store on whatever the `SqlClient` points at, its layout detected (see `chooseBackend`). */
