@@ -14,7 +14,7 @@ import { Database, freePort, ReadingStore, type ReadingWrite, SqlReadingStore } 
 import { freshDatabase } from "@dexmon/testing"
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Context, Effect, Layer, Redacted } from "effect"
-import { SERVICE_NODE_OPTIONS } from "../deploy/NodeOptions.ts"
+import { benchMallocEnv, SERVICE_NODE_OPTIONS } from "../deploy/NodeOptions.ts"
 import * as Harness from "../infra/Harness.ts"
 
 const READINGS = Number(process.env.BENCH_EXPORT_READINGS ?? 1_000_000)
@@ -125,6 +125,7 @@ const program = Effect.gen(function* () {
       DEXMON_LOG_FORMAT: "json",
       DEXMON_RATE_LIMIT_PER_SECOND: "0",
       NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS ?? SERVICE_NODE_OPTIONS,
+      ...benchMallocEnv(),
       DATABASE_URL: bench.url,
       KAFKA_BROKERS: servers.KAFKA_BROKERS!,
       DEXMON_TOPIC_PREFIX: `${run}.`,

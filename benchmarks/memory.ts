@@ -22,7 +22,7 @@ import { join, resolve } from "node:path"
 import * as Ports from "@dexmon/ports"
 import { Effect } from "effect"
 import { Kafka, logLevel } from "kafkajs"
-import { SERVICE_NODE_OPTIONS } from "../deploy/NodeOptions.ts"
+import { benchMallocEnv, SERVICE_NODE_OPTIONS } from "../deploy/NodeOptions.ts"
 import * as Harness from "../infra/Harness.ts"
 
 const root = resolve(import.meta.dirname, "..")
@@ -180,6 +180,7 @@ const start = async (run: ServiceRun, work: string): Promise<Started> => {
       DEXMON_LOG_FORMAT: "json",
       DEXMON_RATE_LIMIT_PER_SECOND: "0",
       ...(nodeOptionsOf(run.service) === undefined ? {} : { NODE_OPTIONS: nodeOptionsOf(run.service) }),
+      ...(DEPLOYED_WITH_SERVICE_OPTIONS.has(run.service) ? benchMallocEnv() : {}),
       ...run.env
     },
     stdio: ["ignore", "ignore", "pipe"]

@@ -23,3 +23,21 @@
  * archiver, whose two archive groups in flight hold up to 400 MB of rows.
  */
 export const SERVICE_NODE_OPTIONS = "--max-semi-space-size=16 --max-old-space-size=256"
+
+/**
+ * glibc malloc settings for the same services (in `k8s/configmap.yaml` and `docker-compose.yml` beside
+ * `NODE_OPTIONS`, checked by `deploy/test`; the benchmarks give them too unless `BENCH_MALLOC=default`). Outside
+ * V8's heap a service's native memory (the driver sockets' buffers, zlib, TLS) came to 90 MB of the notifier's
+ * 285 MB peak, half of it freed chunks glibc kept: two arenas instead of eight per core, and returning freed
+ * memory above 1 MB to the system, took the main arena from 46 to 27 MB and the peak to 274 MB (2026-12-01,
+ * `bench:memory`, from a heap snapshot and `/proc/<pid>/smaps` of the notifier under load).
+ */
+export const SERVICE_MALLOC_ENV: Readonly<Record<string, string>> = {
+  MALLOC_ARENA_MAX: "2",
+  MALLOC_TRIM_THRESHOLD_: "1048576",
+  MALLOC_MMAP_THRESHOLD_: "262144"
+}
+
+/** The malloc settings a benchmark gives a service: as deployed, or glibc's defaults with `BENCH_MALLOC=default`. */
+export const benchMallocEnv = (): Readonly<Record<string, string>> =>
+  process.env.BENCH_MALLOC === "default" ? {} : SERVICE_MALLOC_ENV

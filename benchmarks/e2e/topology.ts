@@ -4,7 +4,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { resolve } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
-import { SERVICE_NODE_OPTIONS } from "../../deploy/NodeOptions.ts"
+import { benchMallocEnv, SERVICE_NODE_OPTIONS } from "../../deploy/NodeOptions.ts"
 
 const root = resolve(import.meta.dirname, "../..")
 
@@ -33,7 +33,8 @@ export const startProcess = (
       PATH: process.env.PATH ?? "",
       ...env,
       PORT: String(port),
-      NODE_OPTIONS: nodeOptions
+      NODE_OPTIONS: nodeOptions,
+      ...benchMallocEnv()
     },
     stdio: ["ignore", "pipe", "pipe"]
   })

@@ -3,7 +3,7 @@ import { createRequire } from "node:module"
 import { Ajv2019 } from "ajv/dist/2019.js"
 import addFormatsModule from "ajv-formats"
 import { describe, expect, it } from "vitest"
-import { SERVICE_NODE_OPTIONS } from "../NodeOptions.ts"
+import { SERVICE_MALLOC_ENV, SERVICE_NODE_OPTIONS } from "../NodeOptions.ts"
 import { asArray, asObject, exists, imageTag, isObject, type Json, readYaml } from "./support/Files.ts"
 
 const COMPOSE = "docker-compose.yml"
@@ -101,6 +101,8 @@ describe("docker-compose.yml", () => {
       expect(env.OTEL_SERVICE_NAME, name).toBe(`dexmon-${name}`)
       // The archiver holds whole archive groups in memory: V8's defaults (deploy/NodeOptions.ts).
       expect(env.NODE_OPTIONS, name).toBe(name === "archiver" ? "" : SERVICE_NODE_OPTIONS)
+      for (const [variable, value] of Object.entries(SERVICE_MALLOC_ENV))
+        expect(env[variable], `${name} ${variable}`).toBe(value)
     }
   })
 

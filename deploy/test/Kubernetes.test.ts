@@ -5,7 +5,7 @@ import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1"
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1"
 import { ConfigMap, Namespace, Secret, Service, ServiceAccount } from "kubernetes-models/v1"
 import { describe, expect, it } from "vitest"
-import { SERVICE_NODE_OPTIONS } from "../NodeOptions.ts"
+import { SERVICE_MALLOC_ENV, SERVICE_NODE_OPTIONS } from "../NodeOptions.ts"
 import {
   asArray,
   asObject,
@@ -174,9 +174,10 @@ describe("k8s manifests", () => {
     }
   })
 
-  it("every workload takes the V8 options of deploy/NodeOptions.ts, and its memory limit has room for that heap", () => {
+  it("every workload takes the V8 options and malloc settings of deploy/NodeOptions.ts, and its memory limit has room for that heap", () => {
     const config = asObject(named("ConfigMap", "dexmon-config")!.data, "config data")
     expect(config.NODE_OPTIONS).toBe(SERVICE_NODE_OPTIONS)
+    for (const [variable, value] of Object.entries(SERVICE_MALLOC_ENV)) expect(config[variable], variable).toBe(value)
     const oldSpace = Number(SERVICE_NODE_OPTIONS.match(/--max-old-space-size=(\d+)/)?.[1])
     for (const workload of [...ofKind("Deployment"), ...ofKind("CronJob")]) {
       const name = String(metadata(workload).name)

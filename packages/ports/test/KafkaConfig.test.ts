@@ -26,7 +26,8 @@ describe("kafkaConfig", () => {
   it.effect.each([
     ["KAFKA_PRODUCER_LINGER_MS", "-1"],
     ["KAFKA_CONSUMER_PARTITIONS_IN_FLIGHT", "0"],
-    ["KAFKA_CONSUMER_PARTITIONS_IN_FLIGHT", "1001"]
+    ["KAFKA_CONSUMER_PARTITIONS_IN_FLIGHT", "1001"],
+    ["KAFKA_CONSUMER_MAX_BYTES_PER_PARTITION", "1000"]
   ])("refuses %s=%s, naming the range", ([name, value]) =>
     Effect.gen(function* () {
       const refused = yield* read({ [name!]: value! }).pipe(Effect.flip)

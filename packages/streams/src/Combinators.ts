@@ -1,4 +1,4 @@
-import { Metrics, parentFromHeaders } from "@dexmon/observability"
+import { Metrics, parentFromHeaders, TracesExported } from "@dexmon/observability"
 import {
   type ConsumerRecord,
   type EventLog,
@@ -269,9 +269,9 @@ export interface ConsumerPipelineOptions<A, B, E extends { readonly transient: b
 
 /**
  * The tracing and counting of the batches through one partition's pipeline. `start` (after decoding)
- * opens one span per record, continuing the trace its producer started (the `traceparent` header), so
- * a trace runs from the POST through the event log to the store, and the batch's own span, linked to
- * them: the stages run their work on the batch under it (`inBatchSpan`), whichever fiber each runs on.
+ * opens one span per record when spans are exported (`TracesExported`), continuing the trace its producer
+ * started (the `traceparent` header), so a trace runs from the POST through the event log to the store, and
+ * the batch's own span, linked to them: the stages run their work on the batch under it (`inBatchSpan`), whichever fiber each runs on.
  * `finish` (after the commit) ends them and counts the batch. A batch still open when the pipeline
  * stops (a failure, a restart) has its spans ended with that exit by `abandon`.
  */
@@ -290,7 +290,9 @@ export const observeBatches = (groupId: string) => {
       batches,
       Effect.fnUntraced(function* (decoded) {
         const { batch } = decoded
-        const records = yield* Effect.forEach(batch.records, (record) =>
+        // Per-record spans only put the records in their producers' traces, which only a trace store shows.
+        const exported = yield* TracesExported
+        const records = yield* Effect.forEach(exported ? batch.records : [], (record) =>
           Effect.makeSpan(`${batch.topic} process`, {
             parent: parentFromHeaders(record.headers),
             kind: "consumer",

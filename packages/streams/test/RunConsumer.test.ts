@@ -1,6 +1,7 @@
+import { TracesExported } from "@dexmon/observability"
 import { EventLog, type PartitionBatch } from "@dexmon/ports"
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Option, Stream } from "effect"
+import { Deferred, Effect, Fiber, Option, Stream, Tracer } from "effect"
 import { type DecodedBatch, runConsumer, writeWithRetry } from "../src/index.ts"
 
 const encoder = new TextEncoder()
@@ -140,5 +141,33 @@ describe("runConsumer", () => {
         )
         assert.deepStrictEqual(spans, ["t batch", "t batch", "t batch"])
       })
+  )
+
+  it.effect("makes a span per record only when spans are exported; the batch span always", () =>
+    Effect.gen(function* () {
+      const made: Array<string> = []
+      const recording = Tracer.make({
+        span: (options) => {
+          made.push(options.name)
+          return new Tracer.NativeSpan(options)
+        }
+      })
+      const run = (exported: boolean) =>
+        consume([batchAt({ events: [] }, 0, 0, 3)], () => Effect.void).pipe(
+          Effect.provideService(Tracer.Tracer, recording),
+          Effect.provideService(TracesExported, exported)
+        )
+      yield* run(false)
+      assert.deepStrictEqual(
+        made.filter((name) => name.startsWith("t ")),
+        ["t batch"]
+      )
+      made.length = 0
+      yield* run(true)
+      assert.deepStrictEqual(
+        made.filter((name) => name.startsWith("t ")),
+        ["t process", "t process", "t process", "t batch"]
+      )
+    })
   )
 })

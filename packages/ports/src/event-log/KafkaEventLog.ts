@@ -27,7 +27,7 @@ import { Topics } from "./Topics.ts"
  * `KAFKA_BROKERS` (comma-separated), `KAFKA_CLIENT_ID`, `KAFKA_REPLICATION_FACTOR`,
  * `KAFKA_MIN_INSYNC_REPLICAS`, `KAFKA_APPEND_TIMEOUT`, `KAFKA_APPEND_QUEUE`, `KAFKA_PRODUCER_LINGER_MS`,
  * `KAFKA_PRODUCER_BATCH_BYTES`, `KAFKA_CONSUMER_MAX_WAIT_MS`,
- * `KAFKA_CONSUMER_MIN_BYTES`, `KAFKA_CONSUMER_PARTITIONS_IN_FLIGHT`, and TLS and SASL
+ * `KAFKA_CONSUMER_MIN_BYTES`, `KAFKA_CONSUMER_PARTITIONS_IN_FLIGHT`, `KAFKA_CONSUMER_MAX_BYTES_PER_PARTITION`, and TLS and SASL
  * (`KAFKA_SSL*`, `KAFKA_SASL_*`: see `KafkaSecurity.ts`).
  */
 export const kafkaConfig = Config.all({
@@ -46,6 +46,10 @@ export const kafkaConfig = Config.all({
   // How many of its partitions' fetched batches a consumer hands to its pipeline at once (kafkajs's
   // partitionsConsumedConcurrently); the default is the topics' default partition count.
   consumerPartitionsInFlight: intInRange("KAFKA_CONSUMER_PARTITIONS_IN_FLIGHT", 8, 1, 1_000),
+  // How many bytes one fetch brings per partition (kafkajs's maxBytesPerPartition; Kafka's
+  // max.partition.fetch.bytes): the records of a fetch are held until their batches are committed, so
+  // this bounds a consumer's memory in flight (about partitions in flight × this, twice over as decoded).
+  consumerMaxBytesPerPartition: intInRange("KAFKA_CONSUMER_MAX_BYTES_PER_PARTITION", 1_048_576, 16_384, 67_108_864),
   security: kafkaSecurityConfig
 }).pipe(
   Config.mapEffect(({ brokers, ...rest }) =>
@@ -332,7 +336,7 @@ export const makeWith = Effect.fnUntraced(function* (options: KafkaEventLogOptio
         const consumer: Consumer = kafka.consumer({
           groupId: options.groupId,
           allowAutoTopicCreation: false,
-          maxBytesPerPartition: 1_048_576,
+          maxBytesPerPartition: config.consumerMaxBytesPerPartition,
           maxWaitTimeInMs: config.consumerMaxWaitMs,
           minBytes: config.consumerMinBytes,
           sessionTimeout: 30_000,
@@ -470,7 +474,7 @@ export const makeWith = Effect.fnUntraced(function* (options: KafkaEventLogOptio
         const consumer: Consumer = kafka.consumer({
           groupId,
           allowAutoTopicCreation: false,
-          maxBytesPerPartition: 1_048_576,
+          maxBytesPerPartition: config.consumerMaxBytesPerPartition,
           sessionTimeout: 30_000,
           heartbeatInterval: 3_000
         })
