@@ -14,7 +14,8 @@
 // a time) and each service's VmHWM is read once the processor and the notifier have committed every
 // event. Each service runs with the V8 options it is deployed with (deploy/NodeOptions.ts: the five
 // long-running services; the archiver, the dlq tool and `pnpm start` keep V8's defaults);
-// BENCH_NODE_OPTIONS, when set, is given to every one instead ("" for V8's defaults everywhere).
+// BENCH_NODE_OPTIONS, when set, is given to every one instead ("" for V8's defaults everywhere), and with the
+// deployed malloc settings unless BENCH_MALLOC=default; KAFKA_CONSUMER_MAX_BYTES_PER_PARTITION reaches them too.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -181,6 +182,10 @@ const start = async (run: ServiceRun, work: string): Promise<Started> => {
       DEXMON_RATE_LIMIT_PER_SECOND: "0",
       ...(nodeOptionsOf(run.service) === undefined ? {} : { NODE_OPTIONS: nodeOptionsOf(run.service) }),
       ...(DEPLOYED_WITH_SERVICE_OPTIONS.has(run.service) ? benchMallocEnv() : {}),
+      // A consumer's fetch size, to weigh its memory against its throughput.
+      ...(process.env.KAFKA_CONSUMER_MAX_BYTES_PER_PARTITION === undefined
+        ? {}
+        : { KAFKA_CONSUMER_MAX_BYTES_PER_PARTITION: process.env.KAFKA_CONSUMER_MAX_BYTES_PER_PARTITION }),
       ...run.env
     },
     stdio: ["ignore", "ignore", "pipe"]

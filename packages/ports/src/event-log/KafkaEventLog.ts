@@ -49,7 +49,9 @@ export const kafkaConfig = Config.all({
   // How many bytes one fetch brings per partition (kafkajs's maxBytesPerPartition; Kafka's
   // max.partition.fetch.bytes): the records of a fetch are held until their batches are committed, so
   // this bounds a consumer's memory in flight (about partitions in flight × this, twice over as decoded).
-  consumerMaxBytesPerPartition: intInRange("KAFKA_CONSUMER_MAX_BYTES_PER_PARTITION", 1_048_576, 16_384, 67_108_864),
+  // 256 KiB (about a thousand readings) rather than kafkajs's 1 MiB: the notifier's peak under
+  // `bench:memory` fell from 251-258 to 211-216 MB, its drain of 100,000 readings from 112-122 s to 131-136 s.
+  consumerMaxBytesPerPartition: intInRange("KAFKA_CONSUMER_MAX_BYTES_PER_PARTITION", 262_144, 16_384, 67_108_864),
   security: kafkaSecurityConfig
 }).pipe(
   Config.mapEffect(({ brokers, ...rest }) =>
