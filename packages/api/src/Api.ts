@@ -11,6 +11,7 @@ import {
   WebhooksGroup
 } from "./Groups.ts"
 import { RequestValidation } from "./Middleware.ts"
+import { NightscoutCredentialsGroup } from "./Nightscout.ts"
 import { ReportsGroup } from "./Reports.ts"
 import { StatisticsGroup } from "./Statistics.ts"
 
@@ -27,6 +28,7 @@ export class DexMonApi extends HttpApi.make("dexmon")
   .add(AlertControlsGroup)
   .add(AlertSettingsGroup)
   .add(WebhooksGroup)
+  .add(NightscoutCredentialsGroup)
   .add(SensorsGroup)
   .add(LiveGroup)
   .add(HealthGroup)
@@ -51,7 +53,10 @@ export class ReceiverApi extends HttpApi.make("dexmon")
   .middleware(RequestValidation)
   .annotate(HttpApi.ParseOptions, { errors: "all" }) {}
 
-/** What the gateway serves when it runs alone: reads, the owner's alert controls and settings, webhooks, sensors. */
+/**
+ * What the gateway serves when it runs alone: reads, the owner's alert controls and settings, webhooks, Nightscout
+ * credentials, sensors.
+ */
 export class GatewayApi extends HttpApi.make("dexmon")
   .add(ReadingsGroup)
   .add(StatisticsGroup)
@@ -60,6 +65,7 @@ export class GatewayApi extends HttpApi.make("dexmon")
   .add(AlertControlsGroup)
   .add(AlertSettingsGroup)
   .add(WebhooksGroup)
+  .add(NightscoutCredentialsGroup)
   .add(SensorsGroup)
   .add(LiveGroup)
   .add(HealthGroup)

@@ -49,6 +49,8 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       "/api/v1/alerts/{alert_id}/snooze",
       "/api/v1/glucose/manual",
       "/api/v1/glucose/sensor",
+      "/api/v1/nightscout/credentials",
+      "/api/v1/nightscout/credentials/{credential_id}",
       "/api/v1/readings",
       "/api/v1/readings/export",
       "/api/v1/readings/{sensor_id}/{timestamp}",
@@ -68,6 +70,12 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
     const sensor = spec.paths["/api/v1/glucose/sensor"]!.post!
     assert.includeMembers(Object.keys(sensor.responses), ["202", "400", "503"])
     assert.includeMembers(Object.keys(spec.paths["/readyz"]!.get!.responses), ["200", "503"])
+    const credentials = spec.paths["/api/v1/nightscout/credentials"]!
+    assert.includeMembers(Object.keys(credentials.post!.responses), ["201", "400", "401", "503"])
+    assert.includeMembers(
+      Object.keys(spec.paths["/api/v1/nightscout/credentials/{credential_id}"]!.delete!.responses),
+      ["204", "404"]
+    )
   })
 
   it("documents the statistics: units as an enum, and every field of the answer described", () => {

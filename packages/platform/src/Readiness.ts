@@ -5,6 +5,7 @@ import {
   ArchiveStore,
   DeliveryOutbox,
   EventLog,
+  NightscoutCredentialStore,
   ReadingStore,
   SensorOwnership,
   WebhookStore
@@ -46,6 +47,8 @@ export class Readiness extends Context.Service<
       if (Option.isSome(settings)) checks.push(["alert_settings", settings.value.ping])
       const webhooks = yield* Effect.serviceOption(WebhookStore)
       if (Option.isSome(webhooks)) checks.push(["webhooks", webhooks.value.ping])
+      const nightscout = yield* Effect.serviceOption(NightscoutCredentialStore)
+      if (Option.isSome(nightscout)) checks.push(["nightscout_credentials", nightscout.value.ping])
       const outbox = yield* Effect.serviceOption(DeliveryOutbox)
       if (Option.isSome(outbox)) checks.push(["delivery_outbox", outbox.value.ping])
       const archive = yield* Effect.serviceOption(ArchiveStore)

@@ -10,6 +10,7 @@ import {
   PostgresArchiveLedger,
   PostgresDeliveryOutbox,
   PostgresEventLog,
+  PostgresNightscoutCredentialStore,
   PostgresReadingStore,
   PostgresSensorOwnership,
   PostgresWebhookStore,
@@ -147,6 +148,12 @@ export const AlertSettingsStoreLive = PostgresAlertSettingsStore.layer.pipe(Laye
  * registers them and the deliverer reads them before each attempt.
  */
 export const WebhookStoreLive = PostgresWebhookStore.layer.pipe(Layer.provide(SqlClientLive))
+
+/**
+ * Users' credentials for Nightscout's tools (as digests only), in the same database (`DATABASE_URL` or the
+ * embedded server): the gateway creates them, and the Nightscout endpoints authenticate by them.
+ */
+export const NightscoutCredentialStoreLive = PostgresNightscoutCredentialStore.layer.pipe(Layer.provide(SqlClientLive))
 
 /**
  * The webhook delivery outbox, in the same database (`DATABASE_URL` or the

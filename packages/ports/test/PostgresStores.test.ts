@@ -7,6 +7,7 @@ import {
   PostgresAlertStore,
   PostgresArchiveLedger,
   PostgresDeliveryOutbox,
+  PostgresNightscoutCredentialStore,
   PostgresSensorOwnership,
   PostgresWebhookStore,
   SqlReadingStore
@@ -22,6 +23,7 @@ import {
 } from "./contracts/AlertStoreContract.ts"
 import { archiveLedgerContract } from "./contracts/ArchiveLedgerContract.ts"
 import { deliveryOutboxContract } from "./contracts/DeliveryOutboxContract.ts"
+import { nightscoutCredentialStoreContract } from "./contracts/NightscoutCredentialStoreContract.ts"
 import { readingStoreContract } from "./contracts/ReadingStoreContract.ts"
 import { sensorOwnershipContract } from "./contracts/SensorOwnershipContract.ts"
 import { webhookStoreContract } from "./contracts/WebhookStoreContract.ts"
@@ -35,6 +37,7 @@ const both = Layer.mergeAll(
   PostgresSensorOwnership.layer,
   PostgresAlertSettingsStore.layer,
   PostgresWebhookStore.layer,
+  PostgresNightscoutCredentialStore.layer,
   PostgresDeliveryOutbox.layer
 ).pipe(Layer.provideMerge(postgres))
 
@@ -46,6 +49,7 @@ sensorOwnershipContract("SQL on embedded PostgreSQL", both)
 alertSettingsStoreContract("PostgreSQL table on embedded PostgreSQL", both)
 webhookStoreContract("PostgreSQL table on embedded PostgreSQL", both)
 deliveryOutboxContract("PostgreSQL tables on embedded PostgreSQL", both)
+nightscoutCredentialStoreContract("PostgreSQL tables on embedded PostgreSQL", both)
 
 layer(both, { timeout: 60_000, excludeTestServices: true })(
   "alerts written before episodes, on embedded PostgreSQL",

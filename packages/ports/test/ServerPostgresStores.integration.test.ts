@@ -7,6 +7,7 @@ import {
   PostgresAlertStore,
   PostgresArchiveLedger,
   PostgresDeliveryOutbox,
+  PostgresNightscoutCredentialStore,
   PostgresSensorOwnership,
   PostgresWebhookStore,
   SqlReadingStore
@@ -22,6 +23,7 @@ import {
 } from "./contracts/AlertStoreContract.ts"
 import { archiveLedgerContract } from "./contracts/ArchiveLedgerContract.ts"
 import { deliveryOutboxContract } from "./contracts/DeliveryOutboxContract.ts"
+import { nightscoutCredentialStoreContract } from "./contracts/NightscoutCredentialStoreContract.ts"
 import { readingStoreContract } from "./contracts/ReadingStoreContract.ts"
 import { sensorOwnershipContract } from "./contracts/SensorOwnershipContract.ts"
 import { webhookStoreContract } from "./contracts/WebhookStoreContract.ts"
@@ -35,6 +37,7 @@ const both = Layer.mergeAll(
   PostgresSensorOwnership.layer,
   PostgresAlertSettingsStore.layer,
   PostgresWebhookStore.layer,
+  PostgresNightscoutCredentialStore.layer,
   PostgresDeliveryOutbox.layer
 ).pipe(Layer.provideMerge(Layer.fresh(layerServerPostgresTest)))
 
@@ -102,3 +105,4 @@ sensorOwnershipContract(`SQL on ${server}`, both)
 alertSettingsStoreContract(`PostgreSQL table on ${server}`, both)
 webhookStoreContract(`PostgreSQL table on ${server}`, both)
 deliveryOutboxContract(`PostgreSQL tables on ${server}`, both)
+nightscoutCredentialStoreContract(`PostgreSQL tables on ${server}`, both)

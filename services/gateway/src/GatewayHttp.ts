@@ -9,6 +9,7 @@ import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
 import { AlertControls } from "./AlertControls.ts"
 import { DeliveryStatuses } from "./DeliveryStatuses.ts"
 import { LiveFeed } from "./LiveFeed.ts"
+import { NightscoutCredentialsHttp } from "./NightscoutCredentialsHttp.ts"
 import { exportReadings } from "./ReadingsExport.ts"
 import { previousSensorReading, readingView, readingViews } from "./ReadingViews.ts"
 import { ReportsHttp } from "./ReportsHttp.ts"
@@ -314,6 +315,7 @@ export const GatewayHttp = Layer.mergeAll(
   AlertControlsHttp,
   AlertSettingsHttp,
   WebhooksHttp,
+  NightscoutCredentialsHttp,
   SensorsHttp,
   LiveHttp
 )

@@ -11,6 +11,7 @@ import {
   EventLogLive,
   HealthHttp,
   layerHttpServer,
+  NightscoutCredentialStoreLive,
   Readiness,
   runService,
   SensorOwnershipLive,
@@ -23,7 +24,7 @@ import { GatewayHttp } from "./GatewayHttp.ts"
  * The gateway alone: `GET /api/v1/readings` (hot and archived) and
  * `/api/v1/alerts` (a range, `/active`, one by id); the owner's controls
  * (acknowledge, snooze, sensor stop), appended to the event log; and the
- * owner's alert settings, webhook endpoints and sensor releases in PostgreSQL.
+ * owner's alert settings, webhook endpoints, Nightscout credentials and sensor releases in PostgreSQL.
  */
 runService(
   "gateway",
@@ -39,6 +40,7 @@ runService(
         SensorOwnershipLive,
         EventLogLive,
         WebhookStoreLive,
+        NightscoutCredentialStoreLive,
         DeliveryOutboxLive,
         EventIds.layer,
         AlertRules.layerConfig

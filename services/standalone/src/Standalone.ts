@@ -16,6 +16,7 @@ import {
   EventLogLive,
   HealthHttp,
   layerHttpServer,
+  NightscoutCredentialStoreLive,
   Readiness,
   SensorOwnershipLive,
   WebhookStoreLive
@@ -48,6 +49,7 @@ export const StandaloneLive = Layer.mergeAll(
       SensorOwnershipLive,
       AlertSettingsStoreLive,
       WebhookStoreLive,
+      NightscoutCredentialStoreLive,
       DeliveryOutboxLive,
       WebhookSender.layerConfig,
       AlertStoreLive,

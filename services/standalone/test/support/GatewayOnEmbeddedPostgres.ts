@@ -11,6 +11,7 @@ import {
   PostgresArchiveLedger,
   PostgresDeliveryOutbox,
   PostgresEventLog,
+  PostgresNightscoutCredentialStore,
   PostgresSensorOwnership,
   PostgresWebhookStore,
   SqlReadingStore,
@@ -45,6 +46,7 @@ export const layerGatewayOnEmbeddedPostgres = (name: string) =>
         LocalFolderArchiveStore.layer(archiveDir),
         PostgresAlertSettingsStore.layer,
         PostgresWebhookStore.layer,
+        PostgresNightscoutCredentialStore.layer,
         PostgresDeliveryOutbox.layer,
         PostgresSensorOwnership.layer,
         PostgresEventLog.layer.pipe(Layer.provideMerge(Layer.succeed(Topics, Topics.make(2, `${name}.`))))
