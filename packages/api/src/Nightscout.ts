@@ -6,7 +6,7 @@ import {
 } from "@dexmon/domain"
 import { Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
-import { NotFound, ServiceUnavailable, ValidationError } from "./Errors.ts"
+import { Forbidden, NotFound, ServiceUnavailable, ValidationError } from "./Errors.ts"
 import { Caller, RequiredScope } from "./Middleware.ts"
 
 /** What a new credential is: its kind and, for a token, its role (an API secret always reads and writes). */
@@ -41,10 +41,11 @@ export class NightscoutCredentialsGroup extends HttpApiGroup.make("nightscoutCre
     HttpApiEndpoint.post("create", "/nightscout/credentials", {
       payload: NightscoutCredentialInput,
       success: NightscoutCredentialCreated,
-      error: [ValidationError, ServiceUnavailable]
+      error: [ValidationError, Forbidden, ServiceUnavailable]
     }).annotateMerge(
       OpenApi.annotations({
-        summary: "Create an API secret or an access token for Nightscout's tools; the secret or token is shown once"
+        summary:
+          "Create an API secret or an access token for Nightscout's tools (needs glucose:read too); the secret or token is shown once"
       })
     ),
     HttpApiEndpoint.get("list", "/nightscout/credentials", {

@@ -31,7 +31,7 @@ export interface NightscoutCredential {
   readonly user_id: UserId
   readonly kind: NightscoutCredentialKind
   readonly role: NightscoutRole
-  /** The first characters of the secret or token, so its owner can tell which one a listed credential is. */
+  /** The first characters of the secret or of the token's random part (`credentialHint`), to tell them apart. */
   readonly hint: string
   /** Epoch milliseconds. */
   readonly created_at: number
@@ -42,7 +42,9 @@ export const NightscoutCredentialView = Schema.Struct({
   id: NightscoutCredentialId,
   kind: NightscoutCredentialKind,
   role: NightscoutRole,
-  hint: Schema.String.annotate({ description: "the first 4 characters of the secret or token" }),
+  hint: Schema.String.annotate({
+    description: "the first 4 characters of the secret, or of the token after its role prefix"
+  }),
   created_at: IsoTimestamp
 }).annotate({ identifier: "NightscoutCredential" })
 export type NightscoutCredentialView = typeof NightscoutCredentialView.Type
@@ -76,16 +78,18 @@ export const newAccessToken = (role: NightscoutRole): string => `${role}-${rando
 /**
  * The digests a credential is found by, one per form a Nightscout client may present it in. An API secret
  * arrives as the hex SHA-1 of the secret (what Nightscout's uploaders send in `api-secret` and `?secret=`) or as
- * its hex SHA-512; a token arrives as itself. Each form is stored as its SHA-256, so the table holds nothing a
- * client could send.
+ * its hex SHA-512; a token as itself or as its hex SHA-1. Each form is stored as its SHA-256, so the table holds
+ * nothing a client could send.
  */
-export const credentialDigests = (kind: NightscoutCredentialKind, secret: string): ReadonlyArray<string> =>
-  kind === "token"
-    ? [sha256(secret)]
-    : [
-        sha256(createHash("sha1").update(secret).digest("hex")),
-        sha256(createHash("sha512").update(secret).digest("hex"))
-      ]
+export const credentialDigests = (kind: NightscoutCredentialKind, secret: string): ReadonlyArray<string> => {
+  const sha1 = sha256(createHash("sha1").update(secret).digest("hex"))
+  // Nightscout also takes a token's SHA-1 in `api-secret` (xDrip+ set up as `https://<token>@host` sends that).
+  if (kind === "token") return [sha256(secret), sha1]
+  return [sha1, sha256(createHash("sha512").update(secret).digest("hex"))]
+}
+
+/** The first characters of a secret's random part, so its owner can tell listed credentials apart. */
+export const credentialHint = (secret: string): string => secret.slice(secret.lastIndexOf("-") + 1).slice(0, 4)
 
 /**
  * The digest to look a presented credential up by: the SHA-256 of what the client sent, hex hashes lowercased

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto"
-import { CurrentCaller, DexMonApi, NotFound, ValidationError } from "@dexmon/api"
+import { CurrentCaller, DexMonApi, Forbidden, NotFound, ValidationError } from "@dexmon/api"
 import {
   credentialDigests,
+  credentialHint,
   type NightscoutCredential,
   NightscoutCredentialId,
   newAccessToken,
@@ -37,8 +38,14 @@ export const NightscoutCredentialsHttp = HttpApiBuilder.group(
         "create",
         Effect.fn("NightscoutCredentialsHttp.create")(function* ({ payload }) {
           const caller = yield* CurrentCaller
+          // The group asks for glucose:write; every credential also reads, so making one needs glucose:read too.
+          if (!caller.scopes.has("glucose:read")) {
+            return yield* new Forbidden({
+              message: "creating a Nightscout credential needs glucose:read as well: every credential reads the data"
+            })
+          }
           if (payload.kind === "api_secret" && payload.role === "readable") {
-            return yield* ValidationError.fromIssues("body", [
+            return yield* ValidationError.fromIssues("payload", [
               { path: "role", message: "an api_secret always reads and writes: leave role out, or ask for a token" }
             ])
           }
@@ -49,7 +56,7 @@ export const NightscoutCredentialsHttp = HttpApiBuilder.group(
             user_id: caller.userId,
             kind: payload.kind,
             role,
-            hint: secret.slice(0, 4),
+            hint: credentialHint(secret),
             created_at: yield* Clock.currentTimeMillis
           }
           yield* store

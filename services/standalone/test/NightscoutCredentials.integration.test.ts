@@ -1,14 +1,24 @@
 import { DexMonClient } from "@dexmon/sdk"
-import { makeDexMonProcess } from "@dexmon/testing"
+import { authEnv, makeDexMonProcess, makeDexMonProcessWith, makeIssuer, mint } from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 
-/** A request by hand, for what the SDK cannot send (a malformed body) and to see the raw JSON. */
-const call = (baseUrl: string, user: string, method: string, path: string, body?: unknown) =>
+/**
+ * A request by hand, for what the SDK cannot send (a malformed body) and to see the raw JSON; as `user` (the
+ * development caller) or with a bearer token.
+ */
+const call = (
+  baseUrl: string,
+  user: string | { readonly token: string },
+  method: string,
+  path: string,
+  body?: unknown
+) =>
   Effect.promise(async () => {
+    const caller = typeof user === "string" ? { "x-user-id": user } : { authorization: `Bearer ${user.token}` }
     const response = await fetch(`${baseUrl}${path}`, {
       method,
-      headers: { "x-user-id": user, "content-type": "application/json" },
+      headers: { ...caller, "content-type": "application/json" },
       ...(body === undefined ? {} : { body: JSON.stringify(body) })
     })
     const text = await response.text()
@@ -33,6 +43,7 @@ describe("Nightscout credentials through DexMon's own API", () => {
           const token = yield* client.nightscoutCredentials.create({ payload: { kind: "token" } })
           assert.strictEqual(token.role, "readable", "a token reads only unless asked otherwise")
           assert.match(token.token ?? "", /^readable-[A-Za-z0-9]{16}$/)
+          assert.strictEqual(token.hint, token.token!.slice("readable-".length, "readable-".length + 4))
           const uploader = yield* client.nightscoutCredentials.create({ payload: { kind: "token", role: "uploader" } })
           assert.match(uploader.token ?? "", /^uploader-/)
 
@@ -93,6 +104,29 @@ describe("Nightscout credentials through DexMon's own API", () => {
           [apiSecret.id],
           "the refused requests created nothing"
         )
+      }),
+    120_000
+  )
+
+  it.live(
+    "making one needs glucose:read beside glucose:write, as every credential reads; no secret reaches the logs",
+    () =>
+      Effect.gen(function* () {
+        const issuer = yield* makeIssuer
+        const key = yield* issuer.newKey("key-1", true)
+        const dexmon = yield* makeDexMonProcessWith(authEnv(issuer.jwksUrl))
+        yield* dexmon.start
+        const path = "/api/v1/nightscout/credentials"
+        const writeOnly = yield* mint(key, { sub: "ns-carol", scope: "glucose:write" })
+        const refused = yield* call(dexmon.baseUrl, { token: writeOnly }, "POST", path, { kind: "token" })
+        assert.strictEqual(refused.status, 403, JSON.stringify(refused.body))
+        const readWrite = yield* mint(key, { sub: "ns-carol", scope: "glucose:read glucose:write" })
+        assert.deepStrictEqual((yield* call(dexmon.baseUrl, { token: readWrite }, "GET", path)).body, { items: [] })
+        const created = yield* call(dexmon.baseUrl, { token: readWrite }, "POST", path, { kind: "api_secret" })
+        assert.strictEqual(created.status, 201, JSON.stringify(created.body))
+        const secret = String(created.body?.api_secret)
+        assert.lengthOf(secret, 24)
+        assert.notInclude(dexmon.output(), secret, "the secret is never logged")
       }),
     120_000
   )

@@ -21,6 +21,7 @@ const migrations = {
       user_id text NOT NULL,
       kind text NOT NULL CHECK (kind IN ('api_secret', 'token')),
       role text NOT NULL CHECK (role IN ('readable', 'uploader')),
+      CHECK (kind = 'token' OR role = 'uploader'),
       hint text NOT NULL,
       created_at timestamptz NOT NULL
     )`

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from "node:crypto"
 import {
   credentialDigests,
+  credentialHint,
   type NightscoutCredential,
   NightscoutCredentialId,
   type NightscoutCredentialKind,
@@ -25,7 +26,7 @@ const credentialOf = (user: UserId, kind: NightscoutCredentialKind, role: Nights
     user_id: user,
     kind,
     role,
-    hint: secret.slice(0, 4),
+    hint: credentialHint(secret),
     created_at: createdAt
   }
   return { credential, secret, digests: credentialDigests(kind, secret) }
@@ -42,7 +43,7 @@ export const nightscoutCredentialStoreContract = (
     `NightscoutCredentialStore contract: ${name}`,
     (it) => {
       it.effect(
-        "an API secret is found by its SHA-1 and its SHA-512, either case; a token by itself; nothing else",
+        "an API secret is found by its SHA-1 and its SHA-512, either case; a token by itself and its SHA-1; nothing else",
         () =>
           Effect.gen(function* () {
             const store = yield* NightscoutCredentialStore
@@ -65,12 +66,13 @@ export const nightscoutCredentialStoreContract = (
               const found = yield* store.authenticate(presentedDigest(presented))
               assert.deepStrictEqual(found, Option.some(identityOf(apiSecret.credential)), presented)
             }
-            assert.deepStrictEqual(
-              yield* store.authenticate(presentedDigest(token.secret)),
-              Option.some(identityOf(token.credential))
-            )
-            // The secret itself (not its hash), a token's hash, a near miss: none authenticates.
-            for (const presented of [apiSecret.secret, hex("sha1", token.secret), `${token.secret}x`, ""]) {
+            // A token as itself, or as its SHA-1 (Nightscout takes that in `api-secret` too).
+            for (const presented of [token.secret, hex("sha1", token.secret)]) {
+              const found = yield* store.authenticate(presentedDigest(presented))
+              assert.deepStrictEqual(found, Option.some(identityOf(token.credential)), presented)
+            }
+            // The secret itself (not its hash), a token's SHA-512, a near miss: none authenticates.
+            for (const presented of [apiSecret.secret, hex("sha512", token.secret), `${token.secret}x`, ""]) {
               assert.isTrue(Option.isNone(yield* store.authenticate(presentedDigest(presented))), presented)
             }
           })
