@@ -28,6 +28,7 @@ export const projects: Array<TestProjectInlineConfiguration> = [
   project("testing", "packages/testing"),
   project("services", "services/standalone"),
   project("receiver", "services/receiver"),
+  project("nightscout", "services/nightscout"),
   project("archiver", "services/archiver"),
   project("dlq", "services/dlq"),
   project("deliverer", "services/deliverer"),

@@ -11,7 +11,7 @@ import {
   WebhooksGroup
 } from "./Groups.ts"
 import { RequestValidation } from "./Middleware.ts"
-import { NightscoutCredentialsGroup } from "./Nightscout.ts"
+import { NightscoutAuthorizationGroup, NightscoutCredentialsGroup, NightscoutGroup } from "./Nightscout.ts"
 import { ReportsGroup } from "./Reports.ts"
 import { StatisticsGroup } from "./Statistics.ts"
 
@@ -31,6 +31,8 @@ export class DexMonApi extends HttpApi.make("dexmon")
   .add(NightscoutCredentialsGroup)
   .add(SensorsGroup)
   .add(LiveGroup)
+  .add(NightscoutGroup)
+  .add(NightscoutAuthorizationGroup)
   .add(HealthGroup)
   .middleware(RequestValidation)
   // Report every bad field of a request at once, not just the first.

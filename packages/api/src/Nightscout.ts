@@ -2,12 +2,13 @@ import {
   NightscoutCredentialId,
   NightscoutCredentialKind,
   NightscoutCredentialView,
-  NightscoutRole
+  NightscoutRole,
+  type UserId
 } from "@dexmon/domain"
-import { Schema } from "effect"
-import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
-import { Forbidden, NotFound, ServiceUnavailable, ValidationError } from "./Errors.ts"
-import { Caller, RequiredScope } from "./Middleware.ts"
+import { Context, Schema } from "effect"
+import { HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, OpenApi } from "effect/http-api"
+import { Forbidden, NotFound, ServiceUnavailable, TooManyRequests, ValidationError } from "./Errors.ts"
+import { Caller, RequiredScope, Unauthorized } from "./Middleware.ts"
 
 /** What a new credential is: its kind and, for a token, its role (an API secret always reads and writes). */
 export const NightscoutCredentialInput = Schema.Struct({
@@ -69,3 +70,129 @@ export class NightscoutCredentialsGroup extends HttpApiGroup.make("nightscoutCre
       description: "API secrets and tokens with which Nightscout's uploaders and followers reach the caller's data"
     })
   ) {}
+
+/** Who a Nightscout tool acts for once its credential is checked: the credential's owner and role. */
+export class NightscoutCurrentCaller extends Context.Service<
+  NightscoutCurrentCaller,
+  {
+    readonly userId: UserId
+    readonly role: NightscoutRole
+    readonly credentialId: NightscoutCredentialId
+  }
+>()("dexmon/api/NightscoutCurrentCaller") {}
+
+/**
+ * Authenticates a Nightscout tool as Nightscout does: the `api-secret` header (the SHA-1 or SHA-512 hex of the
+ * API secret, or a token's SHA-1), `?secret=`, `?token=`, or a bearer JWT from
+ * `/api/v2/authorization/request/<token>`. 401 when none is presented or none matches a credential.
+ */
+export class NightscoutAuthentication extends HttpApiMiddleware.Service<
+  NightscoutAuthentication,
+  { provides: NightscoutCurrentCaller }
+>()("dexmon/api/NightscoutAuthentication", {
+  error: [Unauthorized, TooManyRequests, ServiceUnavailable]
+}) {}
+
+/**
+ * A Nightscout entry as posted. Only these fields are read; any other is kept in the echo and otherwise ignored,
+ * as Nightscout stores what it is given.
+ */
+export const NightscoutEntryInput = Schema.Struct({
+  type: Schema.optional(Schema.String).annotate({
+    description: "sgv (a sensor reading), mbg (a meter reading: a MANUAL reading) or cal (not kept); sgv by default"
+  }),
+  sgv: Schema.optional(Schema.Finite).annotate({
+    description: "mg/dL; 39 means LO and 401 HI (kept as those values); below 39 a device error code (not kept)"
+  }),
+  mbg: Schema.optional(Schema.Finite).annotate({ description: "a meter reading in mg/dL, for type mbg" }),
+  date: Schema.optional(Schema.Finite).annotate({
+    description: "epoch milliseconds, possibly fractional (rounded); wins over dateString"
+  }),
+  dateString: Schema.optional(Schema.String).annotate({
+    description: "ISO-8601 with an offset (Z, +01:00 or +0100); read when date is absent"
+  }),
+  device: Schema.optional(Schema.String).annotate({
+    description: "the uploader's device name: with the caller it makes the sensor id (see the README)"
+  }),
+  _id: Schema.optional(Schema.String).annotate({ description: "kept in the echo; one is made when absent" })
+}).annotate({ identifier: "NightscoutEntry" })
+export type NightscoutEntryInput = typeof NightscoutEntryInput.Type
+
+/** A posted entry echoed back, in the order posted, with its `_id` and what DexMon did with it. */
+export const NightscoutEntryEcho = Schema.Record(Schema.String, Schema.Unknown).annotate({
+  identifier: "NightscoutEntryEcho",
+  description:
+    "the entry as posted, with _id; dexmon.stored says whether it became a reading, dexmon.reason why not when it did not"
+})
+
+/** The raw body of an entries post: JSON, an entry or an array of them, gzip-encoded or not. */
+const EntriesBody = Schema.Uint8Array.annotate({
+  description: "one NightscoutEntry or an array of them, as JSON; Content-Encoding: gzip is accepted"
+}).pipe(HttpApiSchema.asUint8Array({ contentType: "application/json" }))
+
+const postEntries = (name: "postEntries" | "postEntriesJson", path: "/entries" | "/entries.json") =>
+  HttpApiEndpoint.post(name, path, {
+    payload: EntriesBody,
+    success: Schema.Array(NightscoutEntryEcho),
+    error: [ValidationError, Unauthorized, Forbidden, ServiceUnavailable]
+  }).annotateMerge(
+    OpenApi.annotations({
+      summary:
+        "Post Nightscout entries (sgv, mbg, cal) into DexMon's pipeline; answers every entry in order, with _id (needs an api_secret or an uploader token)"
+    })
+  )
+
+/** What `GET /api/v1/experiments/test` answers a credential that may post: Loop checks it before uploading. */
+export const NightscoutTestResult = Schema.Struct({ status: Schema.Literal("ok") })
+
+/**
+ * Nightscout's API v1 as its uploaders use it, on the same pipeline as DexMon's own: entries go through the
+ * receiver's ingestion (validation, ownership, event log). Every response carries `Accept-Encoding: gzip`, which
+ * xDrip+ waits for before it compresses.
+ */
+export class NightscoutGroup extends HttpApiGroup.make("nightscout")
+  .add(
+    postEntries("postEntries", "/entries"),
+    postEntries("postEntriesJson", "/entries.json"),
+    HttpApiEndpoint.get("experimentsTest", "/experiments/test", {
+      success: NightscoutTestResult,
+      error: Unauthorized
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "200 when the credential may post entries (Loop's check); 401 when it is not valid or only reads"
+      })
+    )
+  )
+  .middleware(NightscoutAuthentication)
+  .prefix("/api/v1")
+  .annotateMerge(
+    OpenApi.annotations({
+      title: "Nightscout",
+      description:
+        "Nightscout's API v1 for its uploaders and followers, authenticated by a Nightscout credential: the api-secret header (SHA-1 hex of the API secret), ?secret=, ?token= or a bearer JWT from /api/v2/authorization/request/{token}"
+    })
+  ) {}
+
+/** What `/api/v2/authorization/request/<token>` answers: a JWT standing for the token, as Nightscout's does. */
+export const NightscoutAuthorizationGrant = Schema.Struct({
+  token: Schema.String.annotate({ description: "a JWT to send as Authorization: Bearer on the Nightscout endpoints" }),
+  sub: Schema.String.annotate({ description: "the access token's name: its role" }),
+  permissionGroups: Schema.Array(Schema.Array(Schema.String)),
+  iat: Schema.Int.annotate({ description: "issued at, epoch seconds" }),
+  exp: Schema.Int.annotate({ description: "expires at, epoch seconds" })
+})
+export type NightscoutAuthorizationGrant = typeof NightscoutAuthorizationGrant.Type
+
+/** Nightscout's token exchange: an access token (or API secret) in the path for a short-lived JWT. */
+export class NightscoutAuthorizationGroup extends HttpApiGroup.make("nightscoutAuthorization")
+  .add(
+    HttpApiEndpoint.get("request", "/request/:token", {
+      params: { token: Schema.String },
+      success: NightscoutAuthorizationGrant,
+      error: [Unauthorized, TooManyRequests, ServiceUnavailable]
+    }).annotateMerge(
+      OpenApi.annotations({ summary: "Exchange a Nightscout access token for a JWT (401 for an unknown token)" })
+    )
+  )
+  .prefix("/api/v2/authorization")
+  .annotateMerge(OpenApi.annotations({ title: "Nightscout authorization" })) {}

@@ -47,6 +47,9 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       "/api/v1/alerts/{alert_id}",
       "/api/v1/alerts/{alert_id}/acknowledge",
       "/api/v1/alerts/{alert_id}/snooze",
+      "/api/v1/entries",
+      "/api/v1/entries.json",
+      "/api/v1/experiments/test",
       "/api/v1/glucose/manual",
       "/api/v1/glucose/sensor",
       "/api/v1/nightscout/credentials",
@@ -64,6 +67,7 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       "/api/v1/webhooks/{webhook_id}/deliveries",
       "/api/v1/webhooks/{webhook_id}/rotate-secret",
       "/api/v1/webhooks/{webhook_id}/test",
+      "/api/v2/authorization/request/{token}",
       "/healthz",
       "/readyz"
     ])
@@ -76,6 +80,18 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       Object.keys(spec.paths["/api/v1/nightscout/credentials/{credential_id}"]!.delete!.responses),
       ["204", "404"]
     )
+    // Nightscout's uploaders post entries as JSON (gzip or not) and read 401 for a bad or read-only credential.
+    for (const path of ["/api/v1/entries", "/api/v1/entries.json"]) {
+      const entries = spec.paths[path]!.post!
+      assert.includeMembers(Object.keys(entries.responses), ["200", "400", "401", "403", "429", "503"])
+      const body = (entries as { readonly requestBody?: { readonly content: Record<string, unknown> } }).requestBody
+      assert.deepStrictEqual(Object.keys(body?.content ?? {}), ["application/json"])
+    }
+    assert.includeMembers(Object.keys(spec.paths["/api/v1/experiments/test"]!.get!.responses), ["200", "401"])
+    assert.includeMembers(Object.keys(spec.paths["/api/v2/authorization/request/{token}"]!.get!.responses), [
+      "200",
+      "401"
+    ])
   })
 
   it("documents the statistics: units as an enum, and every field of the answer described", () => {

@@ -104,6 +104,12 @@ export const lateEvents = new client.Counter({
   labelNames: ["outcome"] as const,
   registers
 })
+export const nightscoutEntriesIgnored = new client.Counter({
+  name: "dexmon_nightscout_entries_ignored_total",
+  help: "Nightscout entries answered but not kept as readings, by kind: calibration, device_error (an sgv below 39) or other_type",
+  labelNames: ["kind"] as const,
+  registers
+})
 export const lateEventsPending = new client.Gauge({
   name: "dexmon_late_events_pending",
   help: "Late events queued for archived days that the archiver's last run found to fold (the read path shows them over the archive meanwhile)",

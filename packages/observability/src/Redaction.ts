@@ -63,6 +63,9 @@ const tracedHeaders: Record<"request" | "response", ReadonlySet<string>> = {
   response: new Set(["content-type", "www-authenticate", "retry-after", "set-cookie"])
 }
 
+/** `/api/v2/authorization/request/<token>` however the router would still match it (case, repeated slashes). */
+const tokenInPath = /^\/+api\/+v2\/+authorization\/+request\//i
+
 /**
  * What makes Effect's HTTP tracing leave secrets out: the server tracer
  * (every DexMon API) and the client tracer record `url.full` and `url.query`
@@ -76,7 +79,9 @@ export const RedactionLive = Layer.mergeAll(
   Layer.succeed(Headers.CurrentRedactedNames, secretHeaderNames),
   Layer.succeed(HttpMiddleware.TracerHeaderFilter, (name: string, phase: "request" | "response") =>
     tracedHeaders[phase].has(name.toLowerCase())
-  )
+  ),
+  // Nightscout's token exchange carries the access token in the path, which the span's url.path would keep.
+  Layer.succeed(HttpMiddleware.TracerDisabledWhen, (request) => tokenInPath.test(request.url))
 )
 
 /**

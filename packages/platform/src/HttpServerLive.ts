@@ -24,6 +24,9 @@ const KNOWN_ROUTES = new Set([
   "/api/v1/readings",
   "/api/v1/alerts",
   "/api/v1/alerts/active",
+  "/api/v1/entries",
+  "/api/v1/entries.json",
+  "/api/v1/experiments/test",
   "/healthz",
   "/readyz",
   "/metrics",
@@ -37,6 +40,7 @@ export const routeOf = (url: string): string => {
   if (KNOWN_ROUTES.has(path)) return path
   if (/^\/api\/v1\/readings\/[^/]+\/[^/]+$/.test(path)) return "/api/v1/readings/:sensor_id/:timestamp"
   if (/^\/api\/v1\/alerts\/[^/]+$/.test(path)) return "/api/v1/alerts/:alert_id"
+  if (/^\/api\/v2\/authorization\/request\/[^/]+$/.test(path)) return "/api/v2/authorization/request/:token"
   return "other"
 }
 

@@ -48,11 +48,19 @@ const encoder = new TextEncoder()
 export class Ingestion extends Context.Service<
   Ingestion,
   {
+    /**
+     * Refuses readings stamped more than 5 minutes ahead or older than the hot retention, naming each by
+     * `timestampPathOf` (the field as the caller's API calls it); `accept` checks the same first.
+     */
+    readonly check: (
+      readings: ReadonlyArray<ReadingInput>,
+      timestampPathOf: (index: number) => string
+    ) => Effect.Effect<void, ValidationError>
     readonly accept: (
       userId: UserId,
       source: Source,
       readings: ReadonlyArray<ReadingInput>,
-      pathOf: (index: number) => string
+      timestampPathOf: (index: number) => string
     ) => Effect.Effect<Accepted, ValidationError | Forbidden | ServiceUnavailable>
   }
 >()("dexmon/receiver/Ingestion") {
@@ -85,20 +93,18 @@ export class Ingestion extends Context.Service<
               )
             )
 
-      const accept = Effect.fn("Ingestion.accept")(function* (
-        userId: UserId,
-        source: Source,
+      const check = Effect.fn("Ingestion.check")(function* (
         readings: ReadonlyArray<ReadingInput>,
-        pathOf: (index: number) => string
+        timestampPathOf: (index: number) => string
       ) {
         const now = yield* Clock.currentTimeMillis
         const issues: Array<ValidationIssue> = []
         readings.forEach((reading, index) => {
           if (reading.timestamp > now + MAX_FUTURE_SKEW_MS) {
-            issues.push({ path: `${pathOf(index)}timestamp`, message: "must not be more than 5 minutes in the future" })
+            issues.push({ path: timestampPathOf(index), message: "must not be more than 5 minutes in the future" })
           } else if (reading.timestamp < now - retention.millis) {
             issues.push({
-              path: `${pathOf(index)}timestamp`,
+              path: timestampPathOf(index),
               message: `must not be older than the hot retention (${Math.round(retention.millis / 86_400_000)} days)`
             })
           }
@@ -106,6 +112,16 @@ export class Ingestion extends Context.Service<
         if (issues.length > 0) {
           return yield* ValidationError.fromIssues("payload", issues)
         }
+      })
+
+      const accept = Effect.fn("Ingestion.accept")(function* (
+        userId: UserId,
+        source: Source,
+        readings: ReadonlyArray<ReadingInput>,
+        timestampPathOf: (index: number) => string
+      ) {
+        yield* check(readings, timestampPathOf)
+        const now = yield* Clock.currentTimeMillis
         // A sensor belongs to the user whose accepted batch first posted it: another user's batch is refused
         // whole, and claims none of its new sensors. The refusal names no sensor: which of them is someone
         // else's is that user's business. The settings version is read at the same time (on every request,
@@ -191,7 +207,7 @@ export class Ingestion extends Context.Service<
         return { accepted: events.length, event_ids: events.map((event) => event.event_id) }
       })
 
-      return Ingestion.of({ accept })
+      return Ingestion.of({ check, accept })
     })
   )
 }

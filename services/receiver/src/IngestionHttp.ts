@@ -33,8 +33,8 @@ export const IngestionHttp = HttpApiBuilder.group(
           const caller = yield* CurrentCaller
           return yield* (
             "readings" in payload
-              ? ingestion.accept(caller.userId, "SENSOR", payload.readings, (i) => `readings[${i}].`)
-              : ingestion.accept(caller.userId, "SENSOR", [payload], () => "")
+              ? ingestion.accept(caller.userId, "SENSOR", payload.readings, (i) => `readings[${i}].timestamp`)
+              : ingestion.accept(caller.userId, "SENSOR", [payload], () => "timestamp")
           ).pipe(withRetryAfter)
         })
       )
@@ -42,7 +42,7 @@ export const IngestionHttp = HttpApiBuilder.group(
         "postManual",
         Effect.fn("IngestionHttp.postManual")(function* ({ payload }) {
           const caller = yield* CurrentCaller
-          return yield* ingestion.accept(caller.userId, "MANUAL", [payload], () => "").pipe(withRetryAfter)
+          return yield* ingestion.accept(caller.userId, "MANUAL", [payload], () => "timestamp").pipe(withRetryAfter)
         })
       )
   })

@@ -15,7 +15,7 @@ import { Ingestion } from "../src/index.ts"
 const user = UserId.make("user-1")
 const sensor = SensorId.make("sensor-1")
 const readings: ReadonlyArray<ReadingInput> = [{ sensor_id: sensor, timestamp: Date.now(), glucose_value: 100 }]
-const pathOf = (index: number) => `readings[${index}].`
+const pathOf = (index: number) => `readings[${index}].timestamp`
 
 /** What the ports were asked, in order. */
 interface Journal {

@@ -5,6 +5,7 @@ import { ScheduledArchiverLive } from "@dexmon/archiver"
 import { DelivererLive, WebhookSender } from "@dexmon/deliverer"
 import { EventIds, HotRetention } from "@dexmon/domain"
 import { GatewayHttp } from "@dexmon/gateway"
+import { NightscoutHttp } from "@dexmon/nightscout"
 import { NotifierLive } from "@dexmon/notifier"
 import {
   AlertSettingsStoreLive,
@@ -32,7 +33,7 @@ import { Layer } from "effect"
  * (embedded by default).
  */
 export const StandaloneLive = Layer.mergeAll(
-  layerHttpServer(DexMonApi, Layer.mergeAll(IngestionHttp, GatewayHttp, HealthHttp)).pipe(
+  layerHttpServer(DexMonApi, Layer.mergeAll(IngestionHttp, NightscoutHttp, GatewayHttp, HealthHttp)).pipe(
     Layer.provide(Readiness.layer)
   ),
   ProcessorLive,

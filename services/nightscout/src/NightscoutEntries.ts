@@ -1,0 +1,117 @@
+import { gunzipSync } from "node:zlib"
+import {
+  type Forbidden,
+  MAX_BATCH_SIZE,
+  type ReadingInput,
+  type ServiceUnavailable,
+  ValidationError
+} from "@dexmon/api"
+import type { Source, UserId } from "@dexmon/domain"
+import { Metrics } from "@dexmon/observability"
+import { Ingestion } from "@dexmon/receiver"
+import { Context, Effect, Layer } from "effect"
+import { type EntryOutcome, translateEntries } from "./Entries.ts"
+
+/**
+ * The JSON of an entries body, decompressed when it says `Content-Encoding: gzip`. The decompressed text may be
+ * no longer than the body limit (`maxBytes`), so a small compressed body cannot expand without bound.
+ */
+export const decodeEntriesBody = (
+  body: Uint8Array,
+  contentEncoding: string | undefined,
+  maxBytes: number
+): { readonly _tag: "Json"; readonly value: unknown } | { readonly _tag: "Invalid"; readonly message: string } => {
+  const encoding = (contentEncoding ?? "identity").trim().toLowerCase()
+  let text: string
+  if (encoding === "gzip" || encoding === "x-gzip") {
+    try {
+      text = gunzipSync(body, { maxOutputLength: maxBytes }).toString("utf8")
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code
+      return {
+        _tag: "Invalid",
+        message:
+          code === "ERR_BUFFER_TOO_LARGE"
+            ? `the body decompresses to more than ${maxBytes} bytes`
+            : "the body says Content-Encoding: gzip but is not valid gzip"
+      }
+    }
+  } else if (encoding === "identity" || encoding === "") {
+    text = new TextDecoder().decode(body)
+  } else {
+    return { _tag: "Invalid", message: `Content-Encoding ${encoding} is not supported; send gzip or none` }
+  }
+  try {
+    return { _tag: "Json", value: JSON.parse(text) }
+  } catch {
+    return { _tag: "Invalid", message: "the body is not valid JSON" }
+  }
+}
+
+type Reading = Extract<EntryOutcome, { readonly _tag: "Reading" }>
+
+/** Consecutive pieces of at most `size` items. */
+const chunksOf = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<ReadonlyArray<A>> => {
+  const chunks: Array<ReadonlyArray<A>> = []
+  for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size))
+  return chunks
+}
+
+/**
+ * Nightscout entries into DexMon's pipeline. A body is translated whole (`translateEntries`) and every reading's
+ * time checked before anything is appended, so a bad body changes nothing. The readings then go through the
+ * receiver's `Ingestion` (ownership, alert-settings version, event log) in batches of at most 1,000 of one
+ * source: a post of any length is taken. When a later batch fails after an earlier one was appended, the answer
+ * is the failure and posting the same entries again is safe: a reading is stored once per (sensor, time).
+ */
+export class NightscoutEntries extends Context.Service<
+  NightscoutEntries,
+  {
+    readonly post: (
+      userId: UserId,
+      body: unknown
+    ) => Effect.Effect<ReadonlyArray<Record<string, unknown>>, ValidationError | Forbidden | ServiceUnavailable>
+  }
+>()("dexmon/nightscout/NightscoutEntries") {
+  static readonly layer = Layer.effect(
+    NightscoutEntries,
+    Effect.gen(function* () {
+      const ingestion = yield* Ingestion
+
+      const post = Effect.fn("NightscoutEntries.post")(function* (userId: UserId, body: unknown) {
+        const translated = translateEntries(userId, body)
+        if (translated._tag === "Invalid") return yield* ValidationError.fromIssues("payload", translated.issues)
+        const { outcomes, echoes } = translated.entries
+        const readings = outcomes.filter((outcome): outcome is Reading => outcome._tag === "Reading")
+        yield* ingestion.check(
+          readings.map((outcome) => outcome.reading),
+          (index) => readings[index]?.timePath ?? ""
+        )
+        for (const source of ["SENSOR", "MANUAL"] as const satisfies ReadonlyArray<Source>) {
+          for (const chunk of chunksOf(
+            readings.filter((outcome) => outcome.source === source),
+            MAX_BATCH_SIZE
+          )) {
+            yield* ingestion.accept(
+              userId,
+              source,
+              chunk.map((outcome): ReadingInput => outcome.reading),
+              (index) => chunk[index]?.timePath ?? ""
+            )
+          }
+        }
+        const ignored = outcomes.length - readings.length
+        for (const outcome of outcomes) {
+          if (outcome._tag === "Ignored") Metrics.nightscoutEntriesIgnored.inc({ kind: outcome.kind })
+        }
+        yield* Effect.annotateCurrentSpan({
+          "dexmon.nightscout.entries": outcomes.length,
+          "dexmon.nightscout.ignored": ignored
+        })
+        return echoes
+      })
+
+      return NightscoutEntries.of({ post })
+    })
+  )
+}

@@ -1,0 +1,5 @@
+export * from "./Entries.ts"
+export * from "./NightscoutAuthentication.ts"
+export * from "./NightscoutEntries.ts"
+export * from "./NightscoutHttp.ts"
+export * from "./NightscoutTokens.ts"
