@@ -7,7 +7,7 @@ import {
 } from "@dexmon/domain"
 import { Context, Schema } from "effect"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, OpenApi } from "effect/http-api"
-import { Forbidden, NotFound, ServiceUnavailable, TooManyRequests, ValidationError } from "./Errors.ts"
+import { Forbidden, NotFound, NotModified, ServiceUnavailable, TooManyRequests, ValidationError } from "./Errors.ts"
 import { Caller, RequiredScope, Unauthorized } from "./Middleware.ts"
 
 /** What a new credential is: its kind and, for a token, its role (an API secret always reads and writes). */
@@ -142,6 +142,81 @@ const postEntries = (name: "postEntries" | "postEntriesJson", path: "/entries" |
     })
   )
 
+/** An entry as the Nightscout endpoints serve it: a DexMon reading in Nightscout's shape, in mg/dL. */
+export const NightscoutEntry = Schema.Struct({
+  _id: Schema.String.annotate({
+    description: "24 hex digits from the sensor, time and type (what a post without _id was answered)"
+  }),
+  device: Schema.String.annotate({ description: "the device the sensor id was made from, or the sensor id itself" }),
+  date: Schema.Number.annotate({ description: "epoch milliseconds" }),
+  dateString: Schema.String.annotate({ description: "ISO-8601 in UTC" }),
+  sysTime: Schema.String,
+  utcOffset: Schema.Int,
+  type: Schema.Literals(["sgv", "mbg"]),
+  sgv: Schema.optional(Schema.Number).annotate({ description: "mg/dL, for sgv: 39 is LO and 401 HI" }),
+  mbg: Schema.optional(Schema.Number).annotate({ description: "mg/dL, for mbg (a manual reading)" }),
+  direction: Schema.optional(Schema.String).annotate({
+    description: "DexMon's trend as Nightscout names it: DoubleUp ... DoubleDown, or NOT COMPUTABLE"
+  }),
+  trend: Schema.optional(Schema.Int).annotate({
+    description: "the same as a number: 1 DoubleUp ... 7 DoubleDown, 8 NOT COMPUTABLE"
+  }),
+  delta: Schema.optional(Schema.NullOr(Schema.Number)).annotate({
+    description: "mg/dL since the sensor's previous reading within 15 minutes; null without one"
+  })
+}).annotate({ identifier: "NightscoutEntryOut" })
+export type NightscoutEntry = typeof NightscoutEntry.Type
+
+/** `count` of an entries read: Nightscout's default is 10. */
+const EntriesQuery = {
+  count: Schema.optional(
+    Schema.NumberFromString.check(
+      Schema.isInt(),
+      Schema.isBetween({ minimum: 1, maximum: 10_000 }, { message: "must be an integer from 1 to 10000" })
+    )
+  ).annotate({ description: "how many entries, newest first (default 10)" })
+}
+
+const entriesRead = <const Name extends string, const Path extends `/${string}`>(
+  name: Name,
+  path: Path,
+  summary: string
+) =>
+  HttpApiEndpoint.get(name, path, {
+    query: EntriesQuery,
+    success: Schema.Array(NightscoutEntry),
+    error: [ValidationError, NotModified, ServiceUnavailable]
+  }).annotateMerge(OpenApi.annotations({ summary }))
+
+const FIND =
+  "newest first; find[date|dateString|sgv][$gte|$gt|$lte|$lt|$eq] (and find[sgv][$in]=a|b) filter, the last 4 days when no date is given; If-Modified-Since answers 304"
+
+/** What `GET /api/v1/status.json` answers: enough of Nightscout's for its clients (units, thresholds, version). */
+export const NightscoutStatus = Schema.Struct({
+  status: Schema.Literal("ok"),
+  name: Schema.String,
+  version: Schema.String,
+  serverTime: Schema.String,
+  serverTimeEpoch: Schema.Number,
+  apiEnabled: Schema.Boolean,
+  careportalEnabled: Schema.Boolean,
+  boluscalcEnabled: Schema.Boolean,
+  settings: Schema.Struct({
+    units: Schema.Literals(["mg/dl", "mmol"]),
+    timeFormat: Schema.Int,
+    enable: Schema.Array(Schema.String),
+    thresholds: Schema.Struct({
+      bgHigh: Schema.Number.annotate({ description: "DexMon's very high boundary, 250 mg/dL" }),
+      bgTargetTop: Schema.Number.annotate({ description: "the user's HIGH alert threshold" }),
+      bgTargetBottom: Schema.Number.annotate({ description: "the user's LOW alert threshold" }),
+      bgLow: Schema.Number.annotate({ description: "the user's URGENT_LOW threshold" })
+    })
+  }),
+  extendedSettings: Schema.Struct({}),
+  authorized: Schema.NullOr(Schema.Unknown)
+}).annotate({ identifier: "NightscoutStatus" })
+export type NightscoutStatus = typeof NightscoutStatus.Type
+
 /** What `GET /api/v1/experiments/test` answers a credential that may post: Loop checks it before uploading. */
 export const NightscoutTestResult = Schema.Struct({ status: Schema.Literal("ok") })
 
@@ -154,6 +229,39 @@ export class NightscoutGroup extends HttpApiGroup.make("nightscout")
   .add(
     postEntries("postEntries", "/entries"),
     postEntries("postEntriesJson", "/entries.json"),
+    entriesRead("entries", "/entries", `Entries, ${FIND}`),
+    entriesRead("entriesJson", "/entries.json", `Entries as JSON, ${FIND}`),
+    entriesRead("entriesCsv", "/entries.csv", `Entries as CSV (dateString, date, sgv, direction, device), ${FIND}`),
+    entriesRead("entriesTsv", "/entries.tsv", `Entries tab-separated, ${FIND}`),
+    entriesRead("entriesTxt", "/entries.txt", `Entries tab-separated as text, ${FIND}`),
+    HttpApiEndpoint.get("entriesSpec", "/entries/:spec", {
+      params: { spec: Schema.String },
+      query: EntriesQuery,
+      success: Schema.Array(NightscoutEntry),
+      error: [ValidationError, NotFound, NotModified, ServiceUnavailable]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: `Entries of one type: sgv, mbg or current (the newest sgv), each optionally .json, .csv, .tsv or .txt; ${FIND}`
+      })
+    ),
+    HttpApiEndpoint.get("status", "/status.json", {
+      success: NightscoutStatus,
+      error: ServiceUnavailable
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Nightscout's status: version, units and the thresholds from the user's alert settings"
+      })
+    ),
+    HttpApiEndpoint.post("postDeviceStatus", "/devicestatus", {
+      payload: EntriesBody,
+      success: Schema.Array(NightscoutEntryEcho),
+      error: [ValidationError, Unauthorized]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary:
+          "Take an uploader's device status (one or an array, as xDrip+ sends after its entries): answered with _id, not kept"
+      })
+    ),
     HttpApiEndpoint.get("experimentsTest", "/experiments/test", {
       success: NightscoutTestResult,
       error: Unauthorized

@@ -26,6 +26,11 @@ const KNOWN_ROUTES = new Set([
   "/api/v1/alerts/active",
   "/api/v1/entries",
   "/api/v1/entries.json",
+  "/api/v1/entries.csv",
+  "/api/v1/entries.tsv",
+  "/api/v1/entries.txt",
+  "/api/v1/devicestatus",
+  "/api/v1/status.json",
   "/api/v1/experiments/test",
   "/healthz",
   "/readyz",
@@ -40,6 +45,7 @@ export const routeOf = (url: string): string => {
   if (KNOWN_ROUTES.has(path)) return path
   if (/^\/api\/v1\/readings\/[^/]+\/[^/]+$/.test(path)) return "/api/v1/readings/:sensor_id/:timestamp"
   if (/^\/api\/v1\/alerts\/[^/]+$/.test(path)) return "/api/v1/alerts/:alert_id"
+  if (/^\/api\/v1\/entries\/[^/]+$/.test(path)) return "/api/v1/entries/:spec"
   if (/^\/api\/v2\/authorization\/request\/[^/]+$/.test(path)) return "/api/v2/authorization/request/:token"
   return "other"
 }

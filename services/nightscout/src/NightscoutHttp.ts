@@ -1,14 +1,21 @@
-import { DexMonApi, NightscoutCurrentCaller, Unauthorized, ValidationError } from "@dexmon/api"
+import { randomBytes } from "node:crypto"
+import { DexMonApi, NightscoutCurrentCaller, NotFound, Unauthorized, ValidationError } from "@dexmon/api"
 import { presentedDigest } from "@dexmon/domain"
+import { UserAlertSettings } from "@dexmon/gateway"
 import { RateLimiter } from "@dexmon/platform"
 import { NightscoutCredentialStore } from "@dexmon/ports"
 import { Ingestion } from "@dexmon/receiver"
-import { Effect, Layer, Option } from "effect"
-import { HttpIncomingMessage, HttpServerRequest } from "effect/http"
+import { Clock, Effect, Layer, Option } from "effect"
+import { HttpIncomingMessage, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
+import { type EntriesSpec, entriesSpecFor, entriesSpecOf, entriesText, parseEntriesFind } from "./EntriesOut.ts"
 import { credentialStoreUnavailable, NightscoutAuthenticationLive, takeRateLimit } from "./NightscoutAuthentication.ts"
 import { decodeEntriesBody, NightscoutEntries } from "./NightscoutEntries.ts"
+import { NightscoutReads } from "./NightscoutReads.ts"
 import { NightscoutTokens } from "./NightscoutTokens.ts"
+
+/** How many entries a read answers when it does not say: Nightscout's default. */
+const DEFAULT_COUNT = 10
 
 /** Only a credential that may post: Nightscout answers a read-only one 401 too, and its clients expect that. */
 const requireUploader = Effect.gen(function* () {
@@ -21,12 +28,49 @@ const requireUploader = Effect.gen(function* () {
   return caller
 })
 
-/** The Nightscout endpoints: the HTTP edge of `NightscoutEntries`. */
+/** The JSON of a posted body, gzip-encoded or not; a 400 naming what is wrong with it. */
+const jsonBody = Effect.fnUntraced(function* (payload: Uint8Array) {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const maxBytes = Number(yield* HttpIncomingMessage.MaxBodySize)
+  const body = decodeEntriesBody(payload, request.headers["content-encoding"], maxBytes)
+  if (body._tag === "Invalid") {
+    return yield* ValidationError.fromIssues("payload", [{ path: "", message: body.message }])
+  }
+  return body.value
+})
+
+/**
+ * A device status as xDrip+ and Loop post it (battery, uploader, pump): answered as Nightscout does, each with
+ * an `_id`, so the uploader moves on; DexMon does not keep them yet.
+ */
+const postDeviceStatus = Effect.fn("NightscoutHttp.postDeviceStatus")(function* ({
+  payload
+}: {
+  readonly payload: Uint8Array
+}) {
+  yield* requireUploader
+  const body = yield* jsonBody(payload)
+  const items: ReadonlyArray<unknown> = Array.isArray(body) ? body : [body]
+  const issues = items.flatMap((item, index) =>
+    typeof item === "object" && item !== null && !Array.isArray(item)
+      ? []
+      : [{ path: Array.isArray(body) ? `[${index}]` : "", message: "a device status must be a JSON object" }]
+  )
+  if (issues.length > 0) return yield* ValidationError.fromIssues("payload", issues)
+  return items.map((item) => ({
+    ...(item as Record<string, unknown>),
+    _id: randomBytes(12).toString("hex"),
+    dexmon: { stored: false, reason: "device status is answered but not kept" }
+  }))
+})
+
+/** The Nightscout endpoints: the HTTP edge of `NightscoutEntries` and `NightscoutReads`. */
 const NightscoutEndpoints = HttpApiBuilder.group(
   DexMonApi,
   "nightscout",
   Effect.fn(function* (handlers) {
     const entries = yield* NightscoutEntries
+    const reads = yield* NightscoutReads
     const postEntries = Effect.fn("NightscoutHttp.postEntries")(function* ({
       payload
     }: {
@@ -41,12 +85,87 @@ const NightscoutEndpoints = HttpApiBuilder.group(
       }
       return yield* entries.post(caller.userId, body.value)
     })
+    const serveEntries = (spec: EntriesSpec) =>
+      Effect.fn("NightscoutHttp.entries")(function* ({
+        query
+      }: {
+        readonly query: { readonly count?: number | undefined }
+      }) {
+        const caller = yield* NightscoutCurrentCaller
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const now = yield* Clock.currentTimeMillis
+        const search = request.url.indexOf("?")
+        const find = parseEntriesFind(
+          new URLSearchParams(search === -1 ? "" : request.url.slice(search + 1)),
+          spec,
+          now
+        )
+        if (find._tag === "Invalid") return yield* ValidationError.fromIssues("query", find.issues)
+        const { entries, lastModified } = yield* reads.entries(
+          caller.userId,
+          find.filter,
+          spec.current ? 1 : (query.count ?? DEFAULT_COUNT)
+        )
+        const headers: Record<string, string> =
+          lastModified === undefined ? {} : { "last-modified": new Date(lastModified).toUTCString() }
+        // HTTP dates have whole seconds: what changed within the second of If-Modified-Since counts as changed.
+        const since = Date.parse(request.headers["if-modified-since"] ?? "")
+        if (lastModified !== undefined && Number.isFinite(since) && lastModified < since + 1000) {
+          return HttpServerResponse.empty({ status: 304, headers })
+        }
+        switch (spec.format) {
+          case "json":
+            return HttpServerResponse.jsonUnsafe(entries, { headers })
+          case "csv":
+            return HttpServerResponse.text(entriesText(entries, ","), { contentType: "text/csv", headers })
+          case "tsv":
+            return HttpServerResponse.text(entriesText(entries, "\t"), {
+              contentType: "text/tab-separated-values",
+              headers
+            })
+          case "txt":
+            return HttpServerResponse.text(entriesText(entries, "\t"), { contentType: "text/plain", headers })
+        }
+      })
     return handlers
+      .handle("entries", serveEntries(entriesSpecFor("json")))
+      .handle("entriesJson", serveEntries(entriesSpecFor("json")))
+      .handle("entriesCsv", serveEntries(entriesSpecFor("csv")))
+      .handle("entriesTsv", serveEntries(entriesSpecFor("tsv")))
+      .handle("entriesTxt", serveEntries(entriesSpecFor("txt")))
+      .handle(
+        "entriesSpec",
+        Effect.fn("NightscoutHttp.entriesSpec")(function* ({ params, query }) {
+          const spec = entriesSpecOf(params.spec)
+          if (spec === undefined) {
+            return yield* new NotFound({
+              message:
+                "DexMon serves /entries/sgv, /entries/mbg and /entries/current (each optionally .json, .csv, .tsv or .txt)"
+            })
+          }
+          return yield* serveEntries(spec)({ query })
+        })
+      )
+      .handle(
+        "status",
+        Effect.fn("NightscoutHttp.status")(function* () {
+          const caller = yield* NightscoutCurrentCaller
+          return yield* reads.status(caller.userId)
+        })
+      )
       .handle("postEntries", postEntries)
+      .handle("postDeviceStatus", postDeviceStatus)
       .handle("postEntriesJson", postEntries)
       .handle("experimentsTest", () => Effect.as(requireUploader, { status: "ok" as const }))
   })
-).pipe(Layer.provide(NightscoutEntries.layer.pipe(Layer.provide(Ingestion.layer))))
+).pipe(
+  Layer.provide(
+    Layer.mergeAll(
+      NightscoutEntries.layer.pipe(Layer.provide(Ingestion.layer)),
+      NightscoutReads.layer.pipe(Layer.provide(UserAlertSettings.layer))
+    )
+  )
+)
 
 /**
  * `/api/v2/authorization/request/<token>`: the access token in the path (never logged or traced: the request
@@ -63,7 +182,8 @@ const NightscoutAuthorizationEndpoints = HttpApiBuilder.group(
       "request",
       Effect.fn("NightscoutHttp.authorizationRequest")(function* ({ params }) {
         const identity = yield* store
-          .authenticate(presentedDigest(params.token))
+          // Nightguard asks for `request/token=<token>`.
+          .authenticate(presentedDigest(params.token.replace(/^token=/, "")))
           .pipe(Effect.catchTag("NightscoutCredentialStoreError", credentialStoreUnavailable("exchanging a token")))
         if (Option.isNone(identity)) {
           return yield* new Unauthorized({ message: "the access token is not valid: it is wrong or revoked" })
