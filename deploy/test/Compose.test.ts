@@ -12,7 +12,7 @@ const services = asObject(compose.services, "services")
 const service = (name: string) => asObject(services[name], `service ${name}`)
 
 /** The DexMon services: built from the repository's Dockerfile, each with its own entry point. */
-const LONG_RUNNING = ["receiver", "processor", "notifier", "deliverer", "gateway"]
+const LONG_RUNNING = ["receiver", "processor", "notifier", "deliverer", "gateway", "nightscout"]
 const DEXMON = [...LONG_RUNNING, "archiver"]
 
 /**
@@ -130,6 +130,7 @@ describe("docker-compose.yml", () => {
         "AUTH_AUDIENCE",
         "AUTH_JWKS_URL"
       ],
+      nightscout: ["KAFKA_BROKERS", "DATABASE_URL", "S3_BUCKET", "S3_ENDPOINT", "NIGHTSCOUT_JWT_SECRET"],
       archiver: ["DATABASE_URL", "S3_BUCKET", "S3_ENDPOINT", "DEXMON_HOT_RETENTION", "DEXMON_PUSHGATEWAY_URL"]
     }
     for (const [name, variables] of Object.entries(needs)) {

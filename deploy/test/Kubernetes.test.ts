@@ -48,7 +48,7 @@ const metadata = (object: Json) => asObject(object.metadata, `${object.kind} met
 const ofKind = (kind: string) => objects.map(({ object }) => object).filter((object) => object.kind === kind)
 const named = (kind: string, name: string) => ofKind(kind).find((object) => metadata(object).name === name)
 
-const LONG_RUNNING = ["receiver", "processor", "notifier", "deliverer", "gateway"]
+const LONG_RUNNING = ["receiver", "processor", "notifier", "deliverer", "gateway", "nightscout"]
 
 /** The pod spec of a Deployment or of a CronJob's jobs. */
 const podSpec = (object: Json): Json => {
@@ -237,7 +237,7 @@ describe("k8s manifests", () => {
   })
 
   it("the receiver and the gateway have a Service that selects their pods on the http port", () => {
-    for (const name of ["receiver", "gateway"]) {
+    for (const name of ["receiver", "gateway", "nightscout"]) {
       const service = named("Service", name)!
       expect(service, name).toBeDefined()
       const spec = asObject(service.spec, "service spec")
@@ -269,7 +269,7 @@ describe("k8s manifests", () => {
     }
   })
 
-  it("ingress is denied by default, open on 8080 to the receiver and gateway, and to Prometheus from monitoring", () => {
+  it("ingress is denied by default, open on 8080 to the receiver, the gateway and the Nightscout API, and to Prometheus from monitoring", () => {
     const policies = ofKind("NetworkPolicy").map((policy) => asObject(policy.spec, "policy spec"))
     const denyAll = policies.find(
       (spec) => Object.keys(asObject(spec.podSelector, "podSelector")).length === 0 && spec.ingress === undefined
@@ -278,6 +278,7 @@ describe("k8s manifests", () => {
 
     const publicPolicy = policies.find((spec) => JSON.stringify(spec.podSelector).includes("receiver"))!
     expect(JSON.stringify(publicPolicy.podSelector)).toContain("gateway")
+    expect(JSON.stringify(publicPolicy.podSelector)).toContain("nightscout")
     const publicRule = asObject(asArray(publicPolicy.ingress, "ingress")[0], "rule")
     expect(publicRule.from).toBeUndefined()
     expect(publicRule.ports).toEqual([{ protocol: "TCP", port: 8080 }])

@@ -74,5 +74,16 @@ export class GatewayApi extends HttpApi.make("dexmon")
   .middleware(RequestValidation)
   .annotate(HttpApi.ParseOptions, { errors: "all" }) {}
 
+/**
+ * What the Nightscout service serves when it runs alone: Nightscout's API for its uploaders and followers (entries
+ * in through the receiver's ingestion, reads hot and archived), the token exchange and health.
+ */
+export class NightscoutApi extends HttpApi.make("dexmon")
+  .add(NightscoutGroup)
+  .add(NightscoutAuthorizationGroup)
+  .add(HealthGroup)
+  .middleware(RequestValidation)
+  .annotate(HttpApi.ParseOptions, { errors: "all" }) {}
+
 /** What the processor and the notifier serve: health only, for probes. */
 export class HealthApi extends HttpApi.make("dexmon").add(HealthGroup) {}

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto"
 import { decodeReadings } from "@dexmon/archive"
 import type { Reading } from "@dexmon/domain"
 import { ArchiveStore, S3ArchiveStore } from "@dexmon/ports"
@@ -20,7 +21,8 @@ describe("the production topology: every service its own process, on Kafka, Post
         const processor = yield* makeServiceProcess("processor", env)
         const notifier = yield* makeServiceProcess("notifier", env)
         const gateway = yield* makeServiceProcess("gateway", env)
-        yield* Effect.all([receiver.start, processor.start, notifier.start, gateway.start], {
+        const nightscout = yield* makeServiceProcess("nightscout", env)
+        yield* Effect.all([receiver.start, processor.start, notifier.start, gateway.start, nightscout.start], {
           concurrency: "unbounded"
         })
         const token = yield* mint(key, { sub: "topology-user", scope: ALL })
@@ -28,6 +30,7 @@ describe("the production topology: every service its own process, on Kafka, Post
         const sensor = `${run}-cgm` as never
         const at = { threeHours: now - 3 * HOUR, twoHours: now - 2 * HOUR, ninetyMinutes: now - 1.5 * HOUR }
         const recent = now - 5 * 60_000
+        const uploaded = now - 10 * 60_000
 
         yield* Effect.gen(function* () {
           const app = yield* DexMonClient
@@ -48,6 +51,20 @@ describe("the production topology: every service its own process, on Kafka, Post
           yield* app.ingestion.postManual({ payload: { sensor_id: sensor, timestamp: recent, glucose_value: 150 } })
         }).pipe(Effect.provide(DexMonClient.layer({ baseUrl: receiver.baseUrl, token })))
 
+        // A Nightscout uploader of the same user, with a secret made through the gateway, posts to the Nightscout API.
+        const secret = yield* Effect.flatMap(DexMonClient, (app) =>
+          app.nightscoutCredentials.create({ payload: { kind: "api_secret" } })
+        ).pipe(Effect.provide(DexMonClient.layer({ baseUrl: gateway.baseUrl, token })))
+        const nightscoutHeaders = { "api-secret": createHash("sha1").update(secret.api_secret!).digest("hex") }
+        const uploadedStatus = yield* Effect.promise(() =>
+          fetch(`${nightscout.baseUrl}/api/v1/entries`, {
+            method: "POST",
+            headers: { ...nightscoutHeaders, "content-type": "application/json" },
+            body: JSON.stringify([{ type: "sgv", sgv: 101, date: uploaded, device: "xDrip-DexcomG6" }])
+          }).then((response) => response.status)
+        )
+        assert.strictEqual(uploadedStatus, 200)
+
         const read = Effect.gen(function* () {
           const app = yield* DexMonClient
           const items: Array<Reading> = []
@@ -65,13 +82,14 @@ describe("the production topology: every service its own process, on Kafka, Post
         }).pipe(Effect.provide(DexMonClient.layer({ baseUrl: gateway.baseUrl, token })))
 
         // The manual post for `recent` may be processed after the sensor one: wait for every reading and both alerts.
-        const stored = yield* eventually(read, (items) => items.length === 4)
+        const stored = yield* eventually(read, (items) => items.length === 5)
         assert.deepStrictEqual(
           stored.map((reading) => [reading.timestamp, reading.source, reading.glucose_value]),
           [
             [at.threeHours, "SENSOR", 60],
             [at.twoHours, "SENSOR", 120],
             [at.ninetyMinutes, "MANUAL", 100],
+            [uploaded, "SENSOR", 101],
             [recent, "SENSOR", 280]
           ]
         )
@@ -100,7 +118,7 @@ describe("the production topology: every service its own process, on Kafka, Post
         assert.match(JSON.stringify(summary), /"rows":3/)
 
         const hot = yield* database.sql<{ count: number }>`SELECT count(*)::int AS count FROM glucose_readings`
-        assert.strictEqual(hot[0]!.count, 1, "only the recent reading stays hot")
+        assert.strictEqual(hot[0]!.count, 2, "only the two recent readings stay hot")
         const store = yield* ArchiveStore.pipe(
           Effect.provide(S3ArchiveStore.layer.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv()))))
         )
@@ -111,8 +129,17 @@ describe("the production topology: every service its own process, on Kafka, Post
         }
         assert.deepStrictEqual(archived.sort(), [at.threeHours, at.twoHours, at.ninetyMinutes].sort())
 
-        // Old readings are still served, unchanged, through the same gateway.
+        // Old readings are still served, unchanged, through the same gateway, and through the Nightscout API.
         assert.deepStrictEqual(yield* read, stored)
+        const entries = yield* Effect.promise(() =>
+          fetch(`${nightscout.baseUrl}/api/v1/entries.json?count=100&find[date][$gte]=${at.threeHours}`, {
+            headers: nightscoutHeaders
+          }).then((response) => response.json() as Promise<ReadonlyArray<{ sgv?: number; mbg?: number }>>)
+        )
+        assert.deepStrictEqual(
+          entries.map((entry) => entry.sgv ?? entry.mbg),
+          [280, 101, 100, 120, 60]
+        )
       }),
     300_000
   )

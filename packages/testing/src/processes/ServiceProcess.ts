@@ -4,7 +4,15 @@ import { freePort } from "@dexmon/ports"
 import { Clock, Effect } from "effect"
 import { eventually } from "../Eventually.ts"
 
-export type ServiceName = "standalone" | "receiver" | "processor" | "notifier" | "deliverer" | "gateway" | "archiver"
+export type ServiceName =
+  | "standalone"
+  | "receiver"
+  | "processor"
+  | "notifier"
+  | "deliverer"
+  | "gateway"
+  | "nightscout"
+  | "archiver"
 
 /** Each service's entry point, as `pnpm <service>` runs it. */
 const entryOf = (service: ServiceName) => resolve(import.meta.dirname, `../../../../services/${service}/src/main.ts`)
