@@ -64,7 +64,16 @@ const tracedHeaders: Record<"request" | "response", ReadonlySet<string>> = {
 }
 
 /** `/api/v2/authorization/request/<token>` however the router would still match it (case, repeated slashes). */
-const tokenInPath = /^\/+api\/+v2\/+authorization\/+request\//i
+const tokenInPath = /^(\/+api\/+v2\/+authorization\/+request\/)[^?#]*/i
+
+/**
+ * A request path that carries a secret (Nightscout's token exchange), with the secret replaced by `REDACTED`; the
+ * path itself when it carries none. Such a path is never traced, and logged only in this form.
+ */
+export const redactPath = (url: string): string => url.replace(tokenInPath, "$1REDACTED").replace(/[?#].*$/, "")
+
+/** Whether a request's path carries a secret (see `redactPath`). */
+export const isSecretInPath = (url: string): boolean => tokenInPath.test(url)
 
 /**
  * What makes Effect's HTTP tracing leave secrets out: the server tracer

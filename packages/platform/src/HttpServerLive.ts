@@ -1,11 +1,12 @@
 import { createServer } from "node:http"
 import type { Duplex } from "node:stream"
 import { Caller } from "@dexmon/api"
-import { Metrics, RedactionLive } from "@dexmon/observability"
+import { isSecretInPath, Metrics, RedactionLive, redactPath } from "@dexmon/observability"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { ByteSize, Cause, Config, Duration, Effect, Exit, Layer, Option } from "effect"
 import {
   HttpIncomingMessage,
+  HttpMiddleware,
   HttpRouter,
   HttpServer,
   HttpServerError,
@@ -50,22 +51,33 @@ export const routeOf = (url: string): string => {
   return "other"
 }
 
-/** Counts and times every request by method, route and status, including refused and failed ones. */
+/**
+ * Counts and times every request by method, route and status, including refused and failed ones. A request whose
+ * path carries a secret (Nightscout's token exchange) is logged here with the secret redacted, instead of by the
+ * server's request logger, which would write the path as it came.
+ */
 const measureRequests = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     const stop = Metrics.httpRequestDuration.startTimer()
+    const secretInPath = isSecretInPath(request.url)
+    if (secretInPath) yield* HttpMiddleware.withLoggerDisabled(Effect.void)
     return yield* app.pipe(
-      Effect.onExit((exit) =>
-        Effect.sync(() => {
-          const status = Exit.isSuccess(exit)
-            ? exit.value.status
-            : HttpServerError.causeResponseStripped(exit.cause)[0].status
-          const labels = { method: request.method, route: routeOf(request.url), status: String(status) }
-          stop(labels)
-          Metrics.httpRequests.inc(labels)
-        })
-      )
+      Effect.onExit((exit) => {
+        const status = Exit.isSuccess(exit)
+          ? exit.value.status
+          : HttpServerError.causeResponseStripped(exit.cause)[0].status
+        const labels = { method: request.method, route: routeOf(request.url), status: String(status) }
+        stop(labels)
+        Metrics.httpRequests.inc(labels)
+        return secretInPath
+          ? Effect.annotateLogs(Effect.log("Sent HTTP response"), {
+              "http.method": request.method,
+              "http.url": redactPath(request.url),
+              "http.status": status
+            })
+          : Effect.void
+      })
     )
   })
 

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto"
 import { layerSpanProcessor } from "@dexmon/observability"
 import {
   ALL,
@@ -74,7 +75,7 @@ const assertNoSecret = (where: string, text: string, secrets: ReadonlyArray<stri
     .filter((secret) => text.includes(secret))
     .map((secret) => {
       const at = text.indexOf(secret)
-      return `${secret} in …${text.slice(Math.max(0, at - 200), at + secret.length + 60)}…`
+      return `${secret} in …${text.slice(Math.max(0, at - 600), at + secret.length + 60)}…`
     })
   assert.deepStrictEqual(found, [], `secrets recorded in ${where}`)
 }
@@ -172,6 +173,29 @@ describe("secrets are never recorded (issue 16)", () => {
           what: "the webhook delivery",
           times: 300
         })
+        // Nightscout's credentials, used as its tools send them: the secret's SHA-1 in `api-secret` and `?secret=`,
+        // a token in `?token=` and in the path of the JWT exchange, and the JWT as a bearer.
+        const apiSecret = JSON.parse(
+          (yield* call(`${base}/api/v1/nightscout/credentials`, { headers: bearer, body: { kind: "api_secret" } })).text
+        ).api_secret as string
+        const readable = JSON.parse(
+          (yield* call(`${base}/api/v1/nightscout/credentials`, { headers: bearer, body: { kind: "token" } })).text
+        ).token as string
+        const secretSha1 = createHash("sha1").update(apiSecret).digest("hex")
+        const uploaded = yield* call(`${base}/api/v1/entries`, {
+          headers: { "api-secret": secretSha1 },
+          body: [{ sgv: 120, date: now - 120_000, device: "xDrip-DexcomG6" }]
+        })
+        assert.strictEqual(uploaded.status, 200, uploaded.text)
+        assert.strictEqual((yield* call(`${base}/api/v1/experiments/test?secret=${secretSha1}`)).status, 200)
+        assert.strictEqual((yield* call(`${base}/api/v1/entries.json?token=${readable}`)).status, 200)
+        const grant = yield* call(`${base}/api/v2/authorization/request/${readable}`)
+        assert.strictEqual(grant.status, 200, grant.text)
+        const jwt = JSON.parse(grant.text).token as string
+        const followed = yield* call(`${base}/api/v1/status.json`, { headers: { authorization: `Bearer ${jwt}` } })
+        assert.strictEqual(followed.status, 200, followed.text)
+        const nightscoutSecrets = [apiSecret, secretSha1, readable, jwt]
+
         const metrics = yield* call(`${base}/metrics`)
 
         // Every request's server span has ended (the /metrics scrape's included).
@@ -205,8 +229,13 @@ describe("secrets are never recorded (issue 16)", () => {
         const refusedInUrl = servers().find((s) => String(s.attributes["url.query"]).includes("access_token="))
         assert.include(String(refusedInUrl?.attributes["url.query"]), "access_token=REDACTED")
 
+        // The token exchange, whose path holds the token, is not traced; the other Nightscout requests are, redacted.
+        assert.isFalse(servers().some((span) => String(span.attributes["url.path"]).includes("/authorization/")))
+        assert.include(String(spanOf("/api/v1/entries.json", 200).attributes["url.query"]), "token=REDACTED")
+        assert.strictEqual(spanOf("/api/v1/entries", 200).attributes["http.request.header.api-secret"], "<redacted>")
+
         // Nothing secret anywhere: spans (attributes, events, status), log lines, the metrics exposition.
-        const secrets = everyMarker(markers, [token])
+        const secrets = everyMarker(markers, [token, ...nightscoutSecrets])
         assertNoSecret("spans", collector.spans.map(spanText).join("\n"), secrets)
         assertNoSecret("logs", logs.text(), secrets)
         assertNoSecret("/metrics", metrics.text, secrets)
