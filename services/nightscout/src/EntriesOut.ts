@@ -98,7 +98,7 @@ export const parseEntriesFind = (
       if (numbers.some((number) => !Number.isFinite(number)) || raw.trim() === "") {
         issues.push({
           path: key,
-          message: "must be a number (mg/dL)" + (operator === "in" ? ", or numbers joined by |" : "")
+          message: `must be a number (mg/dL)${operator === "in" ? ", or numbers joined by |" : ""}`
         })
         continue
       }

@@ -157,12 +157,7 @@ describe("decodeEntriesBody", () => {
   })
 
   it.each([
-    [
-      "a body that decompresses past the limit",
-      gzipSync("[" + " ".repeat(5_000) + "]"),
-      "gzip",
-      "more than 1000 bytes"
-    ],
+    ["a body that decompresses past the limit", gzipSync(`[${" ".repeat(5_000)}]`), "gzip", "more than 1000 bytes"],
     ["a body that is not gzip", new TextEncoder().encode(json), "gzip", "not valid gzip"],
     ["an encoding it does not take", new TextEncoder().encode(json), "br", "br is not supported"],
     ["text that is not JSON", new TextEncoder().encode("[{"), undefined, "not valid JSON"]

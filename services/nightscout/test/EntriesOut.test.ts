@@ -44,7 +44,7 @@ describe("parseEntriesFind", () => {
       "find[date][$gte]=1000&find[dateString][$gte]=1970-01-01T00:00:02.000+00:00",
       [2000, now + DAY]
     ],
-    ["an upper bound alone: 4 days before it", "find[date][$lt]=" + String(10 * DAY), [6 * DAY, 10 * DAY]]
+    ["an upper bound alone: 4 days before it", `find[date][$lt]=${String(10 * DAY)}`, [6 * DAY, 10 * DAY]]
   ])("bounds the range by %s", (_, query, [from, to]) => {
     const filter = filterOf(query)
     assert.deepStrictEqual([filter.from, filter.to], [from, to])
