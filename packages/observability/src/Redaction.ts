@@ -63,17 +63,27 @@ const tracedHeaders: Record<"request" | "response", ReadonlySet<string>> = {
   response: new Set(["content-type", "www-authenticate", "retry-after", "set-cookie"])
 }
 
-/** `/api/v2/authorization/request/<token>` however the router would still match it (case, repeated slashes). */
-const tokenInPath = /^(\/+api\/+v2\/+authorization\/+request\/)[^?#]*/i
+/** `/api/v2/authorization/request/<token>`, in any case and with repeated slashes, as the router matches it. */
+const tokenInPath = /^\/+api\/+v2\/+authorization\/+request\//i
 
 /**
- * A request path that carries a secret (Nightscout's token exchange), with the secret replaced by `REDACTED`; the
- * path itself when it carries none. Such a path is never traced, and logged only in this form.
+ * A request target as the router reads its path: without an absolute form's `scheme://host` (what a request
+ * through a forward proxy carries), with `%xx` escapes decoded (one by one, so a malformed one stays).
  */
-export const redactPath = (url: string): string => url.replace(tokenInPath, "$1REDACTED").replace(/[?#].*$/, "")
+const routedTarget = (url: string): string =>
+  url
+    .replace(/^[a-z][a-z\d+.-]*:\/\/[^/?#]*/i, "")
+    .replace(/%([0-9a-f]{2})/gi, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
 
-/** Whether a request's path carries a secret (see `redactPath`). */
-export const isSecretInPath = (url: string): boolean => tokenInPath.test(url)
+/** Whether a request's path carries a secret (Nightscout's token exchange), however it is spelt. */
+export const isSecretInPath = (url: string): boolean => tokenInPath.test(routedTarget(url))
+
+/**
+ * A request's path for a log line: without its query, and with the secret replaced when the path carries one (such
+ * a path is never traced either).
+ */
+export const redactPath = (url: string): string =>
+  isSecretInPath(url) ? "/api/v2/authorization/request/REDACTED" : (url.split(/[?#]/)[0] ?? "")
 
 /**
  * What makes Effect's HTTP tracing leave secrets out: the server tracer
@@ -90,7 +100,7 @@ export const RedactionLive = Layer.mergeAll(
     tracedHeaders[phase].has(name.toLowerCase())
   ),
   // Nightscout's token exchange carries the access token in the path, which the span's url.path would keep.
-  Layer.succeed(HttpMiddleware.TracerDisabledWhen, (request) => tokenInPath.test(request.url))
+  Layer.succeed(HttpMiddleware.TracerDisabledWhen, (request) => isSecretInPath(request.url))
 )
 
 /**

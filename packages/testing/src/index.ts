@@ -21,8 +21,11 @@ export * from "./browsers/Chromium.ts"
 export * from "./Certificates.ts"
 // Clocks that are off or stopped, for runs that must see a given time.
 export * from "./Clocks.ts"
-// Counterparts the services talk to: an OAuth issuer, a webhook endpoint.
+// Counterparts the services talk to: an OAuth issuer, a webhook endpoint; the CGM clouds that Nightscout
+// uploaders read from (Dexcom Share, LibreLinkUp).
+export * from "./counterparts/DexcomShare.ts"
 export * from "./counterparts/Issuer.ts"
+export * from "./counterparts/LibreLinkUp.ts"
 export * from "./counterparts/WebhookReceiver.ts"
 // Waiting on a real signal.
 export * from "./Eventually.ts"

@@ -61,6 +61,9 @@ export const parseDateString = (text: string): number | undefined => {
   return local - sign * offsetMinutes * 60_000
 }
 
+/** Why an entry was answered but not kept. */
+export type IgnoredKind = "calibration" | "device_error" | "other_type" | "out_of_range" | "out_of_time"
+
 /** What became of one posted entry. */
 export type EntryOutcome =
   | {
@@ -73,17 +76,30 @@ export type EntryOutcome =
     }
   | {
       readonly _tag: "Ignored"
-      /** Why, for the metric: a calibration, a device error code, or a type DexMon does not keep. */
-      readonly kind: "calibration" | "device_error" | "other_type"
+      /**
+       * Why, for the metric: a calibration, a device error code, a type DexMon does not keep, a value outside what
+       * a sensor or meter reads, or a time DexMon does not take (too far ahead, older than the hot retention).
+       */
+      readonly kind: IgnoredKind
       readonly reason: string
       readonly id: string
     }
 
-/** The posted entries, each as an outcome and as the echo Nightscout's clients expect, in the order posted. */
+/** The posted entries, each with its outcome, in the order posted. */
 export interface TranslatedEntries {
   readonly outcomes: ReadonlyArray<EntryOutcome>
-  readonly echoes: ReadonlyArray<Record<string, unknown>>
+  readonly posted: ReadonlyArray<Record<string, unknown>>
 }
+
+/** A posted entry as Nightscout's clients expect it back: as posted, with its `_id`, and what DexMon did with it. */
+export const echoOf = (posted: Record<string, unknown>, outcome: EntryOutcome): Record<string, unknown> => ({
+  ...posted,
+  _id: outcome.id,
+  dexmon:
+    outcome._tag === "Reading"
+      ? { stored: true, sensor_id: outcome.reading.sensor_id, source: outcome.source }
+      : { stored: false, reason: outcome.reason }
+})
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value)
@@ -91,8 +107,10 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
 /**
  * Turns a posted body (one entry or an array) into readings of `userId`, or the issues of every bad entry
  * (paths `[i].field` in an array, `field` for one entry). An `sgv` entry becomes a SENSOR reading, an `mbg`
- * entry a MANUAL one; `cal` entries, other types and `sgv` values below 39 (device error codes) are ignored and
- * said so in the echo. Nothing is half-read: any issue refuses the whole body.
+ * entry a MANUAL one; `cal` entries, other types, `sgv` values below 39 (device error codes) and values outside
+ * what a sensor or meter reads are ignored, and the echo says so: an uploader resends a refused post, so one odd
+ * value must not hold every reading after it back. Only a malformed entry (a field of the wrong type, no time)
+ * refuses the whole body.
  */
 export const translateEntries = (
   userId: UserId,
@@ -107,7 +125,7 @@ export const translateEntries = (
   const items: ReadonlyArray<unknown> = Array.isArray(body) ? body : [body]
   const issues: Array<ValidationIssue> = []
   const outcomes: Array<EntryOutcome> = []
-  const echoes: Array<Record<string, unknown>> = []
+  const posted: Array<Record<string, unknown>> = []
   items.forEach((item, index) => {
     const at = (field: string) => (single ? field : `[${index}].${field}`)
     const where = single ? "the body" : `[${index}]`
@@ -160,17 +178,11 @@ export const translateEntries = (
     if (type === "mbg" && mbg === undefined && issues.length === before) {
       issues.push({ path: at("mbg"), message: "an mbg entry needs mbg, in mg/dL" })
     }
-    if (type === "sgv" && sgv !== undefined && sgv > SGV_MAX) {
-      issues.push({ path: at("sgv"), message: `must be at most ${SGV_MAX} mg/dL (401 means HI)` })
-    }
-    if (type === "mbg" && mbg !== undefined && (mbg < MBG_MIN || mbg > SGV_MAX)) {
-      issues.push({ path: at("mbg"), message: `must be from ${MBG_MIN} to ${SGV_MAX} mg/dL` })
-    }
     if (issues.length > before || type === undefined) return
     const sensorId = sensorIdOf(userId, device)
     const id = postedId ?? entryIdOf(sensorId, timestamp ?? 0, type)
     const timePath = at(date !== undefined ? "date" : "dateString")
-    const ignored = (kind: "calibration" | "device_error" | "other_type", reason: string): EntryOutcome => ({
+    const ignored = (kind: IgnoredKind, reason: string): EntryOutcome => ({
       _tag: "Ignored",
       kind,
       reason,
@@ -183,33 +195,30 @@ export const translateEntries = (
               "device_error",
               `sgv ${sgv} is a device error code (below ${SGV_LOW}, which means LO), not a reading`
             )
-          : {
-              _tag: "Reading",
-              source: "SENSOR",
-              reading: { sensor_id: sensorId, timestamp, glucose_value: sgv },
-              timePath,
-              id
-            }
+          : sgv > SGV_MAX
+            ? ignored("out_of_range", `sgv ${sgv} is above ${SGV_MAX} mg/dL, more than any sensor reads (401 means HI)`)
+            : {
+                _tag: "Reading",
+                source: "SENSOR",
+                reading: { sensor_id: sensorId, timestamp, glucose_value: sgv },
+                timePath,
+                id
+              }
         : type === "mbg" && mbg !== undefined && timestamp !== undefined
-          ? {
-              _tag: "Reading",
-              source: "MANUAL",
-              reading: { sensor_id: sensorId, timestamp, glucose_value: mbg },
-              timePath,
-              id
-            }
+          ? mbg < MBG_MIN || mbg > SGV_MAX
+            ? ignored("out_of_range", `mbg ${mbg} is outside ${MBG_MIN} to ${SGV_MAX} mg/dL, what a meter reads`)
+            : {
+                _tag: "Reading",
+                source: "MANUAL",
+                reading: { sensor_id: sensorId, timestamp, glucose_value: mbg },
+                timePath,
+                id
+              }
           : type === "cal"
             ? ignored("calibration", "calibration entries are not kept")
             : ignored("other_type", `entries of type ${type} are not kept`)
     outcomes.push(outcome)
-    echoes.push({
-      ...item,
-      _id: id,
-      dexmon:
-        outcome._tag === "Reading"
-          ? { stored: true, sensor_id: sensorId, source: outcome.source }
-          : { stored: false, reason: outcome.reason }
-    })
+    posted.push(item)
   })
-  return issues.length > 0 ? { _tag: "Invalid", issues } : { _tag: "Translated", entries: { outcomes, echoes } }
+  return issues.length > 0 ? { _tag: "Invalid", issues } : { _tag: "Translated", entries: { outcomes, posted } }
 }

@@ -5,6 +5,9 @@ import { entryIdOf, parseDateString } from "./Entries.ts"
 
 const DAY = 86_400_000
 
+/** The latest instant a filter may name: the end of the year 9999, as far as ISO-8601 and PostgreSQL reach. */
+const LATEST_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
+
 /** How far back a read without a lower date bound looks: Nightscout's default, the last 4 days. */
 export const DEFAULT_LOOKBACK_MS = 4 * DAY
 
@@ -119,6 +122,10 @@ export const parseEntriesFind = (
       continue
     }
     const time = operator === "in" ? undefined : timeOf(field as "date" | "dateString", raw)
+    if (time !== undefined && (time < 0 || time > LATEST_TIME)) {
+      issues.push({ path: key, message: "must be an instant from 1970 to 9999" })
+      continue
+    }
     if (time === undefined) {
       issues.push({
         path: key,
@@ -140,11 +147,13 @@ export const parseEntriesFind = (
     if (upper !== undefined) to = to === undefined ? upper : Math.min(to, upper)
   }
   if (issues.length > 0) return { _tag: "Invalid", issues }
-  const end = to ?? now + DAY
+  // Nothing is stored past now (give or take the 5 minutes a phone's clock may run ahead): an end past a day
+  // from now reads as a day from now, and the default start is 4 days before now or the end, whichever is first.
+  const end = Math.min(to ?? now + DAY, now + DAY)
   return {
     _tag: "Filter",
     filter: {
-      from: from ?? end - DEFAULT_LOOKBACK_MS,
+      from: from ?? Math.min(end, now) - DEFAULT_LOOKBACK_MS,
       to: end,
       types,
       matchesValue: (glucose) => value.every((test) => test(glucose))

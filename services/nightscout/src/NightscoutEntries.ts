@@ -6,11 +6,11 @@ import {
   type ServiceUnavailable,
   ValidationError
 } from "@dexmon/api"
-import type { Source, UserId } from "@dexmon/domain"
+import { HotRetention, type Source, type UserId } from "@dexmon/domain"
 import { Metrics } from "@dexmon/observability"
-import { Ingestion } from "@dexmon/receiver"
-import { Context, Effect, Layer } from "effect"
-import { type EntryOutcome, translateEntries } from "./Entries.ts"
+import { Ingestion, MAX_FUTURE_SKEW_MS } from "@dexmon/receiver"
+import { Clock, Context, Effect, Layer } from "effect"
+import { type EntryOutcome, echoOf, translateEntries } from "./Entries.ts"
 
 /**
  * The JSON of an entries body, decompressed when it says `Content-Encoding: gzip`. The decompressed text may be
@@ -58,8 +58,8 @@ const chunksOf = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<Reado
 }
 
 /**
- * Nightscout entries into DexMon's pipeline. A body is translated whole (`translateEntries`) and every reading's
- * time checked before anything is appended, so a bad body changes nothing. The readings then go through the
+ * Nightscout entries into DexMon's pipeline. A body is translated whole (`translateEntries`) before anything is
+ * appended, so a malformed body changes nothing. The readings then go through the
  * receiver's `Ingestion` (ownership, alert-settings version, event log) in batches of at most 1,000 of one
  * source: a post of any length is taken. When a later batch fails after an earlier one was appended, the answer
  * is the failure and posting the same entries again is safe: a reading is stored once per (sensor, time).
@@ -77,38 +77,57 @@ export class NightscoutEntries extends Context.Service<
     NightscoutEntries,
     Effect.gen(function* () {
       const ingestion = yield* Ingestion
+      const retention = yield* HotRetention
 
       const post = Effect.fn("NightscoutEntries.post")(function* (userId: UserId, body: unknown) {
         const translated = translateEntries(userId, body)
         if (translated._tag === "Invalid") return yield* ValidationError.fromIssues("payload", translated.issues)
-        const { outcomes, echoes } = translated.entries
+        const { posted } = translated.entries
+        // Times DexMon does not take are answered, not refused, for the same reason as odd values (see
+        // `translateEntries`); `now` is also the instant Ingestion checks against, so none fails there.
+        const now = yield* Clock.currentTimeMillis
+        const outcomes = translated.entries.outcomes.map((outcome): EntryOutcome => {
+          if (outcome._tag !== "Reading") return outcome
+          const at = outcome.reading.timestamp
+          if (at > now + MAX_FUTURE_SKEW_MS) {
+            return { _tag: "Ignored", kind: "out_of_time", reason: "more than 5 minutes in the future", id: outcome.id }
+          }
+          if (at < now - retention.millis) {
+            const days = Math.round(retention.millis / 86_400_000)
+            return {
+              _tag: "Ignored",
+              kind: "out_of_time",
+              reason: `older than the hot retention (${days} days)`,
+              id: outcome.id
+            }
+          }
+          return outcome
+        })
         const readings = outcomes.filter((outcome): outcome is Reading => outcome._tag === "Reading")
-        yield* ingestion.check(
-          readings.map((outcome) => outcome.reading),
-          (index) => readings[index]?.timePath ?? ""
-        )
         for (const source of ["SENSOR", "MANUAL"] as const satisfies ReadonlyArray<Source>) {
-          for (const chunk of chunksOf(
-            readings.filter((outcome) => outcome.source === source),
-            MAX_BATCH_SIZE
-          )) {
+          // Oldest first across the batches too: uploaders post newest first, and the alert engine judges a
+          // sensor's readings in log order (Ingestion sorts within a batch; the sort is stable).
+          const ofSource = readings
+            .filter((outcome) => outcome.source === source)
+            .sort((a, b) => a.reading.timestamp - b.reading.timestamp)
+          for (const chunk of chunksOf(ofSource, MAX_BATCH_SIZE)) {
             yield* ingestion.accept(
               userId,
               source,
               chunk.map((outcome): ReadingInput => outcome.reading),
-              (index) => chunk[index]?.timePath ?? ""
+              (index) => chunk[index]?.timePath ?? "",
+              now
             )
           }
         }
-        const ignored = outcomes.length - readings.length
         for (const outcome of outcomes) {
           if (outcome._tag === "Ignored") Metrics.nightscoutEntriesIgnored.inc({ kind: outcome.kind })
         }
         yield* Effect.annotateCurrentSpan({
           "dexmon.nightscout.entries": outcomes.length,
-          "dexmon.nightscout.ignored": ignored
+          "dexmon.nightscout.ignored": outcomes.length - readings.length
         })
-        return echoes
+        return outcomes.map((outcome, index) => echoOf(posted[index] ?? {}, outcome))
       })
 
       return NightscoutEntries.of({ post })

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
 import { DexMonApi, NightscoutCurrentCaller, NotFound, Unauthorized, ValidationError } from "@dexmon/api"
 import { presentedDigest } from "@dexmon/domain"
 import { UserAlertSettings } from "@dexmon/gateway"
@@ -28,10 +28,32 @@ const requireUploader = Effect.gen(function* () {
   return caller
 })
 
+/** The body limit when the server does not set one: the same as `DEXMON_MAX_BODY_BYTES`'s default. */
+const DEFAULT_MAX_BODY_BYTES = 1_048_576
+
+/**
+ * Whether the client's copy is current: its `If-None-Match` names the ETag, or (without one) its
+ * `If-Modified-Since` is no earlier than the second of the last change. An `If-Modified-Since` in the future is
+ * ignored (a client clock ahead would otherwise hold every change back).
+ */
+export const notModified = (
+  headers: Readonly<Record<string, string | undefined>>,
+  etag: string,
+  lastModified: number | undefined,
+  now: number
+): boolean => {
+  const match = headers["if-none-match"]
+  if (match !== undefined) return match.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag)
+  const since = Date.parse(headers["if-modified-since"] ?? "")
+  return lastModified !== undefined && Number.isFinite(since) && since <= now && lastModified < since + 1000
+}
+
 /** The JSON of a posted body, gzip-encoded or not; a 400 naming what is wrong with it. */
 const jsonBody = Effect.fnUntraced(function* (payload: Uint8Array) {
   const request = yield* HttpServerRequest.HttpServerRequest
-  const maxBytes = Number(yield* HttpIncomingMessage.MaxBodySize)
+  // The server sets the body limit (`DEXMON_MAX_BODY_BYTES`); a host that does not gets the same default.
+  const limit = yield* HttpIncomingMessage.MaxBodySize
+  const maxBytes = limit === undefined ? DEFAULT_MAX_BODY_BYTES : Number(limit)
   const body = decodeEntriesBody(payload, request.headers["content-encoding"], maxBytes)
   if (body._tag === "Invalid") {
     return yield* ValidationError.fromIssues("payload", [{ path: "", message: body.message }])
@@ -77,13 +99,7 @@ const NightscoutEndpoints = HttpApiBuilder.group(
       readonly payload: Uint8Array
     }) {
       const caller = yield* requireUploader
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const maxBytes = Number(yield* HttpIncomingMessage.MaxBodySize)
-      const body = decodeEntriesBody(payload, request.headers["content-encoding"], maxBytes)
-      if (body._tag === "Invalid") {
-        return yield* ValidationError.fromIssues("payload", [{ path: "", message: body.message }])
-      }
-      return yield* entries.post(caller.userId, body.value)
+      return yield* entries.post(caller.userId, yield* jsonBody(payload))
     })
     const serveEntries = (spec: EntriesSpec) =>
       Effect.fn("NightscoutHttp.entries")(function* ({
@@ -106,11 +122,14 @@ const NightscoutEndpoints = HttpApiBuilder.group(
           find.filter,
           spec.current ? 1 : (query.count ?? DEFAULT_COUNT)
         )
-        const headers: Record<string, string> =
-          lastModified === undefined ? {} : { "last-modified": new Date(lastModified).toUTCString() }
-        // HTTP dates have whole seconds: what changed within the second of If-Modified-Since counts as changed.
-        const since = Date.parse(request.headers["if-modified-since"] ?? "")
-        if (lastModified !== undefined && Number.isFinite(since) && lastModified < since + 1000) {
+        // The ETag names exactly what is served (trends and deltas included); Last-Modified the newest change
+        // among the readings read, to the second, as HTTP dates go.
+        const etag = `"${createHash("sha256").update(JSON.stringify(entries)).digest("hex").slice(0, 24)}"`
+        const headers: Record<string, string> = {
+          etag,
+          ...(lastModified === undefined ? {} : { "last-modified": new Date(lastModified).toUTCString() })
+        }
+        if (notModified(request.headers, etag, lastModified, now)) {
           return HttpServerResponse.empty({ status: 304, headers })
         }
         switch (spec.format) {

@@ -8,11 +8,30 @@ import { type EntriesFilter, nightscoutEntryOf } from "./EntriesOut.ts"
 
 const HOUR = 3_600_000
 
+const DAY = 24 * HOUR
+
 /**
- * The spans an entries read looks back over, newest first, each wider than the last: a follower asking for the
- * newest reading every minute reads an hour, not four days.
+ * How far back from its end (or now, if sooner) an entries read looks, in steps, each read only when the ones
+ * before found fewer than `count` matches: a follower asking for the newest reading every minute reads an hour,
+ * not four days. No step adds more than 15 days (21,600 one-minute readings), and a read looks back 90 days at
+ * most: a client reaches further with date bounds.
  */
-const LOOKBACK_STEPS = [HOUR, 6 * HOUR, 24 * HOUR, 4 * 24 * HOUR, 30 * 24 * HOUR, 365 * 24 * HOUR]
+const LOOKBACK_STEPS = [
+  HOUR,
+  6 * HOUR,
+  DAY,
+  4 * DAY,
+  10 * DAY,
+  20 * DAY,
+  30 * DAY,
+  45 * DAY,
+  60 * DAY,
+  75 * DAY,
+  90 * DAY
+]
+
+/** After this many readings a read stops looking further back, and serves what matched: a bound on its memory. */
+export const MAX_SCANNED_READINGS = 50_000
 
 /** The Nightscout version DexMon answers as: the API it speaks is Nightscout 15's v1. */
 export const NIGHTSCOUT_VERSION = "15.0.2-dexmon"
@@ -61,18 +80,25 @@ export class NightscoutReads extends Context.Service<
         function* (userId: UserId, filter: EntriesFilter, count: number) {
           const matches = (reading: Reading) =>
             filter.types.has(reading.source === "SENSOR" ? "sgv" : "mbg") && filter.matchesValue(reading.glucose_value)
-          // Read back from the end in widening steps until `count` match or the range is read: `seen` holds every
-          // reading of [start, to), oldest first, so a reading's previous one is usually among them.
-          let seen: ReadonlyArray<Reading> = []
+          // Read back from the end in widening steps until `count` match, the range is read or the scan is spent:
+          // `seen` holds every reading of [start, to), oldest first, so a reading's previous one is usually there.
+          const now = yield* Clock.currentTimeMillis
+          const anchor = Math.min(filter.to, now)
+          const pieces: Array<ReadonlyArray<Reading>> = []
           let start = filter.to
+          let matched = 0
+          let scanned = 0
           for (const step of LOOKBACK_STEPS) {
-            if (start <= filter.from) break
-            const next = Math.max(filter.from, filter.to - step)
-            seen = [...(yield* readAll(userId, next, start)), ...seen]
+            if (start <= filter.from || matched >= count || scanned >= MAX_SCANNED_READINGS) break
+            const next = Math.max(filter.from, anchor - step)
+            if (next >= start) continue
+            const piece = yield* readAll(userId, next, start)
+            pieces.unshift(piece)
+            matched += piece.filter(matches).length
+            scanned += piece.length
             start = next
-            if (seen.filter(matches).length >= count) break
           }
-          if (start > filter.from) seen = [...(yield* readAll(userId, filter.from, start)), ...seen]
+          const seen = pieces.flat()
           const chosen = new Set(seen.filter(matches).slice(-count))
           const lastBySensor = new Map<string, TimedGlucose>()
           const served: Array<NightscoutEntry> = []
@@ -89,8 +115,9 @@ export class NightscoutReads extends Context.Service<
                       ? yield* previousSensorReading(readings, userId, reading)
                       : undefined
               served.push(nightscoutEntryOf(reading, previous))
-              lastModified = Math.max(lastModified ?? 0, reading.updated_at)
             }
+            // A change to any reading read, a served one's previous reading included, changes what is served.
+            lastModified = Math.max(lastModified ?? 0, reading.updated_at)
             if (reading.source === "SENSOR") {
               lastBySensor.set(reading.sensor_id, { timestamp: reading.timestamp, value: reading.glucose_value })
             }

@@ -78,6 +78,12 @@ export class NightscoutTokens extends Context.Service<
         if (secret.length < 32) {
           return yield* Effect.die(new Error("NIGHTSCOUT_JWT_SECRET must be at least 32 characters"))
         }
+        // The manifests' placeholder is long enough, and public: anyone could sign JWTs with it.
+        if (/change-me/i.test(secret)) {
+          return yield* Effect.die(
+            new Error("NIGHTSCOUT_JWT_SECRET is still the placeholder from the manifests: set a random one")
+          )
+        }
         return NightscoutTokens.make(new TextEncoder().encode(secret))
       }
       yield* Effect.logInfo(

@@ -2,7 +2,7 @@ import { gzipSync } from "node:zlib"
 import { SensorId, UserId } from "@dexmon/domain"
 import { assert, describe, it } from "@effect/vitest"
 import fc from "fast-check"
-import { entryIdOf, parseDateString, sensorIdOf, translateEntries } from "../src/Entries.ts"
+import { echoOf, entryIdOf, parseDateString, sensorIdOf, translateEntries } from "../src/Entries.ts"
 import { decodeEntriesBody } from "../src/NightscoutEntries.ts"
 
 const alice = UserId.make("alice")
@@ -64,7 +64,9 @@ describe("translateEntries", () => {
   const translated = (body: unknown) => {
     const result = translateEntries(alice, body)
     assert.strictEqual(result._tag, "Translated", JSON.stringify(result))
-    return result._tag === "Translated" ? result.entries : { outcomes: [], echoes: [] }
+    if (result._tag !== "Translated") return { outcomes: [], echoes: [] }
+    const { outcomes, posted } = result.entries
+    return { outcomes, echoes: outcomes.map((outcome, index) => echoOf(posted[index]!, outcome)) }
   }
   const issuesOf = (body: unknown) => {
     const result = translateEntries(alice, body)
@@ -106,22 +108,24 @@ describe("translateEntries", () => {
     )
   })
 
-  it("echoes calibrations, other types and device error codes in order, not kept, each saying why", () => {
+  it("echoes calibrations, other types, device error codes and values no sensor or meter reads in order, not kept, each saying why", () => {
     const { outcomes, echoes } = translated([
       { type: "cal", date: at, slope: 1000, intercept: 0, scale: 1 },
       { sgv: 5, date: at },
       { type: "sensor", date: at },
-      { sgv: 401, date: at }
+      { sgv: 401, date: at },
+      { sgv: 700, date: at },
+      { type: "mbg", mbg: 12, date: at }
     ])
     assert.deepStrictEqual(
       outcomes.map((outcome) => (outcome._tag === "Ignored" ? outcome.kind : outcome.reading.glucose_value)),
-      ["calibration", "device_error", "other_type", 401]
+      ["calibration", "device_error", "other_type", 401, "out_of_range", "out_of_range"]
     )
     assert.deepStrictEqual(
       echoes.map((echo) => (echo.dexmon as { stored: boolean }).stored),
-      [false, false, false, true]
+      [false, false, false, true, false, false]
     )
-    assert.strictEqual(echoes.length, 4, "Loop checks that every posted entry is answered")
+    assert.strictEqual(echoes.length, 6, "Loop checks that every posted entry is answered")
   })
 
   it("names every bad entry and field, in an array and in a single entry, and translates nothing", () => {
@@ -136,7 +140,7 @@ describe("translateEntries", () => {
         "sgv",
         { date: at }
       ]).map((issue) => issue.path),
-      ["[1].sgv", "[2].date", "[3].sgv", "[4].mbg", "[5].dateString", "[6]", "[7].type"]
+      ["[1].sgv", "[2].date", "[4].mbg", "[5].dateString", "[6]", "[7].type"]
     )
     assert.deepStrictEqual(
       issuesOf({ sgv: 120, date: "yesterday" }).map((issue) => [issue.path, issue.message]),

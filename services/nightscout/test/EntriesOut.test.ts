@@ -24,7 +24,7 @@ const filterOf = (query: string) => {
 describe("parseEntriesFind", () => {
   it("reads the last 4 days, both types, when nothing is asked", () => {
     const filter = filterOf("count=10&token=readable-x")
-    assert.deepStrictEqual([filter.from, filter.to], [now + DAY - DEFAULT_LOOKBACK_MS, now + DAY])
+    assert.deepStrictEqual([filter.from, filter.to], [now - DEFAULT_LOOKBACK_MS, now + DAY])
     assert.deepStrictEqual([...filter.types], ["sgv", "mbg"])
   })
 
@@ -44,7 +44,8 @@ describe("parseEntriesFind", () => {
       "find[date][$gte]=1000&find[dateString][$gte]=1970-01-01T00:00:02.000+00:00",
       [2000, now + DAY]
     ],
-    ["an upper bound alone: 4 days before it", `find[date][$lt]=${String(10 * DAY)}`, [6 * DAY, 10 * DAY]]
+    ["an upper bound alone: 4 days before it", `find[date][$lt]=${String(10 * DAY)}`, [6 * DAY, 10 * DAY]],
+    ["an upper bound past tomorrow: tomorrow", `find[date][$lte]=${String(now + 30 * DAY)}`, [now - 4 * DAY, now + DAY]]
   ])("bounds the range by %s", (_, query, [from, to]) => {
     const filter = filterOf(query)
     assert.deepStrictEqual([filter.from, filter.to], [from, to])

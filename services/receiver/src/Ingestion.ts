@@ -54,13 +54,20 @@ export class Ingestion extends Context.Service<
      */
     readonly check: (
       readings: ReadonlyArray<ReadingInput>,
-      timestampPathOf: (index: number) => string
+      timestampPathOf: (index: number) => string,
+      now?: number
     ) => Effect.Effect<void, ValidationError>
+    /**
+     * Appends the readings as one batch. `checkedAt` is the instant their times are checked against (default: now),
+     * so a caller that sorted out the times it does not take, and then appends in several batches, is not refused
+     * in a later batch by a clock that moved on.
+     */
     readonly accept: (
       userId: UserId,
       source: Source,
       readings: ReadonlyArray<ReadingInput>,
-      timestampPathOf: (index: number) => string
+      timestampPathOf: (index: number) => string,
+      checkedAt?: number
     ) => Effect.Effect<Accepted, ValidationError | Forbidden | ServiceUnavailable>
   }
 >()("dexmon/receiver/Ingestion") {
@@ -95,9 +102,10 @@ export class Ingestion extends Context.Service<
 
       const check = Effect.fn("Ingestion.check")(function* (
         readings: ReadonlyArray<ReadingInput>,
-        timestampPathOf: (index: number) => string
+        timestampPathOf: (index: number) => string,
+        checkedAt?: number
       ) {
-        const now = yield* Clock.currentTimeMillis
+        const now = checkedAt ?? (yield* Clock.currentTimeMillis)
         const issues: Array<ValidationIssue> = []
         readings.forEach((reading, index) => {
           if (reading.timestamp > now + MAX_FUTURE_SKEW_MS) {
@@ -118,9 +126,10 @@ export class Ingestion extends Context.Service<
         userId: UserId,
         source: Source,
         readings: ReadonlyArray<ReadingInput>,
-        timestampPathOf: (index: number) => string
+        timestampPathOf: (index: number) => string,
+        checkedAt?: number
       ) {
-        yield* check(readings, timestampPathOf)
+        yield* check(readings, timestampPathOf, checkedAt)
         const now = yield* Clock.currentTimeMillis
         // A sensor belongs to the user whose accepted batch first posted it: another user's batch is refused
         // whole, and claims none of its new sensors. The refusal names no sensor: which of them is someone

@@ -2,6 +2,7 @@ import { connect, type Socket } from "node:net"
 import { createServer, type TLSSocket } from "node:tls"
 import { Effect } from "effect"
 import type { IssuedCertificate } from "../Certificates.ts"
+import { listenOnLoopback } from "../counterparts/Loopback.ts"
 
 /**
  * A TLS front for a server that speaks plain TCP (as a load balancer or an ingress terminates TLS in
@@ -30,24 +31,9 @@ export const makeTlsFront = Effect.fn("TlsFront.make")(function* (
   })
   // A client that refuses the certificate ends the handshake: the front's side of it is no failure.
   server.on("tlsClientError", () => undefined)
-  const port = yield* Effect.acquireRelease(
-    Effect.callback<number, Error>((resume) => {
-      server.once("error", (error) => resume(Effect.fail(error)))
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address()
-        resume(
-          typeof address === "object" && address !== null
-            ? Effect.succeed(address.port)
-            : Effect.fail(new Error("the TLS front has no port"))
-        )
-      })
-    }),
-    () =>
-      Effect.callback<void>((resume) => {
-        for (const socket of open) socket.destroy()
-        server.close(() => resume(Effect.void))
-      })
-  ).pipe(Effect.orDie)
+  const port = yield* listenOnLoopback(server, "the TLS front", () => {
+    for (const socket of open) socket.destroy()
+  })
   return {
     port,
     url: `https://127.0.0.1:${port}`,

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto"
+import { request as httpRequest } from "node:http"
 import { layerSpanProcessor } from "@dexmon/observability"
 import {
   ALL,
@@ -33,6 +34,21 @@ const call = (url: string, init: { readonly headers?: Record<string, string>; re
       ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) })
     })
     return { status: response.status, text: await response.text() }
+  })
+
+/** A GET with the request target exactly as given (an absolute form, say), which `fetch` would normalise. */
+const rawGet = (port: number, target: string) =>
+  Effect.callback<{ readonly status: number; readonly text: string }>((resume) => {
+    const request = httpRequest({ host: "127.0.0.1", port, path: target, method: "GET" }, (response) => {
+      let text = ""
+      response.setEncoding("utf8")
+      response.on("data", (chunk: string) => {
+        text += chunk
+      })
+      response.on("end", () => resume(Effect.succeed({ status: response.statusCode ?? 0, text })))
+    })
+    request.on("error", (error) => resume(Effect.die(error)))
+    request.end()
   })
 
 /**
@@ -194,7 +210,15 @@ describe("secrets are never recorded (issue 16)", () => {
         const jwt = JSON.parse(grant.text).token as string
         const followed = yield* call(`${base}/api/v1/status.json`, { headers: { authorization: `Bearer ${jwt}` } })
         assert.strictEqual(followed.status, 200, followed.text)
-        const nightscoutSecrets = [apiSecret, secretSha1, readable, jwt]
+        // The same exchange spelt as the router still matches it: an escape in the path, the absolute form a
+        // forward proxy sends.
+        const spelt = JSON.parse((yield* call(`${base}/api/v2/authorization/%72equest/${readable}`)).text) as {
+          readonly token?: string
+        }
+        assert.isString(spelt.token)
+        const absolute = yield* rawGet(port, `http://dexmon.example/api/v2/authorization/request/${readable}`)
+        assert.strictEqual(absolute.status, 200, absolute.text)
+        const nightscoutSecrets = [apiSecret, secretSha1, readable, jwt, spelt.token!, JSON.parse(absolute.text).token]
 
         const metrics = yield* call(`${base}/metrics`)
 
