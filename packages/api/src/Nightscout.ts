@@ -217,6 +217,27 @@ export const NightscoutStatus = Schema.Struct({
 }).annotate({ identifier: "NightscoutStatus" })
 export type NightscoutStatus = typeof NightscoutStatus.Type
 
+/** A sensor's latest device status as the Nightscout endpoints serve it. */
+export const NightscoutDeviceStatusOut = Schema.Struct({
+  _id: Schema.String,
+  device: Schema.String,
+  created_at: Schema.String.annotate({ description: "ISO-8601 in UTC" }),
+  uploaderBattery: Schema.optional(Schema.Number).annotate({ description: "percent" }),
+  uploader: Schema.optional(Schema.Unknown).annotate({ description: "the uploader object as posted" })
+}).annotate({ identifier: "NightscoutDeviceStatus" })
+export type NightscoutDeviceStatusOut = typeof NightscoutDeviceStatusOut.Type
+
+const deviceStatusRead = <const Name extends string, const Path extends `/${string}`>(name: Name, path: Path) =>
+  HttpApiEndpoint.get(name, path, {
+    query: EntriesQuery,
+    success: Schema.Array(NightscoutDeviceStatusOut),
+    error: ServiceUnavailable
+  }).annotateMerge(
+    OpenApi.annotations({
+      summary: "The latest device status of each of the user's uploaders' sensors, newest first (count, default 10)"
+    })
+  )
+
 /** What `GET /api/v1/experiments/test` answers a credential that may post: Loop checks it before uploading. */
 export const NightscoutTestResult = Schema.Struct({ status: Schema.Literal("ok") })
 
@@ -255,13 +276,15 @@ export class NightscoutGroup extends HttpApiGroup.make("nightscout")
     HttpApiEndpoint.post("postDeviceStatus", "/devicestatus", {
       payload: EntriesBody,
       success: Schema.Array(NightscoutEntryEcho),
-      error: [ValidationError, Unauthorized]
+      error: [ValidationError, Unauthorized, ServiceUnavailable]
     }).annotateMerge(
       OpenApi.annotations({
         summary:
-          "Take an uploader's device status (one or an array, as xDrip+ sends after its entries): answered with _id, not kept"
+          "Take an uploader's device status (one or an array, as xDrip+ and Loop send them): its uploader fields and battery are kept on the device's sensor"
       })
     ),
+    deviceStatusRead("deviceStatus", "/devicestatus"),
+    deviceStatusRead("deviceStatusJson", "/devicestatus.json"),
     HttpApiEndpoint.get("experimentsTest", "/experiments/test", {
       success: NightscoutTestResult,
       error: Unauthorized

@@ -48,6 +48,7 @@ describe("the OpenAPI document generated from the one HttpApi declaration", () =
       "/api/v1/alerts/{alert_id}/acknowledge",
       "/api/v1/alerts/{alert_id}/snooze",
       "/api/v1/devicestatus",
+      "/api/v1/devicestatus.json",
       "/api/v1/entries",
       "/api/v1/entries.csv",
       "/api/v1/entries.json",

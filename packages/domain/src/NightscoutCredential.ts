@@ -97,3 +97,20 @@ export const credentialHint = (secret: string): string => secret.slice(secret.la
  */
 export const presentedDigest = (presented: string): string =>
   sha256(/^[0-9a-fA-F]{40}$|^[0-9a-fA-F]{128}$/.test(presented) ? presented.toLowerCase() : presented)
+
+/**
+ * An uploader's latest device status for one of its sensors, as Nightscout's `devicestatus` carries it: the
+ * uploader's battery and fields (xDrip+'s and Loop's `uploader`, the older `uploaderBattery`).
+ */
+export interface NightscoutDeviceStatus {
+  readonly user_id: UserId
+  readonly sensor_id: string
+  /** The uploader's `device`, as posted. */
+  readonly device: string
+  /** Epoch milliseconds: the status's `created_at`, or when it was received. */
+  readonly created_at: number
+  /** Percent, when the status says. */
+  readonly uploader_battery: number | null
+  /** The status's `uploader` object as posted (battery, name, type), JSON text of at most 4 KiB; null without one. */
+  readonly uploader: string | null
+}

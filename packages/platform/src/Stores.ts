@@ -11,6 +11,7 @@ import {
   PostgresDeliveryOutbox,
   PostgresEventLog,
   PostgresNightscoutCredentialStore,
+  PostgresNightscoutDeviceStatusStore,
   PostgresReadingStore,
   PostgresSensorOwnership,
   PostgresWebhookStore,
@@ -154,6 +155,11 @@ export const WebhookStoreLive = PostgresWebhookStore.layer.pipe(Layer.provide(Sq
  * embedded server): the gateway creates them, and the Nightscout endpoints authenticate by them.
  */
 export const NightscoutCredentialStoreLive = PostgresNightscoutCredentialStore.layer.pipe(Layer.provide(SqlClientLive))
+
+/** Nightscout uploaders' latest device status per sensor, in the same database. */
+export const NightscoutDeviceStatusStoreLive = PostgresNightscoutDeviceStatusStore.layer.pipe(
+  Layer.provide(SqlClientLive)
+)
 
 /**
  * The webhook delivery outbox, in the same database (`DATABASE_URL` or the

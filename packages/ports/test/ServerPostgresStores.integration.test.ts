@@ -8,6 +8,7 @@ import {
   PostgresArchiveLedger,
   PostgresDeliveryOutbox,
   PostgresNightscoutCredentialStore,
+  PostgresNightscoutDeviceStatusStore,
   PostgresSensorOwnership,
   PostgresWebhookStore,
   SqlReadingStore
@@ -24,6 +25,7 @@ import {
 import { archiveLedgerContract } from "./contracts/ArchiveLedgerContract.ts"
 import { deliveryOutboxContract } from "./contracts/DeliveryOutboxContract.ts"
 import { nightscoutCredentialStoreContract } from "./contracts/NightscoutCredentialStoreContract.ts"
+import { nightscoutDeviceStatusStoreContract } from "./contracts/NightscoutDeviceStatusStoreContract.ts"
 import { readingStoreContract } from "./contracts/ReadingStoreContract.ts"
 import { sensorOwnershipContract } from "./contracts/SensorOwnershipContract.ts"
 import { webhookStoreContract } from "./contracts/WebhookStoreContract.ts"
@@ -38,6 +40,7 @@ const both = Layer.mergeAll(
   PostgresAlertSettingsStore.layer,
   PostgresWebhookStore.layer,
   PostgresNightscoutCredentialStore.layer,
+  PostgresNightscoutDeviceStatusStore.layer,
   PostgresDeliveryOutbox.layer
 ).pipe(Layer.provideMerge(Layer.fresh(layerServerPostgresTest)))
 
@@ -106,3 +109,4 @@ alertSettingsStoreContract(`PostgreSQL table on ${server}`, both)
 webhookStoreContract(`PostgreSQL table on ${server}`, both)
 deliveryOutboxContract(`PostgreSQL tables on ${server}`, both)
 nightscoutCredentialStoreContract(`PostgreSQL tables on ${server}`, both)
+nightscoutDeviceStatusStoreContract(`PostgreSQL table on ${server}`, both)

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto"
+import { createHash } from "node:crypto"
 import { DexMonApi, NightscoutCurrentCaller, NotFound, Unauthorized, ValidationError } from "@dexmon/api"
 import { presentedDigest } from "@dexmon/domain"
 import { UserAlertSettings } from "@dexmon/gateway"
@@ -10,6 +10,7 @@ import { HttpIncomingMessage, HttpServerRequest, HttpServerResponse } from "effe
 import { HttpApiBuilder } from "effect/http-api"
 import { type EntriesSpec, entriesSpecFor, entriesSpecOf, entriesText, parseEntriesFind } from "./EntriesOut.ts"
 import { credentialStoreUnavailable, NightscoutAuthenticationLive, takeRateLimit } from "./NightscoutAuthentication.ts"
+import { NightscoutDeviceStatuses } from "./NightscoutDeviceStatuses.ts"
 import { decodeEntriesBody, NightscoutEntries } from "./NightscoutEntries.ts"
 import { NightscoutReads } from "./NightscoutReads.ts"
 import { NightscoutTokens } from "./NightscoutTokens.ts"
@@ -61,31 +62,6 @@ const jsonBody = Effect.fnUntraced(function* (payload: Uint8Array) {
   return body.value
 })
 
-/**
- * A device status as xDrip+ and Loop post it (battery, uploader, pump): answered as Nightscout does, each with
- * an `_id`, so the uploader moves on; DexMon does not keep them yet.
- */
-const postDeviceStatus = Effect.fn("NightscoutHttp.postDeviceStatus")(function* ({
-  payload
-}: {
-  readonly payload: Uint8Array
-}) {
-  yield* requireUploader
-  const body = yield* jsonBody(payload)
-  const items: ReadonlyArray<unknown> = Array.isArray(body) ? body : [body]
-  const issues = items.flatMap((item, index) =>
-    typeof item === "object" && item !== null && !Array.isArray(item)
-      ? []
-      : [{ path: Array.isArray(body) ? `[${index}]` : "", message: "a device status must be a JSON object" }]
-  )
-  if (issues.length > 0) return yield* ValidationError.fromIssues("payload", issues)
-  return items.map((item) => ({
-    ...(item as Record<string, unknown>),
-    _id: randomBytes(12).toString("hex"),
-    dexmon: { stored: false, reason: "device status is answered but not kept" }
-  }))
-})
-
 /** The Nightscout endpoints: the HTTP edge of `NightscoutEntries` and `NightscoutReads`. */
 const NightscoutEndpoints = HttpApiBuilder.group(
   DexMonApi,
@@ -93,6 +69,15 @@ const NightscoutEndpoints = HttpApiBuilder.group(
   Effect.fn(function* (handlers) {
     const entries = yield* NightscoutEntries
     const reads = yield* NightscoutReads
+    const deviceStatuses = yield* NightscoutDeviceStatuses
+    const latestDeviceStatuses = Effect.fn("NightscoutHttp.deviceStatus")(function* ({
+      query
+    }: {
+      readonly query: { readonly count?: number | undefined }
+    }) {
+      const caller = yield* NightscoutCurrentCaller
+      return yield* deviceStatuses.latest(caller.userId, query.count ?? DEFAULT_COUNT)
+    })
     const postEntries = Effect.fn("NightscoutHttp.postEntries")(function* ({
       payload
     }: {
@@ -173,7 +158,15 @@ const NightscoutEndpoints = HttpApiBuilder.group(
         })
       )
       .handle("postEntries", postEntries)
-      .handle("postDeviceStatus", postDeviceStatus)
+      .handle(
+        "postDeviceStatus",
+        Effect.fn("NightscoutHttp.postDeviceStatus")(function* ({ payload }) {
+          const caller = yield* requireUploader
+          return yield* deviceStatuses.post(caller.userId, yield* jsonBody(payload))
+        })
+      )
+      .handle("deviceStatus", latestDeviceStatuses)
+      .handle("deviceStatusJson", latestDeviceStatuses)
       .handle("postEntriesJson", postEntries)
       .handle("experimentsTest", () => Effect.as(requireUploader, { status: "ok" as const }))
   })
@@ -181,7 +174,8 @@ const NightscoutEndpoints = HttpApiBuilder.group(
   Layer.provide(
     Layer.mergeAll(
       NightscoutEntries.layer.pipe(Layer.provide(Ingestion.layer)),
-      NightscoutReads.layer.pipe(Layer.provide(UserAlertSettings.layer))
+      NightscoutReads.layer.pipe(Layer.provide(UserAlertSettings.layer)),
+      NightscoutDeviceStatuses.layer
     )
   )
 )

@@ -1,6 +1,7 @@
 export * from "./Entries.ts"
 export * from "./EntriesOut.ts"
 export * from "./NightscoutAuthentication.ts"
+export * from "./NightscoutDeviceStatuses.ts"
 export * from "./NightscoutEntries.ts"
 export * from "./NightscoutHttp.ts"
 export * from "./NightscoutReads.ts"

@@ -10,6 +10,7 @@ import {
   HealthHttp,
   layerHttpServer,
   NightscoutCredentialStoreLive,
+  NightscoutDeviceStatusStoreLive,
   Readiness,
   runService,
   SensorOwnershipLive
@@ -35,6 +36,7 @@ runService(
         SensorOwnershipLive,
         EventLogLive,
         NightscoutCredentialStoreLive,
+        NightscoutDeviceStatusStoreLive,
         EventIds.layer,
         HotRetention.layerConfig,
         AlertRules.layerConfig

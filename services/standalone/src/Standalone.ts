@@ -18,6 +18,7 @@ import {
   HealthHttp,
   layerHttpServer,
   NightscoutCredentialStoreLive,
+  NightscoutDeviceStatusStoreLive,
   Readiness,
   SensorOwnershipLive,
   WebhookStoreLive
@@ -51,6 +52,7 @@ export const StandaloneLive = Layer.mergeAll(
       AlertSettingsStoreLive,
       WebhookStoreLive,
       NightscoutCredentialStoreLive,
+      NightscoutDeviceStatusStoreLive,
       DeliveryOutboxLive,
       WebhookSender.layerConfig,
       AlertStoreLive,

@@ -524,7 +524,7 @@ layer(SharedDexMon.layer, { timeout: "120 seconds", excludeTestServices: true })
     )
 
     it.effect(
-      "status.json names the user's thresholds and follows a change of the alert settings; a bad filter is a 400 naming it",
+      "status.json names the user's thresholds and follows a change of the alert settings; a bad filter is a 400 naming it; device statuses are kept per sensor, the latest of each",
       () =>
         Effect.gen(function* () {
           const user = "ns-status-user"
@@ -568,13 +568,51 @@ layer(SharedDexMon.layer, { timeout: "120 seconds", excludeTestServices: true })
             ["find[date][$gte]"]
           )
           assert.strictEqual((yield* nightscout("GET", `/api/v1/entries/cal.json${query}`)).status, 404)
-          // xDrip+ posts its device status after its entries: answered, so it moves on.
-          const status = yield* nightscout("POST", "/api/v1/devicestatus", {
-            headers: { "api-secret": sha1(secret.api_secret!) },
-            body: { device: "xDrip-DexcomG6", uploaderBattery: 87 }
+          // Device statuses as xDrip+ (battery in `uploader`) and an older uploader (`uploaderBattery`) post them:
+          // each kept as the latest of its device's sensor, the same sensor as its entries'.
+          const uploader = { "api-secret": sha1(secret.api_secret!) }
+          const now = yield* Clock.currentTimeMillis
+          const iso = (millis: number) => new Date(millis).toISOString()
+          const posted = yield* nightscout("POST", "/api/v1/devicestatus", {
+            headers: uploader,
+            body: [
+              { device: "xDrip-DexcomG6", created_at: iso(now - 120_000), uploader: { battery: 87, name: "phone" } },
+              { device: "share2", created_at: iso(now - 60_000), uploaderBattery: 40 }
+            ]
           })
-          assert.strictEqual(status.status, 200)
-          assert.strictEqual((status.body as ReadonlyArray<Record<string, unknown>>)[0]!.uploaderBattery, 87)
+          assert.strictEqual(posted.status, 200, JSON.stringify(posted.body))
+          assert.strictEqual((posted.body as ReadonlyArray<Record<string, unknown>>)[0]!.device, "xDrip-DexcomG6")
+          // An older status of the xDrip+ phone, arriving late, changes nothing; a newer one replaces it.
+          yield* nightscout("POST", "/api/v1/devicestatus", {
+            headers: uploader,
+            body: { device: "xDrip-DexcomG6", created_at: iso(now - 180_000), uploader: { battery: 95 } }
+          })
+          yield* nightscout("POST", "/api/v1/devicestatus", {
+            headers: uploader,
+            body: { device: "xDrip-DexcomG6", created_at: iso(now - 30_000), uploader: { battery: 86 } }
+          })
+          const kept = yield* nightscout("GET", `/api/v1/devicestatus.json${query}`)
+          assert.deepStrictEqual(
+            (kept.body as ReadonlyArray<Record<string, unknown>>).map((status) => [
+              status.device,
+              status.created_at,
+              status.uploaderBattery
+            ]),
+            [
+              ["xDrip-DexcomG6", iso(now - 30_000), 86],
+              ["share2", iso(now - 60_000), 40]
+            ]
+          )
+          const malformed = yield* nightscout("POST", "/api/v1/devicestatus", {
+            headers: uploader,
+            body: [{ device: "xDrip-DexcomG6" }, "battery 50"]
+          })
+          assert.deepStrictEqual(
+            (malformed.body as { readonly issues: ReadonlyArray<{ readonly path: string }> }).issues.map(
+              (issue) => issue.path
+            ),
+            ["[1]"]
+          )
         })
     )
   }
