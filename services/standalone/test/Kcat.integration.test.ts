@@ -12,7 +12,9 @@ import { kcatVersion, unpackedKcat } from "../../../infra/kcat/Kcat.ts"
 
 const brokers = requiredServer("KAFKA_BROKERS")
 const encoder = new TextEncoder()
-const t0 = Date.parse("2026-11-24T08:00:00.000Z")
+// Log times an hour back: a fixed date ages past the topic's retention (the broker's default, 7 days) and the
+// broker deletes the records before kcat reads them, so the reads came back empty once that date was a week old.
+const t0 = Math.floor(Date.now() / 60_000) * 60_000 - 3_600_000
 
 const kafka = KafkaEventLog.layer.pipe(
   Layer.provideMerge(Layer.succeed(Topics, Topics.make(2, `kcat-${Date.now().toString(36)}.`))),
