@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto"
 import { gzipSync } from "node:zlib"
 import { DexMonClient } from "@dexmon/sdk"
-import { eventually } from "@dexmon/testing"
+import { eventually, makeDexMonProcessWith } from "@dexmon/testing"
 import { assert, layer } from "@effect/vitest"
 import { Clock, Effect } from "effect"
 import { apiSecretOf, asUser, readingsOf, SharedDexMon } from "./support/SharedDexMon.ts"
@@ -374,6 +374,40 @@ layer(SharedDexMon.layer, { timeout: "120 seconds", excludeTestServices: true })
       })
   )
 
+  it.effect("a credential's user past the rate limit gets 429 with Retry-After, as on DexMon's own API", () =>
+    Effect.gen(function* () {
+      // Test processes run without the limit; this one has a small one: 1 a second, bursts of 5.
+      const limited = yield* makeDexMonProcessWith({
+        SECURITY_DISABLED: "true",
+        DEXMON_RATE_LIMIT_PER_SECOND: "1",
+        DEXMON_RATE_LIMIT_BURST: "5"
+      })
+      yield* limited.start
+      const secret = yield* Effect.flatMap(DexMonClient, (client) =>
+        client.nightscoutCredentials.create({ payload: { kind: "api_secret" } })
+      ).pipe(Effect.provide(DexMonClient.layer({ baseUrl: limited.baseUrl, userId: "ns-rate-user" })))
+      const answers = yield* Effect.forEach(Array.from({ length: 10 }), () =>
+        Effect.promise(async () => {
+          const response = await fetch(`${limited.baseUrl}/api/v1/experiments/test`, {
+            headers: { "api-secret": sha1(secret.api_secret!) }
+          })
+          return {
+            status: response.status,
+            retryAfter: response.headers.get("retry-after"),
+            body: await response.json()
+          }
+        })
+      )
+      const statuses = answers.map((answer) => answer.status)
+      // Creating the secret spent one of the five; the rest of the burst passes, then the limit refuses.
+      assert.deepStrictEqual(statuses.slice(0, 4), [200, 200, 200, 200], JSON.stringify(statuses))
+      const refused = answers.filter((answer) => answer.status === 429)
+      assert.isAtLeast(refused.length, 4, JSON.stringify(statuses))
+      assert.strictEqual((refused[0]!.body as { readonly _tag: string })._tag, "TooManyRequests")
+      assert.isAtLeast(Number(refused[0]!.retryAfter), 1)
+    })
+  )
+
   it.effect(
     "a token is exchanged for a JWT at /api/v2/authorization/request, which works as a bearer until its credential is revoked",
     () =>
@@ -532,7 +566,18 @@ layer(SharedDexMon.layer, { timeout: "120 seconds", excludeTestServices: true })
           (yield* nightscout("GET", `/api/v1/entries.json?token=${readable.token}`, { headers: since })).status,
           304
         )
-        yield* Effect.sleep("1100 millis")
+        // The ETag names exactly what is served: If-None-Match with it is a 304 as well, until it changes.
+        const etag = nightguard.headers.get("etag")
+        assert.isString(etag)
+        const sameQuery = `/api/v1/entries.json?find%5Bdate%5D%5B$gt%5D=${at(0) - 1}.0&find%5Bdate%5D%5B$lte%5D=${at(15)}.0&count=1440&token=${readable.token}`
+        assert.strictEqual((yield* nightscout("GET", sameQuery, { headers: { "if-none-match": etag! } })).status, 304)
+        // A change is told apart to the second only: the next reading is posted once the server's own clock
+        // (its Date header) is past the second of Last-Modified.
+        yield* eventually(
+          nightscout("GET", `/api/v1/status.json?token=${readable.token}`),
+          (answer) => Date.parse(answer.headers.get("date") ?? "") > Date.parse(lastModified!),
+          { what: "the server's clock past the second of Last-Modified", every: "50 millis" }
+        )
         yield* nightscout("POST", "/api/v1/entries", {
           headers: uploader,
           body: [{ type: "sgv", sgv: 131, date: at(15), device: "xDrip-DexcomG6" }]
@@ -542,6 +587,7 @@ layer(SharedDexMon.layer, { timeout: "120 seconds", excludeTestServices: true })
         })
         const changed = yield* nightscout("GET", `/api/v1/entries.json?token=${readable.token}`, { headers: since })
         assert.strictEqual(changed.status, 200)
+        assert.strictEqual((yield* nightscout("GET", sameQuery, { headers: { "if-none-match": etag! } })).status, 200)
         assert.strictEqual((changed.body as ReadonlyArray<Record<string, unknown>>)[0]!.sgv, 131)
 
         // Another user's credential reads only that user's entries: none here.
