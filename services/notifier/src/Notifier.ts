@@ -136,7 +136,8 @@ const CONFLICT_RETRIES = 10
  * then. A crash before the state write decides the batch again, to the same
  * rows and, for the same decisions, the same notification keys (an episode's
  * first, repeat n, its reminder, its all clear): notifications are at least
- * once. A redelivered record is at or before its sensor's position and
+ * once. A shutdown is no crash: it lets a batch's append and state write
+ * finish together, so a graceful stop appends nothing twice. A redelivered record is at or before its sensor's position and
  * changes nothing, so crashes and rebalances are exact.
  *
  * A clock fiber ticks, once a `DEXMON_ALERT_TICK_EVERY`, the sensors whose
@@ -248,17 +249,7 @@ export const NotifierLive = Layer.effectDiscard(
       // Before the states: a notification appended and then lost with its state is decided and appended again,
       // while one whose state was written first could be lost.
       const notifications = changes.filter((change) => change.notify).map(toNotification)
-      if (notifications.length > 0) {
-        const traceHeaders = yield* currentTraceHeaders
-        yield* eventLog.append(
-          names.alerts,
-          notifications.map((notification) => ({
-            key: notification.sensor_id,
-            value: encoder.encode(encodeAlertNotification(notification)),
-            headers: { ...alertNotificationHeaders(notification), ...traceHeaders }
-          }))
-        )
-      }
+      const traceHeaders = notifications.length > 0 ? yield* currentTraceHeaders : {}
       const writes = [...working.values()]
         .filter((entry) => entry.changed)
         .map((entry) => ({
@@ -271,7 +262,24 @@ export const NotifierLive = Layer.effectDiscard(
           },
           expected_revision: entry.revision
         }))
-      if (writes.length > 0) yield* states.save(writes)
+      // Not interrupted between the two: a shutdown (SIGTERM, a rolling restart) that cut in after the append
+      // would leave the states behind it, and the next owner would decide and append the same notifications
+      // again. The shutdown waits for the state write instead (its deadline, `DEXMON_SHUTDOWN_TIMEOUT`, bounds it).
+      yield* Effect.uninterruptible(
+        Effect.gen(function* () {
+          if (notifications.length > 0) {
+            yield* eventLog.append(
+              names.alerts,
+              notifications.map((notification) => ({
+                key: notification.sensor_id,
+                value: encoder.encode(encodeAlertNotification(notification)),
+                headers: { ...alertNotificationHeaders(notification), ...traceHeaders }
+              }))
+            )
+          }
+          if (writes.length > 0) yield* states.save(writes)
+        })
+      )
       return changes
     })
 
