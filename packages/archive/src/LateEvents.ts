@@ -64,6 +64,7 @@ export const applyLateEvents = (
           timestamp: event.timestamp,
           glucose_value: event.glucose_value,
           source: event.source,
+          ...(event.sensor_limit === undefined ? {} : { sensor_limit: event.sensor_limit }),
           version: 1,
           etag: computeEtag(event, 1),
           created_at: event.received_at,
@@ -72,13 +73,15 @@ export const applyLateEvents = (
           position: event.position
         })
         break
-      case "Replace":
+      case "Replace": {
         outcomes.replaced++
         superseded.push({ record: stored!, by: event.event_id })
+        const { sensor_limit: _replaced, ...unflagged } = stored!
         rows.set(key, {
-          ...stored!,
+          ...unflagged,
           glucose_value: event.glucose_value,
           source: event.source,
+          ...(event.sensor_limit === undefined ? {} : { sensor_limit: event.sensor_limit }),
           version: outcome.next.version,
           etag: computeEtag(event, outcome.next.version),
           updated_at: event.received_at,
@@ -86,6 +89,7 @@ export const applyLateEvents = (
           position: event.position
         })
         break
+      }
       case "Refresh":
         outcomes.refreshed++
         rows.set(key, { ...stored!, event_id: event.event_id, position: event.position })

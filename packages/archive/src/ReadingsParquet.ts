@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto"
-import type { EventId, SensorId, Source, UserId } from "@dexmon/domain"
+import type { EventId, SensorId, SensorLimit, Source, UserId } from "@dexmon/domain"
 import type { ArchiveStoreError, ByteRange, ObjectRange, ReadingRecord } from "@dexmon/ports"
 import { Effect, Schema } from "effect"
 import { type AsyncBuffer, type FileMetaData, parquetMetadata, parquetReadObjects, type RowGroup } from "hyparquet"
@@ -8,9 +8,13 @@ import { parquetWriteBuffer } from "hyparquet-writer"
 /**
  * Bumped when the columns of an archive object change; readers check it. Version 2 added the event that
  * wrote each value and its log position (`event_id`, `event_partition`, `event_offset`), which the
- * conflict rule needs to fold a late event into an archived reading.
+ * conflict rule needs to fold a late event into an archived reading. Version 3 added `sensor_limit`
+ * (nullable: `LO` or `HI` for a reading at the sensor's range).
  */
-export const ARCHIVE_SCHEMA_VERSION = "2"
+export const ARCHIVE_SCHEMA_VERSION = "3"
+
+/** The versions this reader knows: 1 and 2 are read with what they lack as absent (version 3 added `sensor_limit`). */
+const READABLE_VERSIONS = new Set(["1", "2", ARCHIVE_SCHEMA_VERSION])
 
 /**
  * What a version-1 object's rows are taken to be written by: the smallest event id, so a late event of the
@@ -46,7 +50,9 @@ export const checksumOf = (rows: ReadonlyArray<ReadingRecord>): string => {
         row.updated_at,
         row.event_id,
         row.position?.partition ?? null,
-        row.position?.offset ?? null
+        row.position?.offset ?? null,
+        // Only when set, so the rows of objects written before the column existed keep their checksum.
+        ...(row.sensor_limit === undefined ? [] : [row.sensor_limit])
       ])
     )
     hash.update("\n")
@@ -77,6 +83,7 @@ export const encodeReadings = (rows: ReadonlyArray<ReadingRecord>): Uint8Array =
       { name: "timestamp", data: column((row) => new Date(row.timestamp)), type: "TIMESTAMP", nullable: false },
       { name: "glucose_value", data: column((row) => row.glucose_value), type: "DOUBLE", nullable: false },
       { name: "source", data: column((row) => row.source), type: "STRING", nullable: false },
+      { name: "sensor_limit", data: column((row) => row.sensor_limit ?? null), type: "STRING", nullable: true },
       { name: "version", data: column((row) => row.version), type: "INT32", nullable: false },
       { name: "etag", data: column((row) => row.etag), type: "STRING", nullable: false },
       { name: "created_at", data: column((row) => new Date(row.created_at)), type: "TIMESTAMP", nullable: false },
@@ -109,6 +116,8 @@ interface ParquetRow {
   readonly timestamp: Date
   readonly glucose_value: number
   readonly source: string
+  /** Absent before version 3. */
+  readonly sensor_limit?: string | null
   readonly version: number
   readonly etag: string
   readonly created_at: Date
@@ -125,7 +134,7 @@ const toArrayBuffer = (bytes: Uint8Array) =>
 /** Throws unless the footer names a schema version this reader knows. */
 const checkVersion = (metadata: FileMetaData) => {
   const version = metadata.key_value_metadata?.find((kv) => kv.key === "dexmon.schema_version")
-  if (version?.value !== ARCHIVE_SCHEMA_VERSION && version?.value !== "1") {
+  if (version?.value === undefined || !READABLE_VERSIONS.has(version.value)) {
     throw new Error(`archive schema version ${version?.value ?? "(none)"}, expected ${ARCHIVE_SCHEMA_VERSION}`)
   }
 }
@@ -152,6 +161,9 @@ const toRecords = (rows: ReadonlyArray<ParquetRow>) =>
       timestamp: row.timestamp.getTime(),
       glucose_value: row.glucose_value,
       source: row.source as Source,
+      ...(row.sensor_limit === undefined || row.sensor_limit === null
+        ? {}
+        : { sensor_limit: row.sensor_limit as SensorLimit }),
       version: row.version,
       etag: row.etag,
       created_at: row.created_at.getTime(),
@@ -176,7 +188,7 @@ export interface RowFilter {
 
 /**
  * How many bytes of an object's end are fetched first: the footer of an object of a day's readings
- * (13 columns, a few row groups) fits, so one ranged GET usually answers which row groups can match;
+ * (14 columns, a few row groups) fits, so one ranged GET usually answers which row groups can match;
  * an object smaller than this comes whole in that one GET.
  */
 export const TAIL_BYTES = 16_384

@@ -77,6 +77,7 @@ const toReading = (record: ReadingRecord) =>
     timestamp: record.timestamp,
     glucose_value: record.glucose_value,
     source: record.source,
+    ...(record.sensor_limit === undefined ? {} : { sensor_limit: record.sensor_limit }),
     version: record.version,
     etag: record.etag,
     created_at: record.created_at,

@@ -701,6 +701,66 @@ export const archiverSuite = (
   )
 
   it.live(
+    `${name}: a reading at the sensor's limit keeps its flag through the archive, and a late event that changes the flag is folded in`,
+    () =>
+      provide(
+        Effect.gen(function* () {
+          const { config, before } = yield* setUp(10)
+          const readings = yield* ReadingStore
+          const old = before.find((row) => row.source === "SENSOR")!
+          const flagged = (timestamp: number, glucose_value: number, sensor_limit: "LO" | "HI"): ReadingWrite => ({
+            event_id: eventId(),
+            sensor_id: old.sensor_id,
+            user_id: old.user_id,
+            timestamp,
+            glucose_value,
+            source: "SENSOR",
+            sensor_limit
+          })
+          // Two keys of an archived day, between the seeded readings (every two hours): LO, then HI.
+          const low = flagged(old.timestamp + 5 * 60_000, 39, "LO")
+          const high = flagged(old.timestamp + 10 * 60_000, 401, "HI")
+          yield* readings.upsert([low, high])
+          const archiver = yield* makeArchiver(config)
+          yield* archiver.runOnce
+          for (const key of [low, high]) {
+            assert.isUndefined(yield* readings.get(key.user_id, key.sensor_id, key.timestamp), "archived")
+          }
+          const limitsIn = (rows: ReadonlyArray<Pick<ReadingRecord, "sensor_id" | "timestamp" | "sensor_limit">>) =>
+            [low, high].map((key) => atKey(rows as ReadonlyArray<Reading>, key).map((row) => row.sensor_limit))
+          assert.deepStrictEqual(limitsIn(yield* archivedRows(config)), [["LO"], ["HI"]], "the objects hold the flags")
+          const day = dayOf(old.timestamp)
+          const [from, to] = [dayStart(day), nextDayStart(day)]
+          assert.deepStrictEqual(limitsIn(yield* readAll(old.user_id, from, to)), [["LO"], ["HI"]], "read back")
+          const unflagged = (yield* readAll(old.user_id, from, to)).filter((r) => r.sensor_limit === undefined)
+          assert.isTrue(
+            unflagged.every((r) => !("sensor_limit" in r)),
+            "an ordinary reading has no sensor_limit key"
+          )
+
+          // The sensor was back in range: a late event for the LO key, the same value without the flag.
+          const corrected: ReadingWrite = { ...low, event_id: eventId(), sensor_limit: undefined }
+          yield* readings.upsert([corrected])
+          const beforeFold = yield* readAll(old.user_id, from, to)
+          assert.deepStrictEqual(
+            atKey(beforeFold, low).map((r) => [r.glucose_value, r.sensor_limit, r.version]),
+            [[39, undefined, 2]],
+            "the late event shows before its fold: the flag is content, so a new version"
+          )
+          yield* archiver.runOnce
+          assert.deepStrictEqual(yield* readAll(old.user_id, from, to), beforeFold, "the same after the fold")
+          assert.deepStrictEqual(limitsIn(yield* archivedRows(config)), [[undefined], ["HI"]])
+          const history = yield* readings.history(low.sensor_id, low.timestamp)
+          assert.deepStrictEqual(
+            history.map((r) => [r.glucose_value, r.sensor_limit, r.version]),
+            [[39, "LO", 1]],
+            "the flagged value is kept in the history"
+          )
+        })
+      )
+  )
+
+  it.live(
     `${name}: a late event for a month whose partition was dropped is queued, not refused, and no partition comes back`,
     () =>
       provide(

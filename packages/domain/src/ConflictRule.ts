@@ -13,7 +13,7 @@ export type ConflictOutcome =
  * the store's contract suite checks the SQL against it.
  *
  * - nothing stored: insert at version 1;
- * - identical content (a replay): content and version unchanged; when the
+ * - identical content (value, source and sensor limit: a replay): content and version unchanged; when the
  *   event is newer than the one stored, its id is kept (`Refresh`), so the
  *   value of the newest event wins whatever order events arrive in;
  * - stored MANUAL, incoming SENSOR: the sensor value replaces it;
@@ -29,7 +29,11 @@ export const applyConflictRule = (stored: ReadingState | undefined, incoming: Re
   if (stored === undefined) {
     return { _tag: "Insert", next: toState(incoming, 1) }
   }
-  if (stored.glucose_value === incoming.glucose_value && stored.source === incoming.source) {
+  if (
+    stored.glucose_value === incoming.glucose_value &&
+    stored.source === incoming.source &&
+    stored.sensor_limit === incoming.sensor_limit
+  ) {
     return isLaterEvent(incoming, stored)
       ? { _tag: "Refresh", next: { ...stored, event_id: incoming.event_id, position: incoming.position } }
       : { _tag: "Keep", reason: "Replay" }
@@ -64,6 +68,7 @@ const toState = (candidate: ReadingCandidate, version: number): ReadingState => 
   timestamp: candidate.timestamp,
   glucose_value: candidate.glucose_value,
   source: candidate.source,
+  ...(candidate.sensor_limit === undefined ? {} : { sensor_limit: candidate.sensor_limit }),
   event_id: candidate.event_id,
   position: candidate.position,
   version

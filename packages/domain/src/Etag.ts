@@ -1,11 +1,12 @@
 import { createHash } from "node:crypto"
-import type { Source } from "./Source.ts"
+import type { SensorLimit, Source } from "./Source.ts"
 
 export interface ReadingContent {
   readonly sensor_id: string
   readonly timestamp: number
   readonly glucose_value: number
   readonly source: Source
+  readonly sensor_limit?: SensorLimit | null | undefined
 }
 
 /**
@@ -15,7 +16,10 @@ export interface ReadingContent {
  */
 export const contentHash = (content: ReadingContent): string =>
   createHash("sha256")
-    .update(`${content.sensor_id}\u0000${content.timestamp}\u0000${content.glucose_value}\u0000${content.source}`)
+    .update(
+      // The sensor limit only when there is one: an ordinary reading keeps the hash (and etag) it always had.
+      `${content.sensor_id}\u0000${content.timestamp}\u0000${content.glucose_value}\u0000${content.source}${content.sensor_limit == null ? "" : `\u0000${content.sensor_limit}`}`
+    )
     .digest("hex")
     .slice(0, 20)
 

@@ -1,6 +1,6 @@
 import { Schema } from "effect"
 import { EventId, SensorId, UserId } from "./Identifiers.ts"
-import { Source } from "./Source.ts"
+import { SensorLimit, Source } from "./Source.ts"
 import { IsoTimestamp } from "./Timestamp.ts"
 
 /** Lowest and highest glucose value a meter can report, in mg/dL. */
@@ -29,7 +29,9 @@ export class GlucoseEvent extends Schema.Class<GlucoseEvent>("dexmon/domain/Gluc
    * (absent or 0: the deployment's rules), so every notifier, and every
    * replay, judges it by the settings that stood when it was posted.
    */
-  settings_version: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)))
+  settings_version: Schema.optionalKey(Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))),
+  /** Present only on a reading at the sensor's range (`LO`, `HI`); consumers of an older release ignore it. */
+  sensor_limit: Schema.optionalKey(SensorLimit)
 }) {}
 
 /** JSON text of an event, as it travels in a Kafka message value. */

@@ -1,7 +1,7 @@
 import { Schema } from "effect"
 import { GlucoseValue } from "./GlucoseEvent.ts"
 import { type EventId, SensorId, UserId } from "./Identifiers.ts"
-import { Source } from "./Source.ts"
+import { SensorLimit, Source } from "./Source.ts"
 import { IsoTimestamp } from "./Timestamp.ts"
 
 /** A stored reading as the gateway serves it: one row per `(sensor_id, timestamp)`. */
@@ -12,6 +12,13 @@ export class Reading extends Schema.Class<Reading>("dexmon/domain/Reading")({
   timestamp: IsoTimestamp,
   glucose_value: GlucoseValue,
   source: Source,
+  /** Only on a reading at the sensor's range: `LO` or `HI` (see `SensorLimit`). */
+  sensor_limit: Schema.optionalKey(
+    SensorLimit.annotate({
+      description:
+        "only on a reading at the edge of the sensor's range, as Nightscout uploaders report it: LO (sent as 39 mg/dL, below the range) or HI (sent as 401, above it); the value is a bound, not a measurement"
+    })
+  ),
   version: Schema.Int,
   etag: Schema.String,
   created_at: IsoTimestamp,
@@ -35,6 +42,8 @@ export interface ReadingState {
   readonly timestamp: number
   readonly glucose_value: number
   readonly source: Source
+  /** Absent (or undefined) for an ordinary reading. */
+  readonly sensor_limit?: SensorLimit | undefined
   readonly event_id: EventId
   /** Absent for a reading written before positions were kept. */
   readonly position?: EventPosition | undefined
@@ -48,6 +57,7 @@ export interface ReadingCandidate {
   readonly timestamp: number
   readonly glucose_value: number
   readonly source: Source
+  readonly sensor_limit?: SensorLimit | undefined
   readonly event_id: EventId
   /**
    * Where the event was first appended. Every event that came through the log has one; a write

@@ -31,6 +31,8 @@ const EventShape = Schema.Struct({
   timestamp: Schema.Literals([0, 300_000]),
   value: Schema.Literals([90, 100, 110]),
   source: Schema.Literals(["SENSOR", "MANUAL"]),
+  // Mostly none: a flag on one value and not on another at the same key is still a content change.
+  limit: Schema.optionalKey(Schema.Literals(["LO", "HI"])),
   // The accepting receiver's clock when it stamped the event id: any order relative to the order in
   // which the events were appended to the log, as with receivers whose clocks disagree.
   ingestedAt: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 10_000 }))
@@ -44,6 +46,7 @@ const toCandidates = (shapes: ReadonlyArray<typeof EventShape.Type>): Array<Read
     timestamp: shape.timestamp,
     glucose_value: shape.value,
     source: shape.source,
+    ...(shape.limit === undefined ? {} : { sensor_limit: shape.limit }),
     // Unique, and ordered by the receiver's clock rather than by the order of appends.
     event_id: EventId.make(
       `${shape.ingestedAt.toString(16).padStart(8, "0")}-0000-7000-8000-${index.toString(16).padStart(12, "0")}`
@@ -63,7 +66,9 @@ const sequenceAndCut = Arbitrary.flatMap(sequences, (shapes) =>
 )
 
 const contentOf = (state: ReadingState | undefined) =>
-  state === undefined ? "none" : `${state.sensor_id}|${state.timestamp}|${state.glucose_value}|${state.source}`
+  state === undefined
+    ? "none"
+    : `${state.sensor_id}|${state.timestamp}|${state.glucose_value}|${state.source}|${state.sensor_limit ?? ""}`
 
 describe("conflict rule", () => {
   it.effect.prop(
@@ -91,6 +96,7 @@ describe("conflict rule", () => {
           const newest = atKey.filter((event) => event.source === winningSource).at(-1)!
           assert.strictEqual(state.source, winningSource)
           assert.strictEqual(state.glucose_value, newest.glucose_value)
+          assert.strictEqual(state.sensor_limit, newest.sensor_limit)
         }
       })
   )

@@ -1,11 +1,19 @@
 import { createHash } from "node:crypto"
-import type { ReadingInput, ValidationIssue } from "@dexmon/api"
-import { SensorId, type Source, type UserId } from "@dexmon/domain"
+import type { ValidationIssue } from "@dexmon/api"
+import { SensorId, type SensorLimit, type Source, type UserId } from "@dexmon/domain"
+import type { AcceptedReading } from "@dexmon/receiver"
 
-/** What Dexcom's uploaders send for a reading below the sensor's range ("LO"): kept as this value. */
+/**
+ * What Dexcom's uploaders send for a reading below the sensor's range ("LO"): kept as this value, flagged
+ * `sensor_limit: "LO"`, below every low threshold a user may set (the lowest is 40).
+ */
 export const SGV_LOW = 39
-/** What they send above it ("HI"): kept as this value, above every high threshold a user may set. */
+/** What they send above it ("HI"): kept as this value, flagged `sensor_limit: "HI"`, above every high threshold (400 at most). */
 export const SGV_HIGH = 401
+
+/** The flag of an `sgv` value: Nightscout's two sentinels are sensor limits, any other value a measurement. */
+export const sensorLimitOf = (sgv: number): SensorLimit | undefined =>
+  sgv === SGV_LOW ? "LO" : sgv === SGV_HIGH ? "HI" : undefined
 /** The highest value a Nightscout entry may carry: DexMon's own ceiling for a glucose value. */
 export const SGV_MAX = 600
 /** The lowest meter (mbg) value DexMon keeps: its own floor for a glucose value. */
@@ -69,7 +77,7 @@ export type EntryOutcome =
   | {
       readonly _tag: "Reading"
       readonly source: Source
-      readonly reading: ReadingInput
+      readonly reading: AcceptedReading
       /** Where its time was read from (`[3].date`, or `dateString` for one entry), to name it in a refusal. */
       readonly timePath: string
       readonly id: string
@@ -200,7 +208,12 @@ export const translateEntries = (
             : {
                 _tag: "Reading",
                 source: "SENSOR",
-                reading: { sensor_id: sensorId, timestamp, glucose_value: sgv },
+                reading: {
+                  sensor_id: sensorId,
+                  timestamp,
+                  glucose_value: sgv,
+                  ...(sensorLimitOf(sgv) === undefined ? {} : { sensor_limit: sensorLimitOf(sgv) })
+                },
                 timePath,
                 id
               }

@@ -10,12 +10,27 @@ import { RateLimiter } from "@dexmon/platform"
 import { NightscoutCredentialStore, type NightscoutCredentialStoreError, type NightscoutIdentity } from "@dexmon/ports"
 import { Effect, Layer, Option } from "effect"
 import { HttpEffect, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { bodyCredential, postedJson } from "./NightscoutBody.ts"
 import { NightscoutTokens } from "./NightscoutTokens.ts"
 
 /** How a request presented its credential, in the order Nightscout's clients are looked at. */
 type Presented =
   | { readonly form: "bearer"; readonly value: string }
   | { readonly form: "api-secret" | "token" | "secret"; readonly value: string }
+
+/**
+ * The credential of a request that has none in its headers or query: a `secret` or `token` field of its JSON
+ * body (see `bodyCredential`), for a request with a body. A body that cannot be read or parsed carries none (the
+ * handler answers what is wrong with it, once the caller is known).
+ */
+const presentedInBody = Effect.gen(function* () {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  if (request.method !== "POST" && request.method !== "PUT") return undefined
+  const bytes = yield* request.arrayBuffer.pipe(Effect.option)
+  if (Option.isNone(bytes)) return undefined
+  const json = yield* postedJson(new Uint8Array(bytes.value)).pipe(Effect.option)
+  return Option.isNone(json) ? undefined : bodyCredential(json.value)
+})
 
 /**
  * The credential a request carries: a bearer token, the `api-secret` header, `?token=` or `?secret=`, the first
@@ -95,11 +110,11 @@ export const NightscoutAuthenticationLive = Layer.effect(
           Effect.succeed(HttpServerResponse.setHeader(response, "accept-encoding", "gzip"))
         )
         const request = yield* HttpServerRequest.HttpServerRequest
-        const presented = presentedCredential(request)
+        const presented = presentedCredential(request) ?? (yield* presentedInBody)
         if (presented === undefined) {
           return yield* new Unauthorized({
             message:
-              "a Nightscout credential is required: the api-secret header (SHA-1 of the API secret), ?token=, ?secret= or a bearer JWT"
+              "a Nightscout credential is required: the api-secret header (SHA-1 of the API secret), ?token=, ?secret=, a token or secret field of the body, or a bearer JWT"
           })
         }
         // A bearer that is not one of our JWTs may be an access token itself, as Nightscout also takes.

@@ -1,4 +1,3 @@
-import { gunzipSync } from "node:zlib"
 import {
   type Forbidden,
   MAX_BATCH_SIZE,
@@ -11,42 +10,6 @@ import { Metrics } from "@dexmon/observability"
 import { Ingestion, MAX_FUTURE_SKEW_MS } from "@dexmon/receiver"
 import { Clock, Context, Effect, Layer } from "effect"
 import { type EntryOutcome, echoOf, translateEntries } from "./Entries.ts"
-
-/**
- * The JSON of an entries body, decompressed when it says `Content-Encoding: gzip`. The decompressed text may be
- * no longer than the body limit (`maxBytes`), so a small compressed body cannot expand without bound.
- */
-export const decodeEntriesBody = (
-  body: Uint8Array,
-  contentEncoding: string | undefined,
-  maxBytes: number
-): { readonly _tag: "Json"; readonly value: unknown } | { readonly _tag: "Invalid"; readonly message: string } => {
-  const encoding = (contentEncoding ?? "identity").trim().toLowerCase()
-  let text: string
-  if (encoding === "gzip" || encoding === "x-gzip") {
-    try {
-      text = gunzipSync(body, { maxOutputLength: maxBytes }).toString("utf8")
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code
-      return {
-        _tag: "Invalid",
-        message:
-          code === "ERR_BUFFER_TOO_LARGE"
-            ? `the body decompresses to more than ${maxBytes} bytes`
-            : "the body says Content-Encoding: gzip but is not valid gzip"
-      }
-    }
-  } else if (encoding === "identity" || encoding === "") {
-    text = new TextDecoder().decode(body)
-  } else {
-    return { _tag: "Invalid", message: `Content-Encoding ${encoding} is not supported; send gzip or none` }
-  }
-  try {
-    return { _tag: "Json", value: JSON.parse(text) }
-  } catch {
-    return { _tag: "Invalid", message: "the body is not valid JSON" }
-  }
-}
 
 type Reading = Extract<EntryOutcome, { readonly _tag: "Reading" }>
 

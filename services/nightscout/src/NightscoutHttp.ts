@@ -6,12 +6,13 @@ import { RateLimiter } from "@dexmon/platform"
 import { NightscoutCredentialStore } from "@dexmon/ports"
 import { Ingestion } from "@dexmon/receiver"
 import { Clock, Effect, Layer, Option } from "effect"
-import { HttpIncomingMessage, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { type EntriesSpec, entriesSpecFor, entriesSpecOf, entriesText, parseEntriesFind } from "./EntriesOut.ts"
 import { credentialStoreUnavailable, NightscoutAuthenticationLive, takeRateLimit } from "./NightscoutAuthentication.ts"
+import { postedJson, withoutCredentialFields } from "./NightscoutBody.ts"
 import { NightscoutDeviceStatuses } from "./NightscoutDeviceStatuses.ts"
-import { decodeEntriesBody, NightscoutEntries } from "./NightscoutEntries.ts"
+import { NightscoutEntries } from "./NightscoutEntries.ts"
 import { NightscoutReads } from "./NightscoutReads.ts"
 import { NightscoutTokens } from "./NightscoutTokens.ts"
 
@@ -28,9 +29,6 @@ const requireUploader = Effect.gen(function* () {
   }
   return caller
 })
-
-/** The body limit when the server does not set one: the same as `DEXMON_MAX_BODY_BYTES`'s default. */
-const DEFAULT_MAX_BODY_BYTES = 1_048_576
 
 /**
  * Whether the client's copy is current: its `If-None-Match` names the ETag, or (without one) its
@@ -49,18 +47,8 @@ export const notModified = (
   return lastModified !== undefined && Number.isFinite(since) && since <= now && lastModified < since + 1000
 }
 
-/** The JSON of a posted body, gzip-encoded or not; a 400 naming what is wrong with it. */
-const jsonBody = Effect.fnUntraced(function* (payload: Uint8Array) {
-  const request = yield* HttpServerRequest.HttpServerRequest
-  // The server sets the body limit (`DEXMON_MAX_BODY_BYTES`); a host that does not gets the same default.
-  const limit = yield* HttpIncomingMessage.MaxBodySize
-  const maxBytes = limit === undefined ? DEFAULT_MAX_BODY_BYTES : Number(limit)
-  const body = decodeEntriesBody(payload, request.headers["content-encoding"], maxBytes)
-  if (body._tag === "Invalid") {
-    return yield* ValidationError.fromIssues("payload", [{ path: "", message: body.message }])
-  }
-  return body.value
-})
+/** The JSON of a posted body without its credential fields (see `withoutCredentialFields`). */
+const jsonBody = (payload: Uint8Array) => Effect.map(postedJson(payload), withoutCredentialFields)
 
 /** The Nightscout endpoints: the HTTP edge of `NightscoutEntries` and `NightscoutReads`. */
 const NightscoutEndpoints = HttpApiBuilder.group(

@@ -3,7 +3,7 @@ import { SensorId, UserId } from "@dexmon/domain"
 import { assert, describe, it } from "@effect/vitest"
 import fc from "fast-check"
 import { echoOf, entryIdOf, parseDateString, sensorIdOf, translateEntries } from "../src/Entries.ts"
-import { decodeEntriesBody } from "../src/NightscoutEntries.ts"
+import { decodeEntriesBody } from "../src/NightscoutBody.ts"
 
 const alice = UserId.make("alice")
 const bob = UserId.make("bob")
@@ -89,7 +89,7 @@ describe("translateEntries", () => {
         ["SENSOR", { sensor_id: sensor, timestamp: at, glucose_value: 120 }, "[0].date"],
         [
           "SENSOR",
-          { sensor_id: sensor, timestamp: Date.UTC(2026, 10, 30, 9, 20), glucose_value: 39 },
+          { sensor_id: sensor, timestamp: Date.UTC(2026, 10, 30, 9, 20), glucose_value: 39, sensor_limit: "LO" },
           "[1].dateString"
         ],
         ["MANUAL", { sensor_id: sensor, timestamp: at, glucose_value: 98 }, "[2].date"]
@@ -97,6 +97,16 @@ describe("translateEntries", () => {
     )
     assert.strictEqual(echoes[0]?.direction, "Flat", "every posted field is echoed")
     assert.strictEqual(echoes[0]?._id, entryIdOf(sensor, at, "sgv"))
+  })
+
+  it("flags Nightscout's two sentinels as sensor limits, 39 LO and 401 HI, and no value beside them", () => {
+    const { outcomes } = translated([38, 39, 40, 400, 401, 402].map((sgv, i) => ({ sgv, date: at + i * 300_000 })))
+    assert.deepStrictEqual(
+      outcomes.map((outcome) =>
+        outcome._tag === "Reading" ? [outcome.reading.glucose_value, outcome.reading.sensor_limit ?? null] : null
+      ),
+      [null, [39, "LO"], [40, null], [400, null], [401, "HI"], [402, null]]
+    )
   })
 
   it("keeps a posted _id, and makes the same _id for the same entry posted again", () => {

@@ -24,6 +24,7 @@ const toReadingWrite = (message: EventsTopicMessage, record: ConsumerRecord): Re
         timestamp: message.timestamp,
         glucose_value: message.glucose_value,
         source: message.source,
+        sensor_limit: message.sensor_limit,
         position: firstAppendPosition(record)
       }
     : undefined

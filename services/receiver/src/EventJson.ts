@@ -17,5 +17,6 @@ export const glucoseEventJson = (event: GlucoseEvent): string =>
     glucose_value: event.glucose_value,
     source: event.source,
     received_at: formatIsoTimestamp(event.received_at),
-    ...(event.settings_version === undefined ? {} : { settings_version: event.settings_version })
+    ...(event.settings_version === undefined ? {} : { settings_version: event.settings_version }),
+    ...(event.sensor_limit === undefined ? {} : { sensor_limit: event.sensor_limit })
   })

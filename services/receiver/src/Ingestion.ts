@@ -5,6 +5,7 @@ import {
   GlucoseEvent,
   HotRetention,
   type SensorId,
+  type SensorLimit,
   type Source,
   type UserId
 } from "@dexmon/domain"
@@ -29,6 +30,9 @@ export const appendFailureMessage = (error: EventLogError): string => {
       return `the event log did not confirm the readings in time: they may or may not have been accepted; ${retry}, which is safe: readings are idempotent by (sensor_id, timestamp)`
   }
 }
+
+/** A reading to accept: the API's, and from the Nightscout API also whether it is a sensor limit (`LO`, `HI`). */
+export type AcceptedReading = ReadingInput & { readonly sensor_limit?: SensorLimit | undefined }
 
 /** How far ahead of the server clock a reading may be stamped (phone clocks drift). */
 export const MAX_FUTURE_SKEW_MS = 5 * 60_000
@@ -65,7 +69,7 @@ export class Ingestion extends Context.Service<
     readonly accept: (
       userId: UserId,
       source: Source,
-      readings: ReadonlyArray<ReadingInput>,
+      readings: ReadonlyArray<AcceptedReading>,
       timestampPathOf: (index: number) => string,
       checkedAt?: number
     ) => Effect.Effect<Accepted, ValidationError | Forbidden | ServiceUnavailable>
@@ -125,7 +129,7 @@ export class Ingestion extends Context.Service<
       const accept = Effect.fn("Ingestion.accept")(function* (
         userId: UserId,
         source: Source,
-        readings: ReadonlyArray<ReadingInput>,
+        readings: ReadonlyArray<AcceptedReading>,
         timestampPathOf: (index: number) => string,
         checkedAt?: number
       ) {
@@ -177,7 +181,8 @@ export class Ingestion extends Context.Service<
                 glucose_value: reading.glucose_value,
                 source,
                 received_at: now,
-                settings_version: settingsVersion
+                settings_version: settingsVersion,
+                ...(reading.sensor_limit === undefined ? {} : { sensor_limit: reading.sensor_limit })
               },
               { disableChecks: true }
             )

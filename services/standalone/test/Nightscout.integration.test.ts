@@ -151,7 +151,7 @@ layer(SharedDexMon.layer, { timeout: "120 seconds", excludeTestServices: true })
   )
 
   it.effect(
-    "every entry is answered in order with its _id (Loop counts them); calibrations and device error codes are answered, not kept; mbg is a manual reading",
+    "every entry is answered in order with its _id (Loop counts them); calibrations and device error codes are answered, not kept; mbg is a manual reading; 39 and 401 are kept flagged LO and HI",
     () =>
       Effect.gen(function* () {
         const user = "ns-loop-user"
@@ -202,13 +202,19 @@ layer(SharedDexMon.layer, { timeout: "120 seconds", excludeTestServices: true })
           { what: "the five readings stored" }
         )
         assert.deepStrictEqual(
-          stored.items.map((reading) => [reading.timestamp - t0, reading.glucose_value, reading.source]),
+          stored.items.map((reading) => [
+            reading.timestamp - t0,
+            reading.glucose_value,
+            reading.source,
+            reading.sensor_limit ?? null
+          ]),
           [
-            [0, 140, "SENSOR"],
-            [6 * MINUTE, 101, "MANUAL"],
-            [10 * MINUTE, 39, "SENSOR"],
-            [15 * MINUTE, 401, "SENSOR"],
-            [16 * MINUTE, 180, "SENSOR"]
+            [0, 140, "SENSOR", null],
+            [6 * MINUTE, 101, "MANUAL", null],
+            // Nightscout's LO and HI: kept with their flag, through the pipeline to DexMon's own API.
+            [10 * MINUTE, 39, "SENSOR", "LO"],
+            [15 * MINUTE, 401, "SENSOR", "HI"],
+            [16 * MINUTE, 180, "SENSOR", null]
           ]
         )
       })
@@ -370,6 +376,65 @@ layer(SharedDexMon.layer, { timeout: "120 seconds", excludeTestServices: true })
         assert.deepStrictEqual(
           yield* statusOf("/api/v1/experiments/test", { "api-secret": sha1(secret.api_secret!) }),
           [401, "Unauthorized"]
+        )
+      })
+  )
+
+  it.effect(
+    "a credential in the body, as Nightscout takes it (secret or token, in the object or the first entry), is used and never echoed; a wrong one is 401",
+    () =>
+      Effect.gen(function* () {
+        const user = "ns-body-credential-user"
+        const secret = yield* apiSecretOf(user)
+        const uploader = yield* asUser(
+          user,
+          Effect.flatMap(DexMonClient, (client) =>
+            client.nightscoutCredentials.create({ payload: { kind: "token", role: "uploader" } })
+          )
+        )
+        const now = yield* Clock.currentTimeMillis
+        const t0 = Math.floor(now / MINUTE) * MINUTE - 20 * MINUTE
+        const entry = (minute: number, sgv: number) => ({
+          type: "sgv",
+          sgv,
+          date: t0 + minute * MINUTE,
+          device: "body-credential-phone"
+        })
+        const withSecret = yield* nightscout("POST", "/api/v1/entries", {
+          body: [{ ...entry(0, 120), secret: sha1(secret.api_secret!) }, entry(5, 125)]
+        })
+        assert.strictEqual(withSecret.status, 200, JSON.stringify(withSecret.body))
+        const withToken = yield* nightscout("POST", "/api/v1/entries", {
+          body: { ...entry(10, 130), token: uploader.token }
+        })
+        assert.strictEqual(withToken.status, 200, JSON.stringify(withToken.body))
+        for (const echo of [
+          ...(withSecret.body as ReadonlyArray<object>),
+          ...(withToken.body as ReadonlyArray<object>)
+        ]) {
+          assert.isFalse("secret" in echo || "token" in echo, `no credential echoed: ${JSON.stringify(echo)}`)
+        }
+        const wrong = yield* nightscout("POST", "/api/v1/entries", {
+          body: [{ ...entry(15, 135), secret: sha1("not-the-secret") }]
+        })
+        assert.strictEqual(wrong.status, 401)
+        // Only where Nightscout looks: a secret on a later entry is no credential.
+        const later = yield* nightscout("POST", "/api/v1/entries", {
+          body: [entry(15, 135), { ...entry(16, 136), secret: sha1(secret.api_secret!) }]
+        })
+        assert.strictEqual(later.status, 401)
+        const stored = yield* eventually(
+          readingsOf(user, t0 - MINUTE, t0 + 30 * MINUTE),
+          (page) => page.items.length === 3,
+          { what: "the three readings posted with a credential stored" }
+        )
+        assert.deepStrictEqual(
+          stored.items.map((reading) => [reading.timestamp - t0, reading.glucose_value]),
+          [
+            [0, 120],
+            [5 * MINUTE, 125],
+            [10 * MINUTE, 130]
+          ]
         )
       })
   )

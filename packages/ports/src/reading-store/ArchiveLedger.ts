@@ -1,4 +1,4 @@
-import type { EventId, EventPosition, SensorId, Source, UserId } from "@dexmon/domain"
+import type { EventId, EventPosition, SensorId, SensorLimit, Source, UserId } from "@dexmon/domain"
 import { Context, type Effect, Schema, type Scope } from "effect"
 import { StoreFailureFields } from "../StoreFailure.ts"
 
@@ -10,6 +10,8 @@ export interface ReadingRecord {
   readonly timestamp: number
   readonly glucose_value: number
   readonly source: Source
+  /** Only on a reading at the sensor's range (`LO`, `HI`). */
+  readonly sensor_limit?: SensorLimit
   readonly version: number
   readonly etag: string
   readonly created_at: number
@@ -31,6 +33,7 @@ export interface LateEvent {
   readonly timestamp: number
   readonly glucose_value: number
   readonly source: Source
+  readonly sensor_limit?: SensorLimit
   readonly position?: EventPosition | undefined
   /** A row id reserved when the event was queued: the reading's id if the event creates the key. */
   readonly id: string

@@ -1,4 +1,4 @@
-import type { EventId, SensorId, Source, UserId } from "@dexmon/domain"
+import type { EventId, SensorId, SensorLimit, Source, UserId } from "@dexmon/domain"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Option, Schema, Semaphore } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
@@ -125,6 +125,7 @@ export interface ReadingRecordRow {
   readonly timestamp_ms: number
   readonly glucose_value: number
   readonly source: string
+  readonly sensor_limit: string | null
   readonly version: number
   readonly etag: string
   readonly created_ms: number
@@ -137,7 +138,7 @@ export interface ReadingRecordRow {
 /** The columns of `glucose_readings` that make a `ReadingRecord`, instants as epoch milliseconds. */
 export const recordColumns = (sql: SqlClient.SqlClient) =>
   sql.literal(`id::text AS id, sensor_id, user_id, (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms,
-    glucose_value, source, version, etag,
+    glucose_value, source, sensor_limit, version, etag,
     -- whole milliseconds, as the API and the archive's TIMESTAMP_MILLIS columns carry them (now() has microseconds)
     floor(extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
     floor(extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms,
@@ -150,6 +151,7 @@ export const toReadingRecord = (row: ReadingRecordRow): ReadingRecord => ({
   timestamp: Number(row.timestamp_ms),
   glucose_value: Number(row.glucose_value),
   source: row.source as Source,
+  ...(row.sensor_limit === null ? {} : { sensor_limit: row.sensor_limit as SensorLimit }),
   version: Number(row.version),
   etag: row.etag,
   created_at: Number(row.created_ms),
@@ -169,6 +171,7 @@ interface LateEventRow {
   readonly timestamp_ms: number
   readonly glucose_value: number
   readonly source: string
+  readonly sensor_limit: string | null
   readonly event_partition: number | null
   readonly event_offset: string | null
   readonly received_ms: number
@@ -181,6 +184,7 @@ const toLateEvent = (row: LateEventRow): LateEvent => ({
   timestamp: Number(row.timestamp_ms),
   glucose_value: Number(row.glucose_value),
   source: row.source as Source,
+  ...(row.sensor_limit === null ? {} : { sensor_limit: row.sensor_limit as SensorLimit }),
   position:
     row.event_partition === null || row.event_offset === null
       ? undefined
@@ -600,8 +604,8 @@ export const make = Effect.gen(function* () {
   })
 
   const lateColumns = sql.literal(`event_id::text AS event_id, id::text AS id, sensor_id, user_id,
-    (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms, glucose_value, source, event_partition,
-    event_offset::text AS event_offset, floor(extract(epoch FROM received_at) * 1000)::float8 AS received_ms`)
+    (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms, glucose_value, source, sensor_limit,
+    event_partition, event_offset::text AS event_offset, floor(extract(epoch FROM received_at) * 1000)::float8 AS received_ms`)
 
   const lateEvents = Effect.fn("ArchiveLedger.lateEvents")(function* (userId: UserId, from: number, to: number) {
     const rows = yield* sql<LateEventRow>`
@@ -664,7 +668,7 @@ export const make = Effect.gen(function* () {
         const old = fold.superseded.map((entry) => entry.record)
         yield* sql`
           INSERT INTO glucose_readings_history (id, sensor_id, user_id, "timestamp", glucose_value, source, version,
-            etag, event_id, created_at, updated_at, superseded_by_event)
+            etag, event_id, created_at, updated_at, superseded_by_event, sensor_limit)
           SELECT * FROM unnest(
             ${pgArray(
               old.map((r) => BigInt(r.id)),
@@ -680,9 +684,11 @@ export const make = Effect.gen(function* () {
               OID.int4
             )}::int4[], ${old.map((r) => r.etag)}::text[],
             ${old.map((r) => r.event_id)}::uuid[], ${old.map((r) => iso(r.created_at))}::timestamptz[],
-            ${old.map((r) => iso(r.updated_at))}::timestamptz[], ${fold.superseded.map((entry) => entry.by)}::uuid[])`.pipe(
-          Effect.mapError(failWith("fold"))
-        )
+            ${old.map((r) => iso(r.updated_at))}::timestamptz[], ${fold.superseded.map((entry) => entry.by)}::uuid[],
+            ${pgArray(
+              old.map((r) => r.sensor_limit ?? null),
+              OID.text
+            )}::text[])`.pipe(Effect.mapError(failWith("fold")))
       }
       yield* sql`DELETE FROM glucose_late_events WHERE event_id = ANY(${fold.folded}::uuid[])`.pipe(
         Effect.mapError(failWith("fold"))

@@ -1,4 +1,13 @@
-import type { EventId, EventPosition, InvalidCursor, Reading, SensorId, Source, UserId } from "@dexmon/domain"
+import type {
+  EventId,
+  EventPosition,
+  InvalidCursor,
+  Reading,
+  SensorId,
+  SensorLimit,
+  Source,
+  UserId
+} from "@dexmon/domain"
 import type { SensorRuns, TimeOfDayCounts, ValueCounts } from "@dexmon/statistics"
 import { Context, type Effect, Schema } from "effect"
 import { StoreFailureFields } from "../StoreFailure.ts"
@@ -11,6 +20,8 @@ export interface ReadingWrite {
   readonly timestamp: number
   readonly glucose_value: number
   readonly source: Source
+  /** Only on a reading at the sensor's range (`LO`, `HI`). */
+  readonly sensor_limit?: SensorLimit | undefined
   /** Where the event was first appended to the events log: what decides which of two events is later. */
   readonly position?: EventPosition | undefined
 }

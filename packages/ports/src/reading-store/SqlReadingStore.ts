@@ -56,6 +56,7 @@ const ReadingRow = Schema.Struct({
   timestamp_ms: Schema.Number,
   glucose_value: Schema.Number,
   source: Schema.String,
+  sensor_limit: Schema.NullOr(Schema.String),
   version: Schema.Number,
   etag: Schema.String,
   created_ms: Schema.Number,
@@ -69,6 +70,7 @@ const toReading = (row: typeof ReadingRow.Type) =>
     timestamp: new Date(row.timestamp_ms).toISOString(),
     glucose_value: row.glucose_value,
     source: row.source,
+    ...(row.sensor_limit === null ? {} : { sensor_limit: row.sensor_limit }),
     version: row.version,
     etag: row.etag,
     created_at: new Date(row.created_ms).toISOString(),
@@ -147,7 +149,7 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
   // The columns of a Reading, with instants as epoch milliseconds (exact for millisecond precision).
   const readingColumns = sql.literal(`id::text AS id, sensor_id, user_id,
     (extract(epoch FROM "timestamp") * 1000)::float8 AS timestamp_ms,
-    glucose_value, source, version, etag,
+    glucose_value, source, sensor_limit, version, etag,
     (extract(epoch FROM created_at) * 1000)::float8 AS created_ms,
     (extract(epoch FROM updated_at) * 1000)::float8 AS updated_ms`)
 
@@ -168,6 +170,10 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
             OID.float8
           )}::float8[],
           ${round.map((w) => w.source)}::text[],
+          ${pgArray(
+            round.map((w) => w.sensor_limit ?? null),
+            OID.text
+          )}::text[],
           ${round.map((w) => w.event_id)}::uuid[],
           ${pgArray(
             round.map((w) => w.position?.partition ?? null),
@@ -178,20 +184,21 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
             OID.int8
           )}::int8[],
           ${round.map(contentHash)}::text[]
-        ) AS t(sensor_id, user_id, "timestamp", glucose_value, source, event_id, event_partition, event_offset,
-          content_hash)
+        ) AS t(sensor_id, user_id, "timestamp", glucose_value, source, sensor_limit, event_id, event_partition,
+          event_offset, content_hash)
       ),
       written AS (
-        INSERT INTO glucose_readings AS r (sensor_id, user_id, "timestamp", glucose_value, source, version, etag,
-          content_hash, event_id, event_partition, event_offset, created_at, updated_at)
-        SELECT sensor_id, user_id, "timestamp", glucose_value, source, 1, content_hash || '-1', content_hash, event_id,
-          event_partition, event_offset, now(), now()
+        INSERT INTO glucose_readings AS r (sensor_id, user_id, "timestamp", glucose_value, source, sensor_limit,
+          version, etag, content_hash, event_id, event_partition, event_offset, created_at, updated_at)
+        SELECT sensor_id, user_id, "timestamp", glucose_value, source, sensor_limit, 1, content_hash || '-1',
+          content_hash, event_id, event_partition, event_offset, now(), now()
         FROM incoming
         -- Rows locked in key order: concurrent writers of overlapping keys queue up instead of deadlocking.
         ORDER BY sensor_id, "timestamp"
         ON CONFLICT (sensor_id, "timestamp") DO UPDATE SET
           glucose_value = EXCLUDED.glucose_value,
           source = EXCLUDED.source,
+          sensor_limit = EXCLUDED.sensor_limit,
           content_hash = EXCLUDED.content_hash,
           event_id = EXCLUDED.event_id,
           event_partition = EXCLUDED.event_partition,
@@ -248,9 +255,9 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
     sql<{ queued: number }>`
       WITH queued AS (
         INSERT INTO glucose_late_events (event_id, id, sensor_id, user_id, "timestamp", glucose_value, source,
-          event_partition, event_offset, received_at)
+          sensor_limit, event_partition, event_offset, received_at)
         SELECT event_id, nextval('glucose_readings_id_seq'), sensor_id, user_id, "timestamp", glucose_value, source,
-          event_partition, event_offset, now()
+          sensor_limit, event_partition, event_offset, now()
         FROM unnest(
           ${late.map((w) => w.event_id)}::uuid[],
           ${late.map((w) => w.sensor_id)}::text[],
@@ -262,6 +269,10 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
           )}::float8[],
           ${late.map((w) => w.source)}::text[],
           ${pgArray(
+            late.map((w) => w.sensor_limit ?? null),
+            OID.text
+          )}::text[],
+          ${pgArray(
             late.map((w) => w.position?.partition ?? null),
             OID.int4
           )}::int4[],
@@ -269,7 +280,8 @@ export const makeWith = Effect.fnUntraced(function* (requested: ReadingsBackend 
             late.map((w) => (w.position === undefined ? null : BigInt(w.position.offset))),
             OID.int8
           )}::int8[]
-        ) AS t(event_id, sensor_id, user_id, "timestamp", glucose_value, source, event_partition, event_offset)
+        ) AS t(event_id, sensor_id, user_id, "timestamp", glucose_value, source, sensor_limit, event_partition,
+          event_offset)
         ON CONFLICT (event_id) DO NOTHING
         RETURNING 1
       )

@@ -50,8 +50,15 @@ const assertMatchesReference = (sensor: string, writes: ReadonlyArray<ReadingWri
     const stored = (yield* store.list(everything(sensor))).items
     const expected = [...reference(writes).values()].sort((a, b) => a.timestamp - b.timestamp)
     assert.deepStrictEqual(
-      stored.map((r) => [r.timestamp, r.glucose_value, r.source, r.version, r.etag]),
-      expected.map((s) => [s.timestamp, s.glucose_value, s.source, s.version, computeEtag(s, s.version)])
+      stored.map((r) => [r.timestamp, r.glucose_value, r.source, r.sensor_limit, r.version, r.etag]),
+      expected.map((s) => [
+        s.timestamp,
+        s.glucose_value,
+        s.source,
+        s.sensor_limit,
+        s.version,
+        computeEtag(s, s.version)
+      ])
     )
   })
 
@@ -110,6 +117,51 @@ export const readingStoreContract = (
             }
           }
         })
+      )
+
+      it.effect(
+        "keeps a sensor limit (LO, HI) with its reading: the flag is content, so the same value without it (or with the other) replaces it at a new version, into the history, and a replay changes nothing",
+        () =>
+          Effect.gen(function* () {
+            const store = yield* ReadingStore
+            const sensor = newRun()
+            const flagged = (value: number, sensor_limit: "LO" | "HI" | undefined, n: number, timestamp = t0) => ({
+              ...write(sensor, value, "SENSOR", n, timestamp),
+              ...(sensor_limit === undefined ? {} : { sensor_limit })
+            })
+            const writes = [
+              flagged(39, "LO", 1),
+              flagged(401, "HI", 2, t0 + 300_000),
+              flagged(39, "LO", 3),
+              flagged(39, undefined, 4, t0 + 300_000),
+              flagged(39, "LO", 5, t0 + 300_000)
+            ]
+            const summaries = []
+            for (const w of writes) summaries.push(yield* store.upsert([w]))
+            assert.deepStrictEqual(
+              summaries.map((s) => [s.inserted, s.replaced, s.unchanged]),
+              [
+                [1, 0, 0],
+                [1, 0, 0],
+                [0, 0, 1],
+                [0, 1, 0],
+                [0, 1, 0]
+              ]
+            )
+            yield* assertMatchesReference(sensor, writes)
+            const [low, last] = (yield* store.list(everything(sensor))).items
+            assert.strictEqual(low!.sensor_limit, "LO")
+            assert.deepStrictEqual([last!.glucose_value, last!.sensor_limit, last!.version], [39, "LO", 3])
+            assert.deepStrictEqual(yield* store.get(user, SensorId.make(sensor), t0), low)
+            const history = yield* store.history(SensorId.make(sensor), t0 + 300_000)
+            assert.deepStrictEqual(
+              history.map((r) => [r.glucose_value, r.sensor_limit, r.version]),
+              [
+                [401, "HI", 1],
+                [39, undefined, 2]
+              ]
+            )
+          })
       )
 
       it.effect(
