@@ -18,6 +18,8 @@ import { freshDatabase, readingHistory, seedReadingHistory } from "@dexmon/testi
 import { NodeRuntime } from "@effect/platform-node"
 import { Clock, Console, Context, Effect, Layer, Redacted, Stream } from "effect"
 import { SqlClient } from "effect/sql"
+import { readState } from "../infra/State.ts"
+import { cpuSecondsOf } from "./e2e/proc.ts"
 
 const USERS = Number(process.env.BENCH_USERS ?? 200)
 const READINGS_PER_USER = Number(process.env.BENCH_READINGS_PER_USER ?? 5_000)
@@ -95,8 +97,15 @@ const rawBaseline = (prefix: string, cutoff: number) =>
 interface ChildRun {
   readonly wallSeconds: number
   readonly peakRssMb: number
+  /** The child's user plus system CPU seconds, as last sampled before it exited (at most 50 ms short). */
+  readonly cpuSeconds: number
+  /** The harness's S3 server's CPU seconds over the same span, when the harness runs it. */
+  readonly s3CpuSeconds: number
   readonly stdout: string
 }
+
+/** The S3 server's process, when the harness runs it (its CPU is part of what each run costs). */
+const s3ServerPid = readState().s3?.pid
 
 /**
  * Runs `node <args>` and samples its memory every 50 ms: the largest VmRSS
@@ -106,12 +115,15 @@ interface ChildRun {
 const runMeasured = (args: ReadonlyArray<string>, env: Record<string, string>) =>
   Effect.callback<ChildRun, Error>((resume) => {
     const started = performance.now()
+    const s3CpuAtStart = s3ServerPid === undefined ? Number.NaN : cpuSecondsOf(s3ServerPid)
     const child = spawn(process.execPath, args, {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "inherit"]
     })
     let peakKb = 0
+    let cpuSeconds = 0
     const sample = () => {
+      if (child.pid !== undefined) cpuSeconds = Math.max(cpuSeconds, cpuSecondsOf(child.pid))
       try {
         for (const [, kb] of readFileSync(`/proc/${child.pid}/status`, "utf8").matchAll(
           /^Vm(?:RSS|HWM):\s+(\d+) kB/gm
@@ -130,9 +142,10 @@ const runMeasured = (args: ReadonlyArray<string>, env: Record<string, string>) =
       clearInterval(sampler)
       const stdout = Buffer.concat(output).toString("utf8")
       const wallSeconds = (performance.now() - started) / 1000
+      const s3CpuSeconds = s3ServerPid === undefined ? Number.NaN : cpuSecondsOf(s3ServerPid) - s3CpuAtStart
       resume(
         code === 0
-          ? Effect.succeed({ wallSeconds, peakRssMb: peakKb / 1024, stdout })
+          ? Effect.succeed({ wallSeconds, peakRssMb: peakKb / 1024, cpuSeconds, s3CpuSeconds, stdout })
           : Effect.fail(new Error(`node ${args.join(" ")} exited with ${code}:\n${stdout.slice(-4_000)}`))
       )
     })
@@ -231,18 +244,19 @@ const program = Effect.gen(function* () {
   const cpus = os.cpus()
   const rate = (totals: Totals, measured: ChildRun) => totals.rows / measured.wallSeconds
   const row = (name: string, totals: Totals, measured: ChildRun) =>
-    `| ${name} | ${totals.rows} | ${totals.objects} | ${measured.wallSeconds.toFixed(1)} | ${Math.round(rate(totals, measured))} | ${measured.peakRssMb.toFixed(0)} |`
+    `| ${name} | ${totals.rows} | ${totals.objects} | ${measured.wallSeconds.toFixed(1)} | ${Math.round(rate(totals, measured))} | ${measured.cpuSeconds.toFixed(1)} | ${Number.isNaN(measured.s3CpuSeconds) ? "" : measured.s3CpuSeconds.toFixed(1)} | ${measured.peakRssMb.toFixed(0)} |`
   yield* Console.log(
     [
       "",
       `Machine: ${cpus[0]?.model} × ${cpus.length}, Node ${process.version}, PostgreSQL ${(yield* sql<{ server_version: string }>`SHOW server_version`)[0]?.server_version}`,
       "",
-      "| run | rows | objects | wall s | rows/s | peak RSS MB |",
-      "| --- | ---: | ---: | ---: | ---: | ---: |",
+      "| run | rows | objects | wall s | rows/s | CPU s | S3 server CPU s | peak RSS MB |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
       row("raw baseline (query + encode + put)", rawTotals, raw),
       row("DexMon archiver (ledger, verify by read-back, delete)", archived, archiver),
       "",
-      `archiver / raw: wall ×${(archiver.wallSeconds / raw.wallSeconds).toFixed(2)}, rows/s ×${(rate(archived, archiver) / rate(rawTotals, raw)).toFixed(2)}, peak RSS ×${(archiver.peakRssMb / raw.peakRssMb).toFixed(2)}`
+      `archiver / raw: wall ×${(archiver.wallSeconds / raw.wallSeconds).toFixed(2)}, rows/s ×${(rate(archived, archiver) / rate(rawTotals, raw)).toFixed(2)}, CPU ×${(archiver.cpuSeconds / raw.cpuSeconds).toFixed(2)}, peak RSS ×${(archiver.peakRssMb / raw.peakRssMb).toFixed(2)}`,
+      "CPU s: the process's own (user + system, from /proc), its start-up included; S3 server CPU s: the harness's S3Proxy over the same span."
     ].join("\n")
   )
   if (!hotOk || !ledgerOk) return yield* Effect.die(new Error("the archive does not account for every reading"))
