@@ -104,8 +104,11 @@ interface ChildRun {
   readonly stdout: string
 }
 
-/** The S3 server's process, when the harness runs it (its CPU is part of what each run costs). */
-const s3ServerPid = readState().s3?.pid
+/** The S3 server's process, when the harness runs the one the runs use (its CPU is part of what each run costs). */
+const s3ServerPid = (() => {
+  const harness = readState().s3
+  return harness !== undefined && new URL(s3Env.S3_ENDPOINT).port === String(harness.port) ? harness.pid : undefined
+})()
 
 /**
  * Runs `node <args>` and samples its memory every 50 ms: the largest VmRSS

@@ -13,6 +13,12 @@ import { parquetWriteBuffer } from "hyparquet-writer"
  */
 export const ARCHIVE_SCHEMA_VERSION = "3"
 
+/**
+ * The version an object without a flagged row is written as: version 2's columns exactly, so the readers of the
+ * release before `sensor_limit` (during a rolling upgrade, or after a rollback) still read every such object.
+ */
+const UNFLAGGED_SCHEMA_VERSION = "2"
+
 /** The versions this reader knows: 1 and 2 are read with what they lack as absent (version 3 added `sensor_limit`). */
 const READABLE_VERSIONS = new Set(["1", "2", ARCHIVE_SCHEMA_VERSION])
 
@@ -75,6 +81,7 @@ export const ROW_GROUP_ROWS = 2_048
  */
 export const encodeReadings = (rows: ReadonlyArray<ReadingRecord>): Uint8Array => {
   const column = <A>(pick: (row: ReadingRecord) => A) => rows.map(pick)
+  const flagged = rows.some((row) => row.sensor_limit !== undefined)
   const buffer = parquetWriteBuffer({
     columnData: [
       { name: "id", data: column((row) => BigInt(row.id)), type: "INT64", nullable: false },
@@ -83,7 +90,16 @@ export const encodeReadings = (rows: ReadonlyArray<ReadingRecord>): Uint8Array =
       { name: "timestamp", data: column((row) => new Date(row.timestamp)), type: "TIMESTAMP", nullable: false },
       { name: "glucose_value", data: column((row) => row.glucose_value), type: "DOUBLE", nullable: false },
       { name: "source", data: column((row) => row.source), type: "STRING", nullable: false },
-      { name: "sensor_limit", data: column((row) => row.sensor_limit ?? null), type: "STRING", nullable: true },
+      ...(flagged
+        ? [
+            {
+              name: "sensor_limit",
+              data: column((row) => row.sensor_limit ?? null),
+              type: "STRING" as const,
+              nullable: true
+            }
+          ]
+        : []),
       { name: "version", data: column((row) => row.version), type: "INT32", nullable: false },
       { name: "etag", data: column((row) => row.etag), type: "STRING", nullable: false },
       { name: "created_at", data: column((row) => new Date(row.created_at)), type: "TIMESTAMP", nullable: false },
@@ -103,7 +119,7 @@ export const encodeReadings = (rows: ReadonlyArray<ReadingRecord>): Uint8Array =
       }
     ],
     rowGroupSize: ROW_GROUP_ROWS,
-    kvMetadata: [{ key: "dexmon.schema_version", value: ARCHIVE_SCHEMA_VERSION }],
+    kvMetadata: [{ key: "dexmon.schema_version", value: flagged ? ARCHIVE_SCHEMA_VERSION : UNFLAGGED_SCHEMA_VERSION }],
     createdBy: "dexmon archiver"
   })
   return new Uint8Array(buffer)

@@ -3,6 +3,7 @@ import { EventId, SensorId, UserId } from "@dexmon/domain"
 import type { ReadingRecord } from "@dexmon/ports"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { parquetMetadata } from "hyparquet"
 import { parquetWriteBuffer } from "hyparquet-writer"
 import { checksumOf, decodeReadings, encodeReadings } from "../src/index.ts"
 
@@ -82,7 +83,28 @@ const versionTwoChecksum = (rows: ReadonlyArray<ReadingRecord>) => {
   return hash.digest("hex")
 }
 
+/** The schema version an object's footer names, and its columns. */
+const footerOf = (bytes: Uint8Array) => {
+  const metadata = parquetMetadata(
+    bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
+  )
+  return {
+    version: metadata.key_value_metadata?.find((kv) => kv.key === "dexmon.schema_version")?.value,
+    columns: metadata.schema.slice(1).map((element) => element.name)
+  }
+}
+
 describe("archive objects (Parquet)", () => {
+  it("are written as version 2, exactly its columns, unless a row is flagged: the release before reads them", () => {
+    const plain = footerOf(encodeReadings([row(0), row(1)]))
+    const flagged = footerOf(encodeReadings([row(0), row(1, { glucose_value: 39, sensor_limit: "LO" })]))
+    assert.deepStrictEqual(plain, footerOf(versionTwoObject([row(0), row(1)])))
+    assert.deepStrictEqual(
+      [flagged.version, flagged.columns.filter((name) => !plain.columns.includes(name))],
+      ["3", ["sensor_limit"]]
+    )
+  })
+
   it.effect("keep a reading's sensor limit, and no key for a reading without one", () =>
     Effect.gen(function* () {
       const rows = [

@@ -83,12 +83,18 @@ export const bodyCredential = (
 }
 
 /**
- * The body without its credential fields, as Nightscout deletes them before it stores what was posted: an
- * entry's echo (which repeats every posted field) must never send a secret back.
+ * The body without credential fields, as Nightscout deletes the one it read before it stores what was posted:
+ * an entry's echo (which repeats every posted field) must never send a secret back. Taken from every entry, not
+ * only where a credential is looked for: neither field is ever part of an entry.
  */
 export const withoutCredentialFields = (body: unknown): unknown => {
-  const holder = credentialHolder(body)
-  if (!isRecord(holder) || !CREDENTIAL_FIELDS.some((field) => field in holder)) return body
-  const { secret: _secret, token: _token, ...rest } = holder
-  return Array.isArray(body) ? [rest, ...body.slice(1)] : rest
+  const clean = (item: unknown) => {
+    if (!isRecord(item) || !CREDENTIAL_FIELDS.some((field) => field in item)) return item
+    const { secret: _secret, token: _token, ...rest } = item
+    return rest
+  }
+  if (!Array.isArray(body)) return clean(body)
+  return body.some((item) => isRecord(item) && CREDENTIAL_FIELDS.some((field) => field in item))
+    ? body.map(clean)
+    : body
 }

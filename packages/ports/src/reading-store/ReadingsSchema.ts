@@ -212,14 +212,15 @@ export const readingsMigrations = (backend: ReadingsBackend) => ({
     yield* sql`CREATE INDEX glucose_late_events_by_user ON glucose_late_events (user_id, "timestamp", sensor_id)`
   }),
   // Readings at the sensor's range (Nightscout's 39 "LO" and 401 "HI"): a nullable flag on the hot rows, their
-  // history and the late queue, NULL for every row written before. Adding a nullable column without a default
-  // rewrites nothing (and TimescaleDB allows it on compressed chunks). The history trigger copies it from now on.
+  // history and the late queue, NULL for every row written before. A nullable column without a default is added
+  // without touching a row (TimescaleDB allows it on compressed chunks). No CHECK: PostgreSQL would scan every
+  // row under an exclusive lock to validate it, stalling writers on a large table; the values come only through
+  // the domain's `SensorLimit`, and a read decodes them with it. The history trigger copies it from now on.
   "0004_sensor_limit": Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const limit = sql.literal(`text CHECK (sensor_limit IN ('LO', 'HI'))`)
-    yield* sql`ALTER TABLE glucose_readings ADD COLUMN sensor_limit ${limit}`
-    yield* sql`ALTER TABLE glucose_readings_history ADD COLUMN sensor_limit ${limit}`
-    yield* sql`ALTER TABLE glucose_late_events ADD COLUMN sensor_limit ${limit}`
+    yield* sql`ALTER TABLE glucose_readings ADD COLUMN sensor_limit text`
+    yield* sql`ALTER TABLE glucose_readings_history ADD COLUMN sensor_limit text`
+    yield* sql`ALTER TABLE glucose_late_events ADD COLUMN sensor_limit text`
     yield* sql.unsafe(`CREATE OR REPLACE FUNCTION glucose_readings_keep_history() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         INSERT INTO glucose_readings_history (id, sensor_id, user_id, "timestamp", glucose_value, source, sensor_limit,
