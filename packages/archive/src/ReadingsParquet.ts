@@ -204,7 +204,7 @@ export interface RowFilter {
 
 /**
  * How many bytes of an object's end are fetched first: the footer of an object of a day's readings
- * (14 columns, a few row groups) fits, so one ranged GET usually answers which row groups can match;
+ * (13 or 14 columns, a few row groups) fits, so one ranged GET usually answers which row groups can match;
  * an object smaller than this comes whole in that one GET.
  */
 export const TAIL_BYTES = 16_384

@@ -14,6 +14,12 @@ export const SGV_HIGH = 401
 /** The flag of an `sgv` value: Nightscout's two sentinels are sensor limits, any other value a measurement. */
 export const sensorLimitOf = (sgv: number): SensorLimit | undefined =>
   sgv === SGV_LOW ? "LO" : sgv === SGV_HIGH ? "HI" : undefined
+/** An `sgv` value as a reading, flagged when it is one of the sentinels. */
+const sgvReading = (sensor_id: SensorId, timestamp: number, sgv: number): AcceptedReading => {
+  const limit = sensorLimitOf(sgv)
+  return { sensor_id, timestamp, glucose_value: sgv, ...(limit === undefined ? {} : { sensor_limit: limit }) }
+}
+
 /** The highest value a Nightscout entry may carry: DexMon's own ceiling for a glucose value. */
 export const SGV_MAX = 600
 /** The lowest meter (mbg) value DexMon keeps: its own floor for a glucose value. */
@@ -208,12 +214,7 @@ export const translateEntries = (
             : {
                 _tag: "Reading",
                 source: "SENSOR",
-                reading: {
-                  sensor_id: sensorId,
-                  timestamp,
-                  glucose_value: sgv,
-                  ...(sensorLimitOf(sgv) === undefined ? {} : { sensor_limit: sensorLimitOf(sgv) })
-                },
+                reading: sgvReading(sensorId, timestamp, sgv),
                 timePath,
                 id
               }

@@ -42,13 +42,23 @@ export const decodeEntriesBody = (
   }
 }
 
+/**
+ * Each request's body as decoded, so a request whose credential is in its body is gunzipped and parsed once: by
+ * the authentication, then handed to the handler (both see the same request object).
+ */
+const decodedBodies = new WeakMap<HttpServerRequest.HttpServerRequest, ReturnType<typeof decodeEntriesBody>>()
+
 /** The JSON of the request's body (`payload`, its bytes), gzip-encoded or not; a 400 naming what is wrong with it. */
 export const postedJson = Effect.fnUntraced(function* (payload: Uint8Array) {
   const request = yield* HttpServerRequest.HttpServerRequest
-  // The server sets the body limit (`DEXMON_MAX_BODY_BYTES`); a host that does not gets the same default.
-  const limit = yield* HttpIncomingMessage.MaxBodySize
-  const maxBytes = limit === undefined ? DEFAULT_MAX_BODY_BYTES : Number(limit)
-  const body = decodeEntriesBody(payload, request.headers["content-encoding"], maxBytes)
+  let body = decodedBodies.get(request)
+  if (body === undefined) {
+    // The server sets the body limit (`DEXMON_MAX_BODY_BYTES`); a host that does not gets the same default.
+    const limit = yield* HttpIncomingMessage.MaxBodySize
+    const maxBytes = limit === undefined ? DEFAULT_MAX_BODY_BYTES : Number(limit)
+    body = decodeEntriesBody(payload, request.headers["content-encoding"], maxBytes)
+    decodedBodies.set(request, body)
+  }
   if (body._tag === "Invalid") {
     return yield* ValidationError.fromIssues("payload", [{ path: "", message: body.message }])
   }
