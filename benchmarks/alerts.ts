@@ -433,10 +433,11 @@ const timeStatements = (
   })
 
 /**
- * The statements a notifier batch is made of, on a table of `alert_sensor_state`'s
+ * The statements a notifier batch is made of, on a table of the state table's
  * shape holding a state the notifier wrote: a read by key, a plain write (as
- * the check entry and the baseline's INSERT), and a conditional write by
- * revision (a lightweight transaction: Paxos at LOCAL_SERIAL), for `sensors` sensors.
+ * the state and check writes by version and the baseline's INSERT), and, for
+ * comparison, the conditional writes by revision the notifier made before
+ * (lightweight transactions: Paxos at LOCAL_SERIAL), for `sensors` sensors.
  */
 const statementCosts = (
   session: cassandra.Client,
@@ -454,7 +455,7 @@ const statementCosts = (
       )
     )
     const sample = yield* Effect.promise(() =>
-      session.execute(`SELECT state FROM ${keyspace}.alert_sensor_state LIMIT 1`)
+      session.execute(`SELECT state FROM ${keyspace}.alert_sensor_states LIMIT 1`)
     )
     const state: string = sample.first()?.get("state") ?? ""
     const options = {
@@ -663,7 +664,7 @@ const program = Effect.gen(function* () {
       Effect.map((result) => Number(result.first()?.get("count") ?? -1))
     )
   const storedEpisodes = yield* count("glucose_alerts_by_id")
-  const storedStates = yield* count("alert_sensor_state")
+  const storedStates = yield* count("alert_sensor_states")
   const storedOld = yield* count("raw_alerts")
   const countsOk = storedEpisodes === episodes && storedStates === sensorsSeen && storedOld === oldAlerts
   yield* Console.log(
@@ -691,7 +692,7 @@ const program = Effect.gen(function* () {
       "| case | readings/s | ratio | end to end s | CPU s (in window) | peak RSS MB | Cassandra CPU s (in window) |",
       "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
       consumerRow(
-        "notifier (own process): state reads, episodes, LWT state writes, commit",
+        "notifier (own process): state reads, episodes, state writes by version, commit",
         notifier,
         (readingsPerSecond(notifier) / readingsPerSecond(baseline)).toFixed(2)
       ),
@@ -705,7 +706,7 @@ const program = Effect.gen(function* () {
         `Engine and loop: one pass of ${records.length} readings (the mean of ${engine.passes} and ${raw.passes} passes after one to warm up); ` +
         `their peak RSS is this process's, with the scripted readings in it.`,
       "",
-      `Cassandra statements, ${WRITE_CONCURRENCY} in flight, on a table of alert_sensor_state's shape holding a notifier's state:`,
+      `Cassandra statements, ${WRITE_CONCURRENCY} in flight, on a table of alert_sensor_states' shape holding a notifier's state:`,
       "",
       "| statement | per s | p50 ms | p99 ms | Cassandra CPU ms each |",
       "| --- | ---: | ---: | ---: | ---: |",

@@ -1,4 +1,4 @@
-import { UserId } from "@dexmon/domain"
+import { SensorId, UserId } from "@dexmon/domain"
 import { assert, layer } from "@effect/vitest"
 import cassandra from "cassandra-driver"
 import { ConfigProvider, Effect, Layer, Option } from "effect"
@@ -7,7 +7,8 @@ import {
   AlertStoreError,
   CassandraAlertStateStore,
   CassandraAlertStore,
-  CassandraSession
+  CassandraSession,
+  nextStateVersion
 } from "../src/index.ts"
 import { requiredServer } from "../src/testing/index.ts"
 import { alertStateStoreContract } from "./contracts/AlertStateStoreContract.ts"
@@ -251,3 +252,69 @@ layer(CassandraSession.layer.pipe(Layer.provide(episodesConfig)), { timeout: 120
     )
   }
 )
+
+// A keyspace as the release with conditional state writes left it: `alert_sensor_state` at a revision, and its check.
+const conditionalStatesConfig = keyspaceConfig(`dexmon_states_${run}`)
+layer(CassandraSession.layer.pipe(Layer.provide(conditionalStatesConfig)), {
+  timeout: 120_000,
+  excludeTestServices: true
+})(`sensor states written with lightweight transactions, on Cassandra at ${contactPoints}`, (it) => {
+  it.effect(
+    "a sensor only in the former table reads from it, is due by its check, and moves on at its first write",
+    () =>
+      Effect.gen(function* () {
+        const session = yield* CassandraSession
+        const { run: cql } = session.runner((fields) => new AlertStoreError(fields))
+        const { keyspace } = session.config
+        const checkAt = Date.parse("2026-11-20T00:00:00.000Z")
+        yield* cql(
+          "seed",
+          `CREATE TABLE ${keyspace}.alert_sensor_state (
+          sensor_id text PRIMARY KEY, user_id text, log_partition int, state text, check_at timestamp, revision bigint
+        )`
+        )
+        yield* cql(
+          "seed",
+          `CREATE TABLE ${keyspace}.alert_sensor_checks (
+          log_partition int, sensor_id text, check_at timestamp, PRIMARY KEY ((log_partition), sensor_id)
+        )`
+        )
+        yield* cql(
+          "seed",
+          `INSERT INTO ${keyspace}.alert_sensor_state (sensor_id, user_id, log_partition, state, check_at, revision)
+          VALUES ('kept', 'u', 2, '{"position":41}', ?, 3)`,
+          [new Date(checkAt)],
+          { prepare: true }
+        )
+        yield* cql(
+          "seed",
+          `INSERT INTO ${keyspace}.alert_sensor_checks (log_partition, sensor_id, check_at) VALUES (2, 'kept', ?)
+          USING TIMESTAMP 3`,
+          [new Date(checkAt)],
+          { prepare: true }
+        )
+
+        const store = yield* CassandraAlertStateStore.make
+        const kept = SensorId.make("kept")
+        const former = { sensor_id: kept, user_id: UserId.make("u"), log_partition: 2, state: '{"position":41}' }
+        assert.deepStrictEqual((yield* store.load([kept, SensorId.make("never")])).get(kept), {
+          ...former,
+          check_at: checkAt,
+          version: 3n
+        })
+        assert.deepStrictEqual(yield* store.due(2, checkAt), [kept])
+
+        // The first write of this release outranks the revision, and its check replaces the former one.
+        const next = {
+          ...former,
+          state: '{"position":42}',
+          check_at: checkAt + 60_000,
+          version: nextStateVersion(42, 3n)
+        }
+        yield* store.save([next])
+        assert.deepStrictEqual((yield* store.load([kept])).get(kept), next)
+        assert.deepStrictEqual(yield* store.due(2, checkAt), [])
+        assert.deepStrictEqual(yield* store.due(2, checkAt + 60_000), [kept])
+      })
+  )
+})

@@ -29,7 +29,7 @@ import {
   type UserId
 } from "@dexmon/domain"
 import { currentTraceHeaders, Metrics } from "@dexmon/observability"
-import { AlertSettingsStore, AlertStateStore, AlertStateStoreError, AlertStore, EventLog, Topics } from "@dexmon/ports"
+import { AlertSettingsStore, AlertStateStore, AlertStore, EventLog, nextStateVersion, Topics } from "@dexmon/ports"
 import { type DecodedBatch, runConsumer, superviseConsumer, writeWithRetry } from "@dexmon/streams"
 import { Clock, Config, Effect, Layer, Option, Schedule, Schema, Semaphore, Stream } from "effect"
 
@@ -123,17 +123,16 @@ const decodeStoredSettings = Schema.decodeUnknownEffect(Schema.fromJsonString(Al
 /** Settings versions never change, so the rules made from them are kept (up to this many users' versions). */
 const REMEMBERED_RULES = 10_000
 
-/** How many times a batch is decided again after another notifier moved one of its sensors' states on. */
-const CONFLICT_RETRIES = 10
-
 /**
  * The notifier: the alert engine (`@dexmon/alerting`) run as a stateful
  * stream processor keyed like the event log. Per batch of one partition it
  * loads the states of the batch's sensors, decides each record in log order,
  * writes the touched episodes, appends the notifications it decided to
- * `glucose.alerts`, then writes the states (conditionally, by revision, so a
- * zombie or a rebalance can never overwrite a newer state), and commits only
- * then. A crash before the state write decides the batch again, to the same
+ * `glucose.alerts`, then writes the states, and commits only then. A state's
+ * version is the log position it covers (then its clock ticks there), and the
+ * store keeps the highest: a zombie that still decides a partition it lost
+ * writes states the new owner's already outrank, or the same states (the
+ * engine is deterministic over the log), never an older one over a newer. A crash before the state write decides the batch again, to the same
  * rows and, for the same decisions, the same notification keys (an episode's
  * first, repeat n, its reminder, its all clear): notifications are at least
  * once. A shutdown is no crash: it lets a batch's append and state write
@@ -203,15 +202,19 @@ export const NotifierLive = Layer.effectDiscard(
     const decideAndStore = Effect.fnUntraced(function* (inputs: ReadonlyArray<SensorInput>) {
       const sensorIds = [...new Set(inputs.map((i) => i.sensor_id))]
       const stored = yield* states.load(sensorIds)
-      const working = new Map<SensorId, { state: SensorState; revision: number; changed: boolean }>()
+      const working = new Map<SensorId, { state: SensorState; version: bigint | undefined; changed: boolean }>()
       for (const { sensor_id, user_id } of inputs) {
         if (working.has(sensor_id)) continue
         const row = stored.get(sensor_id)
         if (row !== undefined) {
           const state = yield* Effect.orDie(decodeSensorState(row.state))
-          working.set(sensor_id, { state, revision: row.revision, changed: false })
+          working.set(sensor_id, { state, version: row.version, changed: false })
         } else if (user_id !== undefined) {
-          working.set(sensor_id, { state: initialSensorState(sensor_id, user_id), revision: 0, changed: false })
+          working.set(sensor_id, {
+            state: initialSensorState(sensor_id, user_id),
+            version: undefined,
+            changed: false
+          })
         }
       }
       const partitionOf = new Map(inputs.map((i) => [i.sensor_id, i.log_partition]))
@@ -253,14 +256,12 @@ export const NotifierLive = Layer.effectDiscard(
       const writes = [...working.values()]
         .filter((entry) => entry.changed)
         .map((entry) => ({
-          row: {
-            sensor_id: entry.state.sensor_id,
-            user_id: entry.state.user_id,
-            log_partition: partitionOf.get(entry.state.sensor_id) ?? 0,
-            state: encodeSensorState(entry.state),
-            check_at: nextCheckAt(rulesOfUser(entry.state.user_id, entry.state.settings_version), entry.state)
-          },
-          expected_revision: entry.revision
+          sensor_id: entry.state.sensor_id,
+          user_id: entry.state.user_id,
+          log_partition: partitionOf.get(entry.state.sensor_id) ?? 0,
+          state: encodeSensorState(entry.state),
+          check_at: nextCheckAt(rulesOfUser(entry.state.user_id, entry.state.settings_version), entry.state),
+          version: nextStateVersion(entry.state.position, entry.version)
         }))
       // Not interrupted between the two: a shutdown (SIGTERM, a rolling restart) that cut in after the append
       // would leave the states behind it, and the next owner would decide and append the same notifications
@@ -283,30 +284,17 @@ export const NotifierLive = Layer.effectDiscard(
       return changes
     })
 
-    /**
-     * `decideAndStore` in its partition's turn (the inputs are one partition's: a batch's or a tick's);
-     * a state another member moved on is read and decided again.
-     */
+    /** `decideAndStore` in its partition's turn (the inputs are one partition's: a batch's or a tick's). */
     const decideInTurn = (inputs: ReadonlyArray<SensorInput>) =>
       turnOf(inputs[0]?.log_partition ?? 0)
         .withPermits(1)(decideAndStore(inputs))
         .pipe(
-          Effect.retry({ while: (error) => error._tag === "AlertStateConflict", times: CONFLICT_RETRIES }),
-          Effect.catchTag("AlertStateConflict", (conflict) =>
-            Effect.fail(
-              new AlertStateStoreError({
-                operation: "save",
-                message: `states of ${conflict.sensor_ids.join(", ")} keep moving on: another notifier writes them`,
-                transient: true
-              })
-            )
-          ),
           Effect.tap((changes) =>
             Effect.sync(() => {
               for (const change of changes) {
                 if (change.kind === "opened" || change.kind === "recorded")
                   Metrics.alertsRaised.inc({ type: change.alert.alert_type })
-                // Counted once the batch's states are written, so a batch decided again after a conflict counts once.
+                // Counted once the batch's states are written: a batch that failed before and is decided again counts once.
                 if (change.notify)
                   Metrics.notificationsDecided.inc({
                     alert_type: change.alert.alert_type,

@@ -28,7 +28,7 @@ const gate = { held: Deferred.makeUnsafe<void>(), release: Deferred.makeUnsafe<v
 const heldSave =
   (real: AlertStateStore["Service"]): AlertStateStore["Service"]["save"] =>
   (writes) =>
-    writes.some((write) => write.row.log_partition === 0)
+    writes.some((write) => write.log_partition === 0)
       ? Deferred.succeed(gate.held, undefined).pipe(
           Effect.andThen(Deferred.await(gate.release)),
           Effect.andThen(real.save(writes))

@@ -12,14 +12,11 @@ export interface SensorStateRow {
   readonly state: string
   /** When the engine next needs a clock tick for this sensor (epoch ms); null when never (a retired sensor). */
   readonly check_at: number | null
-  /** Bumped by every write; a write names the revision it read, so a stale writer cannot overwrite a newer state. */
-  readonly revision: number
-}
-
-/** A conditional write: it applies only while the stored revision is still `expected_revision` (0: no row yet). */
-export interface SensorStateWrite {
-  readonly row: Omit<SensorStateRow, "revision">
-  readonly expected_revision: number
+  /**
+   * Orders the sensor's states (see `nextStateVersion`): a write replaces the
+   * stored row only when its version is higher, whatever order writes arrive in.
+   */
+  readonly version: bigint
 }
 
 export class AlertStateStoreError extends Schema.TaggedError<AlertStateStoreError>()(
@@ -28,20 +25,13 @@ export class AlertStateStoreError extends Schema.TaggedError<AlertStateStoreErro
 ) {}
 
 /**
- * Some conditional writes found another revision: another notifier (a zombie
- * or the partition's new owner) wrote those sensors since they were read. The
- * writes of the other sensors went through. Read again and decide again.
- */
-export class AlertStateConflict extends Schema.TaggedError<AlertStateConflict>()("AlertStateConflict", {
-  sensor_ids: Schema.Array(Schema.String)
-}) {}
-
-/**
  * The alert engine's durable per-sensor state: one row (one Cassandra
  * partition) per sensor beside the alerts. Reads and writes are at least
- * `LOCAL_QUORUM` (conditional writes at `LOCAL_SERIAL`) whatever the
- * deployment's default consistency, so a notifier that takes over a partition
- * reads every state its predecessor wrote.
+ * `LOCAL_QUORUM` whatever the deployment's default consistency, so a notifier
+ * that takes over a partition reads every state its predecessor wrote. Writes
+ * are last-write-wins by version, not by arrival: a zombie notifier's late
+ * write of an older state changes nothing, without a read before the write
+ * (a Cassandra lightweight transaction costs two to three plain writes).
  */
 export class AlertStateStore extends Context.Service<
   AlertStateStore,
@@ -51,13 +41,11 @@ export class AlertStateStore extends Context.Service<
       sensorIds: ReadonlyArray<SensorId>
     ) => Effect.Effect<ReadonlyMap<SensorId, SensorStateRow>, AlertStateStoreError>
     /**
-     * Writes each state if its row is still at the expected revision, and
-     * bumps the revision. Fails with `AlertStateConflict` naming the sensors
-     * whose rows had moved on (the others are written).
+     * Writes each row unless the store holds the sensor at a higher version
+     * (then the write changes nothing, and is no error). A write retried with
+     * the same version and content leaves the same row.
      */
-    readonly save: (
-      writes: ReadonlyArray<SensorStateWrite>
-    ) => Effect.Effect<void, AlertStateStoreError | AlertStateConflict>
+    readonly save: (rows: ReadonlyArray<SensorStateRow>) => Effect.Effect<void, AlertStateStoreError>
     /** The sensors of a log partition whose `check_at` is at or before `now`. */
     readonly due: (logPartition: number, now: number) => Effect.Effect<ReadonlyArray<SensorId>, AlertStateStoreError>
     /** A cheap round trip to the store, for readiness probes. */

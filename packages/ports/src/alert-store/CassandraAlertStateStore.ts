@@ -1,15 +1,9 @@
 import { SensorId, UserId } from "@dexmon/domain"
 import type cassandra from "cassandra-driver"
 import { Effect, Layer, Schema } from "effect"
-import {
-  AlertStateConflict,
-  AlertStateStore,
-  AlertStateStoreError,
-  type SensorStateRow,
-  type SensorStateWrite
-} from "./AlertStateStore.ts"
+import { AlertStateStore, AlertStateStoreError, type SensorStateRow } from "./AlertStateStore.ts"
 import { type CassandraConfig, CassandraSession, consistencyOf } from "./CassandraSession.ts"
-import { isThisWrite, writeRounds } from "./SensorStateWrites.ts"
+import { newestPerSensor } from "./SensorStateVersion.ts"
 
 /**
  * State is read and written at `LOCAL_QUORUM`, or at the configured level when
@@ -19,7 +13,11 @@ import { isThisWrite, writeRounds } from "./SensorStateWrites.ts"
 export const stateConsistency = (configured: CassandraConfig["consistency"]) =>
   configured === "ONE" || configured === "LOCAL_ONE" ? consistencyOf.LOCAL_QUORUM : consistencyOf[configured]
 
-/** A state row; `revision` is the driver's `Long`, so the schema is made once the session has loaded the driver. */
+/**
+ * A state row; its version (the write timestamp, or a former table's
+ * revision) is the driver's `Long`, so the schema is made once the session
+ * has loaded the driver.
+ */
 const stateRowOf = (Long: typeof cassandra.types.Long) =>
   Schema.Struct({
     sensor_id: SensorId,
@@ -27,37 +25,42 @@ const stateRowOf = (Long: typeof cassandra.types.Long) =>
     log_partition: Schema.Number,
     state: Schema.String,
     check_at: Schema.NullOr(Schema.Date),
-    revision: Schema.instanceOf(Long)
+    version: Schema.instanceOf(Long)
   })
 
 /**
- * The alert engine's state on Apache Cassandra: `alert_sensor_state`, one
- * partition per sensor, written with lightweight transactions (`IF NOT EXISTS`
- * for a first write, `IF revision = ?` after that; Paxos at `LOCAL_SERIAL`,
- * committed at `stateConsistency`), and `alert_sensor_checks`, the sensors of
- * each log partition with their next check, which `due` reads. A Paxos round
- * covers one partition only, so a check entry is written after its state, with
- * the state's revision as its write timestamp: of two entries for a sensor the
- * one from the newer revision wins whichever arrives last. `due` confirms its
- * candidates against their states and mends an entry that a crash between
- * the two writes left behind.
+ * The alert engine's state on Apache Cassandra: `alert_sensor_states`, one
+ * partition per sensor, each row written whole with its version as the write
+ * timestamp (so of two writes the higher version wins, in whatever order they
+ * arrive), and `alert_sensor_checks`, the sensors of each log partition with
+ * their next check, which `due` reads, written after the state with the same
+ * timestamp. `due` confirms its candidates against their states and mends an
+ * entry that a crash between the two writes left behind.
+ *
+ * Before, states were written with lightweight transactions to
+ * `alert_sensor_state` (a revision checked by Paxos); where that table exists
+ * a sensor not yet in the new one is read from it, its revision standing for
+ * its version (every new version is higher), so an upgrade keeps every open
+ * episode. Its notifiers are to be stopped before this release's start: the
+ * two would not see each other's writes.
  */
 export const make = Effect.gen(function* () {
   const session = yield* CassandraSession
   const { config } = session
   const { types } = session.driver
   const StateRow = stateRowOf(types.Long)
-  const long = (value: number) => types.Long.fromNumber(value)
+  const long = (value: bigint) => types.Long.fromString(value.toString())
   const { failWith, run, runAll } = session.runner((fields) => new AlertStateStoreError(fields))
-  const stateTable = `${config.keyspace}.alert_sensor_state`
+  const stateTable = `${config.keyspace}.alert_sensor_states`
+  const formerStateTable = `${config.keyspace}.alert_sensor_state`
   const checksTable = `${config.keyspace}.alert_sensor_checks`
   const consistency = stateConsistency(config.consistency)
-  const conditional = { consistency, serialConsistency: consistencyOf.LOCAL_SERIAL, isIdempotent: false }
+  const write = { consistency, isIdempotent: true }
 
   yield* run(
     "create table",
     `CREATE TABLE IF NOT EXISTS ${stateTable} (
-      sensor_id text PRIMARY KEY, user_id text, log_partition int, state text, check_at timestamp, revision bigint
+      sensor_id text PRIMARY KEY, user_id text, log_partition int, state text, check_at timestamp
     )`
   )
   yield* run(
@@ -67,19 +70,24 @@ export const make = Effect.gen(function* () {
       PRIMARY KEY ((log_partition), sensor_id)
     )`
   )
+  const formerTableExists = yield* run(
+    "create table",
+    "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ? AND table_name = 'alert_sensor_state'",
+    [config.keyspace]
+  ).pipe(Effect.map((result) => result.rowLength > 0))
 
-  const selectState = `SELECT sensor_id, user_id, log_partition, state, check_at, revision FROM ${stateTable}
-    WHERE sensor_id = ?`
-  const insertState = `INSERT INTO ${stateTable} (sensor_id, user_id, log_partition, state, check_at, revision)
-    VALUES (?, ?, ?, ?, ?, 1) IF NOT EXISTS`
-  const updateState = `UPDATE ${stateTable} SET user_id = ?, log_partition = ?, state = ?, check_at = ?, revision = ?
-    WHERE sensor_id = ? IF revision = ?`
+  const selectState = `SELECT sensor_id, user_id, log_partition, state, check_at, writetime(state) AS version
+    FROM ${stateTable} WHERE sensor_id = ?`
+  const selectFormerState = `SELECT sensor_id, user_id, log_partition, state, check_at, revision AS version
+    FROM ${formerStateTable} WHERE sensor_id = ?`
+  const insertState = `INSERT INTO ${stateTable} (sensor_id, user_id, log_partition, state, check_at)
+    VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?`
   const upsertCheck = `INSERT INTO ${checksTable} (log_partition, sensor_id, check_at) VALUES (?, ?, ?) USING TIMESTAMP ?`
   const deleteCheck = `DELETE FROM ${checksTable} USING TIMESTAMP ? WHERE log_partition = ? AND sensor_id = ?`
 
-  /** One sensor's state; a serial read also completes a conditional write still in flight. */
-  const readState = (sensorId: string, options: cassandra.QueryOptions) =>
-    run("load", selectState, [sensorId], options).pipe(
+  /** One sensor's state in a table. */
+  const readStateFrom = (query: string, sensorId: string) =>
+    run("load", query, [sensorId], { consistency }).pipe(
       Effect.flatMap((result) => {
         const row = result.first()
         return row === null
@@ -92,7 +100,7 @@ export const make = Effect.gen(function* () {
                   log_partition: r.log_partition,
                   state: r.state,
                   check_at: r.check_at === null ? null : r.check_at.getTime(),
-                  revision: r.revision.toNumber()
+                  version: BigInt(r.version.toString())
                 })
               ),
               Effect.mapError(failWith("load"))
@@ -100,71 +108,56 @@ export const make = Effect.gen(function* () {
       })
     )
 
-  /** The check entry of a state at a revision: later revisions overwrite it, earlier ones never do. */
+  /** One sensor's state: from the state table, or where it has none yet, from the former table. */
+  const readState = (sensorId: string) =>
+    readStateFrom(selectState, sensorId).pipe(
+      Effect.flatMap((row) =>
+        row === undefined && formerTableExists ? readStateFrom(selectFormerState, sensorId) : Effect.succeed(row)
+      )
+    )
+
+  /** The check entry of a state at a version: later versions overwrite it, earlier ones never do. */
   const writeCheck = (
     operation: string,
     logPartition: number,
     sensorId: string,
     checkAt: number | null,
-    revision: number
+    version: bigint
   ) =>
     run(
       operation,
       checkAt === null ? deleteCheck : upsertCheck,
       checkAt === null
-        ? [long(revision), logPartition, sensorId]
-        : [logPartition, sensorId, new Date(checkAt), long(revision)],
-      { consistency, isIdempotent: true }
+        ? [long(version), logPartition, sensorId]
+        : [logPartition, sensorId, new Date(checkAt), long(version)],
+      write
     )
 
   const load = Effect.fn("AlertStateStore.load")(function* (sensorIds: ReadonlyArray<SensorId>) {
-    const rows = yield* Effect.forEach([...new Set(sensorIds)], (sensorId) => readState(sensorId, { consistency }), {
+    const rows = yield* Effect.forEach([...new Set(sensorIds)], readState, {
       concurrency: config.writeConcurrency
     })
     return new Map<SensorId, SensorStateRow>(rows.filter((row) => row !== undefined).map((row) => [row.sensor_id, row]))
   })
 
-  /**
-   * One conditional write; whether it was written. When the condition fails,
-   * the stored row is read serially: it may be this very write (a retry of one
-   * whose acknowledgement was lost), and its check entry is mended either way.
-   */
-  const applyWrite = Effect.fnUntraced(function* (write: SensorStateWrite) {
-    const { row, expected_revision: expected } = write
-    const checkAt = row.check_at === null ? null : new Date(row.check_at)
-    const result =
-      expected === 0
-        ? yield* run(
-            "save",
-            insertState,
-            [row.sensor_id, row.user_id, row.log_partition, row.state, checkAt],
-            conditional
-          )
-        : yield* run(
-            "save",
-            updateState,
-            [row.user_id, row.log_partition, row.state, checkAt, long(expected + 1), row.sensor_id, long(expected)],
-            conditional
-          )
-    if (result.first()?.["[applied]"] === true) {
-      yield* writeCheck("save", row.log_partition, row.sensor_id, row.check_at, expected + 1)
-      return true
-    }
-    const stored = yield* readState(row.sensor_id, { consistency: consistencyOf.LOCAL_SERIAL })
-    if (stored === undefined) return false
-    yield* writeCheck("save", stored.log_partition, stored.sensor_id, stored.check_at, stored.revision)
-    return isThisWrite(stored, write)
-  })
+  /** A state, then its check entry, both at its version: idempotent, so a write whose answer was lost is retried. */
+  const writeState = (row: SensorStateRow) =>
+    run(
+      "save",
+      insertState,
+      [
+        row.sensor_id,
+        row.user_id,
+        row.log_partition,
+        row.state,
+        row.check_at === null ? null : new Date(row.check_at),
+        long(row.version)
+      ],
+      write
+    ).pipe(Effect.andThen(writeCheck("save", row.log_partition, row.sensor_id, row.check_at, row.version)))
 
-  const save = Effect.fn("AlertStateStore.save")(function* (writes: ReadonlyArray<SensorStateWrite>) {
-    const conflicts: Array<string> = []
-    for (const round of writeRounds(writes)) {
-      const written = yield* Effect.forEach(round, applyWrite, { concurrency: config.writeConcurrency })
-      round.forEach((write, i) => {
-        if (!written[i]) conflicts.push(write.row.sensor_id)
-      })
-    }
-    if (conflicts.length > 0) return yield* new AlertStateConflict({ sensor_ids: [...new Set(conflicts)].sort() })
+  const save = Effect.fn("AlertStateStore.save")(function* (rows: ReadonlyArray<SensorStateRow>) {
+    yield* Effect.forEach(newestPerSensor(rows), writeState, { concurrency: config.writeConcurrency, discard: true })
   })
 
   /**
@@ -193,10 +186,10 @@ export const make = Effect.gen(function* () {
         }
         return Effect.all(
           [
-            writeCheck("due", state.log_partition, state.sensor_id, state.check_at, state.revision),
+            writeCheck("due", state.log_partition, state.sensor_id, state.check_at, state.version),
             ...(state.log_partition === logPartition
               ? []
-              : [writeCheck("due", logPartition, state.sensor_id, null, state.revision)])
+              : [writeCheck("due", logPartition, state.sensor_id, null, state.version)])
           ],
           { discard: true }
         )
