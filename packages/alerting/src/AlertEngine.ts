@@ -45,6 +45,13 @@ export interface ReadingInput {
 export interface TickInput {
   readonly _tag: "Tick"
   readonly now: number
+  /**
+   * Where the tick sits in the log (the notifier appends its ticks there): like a
+   * reading, one at or before the state's position is a redelivery and changes
+   * nothing, and a state that decided it covers its position. Absent: a tick
+   * outside the log (a test's, a replay's), which moves no position.
+   */
+  readonly position?: number
 }
 
 /**
@@ -569,8 +576,10 @@ const onReading = (rules: AlertRulesShape, state: SensorState, input: ReadingInp
 
 const onTick = (rules: AlertRulesShape, state: SensorState, input: TickInput): Decision => {
   const newest = state.newest
+  if (input.position !== undefined && input.position <= state.position) return { state, changes: [] }
   if (state.retired || state.stopped || newest === null) return { state, changes: [] }
   const work = begin(rules, state)
+  if (input.position !== undefined) work.position = input.position
   const now = Math.max(work.clock, input.now)
   work.clock = now
   work.now = now

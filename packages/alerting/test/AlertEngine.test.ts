@@ -300,6 +300,26 @@ describe("state", () => {
     assert.deepStrictEqual(again.state, first.state)
   })
 
+  it("a tick in the log covers its position: it decides what the same tick outside the log does, once", () => {
+    const readings = runAll(script().series(T0, [110, 108, 105]).inputs)
+    const now = T0 + 40 * MINUTE
+    const outside = decide(defaultAlertRules, readings.state, { _tag: "Tick", now })
+    const position = readings.state.position + 1
+    const inLog = decide(defaultAlertRules, readings.state, { _tag: "Tick", now, position })
+    assert.deepStrictEqual(
+      outside.changes.map((c) => [c.kind, c.alert.alert_type, c.notify]),
+      [["opened", "NO_DATA", true]]
+    )
+    assert.deepStrictEqual(inLog.changes, outside.changes)
+    assert.deepStrictEqual(inLog.state, { ...outside.state, position })
+    // Redelivered (a new owner decides the partition's records again), or any tick before it: nothing.
+    for (const at of [position, position - 1]) {
+      const again = decide(defaultAlertRules, inLog.state, { _tag: "Tick", now: now + MINUTE, position: at })
+      assert.strictEqual(again.state, inLog.state)
+      assert.strictEqual(again.changes.length, 0)
+    }
+  })
+
   it("round-trips through the store's JSON and stays bounded", () => {
     const values = Array.from({ length: 400 }, (_, i) => 100 + (i % 7))
     const run = runAll(script().series(T0, values, MINUTE / 2).inputs)

@@ -2,10 +2,12 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import {
   AlertActionEvent,
+  AlertClockEvent,
   AlertId,
   decodeEventsTopicBytes,
   EventId,
   encodeAlertActionEvent,
+  encodeAlertClockEvent,
   encodeGlucoseEvent,
   GlucoseEvent,
   SensorId,
@@ -38,6 +40,20 @@ describe("the messages of glucose.events", () => {
     Effect.gen(function* () {
       const decoded = yield* decodeEventsTopicBytes(encoder.encode(encodeAlertActionEvent(event)))
       assert.instanceOf(decoded, AlertActionEvent)
+      assert.deepStrictEqual(decoded, event)
+    })
+  )
+
+  it.effect("the notifier's clock tick decodes as a tick, never as a reading or an action", () =>
+    Effect.gen(function* () {
+      const event = new AlertClockEvent({
+        schema: "alert-clock",
+        schema_version: 1,
+        sensor_id: base.sensor_id,
+        tick_at: t0
+      })
+      const decoded = yield* decodeEventsTopicBytes(encoder.encode(encodeAlertClockEvent(event)))
+      assert.instanceOf(decoded, AlertClockEvent)
       assert.deepStrictEqual(decoded, event)
     })
   )

@@ -1,11 +1,10 @@
 import { durationConfig } from "@dexmon/alerting"
 import type { LiveEvent, ServiceUnavailable } from "@dexmon/api"
 import {
-  AlertActionEvent,
   type AlertNotification,
   decodeAlertNotificationBytes,
   decodeEventsTopicBytes,
-  type GlucoseEvent,
+  GlucoseEvent,
   InvalidCursor,
   type UserId
 } from "@dexmon/domain"
@@ -128,9 +127,8 @@ export class LiveFeed extends Context.Service<
       const readingOf = (record: ConsumerRecord) =>
         decodeEventsTopicBytes(record.value).pipe(
           Effect.map((message): FeedItem | undefined =>
-            message instanceof AlertActionEvent
-              ? undefined
-              : {
+            message instanceof GlucoseEvent
+              ? {
                   topic: "e",
                   partition: record.partition,
                   offset: record.offset,
@@ -138,6 +136,7 @@ export class LiveFeed extends Context.Service<
                   userId: message.user_id,
                   event: { event: "reading", data: message }
                 }
+              : undefined
           ),
           Effect.orElseSucceed(() => undefined)
         )

@@ -17,10 +17,13 @@ import {
 } from "@dexmon/alerting"
 import {
   AlertActionEvent,
+  AlertClockEvent,
   AlertNotification,
+  alertClockHeaders,
   alertNotificationHeaders,
   decodeEventsTopicBytes,
   type EventsTopicMessage,
+  encodeAlertClockEvent,
   encodeAlertNotification,
   type GlucoseEvent,
   type NotificationType,
@@ -31,7 +34,7 @@ import {
 import { currentTraceHeaders, Metrics } from "@dexmon/observability"
 import { AlertSettingsStore, AlertStateStore, AlertStore, EventLog, nextStateVersion, Topics } from "@dexmon/ports"
 import { type DecodedBatch, runConsumer, superviseConsumer, writeWithRetry } from "@dexmon/streams"
-import { Clock, Config, Effect, Layer, Option, Schedule, Schema, Semaphore, Stream } from "effect"
+import { Clock, Config, Effect, Layer, Option, Schedule, Schema, Stream } from "effect"
 
 export const NotifierConfig = Config.all({
   groupId: Config.String("DEXMON_NOTIFIER_GROUP").pipe(Config.withDefault("dexmon-notifier")),
@@ -91,6 +94,13 @@ const actionInput = (event: AlertActionEvent, partition: number, offset: number,
   }
 })
 
+/** A clock tick a notifier appended for a sensor, decided at its place in the log like the sensor's readings. */
+const clockInput = (event: AlertClockEvent, partition: number, offset: number): SensorInput => ({
+  log_partition: partition,
+  sensor_id: event.sensor_id,
+  input: { _tag: "Tick", now: event.tick_at, position: offset }
+})
+
 const notificationTypes: Partial<Record<AlertChange["kind"], NotificationType>> = {
   opened: "alert",
   activated: "alert",
@@ -128,22 +138,23 @@ const REMEMBERED_RULES = 10_000
  * stream processor keyed like the event log. Per batch of one partition it
  * loads the states of the batch's sensors, decides each record in log order,
  * writes the touched episodes, appends the notifications it decided to
- * `glucose.alerts`, then writes the states, and commits only then. A state's
- * version is the log position it covers (then its clock ticks there), and the
- * store keeps the highest: a zombie that still decides a partition it lost
- * writes states the new owner's already outrank, or the same states (the
- * engine is deterministic over the log), never an older one over a newer. A crash before the state write decides the batch again, to the same
- * rows and, for the same decisions, the same notification keys (an episode's
- * first, repeat n, its reminder, its all clear): notifications are at least
- * once. A shutdown is no crash: it lets a batch's append and state write
- * finish together, so a graceful stop appends nothing twice. A redelivered record is at or before its sensor's position and
- * changes nothing, so crashes and rebalances are exact.
+ * `glucose.alerts`, then writes the states, and commits only then.
  *
- * A clock fiber ticks, once a `DEXMON_ALERT_TICK_EVERY`, the sensors whose
- * check time has passed, on the partitions this member owns and has consumed
- * to their end (a notifier catching up decides silences from the log, not
- * from its clock). A partition's ticks and batches take turns; partitions
- * run side by side (their sensors are disjoint).
+ * Everything the engine decides is a record of the log: readings, the
+ * owner's actions, and the clock, which a fiber appends once a
+ * `DEXMON_ALERT_TICK_EVERY` for each sensor whose check time has passed, on
+ * the partitions this member owns and has consumed to their end (a notifier
+ * catching up decides silences from the log, not from its clock). So the
+ * engine is deterministic over the log, and a state's version is the log
+ * position it covers: the store keeps the highest, and a zombie that still
+ * decides a partition it lost writes the states the new owner writes, or
+ * older ones that change nothing. A redelivered record is at or before its
+ * sensor's position and changes nothing. A crash before the state write
+ * decides the batch again, to the same rows and, for the same decisions, the
+ * same notification keys (an episode's first, repeat n, its reminder, its all
+ * clear): notifications are at least once. A shutdown is no crash: it lets a
+ * batch's append and state write finish together, so a graceful stop appends
+ * nothing twice. Partitions run side by side (their sensors are disjoint).
  */
 export const NotifierLive = Layer.effectDiscard(
   Effect.gen(function* () {
@@ -154,16 +165,6 @@ export const NotifierLive = Layer.effectDiscard(
     const settings = yield* AlertSettingsStore
     const { names } = yield* Topics
     const config = yield* NotifierConfig
-    // One turn per log partition: a partition's sensors are its own, so only its batches and its ticks need to
-    // take turns, and a slow partition leaves the others to run.
-    const turns = new Map<number, Semaphore.Semaphore>()
-    const turnOf = (partition: number) => {
-      const known = turns.get(partition)
-      if (known !== undefined) return known
-      const made = Semaphore.makeUnsafe(1)
-      turns.set(partition, made)
-      return made
-    }
     let owned: ReadonlyArray<number> = []
     const rulesByVersion = new Map<string, AlertRulesShape>()
 
@@ -284,27 +285,25 @@ export const NotifierLive = Layer.effectDiscard(
       return changes
     })
 
-    /** `decideAndStore` in its partition's turn (the inputs are one partition's: a batch's or a tick's). */
-    const decideInTurn = (inputs: ReadonlyArray<SensorInput>) =>
-      turnOf(inputs[0]?.log_partition ?? 0)
-        .withPermits(1)(decideAndStore(inputs))
-        .pipe(
-          Effect.tap((changes) =>
-            Effect.sync(() => {
-              for (const change of changes) {
-                if (change.kind === "opened" || change.kind === "recorded")
-                  Metrics.alertsRaised.inc({ type: change.alert.alert_type })
-                // Counted once the batch's states are written: a batch that failed before and is decided again counts once.
-                if (change.notify)
-                  Metrics.notificationsDecided.inc({
-                    alert_type: change.alert.alert_type,
-                    type: notificationTypes[change.kind] ?? "alert"
-                  })
-              }
-            })
-          ),
-          Effect.asVoid
-        )
+    /** `decideAndStore` for a batch of one partition, counted once its states are written. */
+    const decideAndCount = (inputs: ReadonlyArray<SensorInput>) =>
+      decideAndStore(inputs).pipe(
+        Effect.tap((changes) =>
+          Effect.sync(() => {
+            for (const change of changes) {
+              if (change.kind === "opened" || change.kind === "recorded")
+                Metrics.alertsRaised.inc({ type: change.alert.alert_type })
+              // Counted once the batch's states are written: a batch that failed before and is decided again counts once.
+              if (change.notify)
+                Metrics.notificationsDecided.inc({
+                  alert_type: change.alert.alert_type,
+                  type: notificationTypes[change.kind] ?? "alert"
+                })
+            }
+          })
+        ),
+        Effect.asVoid
+      )
 
     const applyWithEngine = (batches: Stream.Stream<DecodedBatch<EventsTopicMessage>>) =>
       batches.pipe(
@@ -316,11 +315,13 @@ export const NotifierLive = Layer.effectDiscard(
               value:
                 value instanceof AlertActionEvent
                   ? actionInput(value, record.partition, record.offset, record.timestamp)
-                  : readingInput(value, record.partition, record.offset, record.timestamp)
+                  : value instanceof AlertClockEvent
+                    ? clockInput(value, record.partition, record.offset)
+                    : readingInput(value, record.partition, record.offset, record.timestamp)
             }))
           })
         ),
-        writeWithRetry(decideInTurn, {
+        writeWithRetry(decideAndCount, {
           retries: config.retries,
           initialDelay: 100,
           maxDelay: 5_000,
@@ -340,7 +341,10 @@ export const NotifierLive = Layer.effectDiscard(
       }
     })
 
-    /** Ticks the due sensors of every owned partition that is consumed to its end. */
+    /**
+     * Appends a clock tick to the event log for each due sensor of every owned partition that is consumed to
+     * its end; the pipeline decides it there, in order with the sensor's records.
+     */
     const tick = Effect.gen(function* () {
       if (owned.length === 0) return
       const ends = yield* eventLog.endOffsets(names.events)
@@ -350,14 +354,17 @@ export const NotifierLive = Layer.effectDiscard(
         if ((committed.get(partition) ?? 0) < (ends.get(partition) ?? 0)) continue
         const due = yield* states.due(partition, now)
         for (let start = 0; start < due.length; start += config.maxBatchSize) {
-          const inputs = due.slice(start, start + config.maxBatchSize).map(
-            (sensor_id): SensorInput => ({
-              log_partition: partition,
-              sensor_id,
-              input: { _tag: "Tick", now }
+          yield* eventLog.append(
+            names.events,
+            due.slice(start, start + config.maxBatchSize).map((sensor_id) => {
+              const event = new AlertClockEvent({ schema: "alert-clock", schema_version: 1, sensor_id, tick_at: now })
+              return {
+                key: sensor_id,
+                value: encoder.encode(encodeAlertClockEvent(event)),
+                headers: alertClockHeaders(event)
+              }
             })
           )
-          yield* decideInTurn(inputs)
         }
       }
     }).pipe(
