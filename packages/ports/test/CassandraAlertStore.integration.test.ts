@@ -309,7 +309,7 @@ layer(CassandraSession.layer.pipe(Layer.provide(conditionalStatesConfig)), {
           ...former,
           state: '{"position":42}',
           check_at: checkAt + 60_000,
-          version: nextStateVersion(42, 3n)
+          version: nextStateVersion(42, 3n, 0)
         }
         yield* store.save([next])
         assert.deepStrictEqual((yield* store.load([kept])).get(kept), next)

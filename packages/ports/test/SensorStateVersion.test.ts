@@ -23,10 +23,10 @@ describe("sensor state versions", () => {
         fc.integer({ min: 0, max: 1_000 }),
         fc.integer({ min: 1, max: 1_000 }),
         fc.array(fc.integer({ min: 0, max: 127 }), { minLength: 2, maxLength: 2 }),
-        (position, ticks, ahead, [saltA, saltB]) => {
+        (position, ticks, ahead, [saltA = 0, saltB = 0]) => {
           let version = nextStateVersion(position, undefined, saltA)
           for (let tick = 0; tick < ticks; tick++) {
-            const next = nextStateVersion(position, version, (saltA! + tick) % 128)
+            const next = nextStateVersion(position, version, (saltA + tick) % 128)
             if (!(next > version) || positionOfVersion(next) !== position) return false
             version = next
           }

@@ -32,9 +32,17 @@ import {
   type UserId
 } from "@dexmon/domain"
 import { currentTraceHeaders, Metrics } from "@dexmon/observability"
-import { AlertSettingsStore, AlertStateStore, AlertStore, EventLog, nextStateVersion, Topics } from "@dexmon/ports"
+import {
+  AlertSettingsStore,
+  AlertStateStore,
+  AlertStore,
+  EventLog,
+  nextStateVersion,
+  Topics,
+  VERSION_SALT_VALUES
+} from "@dexmon/ports"
 import { type DecodedBatch, runConsumer, superviseConsumer, writeWithRetry } from "@dexmon/streams"
-import { Clock, Config, Effect, Layer, Option, Schedule, Schema, Stream } from "effect"
+import { Clock, Config, Effect, Layer, Option, Random, Schedule, Schema, Stream } from "effect"
 
 export const NotifierConfig = Config.all({
   groupId: Config.String("DEXMON_NOTIFIER_GROUP").pipe(Config.withDefault("dexmon-notifier")),
@@ -254,6 +262,7 @@ export const NotifierLive = Layer.effectDiscard(
       // while one whose state was written first could be lost.
       const notifications = changes.filter((change) => change.notify).map(toNotification)
       const traceHeaders = notifications.length > 0 ? yield* currentTraceHeaders : {}
+      const salt = yield* Random.nextIntBetween(0, VERSION_SALT_VALUES, { halfOpen: true })
       const writes = [...working.values()]
         .filter((entry) => entry.changed)
         .map((entry) => ({
@@ -262,7 +271,7 @@ export const NotifierLive = Layer.effectDiscard(
           log_partition: partitionOf.get(entry.state.sensor_id) ?? 0,
           state: encodeSensorState(entry.state),
           check_at: nextCheckAt(rulesOfUser(entry.state.user_id, entry.state.settings_version), entry.state),
-          version: nextStateVersion(entry.state.position, entry.version)
+          version: nextStateVersion(entry.state.position, entry.version, salt)
         }))
       // Not interrupted between the two: a shutdown (SIGTERM, a rolling restart) that cut in after the append
       // would leave the states behind it, and the next owner would decide and append the same notifications
@@ -293,7 +302,7 @@ export const NotifierLive = Layer.effectDiscard(
             for (const change of changes) {
               if (change.kind === "opened" || change.kind === "recorded")
                 Metrics.alertsRaised.inc({ type: change.alert.alert_type })
-              // Counted once the batch's states are written: a batch that failed before and is decided again counts once.
+              // Counted once the batch's states are written: a batch decided again after a failure counts once.
               if (change.notify)
                 Metrics.notificationsDecided.inc({
                   alert_type: change.alert.alert_type,

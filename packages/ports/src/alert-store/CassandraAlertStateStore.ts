@@ -33,9 +33,9 @@ const stateRowOf = (Long: typeof cassandra.types.Long) =>
  * partition per sensor, each row written whole with its version as the write
  * timestamp (so of two writes the higher version wins, in whatever order they
  * arrive), and `alert_sensor_checks`, the sensors of each log partition with
- * their next check, which `due` reads, written after the state with the same
- * timestamp. `due` confirms its candidates against their states and mends an
- * entry that a crash between the two writes left behind.
+ * their next check, which `due` reads, written just before the state with the
+ * same timestamp. `due` confirms its candidates against their states and
+ * mends an entry a crash left behind.
  *
  * Before, states were written with lightweight transactions to
  * `alert_sensor_state` (a revision checked by Paxos); where that table exists
@@ -71,7 +71,7 @@ export const make = Effect.gen(function* () {
     )`
   )
   const formerTableExists = yield* run(
-    "create table",
+    "find former table",
     "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ? AND table_name = 'alert_sensor_state'",
     [config.keyspace]
   ).pipe(Effect.map((result) => result.rowLength > 0))
@@ -140,21 +140,30 @@ export const make = Effect.gen(function* () {
     return new Map<SensorId, SensorStateRow>(rows.filter((row) => row !== undefined).map((row) => [row.sensor_id, row]))
   })
 
-  /** A state, then its check entry, both at its version: idempotent, so a write whose answer was lost is retried. */
+  /**
+   * A check entry, then its state, both at the state's version; idempotent, so a write whose answer was lost
+   * is retried. In this order a crash between the two leaves an entry newer than its state, which `due`
+   * passes over until the redelivered batch writes the state; the other way round, a batch redelivered after
+   * its state was written changes nothing, and the check entry it missed would never be written.
+   */
   const writeState = (row: SensorStateRow) =>
-    run(
-      "save",
-      insertState,
-      [
-        row.sensor_id,
-        row.user_id,
-        row.log_partition,
-        row.state,
-        row.check_at === null ? null : new Date(row.check_at),
-        long(row.version)
-      ],
-      write
-    ).pipe(Effect.andThen(writeCheck("save", row.log_partition, row.sensor_id, row.check_at, row.version)))
+    writeCheck("save", row.log_partition, row.sensor_id, row.check_at, row.version).pipe(
+      Effect.andThen(
+        run(
+          "save",
+          insertState,
+          [
+            row.sensor_id,
+            row.user_id,
+            row.log_partition,
+            row.state,
+            row.check_at === null ? null : new Date(row.check_at),
+            long(row.version)
+          ],
+          write
+        )
+      )
+    )
 
   const save = Effect.fn("AlertStateStore.save")(function* (rows: ReadonlyArray<SensorStateRow>) {
     yield* Effect.forEach(newestPerSensor(rows), writeState, { concurrency: config.writeConcurrency, discard: true })

@@ -73,15 +73,15 @@ export const alertStateStoreContract = (name: string, storeLayer: Layer.Layer<Al
         })
     )
 
-    it.effect("a clock tick at the stored position outranks it; the next record outranks the tick", () =>
+    it.effect("a state changed again at the position it covers outranks it; the next record outranks both", () =>
       Effect.gen(function* () {
         const store = yield* AlertStateStore
         const run = newRun()
-        const decided = row(run, "s", nextStateVersion(41, undefined), { state: "record 41" })
+        const decided = row(run, "s", nextStateVersion(41, undefined, 3), { state: "record 41" })
         yield* store.save([decided])
-        const ticked = row(run, "s", nextStateVersion(41, decided.version), { state: "ticked at 41" })
-        const tickedAgain = row(run, "s", nextStateVersion(41, ticked.version), { state: "ticked again at 41" })
-        const next = row(run, "s", nextStateVersion(42, tickedAgain.version), { state: "record 42" })
+        const ticked = row(run, "s", nextStateVersion(41, decided.version, 9), { state: "again at 41" })
+        const tickedAgain = row(run, "s", nextStateVersion(41, ticked.version, 0), { state: "and again at 41" })
+        const next = row(run, "s", nextStateVersion(42, tickedAgain.version, 0), { state: "record 42" })
         yield* store.save([tickedAgain])
         yield* store.save([ticked])
         assert.deepStrictEqual((yield* store.load([decided.sensor_id])).get(decided.sensor_id), tickedAgain)
