@@ -113,9 +113,10 @@ export interface AlertChange {
    * For a notification, which decision it is within its episode: `alert` (the
    * first), `repeat-<n>` (repeat n, due at start + n × the repeat interval),
    * `reminder-<acknowledged at>` or `all-clear`; empty otherwise. Unlike the
-   * sequence, it does not depend on which earlier ticks happened to run (the
-   * clock is not in the log), so deciding again after a crash gives a decision
-   * the same key: `(alert_id, decision)` is the notification's id.
+   * sequence, it does not depend on which earlier ticks happened to run (two
+   * notifiers' clocks may both tick a sensor, or a tick may be given without a
+   * position), so deciding again gives a decision the same key:
+   * `(alert_id, decision)` is the notification's id.
    */
   readonly decision: string
 }

@@ -1,5 +1,5 @@
 import { defaultAlertRules } from "@dexmon/alerting"
-import { decodeEventsTopicBytes, GlucoseEvent } from "@dexmon/domain"
+import { AlertClockEvent, decodeEventsTopicBytes, GlucoseEvent } from "@dexmon/domain"
 import { type ConsumerRecord, EventLog, KafkaEventLog, Topics } from "@dexmon/ports"
 import { requiredServer } from "@dexmon/ports/testing"
 import { DexMonClient } from "@dexmon/sdk"
@@ -224,6 +224,9 @@ describe("a consumer rebalance while batches are in flight", () => {
         const logged: Array<LoggedEvent> = []
         for (const record of yield* readAll(log, names.events)) {
           const event = yield* Effect.orDie(decodeEventsTopicBytes(record.value))
+          // A notifier's clock tick (a sensor that fell due while faults slowed the posts): the comparison below
+          // checks that no tick had anything to decide.
+          if (event instanceof AlertClockEvent) continue
           if (!(event instanceof GlucoseEvent)) return yield* Effect.die(new Error("only readings were posted"))
           logged.push({ record, event })
         }
