@@ -179,6 +179,9 @@ export class ReadingsGroup extends HttpApiGroup.make("readings")
   )
   .middleware(Caller)
   .annotate(RequiredScope, "glucose:read")
+  .annotateMerge(
+    OpenApi.annotations({ title: "Readings", description: "Stored readings, as they are and as one reading" })
+  )
   .prefix("/api/v1") {}
 
 // `/alerts/active` is a static route, so the router matches it before the parametric `/alerts/:alert_id`
@@ -211,6 +214,7 @@ export class AlertsGroup extends HttpApiGroup.make("alerts")
   )
   .middleware(Caller)
   .annotate(RequiredScope, "alerts:read")
+  .annotateMerge(OpenApi.annotations({ title: "Alerts", description: "The caller's alert episodes, open and closed" }))
   .prefix("/api/v1") {}
 
 /** `202 Accepted`: the action is durable on the sensor's event log, in order with its readings; the notifier applies it. */
@@ -491,12 +495,16 @@ export const HealthStatus = Schema.Struct({
   checks: Schema.Record(Schema.String, Schema.Literals(["ok", "unavailable"]))
 })
 
-export class HealthGroup extends HttpApiGroup.make("health", { topLevel: true }).add(
-  HttpApiEndpoint.get("healthz", "/healthz", { success: HealthStatus }).annotateMerge(
-    OpenApi.annotations({ summary: "Liveness: the process is running" })
-  ),
-  HttpApiEndpoint.get("readyz", "/readyz", {
-    success: HealthStatus,
-    error: HealthStatus.pipe(HttpApiSchema.status(503))
-  }).annotateMerge(OpenApi.annotations({ summary: "Readiness: the stores this process needs answer" }))
-) {}
+export class HealthGroup extends HttpApiGroup.make("health", { topLevel: true })
+  .add(
+    HttpApiEndpoint.get("healthz", "/healthz", { success: HealthStatus }).annotateMerge(
+      OpenApi.annotations({ summary: "Liveness: the process is running" })
+    ),
+    HttpApiEndpoint.get("readyz", "/readyz", {
+      success: HealthStatus,
+      error: HealthStatus.pipe(HttpApiSchema.status(503))
+    }).annotateMerge(OpenApi.annotations({ summary: "Readiness: the stores this process needs answer" }))
+  )
+  .annotateMerge(
+    OpenApi.annotations({ title: "Health", description: "Liveness and readiness, for the orchestrator" })
+  ) {}

@@ -45,19 +45,22 @@ const run = (args: ReadonlyArray<string>) =>
 /**
  * A document opened in headless Chromium, as a person would see it: saved under `test-artifacts/<name>`, its
  * screenshot taken at `width` × `height` beside it (`<name>.png`), and the DOM Chromium built from it (for an SVG
- * served as XML, a parse error shows there as Chromium's error page, not as the picture).
+ * served as XML, a parse error shows there as Chromium's error page, not as the picture). A page whose script
+ * renders it after loading (the API reference) names `scriptMillis`: Chromium's virtual time runs that long
+ * before the DOM is read and the picture taken, so neither depends on how busy the machine is.
  */
 export const openInChromium = Effect.fnUntraced(function* (
   name: string,
   content: string,
-  size: { readonly width: number; readonly height: number }
+  size: { readonly width: number; readonly height: number; readonly scriptMillis?: number }
 ) {
   const file = join(TEST_ARTIFACTS, name)
   const screenshot = `${file}.png`
   mkdirSync(dirname(file), { recursive: true })
   writeFileSync(file, content)
   const url = pathToFileURL(file).href
-  const dom = yield* run(["--dump-dom", url])
-  yield* run([`--screenshot=${screenshot}`, `--window-size=${size.width},${size.height}`, url])
+  const settle = size.scriptMillis === undefined ? [] : [`--virtual-time-budget=${size.scriptMillis}`]
+  const dom = yield* run([...settle, "--dump-dom", url])
+  yield* run([...settle, `--screenshot=${screenshot}`, `--window-size=${size.width},${size.height}`, url])
   return { file, screenshot, screenshotBytes: statSync(screenshot).size, dom }
 })
