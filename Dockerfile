@@ -45,4 +45,4 @@ EXPOSE 8080
 
 # Node handles SIGTERM itself (the services shut down gracefully on it), so it
 # runs as PID 1 without an init wrapper.
-CMD ["node", "services/standalone/src/main.ts"]
+CMD ["node", "--max-semi-space-size=2", "services/standalone/src/main.ts"]

@@ -43,12 +43,7 @@ import {
   toReadingInput
 } from "../services/standalone/test/support/AlertDay.ts"
 
-// kafkajs 2.2.4 sets a negative timer on Node 24 (tulios/kafkajs#1751): harmless, and hidden as infra/cli.ts hides it.
-process.removeAllListeners("warning")
-process.on("warning", (warning) => {
-  if (warning.name !== "TimeoutNegativeWarning")
-    console.error(`(node:${process.pid}) ${warning.name}: ${warning.message}`)
-})
+Harness.hideKafkajsTimerWarning()
 
 const READINGS = Number(process.env.BENCH_ALERT_READINGS ?? 100_000)
 const SENSORS = Number(process.env.BENCH_ALERT_SENSORS ?? 1_000)

@@ -75,15 +75,15 @@ const rawBaseline = (prefix: string, cutoff: number) =>
       // Ordered by user then time, so each (user, UTC day) is one adjacent run.
       Stream.groupAdjacentBy((row) => `date=${dayOf(row.timestamp)}/user=${row.user_id}`),
       Stream.mapEffect(
-        ([group, rows]) => {
-          const bytes = encodeReadings(rows)
-          const put = new PutObjectCommand({
-            Bucket: s3Env.S3_BUCKET,
-            Key: `${prefix}/${group}/part-0.parquet`,
-            Body: bytes
-          })
-          return Effect.tryPromise(() => s3.send(put)).pipe(Effect.as({ rows: rows.length, bytes: bytes.byteLength }))
-        },
+        ([group, rows]) =>
+          Effect.flatMap(encodeReadings(rows), (bytes) => {
+            const put = new PutObjectCommand({
+              Bucket: s3Env.S3_BUCKET,
+              Key: `${prefix}/${group}/part-0.parquet`,
+              Body: bytes
+            })
+            return Effect.tryPromise(() => s3.send(put)).pipe(Effect.as({ rows: rows.length, bytes: bytes.byteLength }))
+          }),
         { concurrency: PUTS_IN_FLIGHT }
       ),
       Stream.runFold(

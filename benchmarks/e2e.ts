@@ -32,7 +32,7 @@ import { caughtUp, openSql, type Sql } from "./e2e/stores.ts"
 import { dexmonEnvironment, type Service, startDexmon, startRaw } from "./e2e/topology.ts"
 import type { Shape } from "./e2e/workload.ts"
 
-process.removeAllListeners("warning")
+Harness.hideKafkajsTimerWarning()
 
 const PHASE_SECONDS = Number(process.env.BENCH_PHASE_SECONDS ?? 30)
 const SENSORS = Number(process.env.BENCH_SENSORS ?? 5_000)

@@ -13,7 +13,7 @@
 // receiver is sent BENCH_MEMORY_READINGS readings (batches of 500, 8 at a time, and single posts, 64 at
 // a time) and each service's VmHWM is read once the processor and the notifier have committed every
 // event. Each service runs with the V8 options it is deployed with (deploy/NodeOptions.ts: the five
-// long-running services; the archiver, the dlq tool and `pnpm start` keep V8's defaults);
+// long-running services; `pnpm start` its own; the archiver and the dlq tool keep V8's defaults);
 // BENCH_NODE_OPTIONS, when set, is given to every one instead ("" for V8's defaults everywhere), and with the
 // deployed malloc settings unless BENCH_MALLOC=default; KAFKA_CONSUMER_MAX_BYTES_PER_PARTITION reaches them too.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
@@ -23,8 +23,10 @@ import { join, resolve } from "node:path"
 import * as Ports from "@dexmon/ports"
 import { Effect } from "effect"
 import { Kafka, logLevel } from "kafkajs"
-import { benchMallocEnv, SERVICE_NODE_OPTIONS } from "../deploy/NodeOptions.ts"
+import { benchMallocEnv, SERVICE_NODE_OPTIONS, STANDALONE_NODE_OPTIONS } from "../deploy/NodeOptions.ts"
 import * as Harness from "../infra/Harness.ts"
+
+Harness.hideKafkajsTimerWarning()
 
 const root = resolve(import.meta.dirname, "..")
 const SETTLE_MS = Number(process.env.BENCH_MEMORY_SETTLE_MS ?? 5_000)
@@ -33,7 +35,12 @@ const nodeOptions = process.env.BENCH_NODE_OPTIONS
 const DEPLOYED_WITH_SERVICE_OPTIONS = new Set(["receiver", "processor", "notifier", "deliverer", "gateway"])
 /** The V8 options a run of `service` gets: as deployed, unless BENCH_NODE_OPTIONS says otherwise. */
 const nodeOptionsOf = (service: string) =>
-  nodeOptions ?? (DEPLOYED_WITH_SERVICE_OPTIONS.has(service) ? SERVICE_NODE_OPTIONS : undefined)
+  nodeOptions ??
+  (DEPLOYED_WITH_SERVICE_OPTIONS.has(service)
+    ? SERVICE_NODE_OPTIONS
+    : service === "pnpm start"
+      ? STANDALONE_NODE_OPTIONS
+      : undefined)
 /** `BENCH_MEMORY_IDLE=false` skips the idle table (import costs and each service alone). */
 const idlePhase = process.env.BENCH_MEMORY_IDLE !== "false"
 const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"
@@ -381,7 +388,7 @@ const main = async () => {
   }
   console.log(
     nodeOptions === undefined
-      ? `\nNODE_OPTIONS as deployed: ${SERVICE_NODE_OPTIONS} for ${[...DEPLOYED_WITH_SERVICE_OPTIONS].join(", ")}; V8's defaults for the rest`
+      ? `\nNODE_OPTIONS as deployed: ${SERVICE_NODE_OPTIONS} for ${[...DEPLOYED_WITH_SERVICE_OPTIONS].join(", ")}; ${STANDALONE_NODE_OPTIONS} for pnpm start; V8's defaults for the rest`
       : `\nNODE_OPTIONS=${nodeOptions} for every service (BENCH_NODE_OPTIONS)`
   )
 }

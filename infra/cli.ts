@@ -9,6 +9,7 @@ import {
   allServices,
   down,
   environment,
+  hideKafkajsTimerWarning,
   isService,
   isTool,
   knownServices,
@@ -22,14 +23,8 @@ import {
 const usage =
   "usage: node infra/cli.ts up [kafka|postgres|cassandra|s3|timescale|kcat ...] | down [kafka|cassandra|s3|timescale ...] | env | status"
 
-// kafkajs 2.2.4 (used for the readiness check) calls setTimeout with a negative delay, which
-// Node 24 reports as a TimeoutNegativeWarning (tulios/kafkajs#1751, unfixed upstream). It is
-// harmless, so this process prints every warning except that one in place of Node's default printer.
-process.removeAllListeners("warning")
-process.on("warning", (warning) => {
-  if (warning.name !== "TimeoutNegativeWarning")
-    console.error(`(node:${process.pid}) ${warning.name}: ${warning.message}`)
-})
+// kafkajs is used for the readiness check.
+hideKafkajsTimerWarning()
 
 /** The services named on the command line, or undefined (after saying so) when one is unknown. */
 const servicesNamed = (names: ReadonlyArray<string>): ReadonlyArray<Service> | undefined => {

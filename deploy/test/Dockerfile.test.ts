@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest"
+import { STANDALONE_NODE_OPTIONS } from "../NodeOptions.ts"
 import { readText } from "./support/Files.ts"
 
 /** The Dockerfile's instructions, continuation lines joined, comments dropped. */
@@ -18,11 +19,15 @@ describe("Dockerfile", () => {
     expect(ofKind("COPY")).toContain("COPY . .")
   })
 
-  it("runs as a numeric non-root user, with the standalone entry point as the default command", () => {
+  it("runs as a numeric non-root user, with the standalone entry point as the default command, as pnpm start runs it", () => {
     const [user] = ofKind("USER")
     expect(user).toMatch(/^USER [1-9]\d*(:\d+)?$/)
     expect(instructions.indexOf(user!)).toBeGreaterThan(instructions.findIndex((line) => line.includes("pnpm install")))
-    expect(ofKind("CMD")).toEqual(['CMD ["node", "services/standalone/src/main.ts"]'])
+    const options = STANDALONE_NODE_OPTIONS.split(" ")
+    const [command] = ofKind("CMD")
+    expect(JSON.parse(command!.slice("CMD ".length))).toEqual(["node", ...options, "services/standalone/src/main.ts"])
+    const scripts = (JSON.parse(readText("package.json")) as { scripts: Record<string, string> }).scripts
+    expect(scripts.start).toBe(["node", ...options, "services/standalone/src/main.ts"].join(" "))
     expect(ofKind("ENV").join(" ")).toContain("HOST=0.0.0.0")
   })
 

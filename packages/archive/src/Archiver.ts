@@ -249,7 +249,7 @@ export const makeArchiver = Effect.fnUntraced(function* (config: ArchiverConfig)
     rows: ReadonlyArray<ReadingRecord>,
     state: "pending" | "committed"
   ) {
-    const bytes = encodeReadings(rows)
+    const bytes = yield* encodeReadings(rows)
     yield* store.put(object.key, bytes).pipe(Metrics.timeStoreWrite("archive"), retryTransient)
     yield* verify(object.key, rows, object.checksum).pipe(
       Effect.tapError(() => (state === "pending" ? discard(lease, object.key) : Effect.void))

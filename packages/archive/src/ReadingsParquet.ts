@@ -2,8 +2,18 @@ import { createHash } from "node:crypto"
 import type { EventId, SensorId, SensorLimit, Source, UserId } from "@dexmon/domain"
 import type { ArchiveStoreError, ByteRange, ObjectRange, ReadingRecord } from "@dexmon/ports"
 import { Effect, Schema } from "effect"
-import { type AsyncBuffer, type FileMetaData, parquetMetadata, parquetReadObjects, type RowGroup } from "hyparquet"
-import { parquetWriteBuffer } from "hyparquet-writer"
+import type { AsyncBuffer, FileMetaData, RowGroup } from "hyparquet"
+
+/**
+ * hyparquet and its writer, imported by the first archive object written or read instead of with this module:
+ * the gateway and `pnpm start` build the archive's layers, but most of them never touch an object (issue 18:
+ * the two cost some 6 MB resident). A failed import is a broken installation, so it is a defect.
+ */
+let parquetModules: Promise<readonly [typeof import("hyparquet"), typeof import("hyparquet-writer")]> | undefined
+const parquet = Effect.promise(() => {
+  parquetModules ??= Promise.all([import("hyparquet"), import("hyparquet-writer")])
+  return parquetModules
+})
 
 /**
  * Bumped when the columns of an archive object change; readers check it. Version 2 added the event that
@@ -79,7 +89,8 @@ export const ROW_GROUP_ROWS = 2_048
  * int, the row id as an int64, the rest as UTF-8 strings, in row groups of
  * `ROW_GROUP_ROWS` rows.
  */
-export const encodeReadings = (rows: ReadonlyArray<ReadingRecord>): Uint8Array => {
+export const encodeReadings = Effect.fnUntraced(function* (rows: ReadonlyArray<ReadingRecord>) {
+  const [, { parquetWriteBuffer }] = yield* parquet
   const column = <A>(pick: (row: ReadingRecord) => A) => rows.map(pick)
   const flagged = rows.some((row) => row.sensor_limit !== undefined)
   const buffer = parquetWriteBuffer({
@@ -123,7 +134,7 @@ export const encodeReadings = (rows: ReadonlyArray<ReadingRecord>): Uint8Array =
     createdBy: "dexmon archiver"
   })
   return new Uint8Array(buffer)
-}
+})
 
 interface ParquetRow {
   readonly id: bigint
@@ -157,16 +168,18 @@ const checkVersion = (metadata: FileMetaData) => {
 
 /** Reads an archive object back into readings, in the order they were written. */
 export const decodeReadings = (bytes: Uint8Array) =>
-  Effect.tryPromise({
-    try: async () => {
-      const file = toArrayBuffer(bytes)
-      const metadata = parquetMetadata(file)
-      checkVersion(metadata)
-      // The footer parsed once: reading it is a good part of the cost of a small object.
-      return toRecords((await parquetReadObjects({ file, metadata })) as unknown as ReadonlyArray<ParquetRow>)
-    },
-    catch: (cause) => new ArchiveFormatError({ message: `not a readable archive object: ${String(cause)}`, cause })
-  })
+  Effect.flatMap(parquet, ([{ parquetMetadata, parquetReadObjects }]) =>
+    Effect.tryPromise({
+      try: async () => {
+        const file = toArrayBuffer(bytes)
+        const metadata = parquetMetadata(file)
+        checkVersion(metadata)
+        // The footer parsed once: reading it is a good part of the cost of a small object.
+        return toRecords((await parquetReadObjects({ file, metadata })) as unknown as ReadonlyArray<ParquetRow>)
+      },
+      catch: (cause) => new ArchiveFormatError({ message: `not a readable archive object: ${String(cause)}`, cause })
+    })
+  )
 
 const toRecords = (rows: ReadonlyArray<ParquetRow>) =>
   rows.map(
@@ -284,6 +297,7 @@ const formatError = (message: string, cause?: unknown) =>
  * when the object is gone.
  */
 export const readMatching = Effect.fnUntraced(function* (read: RangeReader, filter: RowFilter) {
+  const [{ parquetMetadata, parquetReadObjects }] = yield* parquet
   const tail = yield* read({ suffix: TAIL_BYTES })
   if (tail === undefined) return undefined
   const size = tail.size

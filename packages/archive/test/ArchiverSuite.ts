@@ -852,7 +852,7 @@ export const archiverSuite = (
         })
         yield* readings.upsert([write(april, 100), write(april + HOUR, 101), write(april + 2 * HOUR, 102)])
         const rows = yield* ledger.readChunk({ user_id: user, from: april, to: april + DAY, limit: 100 })
-        const bytes = encodeReadings(rows)
+        const bytes = yield* encodeReadings(rows)
         const object = {
           key: objectKey(`test-archive/${run}`, dayOf(april), user, checksumOf(rows)),
           day: dayOf(april),

