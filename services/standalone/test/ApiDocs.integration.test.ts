@@ -1,5 +1,6 @@
-import { readFileSync } from "node:fs"
+import { copyFileSync, readFileSync } from "node:fs"
 import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { makeDexMonProcessWith, openInChromium, tempDir } from "@dexmon/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -71,6 +72,10 @@ describe("the API reference at /docs", () => {
           assert.include(rendered, text)
         }
         assert.isAbove(opened.screenshotBytes, 40_000, "the reference drawn, not a blank page")
+        // The README shows the screenshot of this run's page when asked to (DEXMON_UPDATE_README_SCREENSHOT=1).
+        if (process.env.DEXMON_UPDATE_README_SCREENSHOT === "1") {
+          copyFileSync(opened.screenshot, fileURLToPath(new URL("../../../docs/api-docs.png", import.meta.url)))
+        }
       }),
     120_000
   )
