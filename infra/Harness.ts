@@ -33,6 +33,7 @@ import {
 import { ensureKcat, kcatStatus } from "./kcat/Kcat.ts"
 import { log, seconds } from "./Processes.ts"
 import { upPostgres } from "./postgres/Postgres.ts"
+import { ensurePrometheusTools, prometheusToolsStatus } from "./prometheus/PrometheusTools.ts"
 import { type InfraState, readState, type S3State, withLock, writeState } from "./State.ts"
 import {
   externalS3Settings,
@@ -88,8 +89,8 @@ export const isService = (name: string): name is Service => (knownServices as Re
  * Client programs the tests run beside the servers: `up` puts one under .infra when the machine lacks it
  * (never when no name is given) and `down` leaves it, as it leaves the servers' jars.
  */
-export type Tool = "kcat"
-export const knownTools: ReadonlyArray<Tool> = ["kcat"]
+export type Tool = "kcat" | "prometheus"
+export const knownTools: ReadonlyArray<Tool> = ["kcat", "prometheus"]
 
 export const isTool = (name: string): name is Tool => (knownTools as ReadonlyArray<string>).includes(name)
 
@@ -116,11 +117,31 @@ export async function up(services: ReadonlyArray<Service | Tool> = allServices):
         Object.assign(environment, await upTimescale())
         break
       case "kcat":
-        Object.assign(environment, await upKcat())
+        withFirstOnPath(environment, await upKcat())
+        break
+      case "prometheus":
+        withFirstOnPath(environment, await upPrometheusTools())
         break
     }
   }
   return environment
+}
+
+/** Adds a tool's environment to `environment`; a PATH it answers goes before the PATH gathered so far. */
+const withFirstOnPath = (environment: Record<string, string>, added: Record<string, string>): void => {
+  const { PATH: path, ...rest } = added
+  Object.assign(environment, rest)
+  if (path === undefined) return
+  const before = environment.PATH ?? process.env.PATH ?? ""
+  const first = path.split(":")[0]!
+  environment.PATH = [first, ...before.split(":").filter((part) => part !== "" && part !== first)].join(":")
+}
+
+/** Prometheus, promtool, Alertmanager and the Pushgateway (infra/prometheus), their folder first on PATH. */
+const upPrometheusTools = async (): Promise<Record<string, string>> => {
+  const tools = await ensurePrometheusTools()
+  if (!tools.downloaded) log(`prometheus: ${tools.version}, fetched before (${tools.binDirectory})`)
+  return { PATH: [tools.binDirectory, process.env.PATH].filter((part) => part !== undefined && part !== "").join(":") }
 }
 
 /**
@@ -444,7 +465,14 @@ export function environment(): Record<string, string> {
 
 /** One line per server the harness starts (whether it runs, where, and whether it answers), then one per tool. */
 export async function status(): Promise<ReadonlyArray<string>> {
-  return [await kafkaStatus(), await cassandraStatus(), await s3Status(), await timescaleStatus(), await kcatStatus()]
+  return [
+    await kafkaStatus(),
+    await cassandraStatus(),
+    await s3Status(),
+    await timescaleStatus(),
+    await kcatStatus(),
+    await prometheusToolsStatus()
+  ]
 }
 
 const timescaleStatus = async (): Promise<string> => {

@@ -1,7 +1,9 @@
 // Command line of the real-server harness (`pnpm infra <command>`):
-//   up [kafka|postgres|cassandra|s3|timescale|kcat ...]  start (or reuse) the servers, default kafka postgres cassandra
-//                                              (s3 and timescale only when named); prints how long each took; kcat, a tool
-//                                              and only when named: fetched into .infra unless on PATH
+//   up [kafka|postgres|cassandra|s3|timescale|kcat|prometheus ...]  start (or reuse) the servers, default kafka
+//                                              postgres cassandra (s3 and timescale only when named); prints how long
+//                                              each took; kcat and prometheus (Prometheus, promtool, Alertmanager,
+//                                              the Pushgateway) are tools, only when named: fetched into .infra
+//                                              (kcat unless on PATH)
 //   down [kafka|cassandra|s3|timescale ...]            stop what `up` started and remove its data, default all
 //   env                                        `export NAME=value` lines for the running servers: eval "$(pnpm -s infra env)"
 //   status                                     what runs, where, and whether it answers
@@ -21,7 +23,7 @@ import {
 } from "./Harness.ts"
 
 const usage =
-  "usage: node infra/cli.ts up [kafka|postgres|cassandra|s3|timescale|kcat ...] | down [kafka|cassandra|s3|timescale ...] | env | status"
+  "usage: node infra/cli.ts up [kafka|postgres|cassandra|s3|timescale|kcat|prometheus ...] | down [kafka|cassandra|s3|timescale ...] | env | status"
 
 // kafkajs is used for the readiness check.
 hideKafkajsTimerWarning()

@@ -50,10 +50,10 @@ if (missing.length > 0) {
 
 // Leave servers that the harness was already running (a developer's `pnpm infra up`) as they were.
 const alreadyRunning = Object.keys(Harness.environment()).length > 0
-// kcat first, so that a failed fetch stops the run before any server starts. When fetched, its answer is
-// a PATH with its folder first: tests that run plain `kcat` find it.
-console.log("\n== servers: node infra/cli.ts up kcat kafka postgres cassandra s3 timescale")
-const servers = await Harness.up(["kcat", "kafka", "postgres", "cassandra", "s3", "timescale"])
+// The tools first (kcat; Prometheus' binaries with promtool), so that a failed fetch stops the run before any
+// server starts. When fetched, the answer is a PATH with their folders first: tests that run plain `kcat` find it.
+console.log("\n== servers: node infra/cli.ts up kcat prometheus kafka postgres cassandra s3 timescale")
+const servers = await Harness.up(["kcat", "prometheus", "kafka", "postgres", "cassandra", "s3", "timescale"])
 let tests = false
 try {
   tests = run(

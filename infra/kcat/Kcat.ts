@@ -2,8 +2,9 @@
 // PATH, otherwise Debian's package and the two libraries it adds to the system's (librdkafka1, libyajl2),
 // fetched with `apt-get download` and unpacked with `dpkg -x` under .infra/kcat/<version>/. Neither needs
 // root, so a clean CI machine gets kcat the way it gets the servers' jars: by the harness, on first use.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs"
 import { join, relative } from "node:path"
+import { fetchIntoPlace, fetchPackages } from "../debian/DebianPackages.ts"
 import { log, runCommand, seconds, tailOfText } from "../Processes.ts"
 import { infraDirectory } from "../State.ts"
 
@@ -75,25 +76,12 @@ const machineKcat = async (): Promise<Kcat | undefined> => {
 export const unpackedKcat = async (versionDirectory: string, version: string): Promise<Kcat> => {
   if (existsSync(join(versionDirectory, "bin", "kcat"))) return verified(versionDirectory, false)
   const started = performance.now()
-  const parent = join(versionDirectory, "..")
-  mkdirSync(parent, { recursive: true })
-  const partial = mkdtempSync(`${versionDirectory}.partial-`)
-  chmodSync(partial, 0o755)
-  try {
-    log(`kcat ${version}: fetching ${packages.join(", ")} with apt-get download into ${versionDirectory}`)
-    await fetchInto(partial, version)
-    // Checked before the rename, so that a kcat that cannot run never lands where the next call would trust it.
-    await verified(partial, true)
-    try {
-      renameSync(partial, versionDirectory)
-    } catch (error) {
-      // Another process renamed its own copy first: use that one.
-      const code = (error as NodeJS.ErrnoException).code
-      if (code !== "ENOTEMPTY" && code !== "EEXIST") throw error
-    }
-  } finally {
-    rmSync(partial, { recursive: true, force: true })
-  }
+  log(`kcat ${version}: fetching ${packages.join(", ")} with apt-get download into ${versionDirectory}`)
+  await fetchIntoPlace(
+    versionDirectory,
+    (partial) => fetchInto(partial, version),
+    (partial) => verified(partial, true)
+  )
   const kcat = await verified(versionDirectory, true)
   log(`kcat ${version} ready in ${seconds(performance.now() - started)}: ${kcat.version} (${versionDirectory})`)
   return kcat
@@ -101,22 +89,7 @@ export const unpackedKcat = async (versionDirectory: string, version: string): P
 
 /** Downloads the packages into `<directory>/debs`, checks kcat's version and unpacks them all into `<directory>/root`. */
 const fetchInto = async (directory: string, version: string): Promise<void> => {
-  const debs = join(directory, "debs")
-  mkdirSync(debs)
-  await aptGetDownload(directory, debs)
-
-  const files = readdirSync(debs).filter((file) => file.endsWith(".deb"))
-  const kcatDeb = files.find((file) => file.startsWith("kcat_"))
-  if (kcatDeb === undefined) {
-    throw new Error(`apt-get download left no kcat_*.deb in ${debs} (found: ${files.join(", ") || "nothing"})`)
-  }
-  const packaged = (await succeeded("dpkg-deb", ["-f", join(debs, kcatDeb), "Version"])).trim()
-  if (upstreamVersion(packaged) !== version) {
-    throw new Error(
-      `apt offers kcat ${packaged}, not ${version}: set DEXMON_KCAT_VERSION=${upstreamVersion(packaged)} to use it`
-    )
-  }
-  for (const file of files) await succeeded("dpkg", ["-x", join(debs, file), join(directory, "root")])
+  await fetchPackages({ packages, main: "kcat", version, versionVariable: "DEXMON_KCAT_VERSION", directory })
 
   const libraries = libraryDirectory(join(directory, "root"))
   const bin = join(directory, "bin")
@@ -133,49 +106,6 @@ const fetchInto = async (directory: string, version: string): Promise<void> => {
     ].join("\n")
   )
   chmodSync(join(bin, "kcat"), 0o755)
-}
-
-/**
- * `apt-get download` of the packages into `debs`, with the machine's package lists. Those can be missing
- * (images that delete them) or stale (a security update replaced a version they name); then a second
- * try with lists of its own, fetched by `apt-get update` into `<directory>/apt` (no root needed).
- */
-const aptGetDownload = async (directory: string, debs: string): Promise<void> => {
-  const first = await runCommand("apt-get", ["-q", "download", ...packages], { cwd: debs })
-  if (first.exitCode === 0) return
-  log(`kcat: apt-get download with the machine's package lists failed; fetching lists into ${directory}/apt`)
-  const lists = join(directory, "apt", "lists")
-  const cache = join(directory, "apt", "cache")
-  mkdirSync(join(lists, "partial"), { recursive: true })
-  mkdirSync(join(cache, "archives", "partial"), { recursive: true })
-  const ownLists = [
-    "-o",
-    `Dir::State::Lists=${lists}`,
-    "-o",
-    `Dir::Cache=${cache}`,
-    // The lock of a folder only this process uses; without it, a user other than root may not run `update`.
-    "-o",
-    "Debug::NoLocking=1"
-  ]
-  const update = await runCommand("apt-get", ["-q", ...ownLists, "update"], { cwd: debs })
-  const second =
-    update.exitCode === 0
-      ? await runCommand("apt-get", ["-q", ...ownLists, "download", ...packages], { cwd: debs })
-      : undefined
-  rmSync(join(directory, "apt"), { recursive: true, force: true })
-  if (second?.exitCode === 0) return
-  throw new Error(
-    [
-      `apt-get download ${packages.join(" ")} failed (exit ${first.exitCode}):`,
-      tailOfText(first.output, 20),
-      // `update` can exit 0 having fetched nothing (a mirror it cannot reach is a warning): its output says why.
-      `apt-get update into ${lists} (exit ${update.exitCode}):`,
-      tailOfText(update.output, 20),
-      ...(second === undefined
-        ? []
-        : [`apt-get download with those lists failed too (exit ${second.exitCode}):`, tailOfText(second.output, 20)])
-    ].join("\n")
-  )
 }
 
 /** Runs `kcat -V` from `directory` and answers it; throws with what it printed (and what `ldd` misses) when it fails. */
@@ -211,18 +141,6 @@ const libraryDirectory = (root: string): string => {
   if (found === undefined) throw new Error(`no librdkafka.so.1 under ${join(root, "usr", "lib")}`)
   return found.parentPath
 }
-
-/** Runs a command that must succeed and answers its output. */
-const succeeded = async (command: string, args: ReadonlyArray<string>): Promise<string> => {
-  const result = await runCommand(command, args)
-  if (result.exitCode !== 0) {
-    throw new Error(`${command} ${args.join(" ")} failed (exit ${result.exitCode}):\n${tailOfText(result.output, 20)}`)
-  }
-  return result.output
-}
-
-/** "1.7.1" of Debian's "1.7.1-2" or "1:1.7.1-1build2". */
-const upstreamVersion = (debianVersion: string): string => debianVersion.replace(/^\d+:/, "").replace(/-[^-]*$/, "")
 
 /** "kcat 1.7.1, librdkafka 2.0.2" from the "Version 1.7.1 (JSON, ..., librdkafka 2.0.2 builtin.features=...)" line. */
 const versionLine = (output: string): string => {
