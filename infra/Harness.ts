@@ -117,45 +117,42 @@ export async function up(services: ReadonlyArray<Service | Tool> = allServices):
         Object.assign(environment, await upTimescale())
         break
       case "kcat":
-        withFirstOnPath(environment, await upKcat())
+        putFirstOnPath(environment, await upKcat())
         break
       case "prometheus":
-        withFirstOnPath(environment, await upPrometheusTools())
+        putFirstOnPath(environment, await upPrometheusTools())
         break
     }
   }
   return environment
 }
 
-/** Adds a tool's environment to `environment`; a PATH it answers goes before the PATH gathered so far. */
-const withFirstOnPath = (environment: Record<string, string>, added: Record<string, string>): void => {
-  const { PATH: path, ...rest } = added
-  Object.assign(environment, rest)
-  if (path === undefined) return
-  const before = environment.PATH ?? process.env.PATH ?? ""
-  const first = path.split(":")[0]!
-  environment.PATH = [first, ...before.split(":").filter((part) => part !== "" && part !== first)].join(":")
+/** Puts a tool's folder (none: the tool is the machine's) first on the PATH the environment answers. */
+const putFirstOnPath = (environment: Record<string, string>, folder: string | undefined): void => {
+  if (folder === undefined) return
+  const rest = (environment.PATH ?? process.env.PATH ?? "").split(":").filter((part) => part !== "" && part !== folder)
+  environment.PATH = [folder, ...rest].join(":")
 }
 
-/** Prometheus, promtool, Alertmanager and the Pushgateway (infra/prometheus), their folder first on PATH. */
-const upPrometheusTools = async (): Promise<Record<string, string>> => {
+/** Prometheus, promtool, Alertmanager and the Pushgateway (infra/prometheus): the folder that holds them. */
+const upPrometheusTools = async (): Promise<string> => {
   const tools = await ensurePrometheusTools()
   if (!tools.downloaded) log(`prometheus: ${tools.version}, fetched before (${tools.binDirectory})`)
-  return { PATH: [tools.binDirectory, process.env.PATH].filter((part) => part !== undefined && part !== "").join(":") }
+  return tools.binDirectory
 }
 
 /**
- * kcat from PATH, or fetched under .infra (see infra/kcat/Kcat.ts). For the fetched one the answer
- * is a PATH with its folder first, so that a process given this environment finds plain `kcat`.
+ * kcat from PATH, or fetched under .infra (see infra/kcat/Kcat.ts): for the fetched one, the folder to put
+ * first on PATH, so that a process given the environment finds plain `kcat`.
  */
-const upKcat = async (): Promise<Record<string, string>> => {
+const upKcat = async (): Promise<string | undefined> => {
   const kcat = await ensureKcat()
   if (kcat.binDirectory === undefined) {
     log(`kcat: the machine's (${kcat.version})`)
-    return {}
+    return undefined
   }
   if (!kcat.downloaded) log(`kcat: ${kcat.version}, fetched before (${kcat.command})`)
-  return { PATH: [kcat.binDirectory, process.env.PATH].filter((part) => part !== undefined && part !== "").join(":") }
+  return kcat.binDirectory
 }
 
 const upKafka = async (): Promise<Record<string, string>> => {

@@ -118,6 +118,7 @@ export const fetchIntoPlace = async (
     try {
       renameSync(partial, versionDirectory)
     } catch (error) {
+      // Another process renamed its own copy first: use that one.
       const code = (error as NodeJS.ErrnoException).code
       if (code !== "ENOTEMPTY" && code !== "EEXIST") throw error
     }
