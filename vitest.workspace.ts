@@ -23,6 +23,7 @@ export const projects: Array<TestProjectInlineConfiguration> = [
   project("reports", "packages/reports"),
   project("api", "packages/api"),
   project("streams", "packages/streams"),
+  project("observability", "packages/observability"),
   project("ports", "packages/ports"),
   project("archive", "packages/archive"),
   project("testing", "packages/testing"),

@@ -33,6 +33,15 @@ import {
 import { ensureKcat, kcatStatus } from "./kcat/Kcat.ts"
 import { log, seconds } from "./Processes.ts"
 import { upPostgres } from "./postgres/Postgres.ts"
+import {
+  isPrometheusServersRunning,
+  type PrometheusServersState,
+  prometheusServerPorts,
+  prometheusServersAnswer,
+  prometheusServersEnvironment,
+  startPrometheusServers,
+  stopPrometheusServers
+} from "./prometheus/PrometheusServers.ts"
 import { ensurePrometheusTools, prometheusToolsStatus } from "./prometheus/PrometheusTools.ts"
 import { type InfraState, readState, type S3State, withLock, writeState } from "./State.ts"
 import {
@@ -61,6 +70,19 @@ import {
   timescalePort
 } from "./timescale/Timescale.ts"
 
+import {
+  isZipkinRunning,
+  startZipkin,
+  stopZipkin,
+  waitUntilZipkinAnswers,
+  zipkinEnvironment,
+  zipkinExporterEnvironment,
+  zipkinPort,
+  zipkinProblem,
+  zipkinUrl,
+  zipkinVersion
+} from "./zipkin/Zipkin.ts"
+
 export { type PrivateTimescale, privateTimescale } from "./timescale/Timescale.ts"
 
 /**
@@ -77,11 +99,11 @@ export const hideKafkajsTimerWarning = (): void => {
   })
 }
 
-export type Service = "kafka" | "postgres" | "cassandra" | "s3" | "timescale"
+export type Service = "kafka" | "postgres" | "cassandra" | "s3" | "timescale" | "observability" | "zipkin"
 /** What `up` starts when no service is named (the servers the test runner needs); s3 only when asked for. */
 export const allServices: ReadonlyArray<Service> = ["kafka", "postgres", "cassandra"]
 /** Every service `up` can start when named. */
-export const knownServices: ReadonlyArray<Service> = [...allServices, "s3", "timescale"]
+export const knownServices: ReadonlyArray<Service> = [...allServices, "s3", "timescale", "observability", "zipkin"]
 
 export const isService = (name: string): name is Service => (knownServices as ReadonlyArray<string>).includes(name)
 
@@ -115,6 +137,12 @@ export async function up(services: ReadonlyArray<Service | Tool> = allServices):
         break
       case "timescale":
         Object.assign(environment, await upTimescale())
+        break
+      case "observability":
+        Object.assign(environment, await upPrometheusServers())
+        break
+      case "zipkin":
+        Object.assign(environment, await upZipkin())
         break
       case "kcat":
         putFirstOnPath(environment, await upKcat())
@@ -365,6 +393,129 @@ const upTimescale = async (): Promise<Record<string, string>> =>
 
 const withoutTimescale = ({ timescale: _timescale, ...rest }: InfraState): InfraState => rest
 
+/** Prometheus, Alertmanager and the Pushgateway (infra/prometheus/PrometheusServers.ts): reused while they answer. */
+const upPrometheusServers = async (): Promise<Record<string, string>> =>
+  withLock(async () => {
+    const started = performance.now()
+    const previous = readState().prometheusServers
+    if (previous !== undefined) {
+      if (isPrometheusServersRunning(previous) && (await prometheusServersAnswer(previous))) {
+        log(
+          `observability: Prometheus, Alertmanager and the Pushgateway already running (${describePrometheusServers(previous)}); reused`
+        )
+        if (previous.prometheus.port !== prometheusServerPorts().prometheus)
+          log("observability: note: asked for other ports; run `down observability` first")
+        return prometheusServersEnvironment(previous)
+      }
+      log("observability: a server of the last start is gone or does not answer; starting them again")
+      await stopPrometheusServers(previous)
+      writeState(withoutPrometheusServers(readState()))
+    }
+    const state = await startPrometheusServers((spawned) =>
+      writeState({ ...readState(), prometheusServers: spawned })
+    ).catch((error: unknown) => {
+      writeState(withoutPrometheusServers(readState()))
+      throw error
+    })
+    log(
+      `observability: ${state.version} ready in ${seconds(performance.now() - started)} (${describePrometheusServers(state)}; data ${state.dataDirectory})`
+    )
+    return prometheusServersEnvironment(state)
+  })
+
+const describePrometheusServers = (state: PrometheusServersState): string =>
+  `Prometheus on ${state.prometheus.port} (pid ${state.prometheus.pid}), Alertmanager on ${state.alertmanager.port} ` +
+  `(pid ${state.alertmanager.pid}), Pushgateway on ${state.pushgateway.port} (pid ${state.pushgateway.pid}), alert webhook ${state.webhookPort}`
+
+const withoutPrometheusServers = ({ prometheusServers: _servers, ...rest }: InfraState): InfraState => rest
+
+const downPrometheusServers = async (): Promise<void> => {
+  const servers = readState().prometheusServers
+  if (servers === undefined) {
+    log("observability: not started by this harness; nothing to stop")
+    return
+  }
+  const started = performance.now()
+  await stopPrometheusServers(servers)
+  writeState(withoutPrometheusServers(readState()))
+  log(`observability: stopped in ${seconds(performance.now() - started)}; removed ${servers.dataDirectory}`)
+}
+
+const prometheusServersStatus = async (): Promise<string> => {
+  const servers = readState().prometheusServers
+  if (servers === undefined) return "observability: not running"
+  if (!isPrometheusServersRunning(servers))
+    return "observability: not running (stale state: a server is gone; `down observability` cleans up)"
+  const answers = (await prometheusServersAnswer(servers)) ? "answer" : "do NOT all answer"
+  return `observability: ${servers.version}: ${describePrometheusServers(servers)}, since ${servers.startedAt}, ${answers}`
+}
+
+/**
+ * Zipkin (infra/zipkin): reused while it answers, else started with an empty store. Answers where its API is
+ * (`ZIPKIN_URL`) and not the exporter variables, so the DexMon processes of `pnpm test` export no spans
+ * unless a test asks them to; `env` prints those too, for a DexMon run by hand.
+ */
+const upZipkin = async (): Promise<Record<string, string>> =>
+  withLock(async () => {
+    const started = performance.now()
+    const previous = readState().zipkin
+    if (previous !== undefined) {
+      if (
+        isZipkinRunning(previous) &&
+        (await waitUntilZipkinAnswers(previous, existingServerTimeoutMs, () => isZipkinRunning(previous)))
+      ) {
+        log(`zipkin ${previous.version} already running on ${zipkinUrl(previous)} (pid ${previous.pid}); reused`)
+        if (previous.version !== zipkinVersion() || previous.port !== zipkinPort())
+          log(`zipkin: note: asked for ${zipkinVersion()} on port ${zipkinPort()}; run \`down zipkin\` first`)
+        return zipkinEnvironment(previous)
+      }
+      log(`zipkin pid ${previous.pid} is gone or does not answer; starting a new one`)
+      await stopZipkin(previous)
+      writeState(withoutZipkin(readState()))
+    }
+    const { state, timings } = await startZipkin((spawned) => writeState({ ...readState(), zipkin: spawned })).catch(
+      (error: unknown) => {
+        writeState(withoutZipkin(readState()))
+        throw error
+      }
+    )
+    const jar = timings.jarDownloaded ? `jar downloaded ${seconds(timings.jarMs)}` : "jar cached"
+    log(
+      `zipkin ${state.version} ready on ${zipkinUrl(state)} in ${seconds(performance.now() - started)} ` +
+        `(${jar}, start ${seconds(timings.startMs)}; pid ${state.pid}, spans in memory)`
+    )
+    return zipkinEnvironment(state)
+  })
+
+const withoutZipkin = ({ zipkin: _zipkin, ...rest }: InfraState): InfraState => rest
+
+const downZipkin = async (): Promise<void> => {
+  const zipkin = readState().zipkin
+  if (zipkin === undefined) {
+    log("zipkin: not started by this harness; nothing to stop")
+    return
+  }
+  const started = performance.now()
+  const wasRunning = isZipkinRunning(zipkin)
+  await stopZipkin(zipkin)
+  writeState(withoutZipkin(readState()))
+  log(
+    wasRunning
+      ? `zipkin (pid ${zipkin.pid}) stopped in ${seconds(performance.now() - started)}; its spans are gone`
+      : `zipkin (pid ${zipkin.pid}) was no longer running; removed ${zipkin.dataDirectory}`
+  )
+}
+
+const zipkinStatus = async (): Promise<string> => {
+  const zipkin = readState().zipkin
+  if (zipkin === undefined) return "zipkin: not running"
+  if (!isZipkinRunning(zipkin))
+    return `zipkin: not running (stale state: pid ${zipkin.pid} is gone; \`down\` cleans up)`
+  const problem = await zipkinProblem(zipkin)
+  const answers = problem === undefined ? "answers" : `does NOT answer (${problem})`
+  return `zipkin: ${zipkin.version} on ${zipkinUrl(zipkin)} (UI ${zipkinUrl(zipkin)}/zipkin/), pid ${zipkin.pid}, since ${zipkin.startedAt}, ${answers}`
+}
+
 const downTimescale = async (): Promise<void> => {
   const timescale = readState().timescale
   if (timescale === undefined) {
@@ -393,6 +544,8 @@ export async function down(services: ReadonlyArray<Service> = knownServices): Pr
     if (services.includes("cassandra")) await downCassandra()
     if (services.includes("s3")) await downS3()
     if (services.includes("timescale")) await downTimescale()
+    if (services.includes("zipkin")) await downZipkin()
+    if (services.includes("observability")) await downPrometheusServers()
   })
 }
 
@@ -449,14 +602,20 @@ const downS3 = async (): Promise<void> => {
 
 /** The environment variables of the servers that run now (started by `up`). */
 export function environment(): Record<string, string> {
-  const { kafka, cassandra, s3, timescale } = readState()
+  const { kafka, cassandra, s3, timescale, prometheusServers, zipkin } = readState()
   return {
     ...(kafka !== undefined && isRunning(kafka) ? kafkaEnvironment(kafkaBrokers(kafka)) : {}),
     ...(cassandra !== undefined && isCassandraRunning(cassandra)
       ? cassandraEnvironment(cassandraContactPoints(cassandra), cassandraDataCenter)
       : {}),
     ...(s3 !== undefined && isS3ProxyRunning(s3) ? s3Environment(harnessS3Settings(s3)) : {}),
-    ...(timescale !== undefined && isTimescaleRunning(timescale) ? timescaleEnvironment(timescale.port) : {})
+    ...(zipkin !== undefined && isZipkinRunning(zipkin)
+      ? { ...zipkinEnvironment(zipkin), ...zipkinExporterEnvironment(zipkin) }
+      : {}),
+    ...(timescale !== undefined && isTimescaleRunning(timescale) ? timescaleEnvironment(timescale.port) : {}),
+    ...(prometheusServers !== undefined && isPrometheusServersRunning(prometheusServers)
+      ? prometheusServersEnvironment(prometheusServers)
+      : {})
   }
 }
 
@@ -467,6 +626,8 @@ export async function status(): Promise<ReadonlyArray<string>> {
     await cassandraStatus(),
     await s3Status(),
     await timescaleStatus(),
+    await zipkinStatus(),
+    await prometheusServersStatus(),
     await kcatStatus(),
     await prometheusToolsStatus()
   ]

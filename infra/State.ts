@@ -5,6 +5,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } 
 import { join, resolve } from "node:path"
 import { setTimeout as sleep } from "node:timers/promises"
 import { isAlive, log } from "./Processes.ts"
+import type { PrometheusServersState } from "./prometheus/PrometheusServers.ts"
 
 export const repositoryRoot = resolve(import.meta.dirname, "..")
 /** Ignored by git: downloaded jars, generated configs, data folders, state. */
@@ -51,11 +52,24 @@ export interface TimescaleState {
   readonly startedAt: string
 }
 
+export interface ZipkinState {
+  readonly pid: number
+  readonly version: string
+  readonly host: string
+  readonly port: number
+  /** Holds the server's log (the spans are in its memory); removed by `down`. */
+  readonly dataDirectory: string
+  readonly startedAt: string
+}
+
 export interface InfraState {
   readonly kafka?: KafkaState
   readonly cassandra?: CassandraState
   readonly s3?: S3State
   readonly timescale?: TimescaleState
+  readonly zipkin?: ZipkinState
+  /** Prometheus, Alertmanager and the Pushgateway (`up observability`). */
+  readonly prometheusServers?: PrometheusServersState
 }
 
 export const readState = (): InfraState => {

@@ -1,10 +1,11 @@
 // Command line of the real-server harness (`pnpm infra <command>`):
-//   up [kafka|postgres|cassandra|s3|timescale|kcat|prometheus ...]  start (or reuse) the servers, default kafka
-//                                              postgres cassandra (s3 and timescale only when named); prints how long
-//                                              each took; kcat and prometheus (Prometheus, promtool, Alertmanager,
-//                                              the Pushgateway) are tools, only when named: fetched into .infra
-//                                              (kcat unless on PATH)
-//   down [kafka|cassandra|s3|timescale ...]            stop what `up` started and remove its data, default all
+//   up [kafka|postgres|cassandra|s3|timescale|observability|zipkin|kcat|prometheus ...]  start (or reuse) the
+//                                              servers, default kafka postgres cassandra (s3, timescale, observability
+//                                              (Prometheus, Alertmanager, Pushgateway running) and zipkin only when
+//                                              named); prints how long each took; kcat and prometheus (Prometheus,
+//                                              promtool, Alertmanager, the Pushgateway) are tools, only when named:
+//                                              fetched into .infra (kcat unless on PATH)
+//   down [kafka|cassandra|s3|timescale|observability|zipkin ...]  stop what `up` started and remove its data, default all
 //   env                                        `export NAME=value` lines for the running servers: eval "$(pnpm -s infra env)"
 //   status                                     what runs, where, and whether it answers
 import {
@@ -23,7 +24,7 @@ import {
 } from "./Harness.ts"
 
 const usage =
-  "usage: node infra/cli.ts up [kafka|postgres|cassandra|s3|timescale|kcat|prometheus ...] | down [kafka|cassandra|s3|timescale ...] | env | status"
+  "usage: node infra/cli.ts up [kafka|postgres|cassandra|s3|timescale|observability|zipkin|kcat|prometheus ...] | down [kafka|cassandra|s3|timescale|observability|zipkin ...] | env | status"
 
 // kafkajs is used for the readiness check.
 hideKafkajsTimerWarning()

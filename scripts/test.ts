@@ -52,8 +52,20 @@ if (missing.length > 0) {
 const alreadyRunning = Object.keys(Harness.environment()).length > 0
 // The tools first (kcat; Prometheus' binaries with promtool), so that a failed fetch stops the run before any
 // server starts. When fetched, the answer is a PATH with their folders first: tests that run plain `kcat` find it.
-console.log("\n== servers: node infra/cli.ts up kcat prometheus kafka postgres cassandra s3 timescale")
-const servers = await Harness.up(["kcat", "prometheus", "kafka", "postgres", "cassandra", "s3", "timescale"])
+console.log(
+  "\n== servers: node infra/cli.ts up kcat prometheus kafka postgres cassandra s3 timescale observability zipkin"
+)
+const servers = await Harness.up([
+  "kcat",
+  "prometheus",
+  "kafka",
+  "postgres",
+  "cassandra",
+  "s3",
+  "timescale",
+  "observability",
+  "zipkin"
+])
 let tests = false
 try {
   tests = run(

@@ -1,12 +1,20 @@
-import { Effect } from "effect"
+import { Effect, Option, type Tracer } from "effect"
 import client from "prom-client"
+import { TracesExported } from "./Tracing.ts"
 
 /**
  * Every Prometheus metric DexMon exports, in one registry per process, served
  * at `/metrics` by every service. Dashboards and alert rules name these, so a
  * rename here is a breaking change for operators.
+ *
+ * The registry speaks OpenMetrics, the format that carries exemplars: a latency
+ * observation keeps the trace id of the request or record it timed, so a
+ * dashboard's slow bucket links to a trace of it. A scraper that does not ask
+ * for OpenMetrics (curl, the Pushgateway) gets the classic text format.
  */
 export const registry = new client.Registry()
+// prom-client's types bind a registry's format at its creation, and every metric's `registers` to the default.
+registry.setContentType(client.Registry.OPENMETRICS_CONTENT_TYPE as never)
 client.collectDefaultMetrics({ register: registry })
 
 const registers = [registry]
@@ -22,6 +30,7 @@ export const httpRequestDuration = new client.Histogram({
   help: "HTTP request latency, by method, route and status",
   labelNames: ["method", "route", "status"] as const,
   buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  enableExemplars: true,
   registers
 })
 export const eventsProduced = new client.Counter({
@@ -60,6 +69,7 @@ export const endToEnd = new client.Histogram({
   help: "From a record's append to the event log (the receiver's 202) until a consumer group committed it: for the processor the reading is stored, for the notifier its alert",
   labelNames: ["topic", "group"] as const,
   buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+  enableExemplars: true,
   registers
 })
 export const storeWriteDuration = new client.Histogram({
@@ -67,6 +77,7 @@ export const storeWriteDuration = new client.Histogram({
   help: "Latency of a write to a store (readings: PostgreSQL/TimescaleDB; alerts: Cassandra or PostgreSQL; archive: S3)",
   labelNames: ["store"] as const,
   buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  enableExemplars: true,
   registers
 })
 export const alertsRaised = new client.Counter({
@@ -91,6 +102,7 @@ export const webhookLatency = new client.Histogram({
   name: "dexmon_webhook_delivery_duration_seconds",
   help: "Latency of a webhook delivery attempt, from the request until the endpoint's answer (or the timeout)",
   buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  enableExemplars: true,
   registers
 })
 export const archivedRows = new client.Counter({
@@ -119,18 +131,95 @@ export const lateEventsPending = new client.Gauge({
 /** Labels every series with the service that exports it. */
 export const labelService = (service: string) => registry.setDefaultLabels({ service })
 
-/** The exposition text of every metric, and its content type. */
-export const exposition = Effect.promise(() => registry.metrics()).pipe(
-  Effect.map((text) => ({ text, contentType: registry.contentType }))
-)
+/** The classic text format's content type (what prom-client's default registry serves). */
+const TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+/**
+ * The exposition of every metric: OpenMetrics, exemplars included, when `accept` asks for it (as Prometheus
+ * does), else the classic text format. Both come from the one registry: the text is the OpenMetrics rewritten
+ * (`openMetricsToText`), not a second registry, because prom-client renames a counter in place the first time
+ * an OpenMetrics registry prints it.
+ */
+export const exposition = (accept: string | undefined) =>
+  Effect.promise(() => registry.metrics()).pipe(
+    Effect.map((openMetrics) =>
+      accept?.includes("application/openmetrics-text")
+        ? { text: openMetrics, contentType: registry.contentType as string }
+        : { text: openMetricsToText(openMetrics), contentType: TEXT_CONTENT_TYPE }
+    )
+  )
+
+/** Where a sample line's labels end (after the closing brace, quotes and escapes inside respected), or 0. */
+const endOfLabels = (line: string): number => {
+  const open = line.indexOf("{")
+  const space = line.indexOf(" ")
+  if (open < 0 || (space >= 0 && space < open)) return 0
+  let quoted = false
+  for (let i = open + 1; i < line.length; i++) {
+    const char = line[i]
+    if (quoted && char === "\\") i++
+    else if (char === '"') quoted = !quoted
+    else if (!quoted && char === "}") return i + 1
+  }
+  return line.length
+}
+
+/**
+ * prom-client's OpenMetrics as the classic text format: a counter's family is named with its `_total` (as its
+ * samples are), exemplars and the `# EOF` line go, and families are apart by a blank line.
+ */
+export const openMetricsToText = (openMetrics: string): string => {
+  const lines = openMetrics.split("\n")
+  const counters = new Set(
+    lines.flatMap((line) => {
+      const [hash, keyword, family, type] = line.split(" ")
+      return hash === "#" && keyword === "TYPE" && type === "counter" ? [family!] : []
+    })
+  )
+  const text: Array<string> = []
+  for (const line of lines) {
+    if (line === "" || line === "# EOF") continue
+    if (line.startsWith("# HELP ") || line.startsWith("# TYPE ")) {
+      const [hash, keyword, family, ...rest] = line.split(" ")
+      if (keyword === "HELP" && text.length > 0) text.push("")
+      text.push([hash, keyword, counters.has(family!) ? `${family}_total` : family, ...rest].join(" "))
+      continue
+    }
+    if (line.startsWith("#")) continue
+    const labelsEnd = endOfLabels(line)
+    const exemplar = line.indexOf(" # ", labelsEnd)
+    text.push(exemplar < 0 ? line : line.slice(0, exemplar))
+  }
+  return `${text.join("\n")}\n`
+}
+
+/**
+ * Observes `value` in `histogram`, with the trace id of `span` (default: the current span) as its exemplar when
+ * spans are exported: a trace id that no store keeps would lead nowhere.
+ */
+export const observe = Effect.fnUntraced(function* <T extends string>(
+  histogram: client.Histogram<T>,
+  labels: client.LabelValues<T>,
+  value: number,
+  span?: Tracer.AnySpan
+) {
+  const exported = yield* TracesExported
+  const traced = span ?? Option.getOrUndefined(yield* Effect.option(Effect.currentSpan))
+  const exemplarLabels = exported && traced !== undefined ? { trace_id: traced.traceId } : {}
+  histogram.observe({ labels, value, exemplarLabels: exemplarLabels as client.LabelValues<T> })
+})
 
 /** Records how long `effect` takes as a write to `store`, whether it succeeds or not. */
 export const timeStoreWrite =
   (store: "readings" | "alerts" | "archive") =>
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     Effect.suspend(() => {
-      const stop = storeWriteDuration.startTimer({ store })
-      return effect.pipe(Effect.ensuring(Effect.sync(() => stop())))
+      const started = performance.now()
+      return effect.pipe(
+        Effect.ensuring(
+          Effect.suspend(() => observe(storeWriteDuration, { store }, (performance.now() - started) / 1000))
+        )
+      )
     })
 
 /**
@@ -139,7 +228,21 @@ export const timeStoreWrite =
  * catch alive.
  */
 export const pushTo = (url: string, job: string) =>
-  Effect.tryPromise({
-    try: () => new client.Pushgateway(url, {}, registry).pushAdd({ jobName: job }),
-    catch: (cause) => new Error(`could not push metrics to ${url}: ${String(cause)}`)
-  }).pipe(Effect.asVoid)
+  Effect.gen(function* () {
+    // The Pushgateway takes the text format, not OpenMetrics. POST, as prom-client's pushAdd: the job's other
+    // metrics stay.
+    const { text, contentType } = yield* exposition(undefined)
+    const response = yield* Effect.tryPromise({
+      try: () =>
+        fetch(`${url.replace(/\/$/, "")}/metrics/job/${encodeURIComponent(job)}`, {
+          method: "POST",
+          headers: { "content-type": contentType },
+          body: text
+        }),
+      catch: (cause) => new Error(`could not push metrics to ${url}: ${String(cause)}`)
+    })
+    if (!response.ok) {
+      const body = yield* Effect.promise(() => response.text())
+      return yield* Effect.fail(new Error(`could not push metrics to ${url}: ${response.status} ${body.slice(0, 500)}`))
+    }
+  })

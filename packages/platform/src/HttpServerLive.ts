@@ -59,7 +59,7 @@ export const routeOf = (url: string): string => {
 const measureRequests = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const stop = Metrics.httpRequestDuration.startTimer()
+    const started = performance.now()
     const secretInPath = isSecretInPath(request.url)
     if (secretInPath) yield* HttpMiddleware.withLoggerDisabled(Effect.void)
     return yield* app.pipe(
@@ -68,26 +68,31 @@ const measureRequests = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerR
           ? exit.value.status
           : HttpServerError.causeResponseStripped(exit.cause)[0].status
         const labels = { method: request.method, route: routeOf(request.url), status: String(status) }
-        stop(labels)
         Metrics.httpRequests.inc(labels)
+        const observed = Metrics.observe(Metrics.httpRequestDuration, labels, (performance.now() - started) / 1000)
         return secretInPath
-          ? Effect.annotateLogs(Effect.log("Sent HTTP response"), {
-              "http.method": request.method,
-              "http.url": redactPath(request.url),
-              "http.status": status
-            })
-          : Effect.void
+          ? Effect.andThen(
+              observed,
+              Effect.annotateLogs(Effect.log("Sent HTTP response"), {
+                "http.method": request.method,
+                "http.url": redactPath(request.url),
+                "http.status": status
+              })
+            )
+          : observed
       })
     )
   })
 
-/** `GET /metrics`: every metric of this process in the Prometheus exposition format. */
+/** `GET /metrics`: every metric of this process, in OpenMetrics (exemplars included) when asked, else the text format. */
 const MetricsRoute = HttpRouter.add(
   "GET",
   "/metrics",
-  Effect.map(Metrics.exposition, ({ text, contentType }) =>
-    HttpServerResponse.text(text, { headers: { "content-type": contentType } })
-  )
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const { text, contentType } = yield* Metrics.exposition(request.headers.accept)
+    return HttpServerResponse.text(text, { headers: { "content-type": contentType } })
+  })
 )
 
 /** The paths `DEXMON_ADMIN_PORT` moves off the public port: what they tell is for the operator only. */

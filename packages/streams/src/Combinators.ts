@@ -329,8 +329,15 @@ export const observeBatches = (groupId: string) => {
         Metrics.eventsConsumed.inc({ topic: batch.topic, group: groupId }, batch.records.length)
         Metrics.batchSize.observe({ group: groupId }, batch.records.length)
         const committedAt = Number(ended / 1_000_000n)
+        // Each record's exemplar is the trace of the request that produced it (its `traceparent`), when spans are
+        // exported: a slow bucket leads to the POST it timed.
         for (const record of batch.records) {
-          Metrics.endToEnd.observe({ topic: batch.topic, group: groupId }, (committedAt - record.timestamp) / 1000)
+          yield* Metrics.observe(
+            Metrics.endToEnd,
+            { topic: batch.topic, group: groupId },
+            (committedAt - record.timestamp) / 1000,
+            parentFromHeaders(record.headers)
+          )
         }
       })
     )
@@ -341,7 +348,7 @@ export const observeBatches = (groupId: string) => {
 }
 
 /**
- * Keeps `dexmon_consumer_lag` current for the partitions this consumer has
+ * Keeps `dexmon_consumer_lag` current for the partitions this consumer owns and has
  * committed: the end offset minus the next offset to read, every 5 seconds.
  */
 const reportLag = (eventLog: EventLog["Service"], topic: string, groupId: string, nextOffsets: Map<number, number>) =>
@@ -397,6 +404,19 @@ const PARTITION_BUFFER = 4
  */
 export const runConsumer = <A, R>(options: ConsumerOptions<A, R>) => {
   const nextOffsets = new Map<number, number>()
+  /** The partitions this member owns (undefined until the event log says), for the lag it may report. */
+  let owned: ReadonlySet<number> | undefined
+  // A partition handed to another member loses its lag series here: left behind, its last value would stay
+  // exported for ever beside the new owner's (and a growth rule would see a series that never changes).
+  const onAssigned = (partitions: ReadonlyArray<number>) => {
+    owned = new Set(partitions)
+    for (const partition of [...nextOffsets.keys()]) {
+      if (owned.has(partition)) continue
+      nextOffsets.delete(partition)
+      Metrics.consumerLag.remove({ topic: options.topic, partition: String(partition), group: options.groupId })
+    }
+    options.onAssigned?.(partitions)
+  }
   const drainPartition = (batches: Stream.Stream<PartitionBatch>) => {
     const observer = observeBatches(options.groupId)
     return batches.pipe(
@@ -411,7 +431,8 @@ export const runConsumer = <A, R>(options: ConsumerOptions<A, R>) => {
       Stream.runForEach(({ batch }) =>
         Effect.sync(() => {
           const last = batch.records[batch.records.length - 1]
-          if (last !== undefined) nextOffsets.set(batch.partition, last.offset + 1)
+          if (last !== undefined && (owned === undefined || owned.has(batch.partition)))
+            nextOffsets.set(batch.partition, last.offset + 1)
         })
       ),
       Effect.onExit(observer.abandon)
@@ -425,7 +446,7 @@ export const runConsumer = <A, R>(options: ConsumerOptions<A, R>) => {
           topic: options.topic,
           groupId: options.groupId,
           maxBatchSize: options.maxBatchSize,
-          ...(options.onAssigned === undefined ? {} : { onAssigned: options.onAssigned })
+          onAssigned
         })
         .pipe(
           Stream.groupByKey((batch) => batch.partition, { bufferSize: PARTITION_BUFFER }),

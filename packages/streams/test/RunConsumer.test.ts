@@ -1,7 +1,8 @@
-import { TracesExported } from "@dexmon/observability"
-import { EventLog, type PartitionBatch } from "@dexmon/ports"
+import { Metrics, TracesExported } from "@dexmon/observability"
+import { type ConsumeOptions, EventLog, type PartitionBatch } from "@dexmon/ports"
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Option, Stream, Tracer } from "effect"
+import { Deferred, Effect, Fiber, Option, Queue, Stream, Tracer } from "effect"
+import { TestClock } from "effect/testing"
 import { type DecodedBatch, runConsumer, writeWithRetry } from "../src/index.ts"
 
 const encoder = new TextEncoder()
@@ -168,6 +169,63 @@ describe("runConsumer", () => {
         made.filter((name) => name.startsWith("t ")),
         ["t process", "t process", "t process", "t batch"]
       )
+    })
+  )
+
+  it.effect("a partition handed to another member stops being reported in dexmon_consumer_lag", () =>
+    Effect.gen(function* () {
+      const journal: Journal = { events: [] }
+      const group = "lag-after-rebalance"
+      const batches = yield* Queue.unbounded<PartitionBatch>()
+      let assign: ((partitions: ReadonlyArray<number>) => void) | undefined
+      const eventLog = EventLog.of({
+        ...eventLogOf([]),
+        consume: (options: ConsumeOptions) => {
+          assign = options.onAssigned
+          return Stream.fromQueue(batches)
+        },
+        // Ten records in each partition; the consumer commits two of each.
+        endOffsets: () =>
+          Effect.succeed(
+            new Map([
+              [0, 10],
+              [1, 10]
+            ])
+          )
+      })
+      const lagOf = Effect.promise(() => Metrics.consumerLag.get()).pipe(
+        Effect.map(({ values }) =>
+          values
+            .filter((sample) => sample.labels.group === group)
+            .map((sample) => `${sample.labels.partition}=${sample.value}`)
+            .sort()
+        )
+      )
+      const consumer = yield* Effect.forkChild(
+        runConsumer({
+          eventLog,
+          topic: "t",
+          groupId: group,
+          maxBatchSize: 500,
+          decode: (bytes) => Effect.succeed(new TextDecoder().decode(bytes)),
+          apply: (decoded: Stream.Stream<DecodedBatch<string>>) => decoded,
+          deadLetterTopic: "t.dlq"
+        })
+      )
+      yield* Effect.yieldNow
+      assert.isDefined(assign, "the consumer passes its assignment callback to the event log")
+      assign!([0, 1])
+      yield* Queue.offerAll(batches, [batchAt(journal, 0, 0, 2), batchAt(journal, 1, 0, 2)])
+      while (journal.events.filter((event) => event.startsWith("committed")).length < 2) yield* Effect.yieldNow
+      yield* TestClock.adjust("5 seconds")
+      assert.deepStrictEqual(yield* lagOf, ["0=8", "1=8"])
+
+      // The group gives partition 0 to another member: its series goes at once, and stays gone.
+      assign!([1])
+      assert.deepStrictEqual(yield* lagOf, ["1=8"])
+      yield* TestClock.adjust("5 seconds")
+      assert.deepStrictEqual(yield* lagOf, ["1=8"])
+      yield* Fiber.interrupt(consumer)
     })
   )
 })

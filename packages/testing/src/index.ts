@@ -21,8 +21,9 @@ export * from "./browsers/Chromium.ts"
 export * from "./Certificates.ts"
 // Clocks that are off or stopped, for runs that must see a given time.
 export * from "./Clocks.ts"
-// Counterparts the services talk to: an OAuth issuer, a webhook endpoint; the CGM clouds that Nightscout
+// Counterparts the services talk to: an OAuth issuer, a webhook endpoint, Alertmanager's webhook; the CGM clouds that Nightscout
 // uploaders read from (Dexcom Share, LibreLinkUp).
+export * from "./counterparts/AlertmanagerWebhook.ts"
 export * from "./counterparts/DexcomShare.ts"
 export * from "./counterparts/Issuer.ts"
 export * from "./counterparts/LibreLinkUp.ts"
@@ -44,10 +45,12 @@ export * from "./processes/ProcessMemory.ts"
 export * from "./processes/ServiceProcess.ts"
 // Plain reference computations (percentiles, local time of day) to check DexMon's figures against.
 export * from "./References.ts"
-// Independent readers of what the services produced: Kafka through kcat, Prometheus text.
+// Independent readers of what the services produced: Kafka through kcat, Prometheus text, Prometheus itself.
 export * from "./readers/Exposition.ts"
 export * from "./readers/Kcat.ts"
 // What an in-process service recorded: its finished spans, its log lines.
 export * from "./readers/Logs.ts"
+export * from "./readers/Prometheus.ts"
 export * from "./readers/Spans.ts"
+export * from "./readers/Zipkin.ts"
 export * from "./TempDir.ts"

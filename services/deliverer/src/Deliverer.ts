@@ -273,7 +273,7 @@ export const DelivererLive = Layer.effectDiscard(
           Effect.retry({ while: (error) => error.transient, schedule: Schedule.exponential("200 millis"), times: 6 })
         )
       Metrics.webhookDeliveries.inc({ outcome: record.outcome })
-      Metrics.webhookLatency.observe(result.latencyMs / 1000)
+      yield* Metrics.observe(Metrics.webhookLatency, {}, result.latencyMs / 1000)
     })
 
     /**

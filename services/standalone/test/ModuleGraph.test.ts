@@ -18,7 +18,8 @@ const lazyDrivers = [
   "hyparquet",
   "hyparquet-writer",
   "@effect/opentelemetry",
-  "@opentelemetry/exporter-trace-otlp-http"
+  "@opentelemetry/exporter-trace-otlp-http",
+  "@opentelemetry/exporter-zipkin"
 ]
 
 const root = resolve(import.meta.dirname, "../../..")

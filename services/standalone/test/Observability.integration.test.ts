@@ -1,4 +1,3 @@
-import { createServer } from "node:http"
 import { layerSpanProcessor } from "@dexmon/observability"
 import { EmbeddedPostgres } from "@dexmon/ports"
 import { DexMonClient } from "@dexmon/sdk"
@@ -7,7 +6,6 @@ import {
   freePort,
   has,
   layerEmbeddedPostgresTest,
-  makeDexMonProcessWith,
   makeServiceProcess,
   parseExposition,
   requiredServer,
@@ -124,42 +122,6 @@ layer(layerEmbeddedPostgresTest, { timeout: 300_000, excludeTestServices: true }
         assert.isTrue(
           upserts.some((span) => batches.some((b) => b.spanContext().spanId === span.parentSpanContext?.spanId))
         )
-      })
-    )
-
-    it.effect("with OTEL_EXPORTER_OTLP_ENDPOINT set, spans are exported over OTLP/HTTP with the service name", () =>
-      Effect.gen(function* () {
-        const received: Array<string> = []
-        const port = yield* freePort
-        const collector = createServer((request, response) => {
-          let body = ""
-          request.on("data", (chunk) => {
-            body += String(chunk)
-          })
-          request.on("end", () => {
-            if (request.url === "/v1/traces") received.push(body)
-            response.end("{}")
-          })
-        })
-        yield* Effect.acquireRelease(
-          Effect.callback<void>((resume) => {
-            collector.listen(port, "127.0.0.1", () => resume(Effect.void))
-          }),
-          () => Effect.sync(() => collector.close())
-        )
-        const dexmon = yield* makeDexMonProcessWith({
-          SECURITY_DISABLED: "true",
-          OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
-          OTEL_SERVICE_NAME: "dexmon-otlp-test",
-          OTEL_BSP_SCHEDULE_DELAY: "200"
-        })
-        yield* dexmon.start
-        yield* Effect.promise(() => fetch(`${dexmon.baseUrl}/readyz`))
-        const exported = yield* eventually(
-          Effect.sync(() => received.join("\n")),
-          (body) => body.includes("dexmon-otlp-test") && body.includes("GET")
-        )
-        assert.include(exported, "resourceSpans")
       })
     )
 

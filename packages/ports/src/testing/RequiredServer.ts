@@ -4,7 +4,18 @@
  * of one: it fails and says how to get it.
  */
 export const requiredServer = (
-  variable: "KAFKA_BROKERS" | "DATABASE_URL" | "CASSANDRA_CONTACT_POINTS" | "S3_ENDPOINT" | "TIMESCALE_URL"
+  variable:
+    | "KAFKA_BROKERS"
+    | "DATABASE_URL"
+    | "CASSANDRA_CONTACT_POINTS"
+    | "S3_ENDPOINT"
+    | "TIMESCALE_URL"
+    | "PROMETHEUS_URL"
+    | "PROMETHEUS_SD_DIR"
+    | "ALERTMANAGER_URL"
+    | "ALERTMANAGER_WEBHOOK_URL"
+    | "PUSHGATEWAY_URL"
+    | "ZIPKIN_URL"
 ): string => {
   const value = process.env[variable]
   if (value === undefined || value === "") {

@@ -64,3 +64,26 @@ export const openInChromium = Effect.fnUntraced(function* (
   yield* run([...settle, `--screenshot=${screenshot}`, `--window-size=${size.width},${size.height}`, url])
   return { file, screenshot, screenshotBytes: statSync(screenshot).size, dom }
 })
+
+/**
+ * A page a server serves (a trace store's UI), opened in headless Chromium as a person would open it: its
+ * screenshot at `width` × `height` saved as `test-artifacts/<name>.png`, and the DOM Chromium built. A page
+ * its scripts render after loading names `scriptMillis` (Chromium's virtual time, which waits for the page's
+ * own requests), as for `openInChromium`.
+ */
+export const openUrlInChromium = Effect.fnUntraced(function* (
+  name: string,
+  url: string,
+  size: { readonly width: number; readonly height: number; readonly scriptMillis?: number }
+) {
+  const screenshot = join(TEST_ARTIFACTS, `${name}.png`)
+  mkdirSync(dirname(screenshot), { recursive: true })
+  // The window's size for the DOM too: a page that renders only the rows in view (a long list) renders the same ones.
+  const settle = [
+    `--window-size=${size.width},${size.height}`,
+    ...(size.scriptMillis === undefined ? [] : [`--virtual-time-budget=${size.scriptMillis}`])
+  ]
+  const dom = yield* run([...settle, "--dump-dom", url])
+  yield* run([...settle, `--screenshot=${screenshot}`, url])
+  return { screenshot, screenshotBytes: statSync(screenshot).size, dom }
+})
