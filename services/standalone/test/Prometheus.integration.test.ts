@@ -12,6 +12,8 @@ import {
   makeServiceProcess,
   makeTcpProxy,
   makeWebhookReceiver,
+  makeZipkinReader,
+  prometheusExemplars,
   prometheusQuery,
   prometheusValue,
   requiredServer,
@@ -126,10 +128,12 @@ describe("Prometheus scraping DexMon", () => {
   )
 
   it.live(
-    "scrapes every service of a production topology; a processor stuck on its database fires the lag alert into Alertmanager's webhook, which resolves when it recovers; every dashboard expression answers with data",
+    "scrapes every service of a production topology; a processor stuck on its database fires the lag alert into Alertmanager's webhook, which resolves when it recovers; every dashboard expression answers with data; latency exemplars lead to traces in Zipkin",
     () =>
       Effect.gen(function* () {
         const run = `prom${Date.now().toString(36)}`
+        const zipkin = requiredServer("ZIPKIN_URL")
+        const startedAt = yield* Clock.currentTimeMillis
         const database = yield* freshDatabase({ name: `dexmon_${run}` })
         const databaseUrl = new URL(database.url)
         // The processor reaches its database through a proxy the test can cut: it stays up and keeps reporting
@@ -151,12 +155,23 @@ describe("Prometheus scraping DexMon", () => {
         }
         const alertmanager = yield* makeAlertmanagerWebhook
         const endpoint = yield* makeWebhookReceiver(() => ({ status: 204 }))
+        // Spans go to the harness's Zipkin, so the latency histograms carry trace ids as exemplars.
+        const traced = (service: string, settings: Record<string, string | undefined> = env) => ({
+          ...settings,
+          OTEL_TRACES_EXPORTER: "zipkin",
+          OTEL_EXPORTER_ZIPKIN_ENDPOINT: `${zipkin}/api/v2/spans`,
+          OTEL_SERVICE_NAME: `${run}-${service}`,
+          OTEL_BSP_SCHEDULE_DELAY: "200"
+        })
         const services = {
-          receiver: yield* makeServiceProcess("receiver", env),
-          processor: yield* makeServiceProcess("processor", { ...env, DATABASE_URL: processorDatabase.href }),
-          notifier: yield* makeServiceProcess("notifier", env),
-          deliverer: yield* makeServiceProcess("deliverer", env),
-          gateway: yield* makeServiceProcess("gateway", env)
+          receiver: yield* makeServiceProcess("receiver", traced("receiver")),
+          processor: yield* makeServiceProcess(
+            "processor",
+            traced("processor", { ...env, DATABASE_URL: processorDatabase.href })
+          ),
+          notifier: yield* makeServiceProcess("notifier", traced("notifier")),
+          deliverer: yield* makeServiceProcess("deliverer", traced("deliverer")),
+          gateway: yield* makeServiceProcess("gateway", traced("gateway"))
         }
         yield* Effect.all(
           Object.values(services).map((service) => service.start),
@@ -310,6 +325,20 @@ describe("Prometheus scraping DexMon", () => {
             { what: `panel "${title}": ${query} answers with data`, every: "500 millis", times: 60 }
           )
           assert.isAbove(answer.length, 0)
+        }
+
+        // Exemplars: Prometheus scraped OpenMetrics, and a latency bucket's exemplar names a trace that Zipkin
+        // holds. The end-to-end latency's exemplar is the trace of the POST that appended the record.
+        for (const metric of ["http_request_duration_seconds_bucket", "dexmon_end_to_end_seconds_bucket"]) {
+          const exemplars = yield* prometheusExemplars(`${metric}{job="dexmon", run="${run}"}`, startedAt)
+          const traceIds = exemplars.flatMap((exemplar) => (exemplar.trace_id === undefined ? [] : [exemplar.trace_id]))
+          assert.isAbove(traceIds.length, 0, `${metric} has exemplars with a trace id`)
+          const spans = yield* eventually(makeZipkinReader(zipkin).trace(traceIds[0]!), (trace) => trace.length > 0, {
+            what: `the trace of ${metric}'s exemplar in Zipkin`,
+            every: "500 millis",
+            times: 60
+          })
+          assert.isTrue(spans.every((span) => span.traceId === traceIds[0]))
         }
 
         // Prometheus' own linter on what each service exposes after the load (a labelled series shows only once

@@ -56,6 +56,37 @@ export const prometheusQuery = (query: string): Effect.Effect<ReadonlyArray<Prom
     })
   )
 
+/**
+ * The exemplars Prometheus stored for the series `selector` picks since `sinceMillis`: each one's labels
+ * (`trace_id` for DexMon's). Needs `--enable-feature=exemplar-storage` (the harness's Prometheus has it).
+ */
+export const prometheusExemplars = (
+  selector: string,
+  sinceMillis: number
+): Effect.Effect<ReadonlyArray<Readonly<Record<string, string>>>, PrometheusQueryError> =>
+  Effect.tryPromise({
+    try: async () => {
+      const search = new URLSearchParams({
+        query: selector,
+        start: String(sinceMillis / 1000),
+        end: String(Date.now() / 1000 + 60)
+      })
+      const response = await fetch(`${requiredServer("PROMETHEUS_URL")}/api/v1/query_exemplars?${search}`)
+      return (await response.json()) as {
+        status: string
+        error?: string
+        data?: ReadonlyArray<{ exemplars: ReadonlyArray<{ labels: Record<string, string> }> }>
+      }
+    },
+    catch: (cause) => new PrometheusQueryError({ query: selector, reason: String(cause) })
+  }).pipe(
+    Effect.flatMap((answer) =>
+      answer.status === "success" && answer.data !== undefined
+        ? Effect.succeed(answer.data.flatMap((series) => series.exemplars.map((exemplar) => exemplar.labels)))
+        : Effect.fail(new PrometheusQueryError({ query: selector, reason: answer.error ?? "no data" }))
+    )
+  )
+
 /** The single value of a query answering at most one series, or undefined when it answers none. */
 export const prometheusValue = (query: string): Effect.Effect<number | undefined, PrometheusQueryError> =>
   Effect.flatMap(prometheusQuery(query), (series) =>
