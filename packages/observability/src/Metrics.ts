@@ -1,4 +1,4 @@
-import { Effect, Option, type Tracer } from "effect"
+import { Effect, Option } from "effect"
 import client from "prom-client"
 import { TracesExported } from "./Tracing.ts"
 
@@ -193,20 +193,28 @@ export const openMetricsToText = (openMetrics: string): string => {
   return `${text.join("\n")}\n`
 }
 
+/** Observes `value` in `histogram`, with `traceId` (when there is one) as its exemplar. */
+export const observeTraced = <T extends string>(
+  histogram: client.Histogram<T>,
+  labels: client.LabelValues<T>,
+  value: number,
+  traceId: string | undefined
+): void => {
+  const exemplarLabels = traceId === undefined ? {} : { trace_id: traceId }
+  histogram.observe({ labels, value, exemplarLabels: exemplarLabels as client.LabelValues<T> })
+}
+
 /**
- * Observes `value` in `histogram`, with the trace id of `span` (default: the current span) as its exemplar when
- * spans are exported: a trace id that no store keeps would lead nowhere.
+ * Observes `value` in `histogram`, with the current span's trace id as its exemplar when spans are exported: a
+ * trace id that no store keeps would lead nowhere.
  */
 export const observe = Effect.fnUntraced(function* <T extends string>(
   histogram: client.Histogram<T>,
   labels: client.LabelValues<T>,
-  value: number,
-  span?: Tracer.AnySpan
+  value: number
 ) {
-  const exported = yield* TracesExported
-  const traced = span ?? Option.getOrUndefined(yield* Effect.option(Effect.currentSpan))
-  const exemplarLabels = exported && traced !== undefined ? { trace_id: traced.traceId } : {}
-  histogram.observe({ labels, value, exemplarLabels: exemplarLabels as client.LabelValues<T> })
+  const span = (yield* TracesExported) ? Option.getOrUndefined(yield* Effect.option(Effect.currentSpan)) : undefined
+  observeTraced(histogram, labels, value, span?.traceId)
 })
 
 /** Records how long `effect` takes as a write to `store`, whether it succeeds or not. */
