@@ -117,3 +117,16 @@ export const currentTraceHeaders: Effect.Effect<Readonly<Record<string, string>>
 /** The producer's span named by a message's `traceparent` header, to continue its trace. */
 export const parentFromHeaders = (headers: Readonly<Record<string, string>>): Tracer.ExternalSpan | undefined =>
   Option.getOrUndefined(HttpTraceContext.fromHeaders(headers as never))
+
+/**
+ * A span's context as a W3C `traceparent`: what a message or a stored row carries so that the work it leads to
+ * later, in another process, continues the span's trace (`parentFromHeaders({ traceparent })` reads it back).
+ */
+export const traceparentOf = (span: Tracer.AnySpan): string =>
+  `00-${span.traceId.padStart(32, "0")}-${span.spanId}-${span.sampled ? "01" : "00"}`
+
+/** The current span's `traceparent` (`traceparentOf`), or undefined outside a span. */
+export const currentTraceparent: Effect.Effect<string | undefined> = Effect.currentSpan.pipe(
+  Effect.map(traceparentOf),
+  Effect.orElseSucceed(() => undefined)
+)

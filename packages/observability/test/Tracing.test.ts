@@ -2,7 +2,15 @@ import { assert, describe, it } from "@effect/vitest"
 import { type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { ConfigProvider, Duration, Effect, Layer } from "effect"
 import { TestClock } from "effect/testing"
-import { layerSpanProcessor, startingOnWholeMicroseconds, type TracesExport, tracesExport } from "../src/Tracing.ts"
+import {
+  currentTraceparent,
+  layerSpanProcessor,
+  parentFromHeaders,
+  startingOnWholeMicroseconds,
+  type TracesExport,
+  traceparentOf,
+  tracesExport
+} from "../src/Tracing.ts"
 
 /** What `TracingLive("receiver")` would export to, with only these variables set. */
 const exportWith = (env: Record<string, string>) =>
@@ -94,5 +102,21 @@ describe("spans for Zipkin", () => {
         assert.strictEqual(span!.attributes.answer, 42)
         assert.match(span!.spanContext().traceId, /^[0-9a-f]{32}$/)
       })
+  )
+})
+
+describe("a span's context kept as a traceparent", () => {
+  it.effect("reads back as the span it names, from a W3C or a B3 producer (its 64-bit trace id padded)", () =>
+    Effect.gen(function* () {
+      const span = yield* Effect.makeSpan("queued")
+      const kept = traceparentOf(span)
+      assert.match(kept, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+      const back = parentFromHeaders({ traceparent: kept })
+      assert.deepStrictEqual([back?.traceId, back?.spanId, back?.sampled], [span.traceId, span.spanId, true])
+      const b3 = parentFromHeaders({ b3: "463ac35c9f6413ad-a2fb4a1d1a96d312-0" })!
+      assert.strictEqual(traceparentOf(b3), "00-0000000000000000463ac35c9f6413ad-a2fb4a1d1a96d312-00")
+      assert.strictEqual(yield* currentTraceparent, undefined, "none outside a span")
+      assert.strictEqual(yield* currentTraceparent.pipe(Effect.withParentSpan(span)), kept)
+    })
   )
 })

@@ -13,6 +13,7 @@ import {
   PostgresWebhookStore,
   SqlReadingStore
 } from "../src/index.ts"
+import { runMigrations } from "../src/postgres/Migrations.ts"
 import { layerServerPostgresTest, requiredServer } from "../src/testing/index.ts"
 import { alertSettingsStoreContract } from "./contracts/AlertSettingsStoreContract.ts"
 import { alertStateStoreContract } from "./contracts/AlertStateStoreContract.ts"
@@ -99,6 +100,30 @@ layer(both, { timeout: 60_000, excludeTestServices: true })(`alerts schema on ${
     })
   )
 })
+
+layer(Layer.fresh(layerServerPostgresTest), { timeout: 60_000, excludeTestServices: true })(
+  `delivery outbox upgrade on ${server}`,
+  (it) => {
+    it.effect("a delivery queued before the outbox kept traces is claimed after the upgrade, with none", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const { "0001_webhook_deliveries": first } = PostgresDeliveryOutbox.migrations
+        yield* runMigrations("webhook_deliveries", { "0001_webhook_deliveries": first })
+        const webhookId = "6f1c1c1e-8d1a-4a5e-9a43-1f0c2b7a9e10"
+        yield* sql`INSERT INTO webhook_deliveries
+            (delivery_id, webhook_id, user_id, notification_id, alert_id, body, due_at, attempts, next_attempt_at, state)
+          VALUES ('before-traces', ${webhookId}::uuid, 'upgrade-user', 'n1', 'a1', '{}',
+            to_timestamp(1000), 0, to_timestamp(1000), 'PENDING')`
+        const outbox = yield* PostgresDeliveryOutbox.make
+        const claimed = yield* outbox.claim(2_000_000, { limit: 10, perWebhook: 10, lease: 60_000 })
+        assert.deepStrictEqual(
+          claimed.map((d) => [d.delivery_id, d.traceparent, d.due_at]),
+          [["before-traces", null, 1_000_000]]
+        )
+      })
+    )
+  }
+)
 
 readingStoreContract(`SQL on ${server}`, both)
 alertStoreContract(`PostgreSQL table on ${server}`, both)

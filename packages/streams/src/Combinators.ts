@@ -1,4 +1,4 @@
-import { Metrics, parentFromHeaders, TracesExported } from "@dexmon/observability"
+import { Metrics, parentFromHeaders, TracesExported, traceparentOf } from "@dexmon/observability"
 import {
   type ConsumerRecord,
   type EventLog,
@@ -7,7 +7,7 @@ import {
   type PartitionBatch,
   type ProducerRecord
 } from "@dexmon/ports"
-import { Clock, Effect, Exit, Schedule, Stream } from "effect"
+import { Clock, Effect, Exit, Schedule, Stream, type Tracer } from "effect"
 import type { BatchTrace, Decoded, DecodedBatch, Failed } from "./DecodedBatch.ts"
 
 const describe = (error: unknown): { readonly tag: string; readonly message: string } => ({
@@ -270,8 +270,12 @@ export interface ConsumerPipelineOptions<A, B, E extends { readonly transient: b
 /**
  * The tracing and counting of the batches through one partition's pipeline. `start` (after decoding)
  * opens one span per record when spans are exported (`TracesExported`), continuing the trace its producer
- * started (the `traceparent` header), so a trace runs from the POST through the event log to the store, and
- * the batch's own span, linked to them: the stages run their work on the batch under it (`inBatchSpan`), whichever fiber each runs on.
+ * started (the `traceparent` header), so a trace runs from the POST through the event log into each consumer,
+ * and the batch's own span, linked to them: the stages run their work on the batch under it (`inBatchSpan`),
+ * whichever fiber each runs on. A span has one parent, so the batch's is a record's only when all its records
+ * continue one trace (one POST's readings, one notification): then the batch span is the first record's
+ * child and its writes show in that trace. A batch of several traces (under load, most are) stays a root
+ * that links to each: as the child of one it would put the writes for hundreds of POSTs into the first's trace.
  * `finish` (after the commit) ends them and counts the batch. A batch still open when the pipeline
  * stops (a failure, a restart) has its spans ended with that exit by `abandon`.
  */
@@ -280,7 +284,7 @@ export const observeBatches = (groupId: string) => {
   const end = (trace: BatchTrace, exit: Exit.Exit<unknown, unknown>) =>
     Effect.map(Clock.currentTimeNanos, (ended) => {
       open.delete(trace)
-      for (const span of trace.records) span.end(ended, exit)
+      for (const span of trace.records.values()) span.end(ended, exit)
       trace.span.end(ended, exit)
       return ended
     })
@@ -292,23 +296,31 @@ export const observeBatches = (groupId: string) => {
         const { batch } = decoded
         // Per-record spans only put the records in their producers' traces, which only a trace store shows.
         const exported = yield* TracesExported
-        const records = yield* Effect.forEach(exported ? batch.records : [], (record) =>
-          Effect.makeSpan(`${batch.topic} process`, {
-            parent: parentFromHeaders(record.headers),
-            kind: "consumer",
-            attributes: {
-              "messaging.system": "kafka",
-              "messaging.destination.name": batch.topic,
-              "messaging.consumer.group.name": groupId,
-              "messaging.kafka.message.key": record.key,
-              "messaging.kafka.offset": record.offset,
-              "messaging.destination.partition.id": String(batch.partition)
-            }
-          })
-        )
+        const producers = batch.records.map((record) => parentFromHeaders(record.headers))
+        const records = new Map<ConsumerRecord, Tracer.Span>()
+        if (exported) {
+          for (const [index, record] of batch.records.entries()) {
+            const span = yield* Effect.makeSpan(`${batch.topic} process`, {
+              parent: producers[index],
+              kind: "consumer",
+              attributes: {
+                "messaging.system": "kafka",
+                "messaging.destination.name": batch.topic,
+                "messaging.consumer.group.name": groupId,
+                "messaging.kafka.message.key": record.key,
+                "messaging.kafka.offset": record.offset,
+                "messaging.destination.partition.id": String(batch.partition)
+              }
+            })
+            records.set(record, span)
+          }
+        }
+        const [first] = producers
+        const oneTrace = first !== undefined && producers.every((producer) => producer?.traceId === first.traceId)
         const span = yield* Effect.makeSpan(`${batch.topic} batch`, {
           kind: "consumer",
-          links: records.map((span) => ({ span, attributes: {} })),
+          ...(oneTrace ? { parent: records.get(batch.records[0]!) ?? first } : {}),
+          links: [...records.values()].map((span) => ({ span, attributes: {} })),
           attributes: {
             "messaging.consumer.group.name": groupId,
             "messaging.batch.message_count": batch.records.length,
@@ -343,6 +355,16 @@ export const observeBatches = (groupId: string) => {
   const abandon = (exit: Exit.Exit<unknown, unknown>) => Effect.forEach([...open], (trace) => end(trace, exit))
 
   return { start, finish, abandon }
+}
+
+/**
+ * The trace that what a record leads to continues (a message appended for it, a row worked on later), as a W3C
+ * `traceparent`: the record's span in this consumer when spans are exported, else its producer's (its own
+ * header), so the trace runs on through this consumer; undefined for a record that carries none.
+ */
+export const recordTraceparent = (batch: DecodedBatch<unknown>, record: ConsumerRecord): string | undefined => {
+  const span = batch.trace?.records.get(record) ?? parentFromHeaders(record.headers)
+  return span === undefined ? undefined : traceparentOf(span)
 }
 
 /**

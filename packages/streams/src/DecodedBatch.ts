@@ -17,12 +17,13 @@ export interface Failed {
 }
 
 /**
- * The spans of one batch on its way through a consumer: one per record, continuing its producer's
- * trace, and the batch's own, which links to them and is the parent of every stage's work on it.
+ * The spans of one batch on its way through a consumer: one per record (when spans are exported),
+ * continuing its producer's trace, and the batch's own, which links to them and is the parent of every
+ * stage's work on it.
  */
 export interface BatchTrace {
   readonly span: Tracer.Span
-  readonly records: ReadonlyArray<Tracer.Span>
+  readonly records: ReadonlyMap<ConsumerRecord, Tracer.Span>
 }
 
 /** One partition batch on its way through a consumer pipeline. */

@@ -6,7 +6,7 @@ import {
   formatIsoTimestamp,
   webhookTakes
 } from "@dexmon/domain"
-import { Metrics } from "@dexmon/observability"
+import { currentTraceHeaders, Metrics, parentFromHeaders } from "@dexmon/observability"
 import {
   type Delivery,
   type DeliveryAttempt,
@@ -17,7 +17,7 @@ import {
   Topics,
   WebhookStore
 } from "@dexmon/ports"
-import { type DecodedBatch, runConsumer, superviseConsumer, writeWithRetry } from "@dexmon/streams"
+import { type DecodedBatch, recordTraceparent, runConsumer, superviseConsumer, writeWithRetry } from "@dexmon/streams"
 import { Clock, Config, Effect, Layer, Option, Schedule, Scope, Semaphore, Stream } from "effect"
 import { nextAttemptAt } from "./RetrySchedule.ts"
 import { type SendResult, WebhookSender } from "./WebhookSender.ts"
@@ -93,10 +93,14 @@ interface Decoded {
   readonly body: string
 }
 
-/** A notification to deliver: what was decoded, its log time, and the one endpoint a replayed dead letter names. */
+/**
+ * A notification to deliver: what was decoded, its log time, the one endpoint a replayed dead letter names, and
+ * the trace its deliveries' attempts continue (`recordTraceparent`).
+ */
 interface ToDeliver extends Decoded {
   readonly logTime: number
   readonly onlyWebhook: string | undefined
+  readonly traceparent: string | undefined
 }
 
 const text = new TextDecoder()
@@ -156,7 +160,8 @@ export const DelivererLive = Layer.effectDiscard(
             notification_id: notification.notification_id,
             alert_id: notification.alert_id,
             body: item.body,
-            due_at: now
+            due_at: now,
+            traceparent: item.traceparent ?? null
           }
           if (item.onlyWebhook !== undefined) yield* outbox.requeue(delivery)
           else fresh.push(delivery)
@@ -176,7 +181,8 @@ export const DelivererLive = Layer.effectDiscard(
               value: {
                 ...value,
                 logTime: record.timestamp,
-                onlyWebhook: record.headers[REPLAY_WEBHOOK_HEADER]
+                onlyWebhook: record.headers[REPLAY_WEBHOOK_HEADER],
+                traceparent: recordTraceparent(batch, record)
               }
             }))
           })
@@ -199,14 +205,18 @@ export const DelivererLive = Layer.effectDiscard(
       deadLetterTopic: names.deliveryDlq
     })
 
-    /** A delivery that will not be made: in the DLQ, with why, for `pnpm dlq` to list and replay. */
-    const deadLetter = (delivery: Delivery, attempts: number, error: string) =>
+    /**
+     * A delivery that will not be made: in the DLQ, with why, for `pnpm dlq` to list and replay. It carries the
+     * trace of the attempt that gave up, so a replay's attempts continue the delivery's trace.
+     */
+    const deadLetter = (delivery: Delivery, attempts: number, error: string, trace: Readonly<Record<string, string>>) =>
       eventLog
         .append(names.deliveryDlq, [
           {
             key: delivery.webhook_id,
             value: encoder.encode(delivery.body),
             headers: {
+              ...trace,
               "content-type": "application/json",
               [REPLAY_WEBHOOK_HEADER]: delivery.webhook_id,
               "dexmon-delivery": delivery.delivery_id,
@@ -265,7 +275,7 @@ export const DelivererLive = Layer.effectDiscard(
       }
       const next: NextStep = step.state === "FAILED" ? { state: "FAILED", error: printable(step.error) } : step
       if (next.state === "FAILED" && delivery.alert_id !== null && Option.isSome(webhook)) {
-        yield* deadLetter(delivery, attempt, next.error)
+        yield* deadLetter(delivery, attempt, next.error, yield* currentTraceHeaders)
       }
       yield* outbox
         .record(record, next, delivery.next_attempt_at)
@@ -342,7 +352,13 @@ export const DelivererLive = Layer.effectDiscard(
               Effect.logWarning("webhook attempt not recorded; its lease will bring it back", cause)
             ),
             Effect.ensuring(release(delivery)),
-            Effect.withSpan("Deliverer.attempt", { attributes: { "dexmon.delivery_id": delivery.delivery_id } }),
+            // Every attempt of a delivery continues the trace that queued it: the notification's, so the POST's.
+            Effect.withSpan("Deliverer.attempt", {
+              attributes: { "dexmon.delivery_id": delivery.delivery_id },
+              ...(delivery.traceparent === null
+                ? {}
+                : { parent: parentFromHeaders({ traceparent: delivery.traceparent }) })
+            }),
             Effect.forkIn(scope)
           )
       }

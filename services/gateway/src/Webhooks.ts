@@ -12,6 +12,7 @@ import {
   WebhookId,
   type WebhookView
 } from "@dexmon/domain"
+import { currentTraceparent } from "@dexmon/observability"
 import { type DeliveryAttempt, DeliveryOutbox, deploymentProfile, WebhookStore } from "@dexmon/ports"
 import { Clock, Context, Effect, Layer, Option, Result } from "effect"
 import { unavailable } from "./Unavailable.ts"
@@ -150,6 +151,8 @@ export class Webhooks extends Context.Service<
           sent_at: formatIsoTimestamp(now)
         })
         const delivery = deliveryId(notificationId, webhook.id)
+        // Its attempts continue the request's trace.
+        const traceparent = (yield* currentTraceparent) ?? null
         yield* outbox
           .enqueue([
             {
@@ -159,7 +162,8 @@ export class Webhooks extends Context.Service<
               notification_id: notificationId,
               alert_id: null,
               body,
-              due_at: now
+              due_at: now,
+              traceparent
             }
           ])
           .pipe(Effect.catchTag("DeliveryOutboxError", outboxUnavailable))

@@ -41,7 +41,7 @@ import {
   Topics,
   VERSION_SALT_VALUES
 } from "@dexmon/ports"
-import { type DecodedBatch, runConsumer, superviseConsumer, writeWithRetry } from "@dexmon/streams"
+import { type DecodedBatch, recordTraceparent, runConsumer, superviseConsumer, writeWithRetry } from "@dexmon/streams"
 import { Clock, Config, Effect, Layer, Option, Random, Schedule, Schema, Stream } from "effect"
 
 export const NotifierConfig = Config.all({
@@ -55,11 +55,14 @@ export const NotifierConfig = Config.all({
 /**
  * One input for one sensor's engine, and the log partition the sensor's
  * events are on. A reading names the sensor's owner (its first state is made
- * for them); a tick only ever reaches sensors that have a state.
+ * for them); a tick only ever reaches sensors that have a state. `traceparent`
+ * is the trace of the input's record (`recordTraceparent`), which the
+ * notifications it decides continue.
  */
 type SensorInput = {
   readonly log_partition: number
   readonly sensor_id: SensorId
+  readonly traceparent?: string | undefined
 } & (
   | { readonly input: ReadingInput | ActionInput; readonly user_id: UserId }
   | { readonly input: TickInput; readonly user_id?: undefined }
@@ -238,7 +241,9 @@ export const NotifierLive = Layer.effectDiscard(
       for (const [key, { userId, version }] of versions) rulesOf.set(key, yield* rulesAt(userId, version))
       const rulesOfUser = (userId: UserId, version: number) => rulesOf.get(`${userId}\u0000${version}`) ?? rules
       const changes: Array<AlertChange> = []
-      for (const { sensor_id, user_id, input } of inputs) {
+      // Each notification with the trace of the record whose decision made it: the reading's POST, the owner's action.
+      const notified: Array<{ readonly notification: AlertNotification; readonly traceparent: string | undefined }> = []
+      for (const { sensor_id, user_id, input, traceparent } of inputs) {
         const entry = working.get(sensor_id)
         // A tick for a sensor whose state went away has nothing to check.
         if (entry === undefined) continue
@@ -254,14 +259,17 @@ export const NotifierLive = Layer.effectDiscard(
           entry.changed = true
         }
         changes.push(...decision.changes)
+        for (const change of decision.changes) {
+          if (change.notify) notified.push({ notification: toNotification(change), traceparent })
+        }
       }
       // Every row a change left; the store keeps the last version of each episode (its contract).
       if (changes.length > 0)
         yield* alerts.save(changes.map((change) => change.alert)).pipe(Metrics.timeStoreWrite("alerts"))
       // Before the states: a notification appended and then lost with its state is decided and appended again,
       // while one whose state was written first could be lost.
-      const notifications = changes.filter((change) => change.notify).map(toNotification)
-      const traceHeaders = notifications.length > 0 ? yield* currentTraceHeaders : {}
+      // A record that carries no trace (a clock tick while spans are not exported) leaves its notification the batch's.
+      const batchTrace = notified.some((n) => n.traceparent === undefined) ? yield* currentTraceHeaders : {}
       const salt = yield* Random.nextIntBetween(0, VERSION_SALT_VALUES, { halfOpen: true })
       const writes = [...working.values()]
         .filter((entry) => entry.changed)
@@ -278,13 +286,16 @@ export const NotifierLive = Layer.effectDiscard(
       // again. The shutdown waits for the state write instead (its deadline, `DEXMON_SHUTDOWN_TIMEOUT`, bounds it).
       yield* Effect.uninterruptible(
         Effect.gen(function* () {
-          if (notifications.length > 0) {
+          if (notified.length > 0) {
             yield* eventLog.append(
               names.alerts,
-              notifications.map((notification) => ({
+              notified.map(({ notification, traceparent }) => ({
                 key: notification.sensor_id,
                 value: encoder.encode(encodeAlertNotification(notification)),
-                headers: { ...alertNotificationHeaders(notification), ...traceHeaders }
+                headers: {
+                  ...alertNotificationHeaders(notification),
+                  ...(traceparent === undefined ? batchTrace : { traceparent })
+                }
               }))
             )
           }
@@ -321,12 +332,14 @@ export const NotifierLive = Layer.effectDiscard(
             ...batch,
             decoded: batch.decoded.map(({ record, value }) => ({
               record,
-              value:
-                value instanceof AlertActionEvent
+              value: {
+                ...(value instanceof AlertActionEvent
                   ? actionInput(value, record.partition, record.offset, record.timestamp)
                   : value instanceof AlertClockEvent
                     ? clockInput(value, record.partition, record.offset)
-                    : readingInput(value, record.partition, record.offset, record.timestamp)
+                    : readingInput(value, record.partition, record.offset, record.timestamp)),
+                traceparent: recordTraceparent(batch, record)
+              }
             }))
           })
         ),

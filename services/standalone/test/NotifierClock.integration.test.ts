@@ -7,6 +7,7 @@ import {
   SensorId,
   UserId
 } from "@dexmon/domain"
+import { parentFromHeaders } from "@dexmon/observability"
 import { AlertStateStore, AlertStore, EventLog, Topics } from "@dexmon/ports"
 import { eventually } from "@dexmon/testing"
 import { assert, layer } from "@effect/vitest"
@@ -72,6 +73,10 @@ layer(notifier.pipe(Layer.provideMerge(stores)), { timeout: 120_000, excludeTest
           yield* eventually(notificationTypes, (types) => types.length === 1, { every: "100 millis", times: 300 })
           yield* caughtUp
           assert.deepStrictEqual(yield* notificationTypes, ["NO_DATA alert"])
+          // A tick's record carries no trace, and this notifier exports no spans (so makes none per record): the
+          // notification the clock decided continues its batch's trace instead.
+          const [notified] = yield* log.follow(names.alerts, new Map([[0, 0]])).pipe(Stream.take(1), Stream.runCollect)
+          assert.isDefined(parentFromHeaders(notified!.headers), "the NO_DATA notification carries the batch's trace")
 
           // The tick that opened it is on the events topic with the sensor's key, and the state covers its offset.
           const events = yield* log

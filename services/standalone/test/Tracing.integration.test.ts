@@ -35,7 +35,7 @@ const ancestorsOf = (spans: ReadonlyArray<ZipkinSpan>, span: ZipkinSpan): Readon
 
 describe(`traces in Zipkin at ${zipkinUrl}`, () => {
   it.live(
-    "an urgent low's POST is one trace from the receiver's HTTP span across Kafka into the processor and the notifier; the store writes, the notification and the delivery are traces of their own",
+    "an urgent low's POST is one trace from the receiver's HTTP span across Kafka into the processor and the notifier, through their store writes and the notification into the deliverer, to its attempt at the webhook",
     () =>
       Effect.gen(function* () {
         // Zipkin lower-cases service and span names; a run of its own names the services apart from other runs'.
@@ -112,15 +112,35 @@ describe(`traces in Zipkin at ${zipkinUrl}`, () => {
           { what: `one POST trace of ${service.receiver} in Zipkin` }
         )
         const traceId = posted![0]!.traceId
-        // Spans arrive from four processes, each on its own schedule: wait for the consumers' spans.
+        // Spans arrive from four processes, each on its own schedule: wait for the last of the chain, the
+        // deliverer's attempt at the webhook, and every consumer's span before it.
+        const events = `${prefix}glucose.events`
+        const alerts = `${prefix}glucose.alerts`
+        const expected: ReadonlyArray<readonly [string, string]> = [
+          [service.processor, `${events} process`],
+          [service.processor, `${events} batch`],
+          [service.processor, "readingstore.upsert"],
+          [service.notifier, `${events} process`],
+          [service.notifier, `${events} batch`],
+          [service.notifier, "alertstore.save"],
+          [service.notifier, "eventlog.append"],
+          [service.deliverer, `${alerts} process`],
+          [service.deliverer, `${alerts} batch`],
+          [service.deliverer, "deliveryoutbox.enqueue"],
+          [service.deliverer, "deliverer.attempt"],
+          [service.deliverer, "webhooksender.send"]
+        ]
         const trace = yield* eventually(
           zipkin.trace(traceId),
-          (spans) =>
-            named(spans, service.processor, `${prefix}glucose.events process`).length === 1 &&
-            named(spans, service.notifier, `${prefix}glucose.events process`).length === 1,
-          { what: `the processor's and the notifier's record spans in trace ${traceId}` }
+          (spans) => expected.every(([service, name]) => named(spans, service, name).length === 1),
+          { what: `the consumers' and the delivery's spans in trace ${traceId}` }
         )
         const summary = trace.map((span) => `${serviceOf(span)}: ${span.name}`).join(", ")
+        const only = (service: string, name: string) => {
+          const spans = named(trace, service, name)
+          assert.strictEqual(spans.length, 1, `one ${service}: ${name} in ${summary}`)
+          return spans[0]!
+        }
 
         const [root, ...notRoots] = trace.filter((span) => span.parentId === undefined)
         assert.strictEqual(notRoots.length, 0, `one root: ${summary}`)
@@ -129,69 +149,60 @@ describe(`traces in Zipkin at ${zipkinUrl}`, () => {
         assert.strictEqual(root!.name, "post")
         assert.strictEqual(root!.tags?.["http.request.method"] ?? root!.tags?.["http.method"], "POST")
 
-        const [accept] = named(trace, service.receiver, "ingestion.accept")
-        assert.isDefined(accept, summary)
-        assert.include(ancestorsOf(trace, accept!), `${service.receiver}: post`)
-        const [append] = named(trace, service.receiver, "eventlog.append")
-        assert.isDefined(append, summary)
-        assert.include(ancestorsOf(trace, append!), `${service.receiver}: ingestion.accept`)
+        const accept = only(service.receiver, "ingestion.accept")
+        assert.include(ancestorsOf(trace, accept), `${service.receiver}: post`)
+        const append = only(service.receiver, "eventlog.append")
+        assert.include(ancestorsOf(trace, append), `${service.receiver}: ingestion.accept`)
 
         // Across the broker: each consumer's span for the record continues the trace (the traceparent header).
         for (const consumer of [service.processor, service.notifier]) {
-          const [record] = named(trace, consumer, `${prefix}glucose.events process`)
-          assert.strictEqual(record!.kind, "CONSUMER")
-          assert.strictEqual(record!.tags?.["messaging.consumer.group.name"], consumer)
-          assert.include(ancestorsOf(trace, record!), `${service.receiver}: ingestion.accept`, summary)
+          const record = only(consumer, `${events} process`)
+          assert.strictEqual(record.kind, "CONSUMER")
+          assert.strictEqual(record.tags?.["messaging.consumer.group.name"], consumer)
+          assert.include(ancestorsOf(trace, record), `${service.receiver}: ingestion.accept`, summary)
         }
 
-        // The store writes run in each consumer's batch span, which OpenTelemetry *links* to the record spans.
-        // Zipkin's model has no links and the exporter drops them, so each batch is a trace of its own there.
-        const [readingsBatch] = yield* eventually(
-          zipkin.traces({ serviceName: service.processor, spanName: "ReadingStore.upsert" }),
-          (traces) => traces.length === 1,
-          { what: "the processor's batch trace with ReadingStore.upsert" }
-        )
-        const [upsert] = named(readingsBatch!, service.processor, "readingstore.upsert")
-        assert.include(ancestorsOf(readingsBatch!, upsert!), `${service.processor}: ${prefix}glucose.events batch`)
+        // A batch whose records are all of one trace (here, the one reading) is that trace's: its span is the
+        // record's child, so the store writes made under it are in the POST's trace too.
+        assert.deepStrictEqual(ancestorsOf(trace, only(service.processor, "readingstore.upsert")).slice(0, 2), [
+          `${service.processor}: ${events} batch`,
+          `${service.processor}: ${events} process`
+        ])
+        for (const write of ["alertstore.save", "eventlog.append"]) {
+          assert.deepStrictEqual(ancestorsOf(trace, only(service.notifier, write)).slice(0, 2), [
+            `${service.notifier}: ${events} batch`,
+            `${service.notifier}: ${events} process`
+          ])
+        }
 
-        // The notifier's batch: the alert stored, the notification appended to glucose.alerts, and (through the
-        // notification's traceparent) the deliverer's span for that record, in another process.
-        const [alertsBatch] = yield* eventually(
-          zipkin.traces({ serviceName: service.notifier, spanName: "AlertStore.save" }),
-          (traces) =>
-            traces.length === 1 && named(traces[0]!, service.deliverer, `${prefix}glucose.alerts process`).length === 1,
-          { what: "the notifier's batch trace with AlertStore.save and the deliverer's record span" }
-        )
-        const batchSpan = `${service.notifier}: ${prefix}glucose.events batch`
-        const [save] = named(alertsBatch!, service.notifier, "alertstore.save")
-        assert.include(ancestorsOf(alertsBatch!, save!), batchSpan)
-        const [notification] = named(alertsBatch!, service.notifier, "eventlog.append")
-        assert.include(ancestorsOf(alertsBatch!, notification!), batchSpan)
-        const [handedOver] = named(alertsBatch!, service.deliverer, `${prefix}glucose.alerts process`)
-        assert.include(ancestorsOf(alertsBatch!, handedOver!), batchSpan)
+        // The notification carries the trace of the reading that caused it: the deliverer's span for it is the
+        // child of the notifier's span for the reading, and the outbox write is made in its batch.
+        const handedOver = only(service.deliverer, `${alerts} process`)
+        assert.strictEqual(handedOver.kind, "CONSUMER")
+        assert.strictEqual(ancestorsOf(trace, handedOver)[0], `${service.notifier}: ${events} process`)
+        assert.deepStrictEqual(ancestorsOf(trace, only(service.deliverer, "deliveryoutbox.enqueue")).slice(0, 2), [
+          `${service.deliverer}: ${alerts} batch`,
+          `${service.deliverer}: ${alerts} process`
+        ])
 
-        // The deliverer's batch of glucose.alerts: the delivery written to the outbox, for the endpoint it found.
-        const [outboxBatch] = yield* eventually(
-          zipkin.traces({ serviceName: service.deliverer, spanName: "DeliveryOutbox.enqueue" }),
-          (traces) => traces.length === 1,
-          { what: "the deliverer's batch trace with DeliveryOutbox.enqueue" }
+        // The delivery: the attempt claimed from the outbox continues the trace the outbox row kept.
+        const attempt = only(service.deliverer, "deliverer.attempt")
+        assert.strictEqual(attempt.tags?.["dexmon.delivery_id"], delivered!.delivery)
+        assert.deepStrictEqual(ancestorsOf(trace, attempt), [
+          `${service.deliverer}: ${alerts} process`,
+          `${service.notifier}: ${events} process`,
+          ...ancestorsOf(trace, only(service.notifier, `${events} process`))
+        ])
+        assert.include(
+          ancestorsOf(trace, only(service.deliverer, "webhooksender.send")),
+          `${service.deliverer}: deliverer.attempt`
         )
-        const [enqueue] = named(outboxBatch!, service.deliverer, "deliveryoutbox.enqueue")
-        assert.include(ancestorsOf(outboxBatch!, enqueue!), `${service.deliverer}: ${prefix}glucose.alerts batch`)
-
-        // The delivery: an attempt claimed from the outbox starts a trace of its own, named by its delivery id.
-        const [attempt] = yield* eventually(
-          zipkin.traces({ serviceName: service.deliverer, spanName: "Deliverer.attempt" }),
-          (traces) => traces.length === 1 && named(traces[0]!, service.deliverer, "webhooksender.send").length === 1,
-          { what: "the deliverer's attempt trace with WebhookSender.send" }
-        )
-        const [attemptSpan] = named(attempt!, service.deliverer, "deliverer.attempt")
-        assert.strictEqual(attemptSpan!.tags?.["dexmon.delivery_id"], delivered!.delivery)
 
         // As a person sees it in Zipkin's UI; the README shows it when asked to (DEXMON_UPDATE_README_SCREENSHOT=1).
         const opened = yield* openUrlInChromium("zipkin-trace", zipkin.uiUrl(traceId), {
           width: 1400,
-          height: 900,
+          // Tall enough for every row of the trace: the UI renders only the rows in view.
+          height: 1600,
           scriptMillis: 10_000
         })
         assert.include(opened.dom, traceId)
@@ -199,8 +210,12 @@ describe(`traces in Zipkin at ${zipkinUrl}`, () => {
         for (const row of [
           `${service.receiver}: post`,
           `${service.receiver}: eventlog.append`,
-          `${service.processor}: ${prefix}glucose.events process`,
-          `${service.notifier}: ${prefix}glucose.events process`
+          `${service.processor}: ${events} process`,
+          `${service.notifier}: ${events} process`,
+          `${service.notifier}: alertstore.save`,
+          `${service.deliverer}: ${alerts} process`,
+          `${service.deliverer}: deliverer.attempt`,
+          `${service.deliverer}: webhooksender.send`
         ]) {
           assert.include(opened.dom, row)
         }

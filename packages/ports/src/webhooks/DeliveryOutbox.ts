@@ -17,7 +17,12 @@ export const NewDelivery = Schema.Struct({
   /** The exact JSON text to POST, signed as it is: every attempt sends these bytes. */
   body: Schema.String,
   /** When the delivery became due (epoch ms); the retry budget counts from it. */
-  due_at: Schema.Number
+  due_at: Schema.Number,
+  /**
+   * The W3C `traceparent` of what queued it (the notification's record, a test's request), which every attempt
+   * continues; null when none was traced (and for deliveries queued before the outbox kept it).
+   */
+  traceparent: Schema.NullOr(Schema.String)
 })
 export type NewDelivery = typeof NewDelivery.Type
 
@@ -104,7 +109,8 @@ export class DeliveryOutbox extends Context.Service<
     /**
      * A dead-letter replay: a FAILED delivery, or one the outbox does not
      * hold, becomes PENDING with no attempts, due at the given `due_at` (the
-     * retry budget starts again). A DELIVERED or still PENDING one is left alone.
+     * retry budget starts again), in the given `traceparent`'s trace. A
+     * DELIVERED or still PENDING one is left alone.
      */
     readonly requeue: (delivery: NewDelivery) => Effect.Effect<void, DeliveryOutboxError>
     /**

@@ -16,7 +16,8 @@ import {
   type NextStep
 } from "./DeliveryOutbox.ts"
 
-const migrations = {
+/** The outbox's schema, step by step (exported for the test that upgrades a queue of the first step's rows). */
+export const migrations = {
   "0001_webhook_deliveries": Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     // No foreign key to `webhooks`: a removed endpoint's queued deliveries stay, and the deliverer drops them.
@@ -54,6 +55,12 @@ const migrations = {
     // `attempts`: one endpoint's newest attempts.
     yield* sql`CREATE INDEX webhook_delivery_attempts_by_endpoint
       ON webhook_delivery_attempts (user_id, webhook_id, at DESC)`
+  }),
+  // The trace each delivery's attempts continue. Nullable: rows queued before it have none, and their attempts
+  // start traces of their own, as they did.
+  "0002_webhook_delivery_traceparent": Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE webhook_deliveries ADD COLUMN traceparent text`
   })
 }
 
@@ -94,7 +101,7 @@ export const make = Effect.gen(function* () {
 
   const deliveryColumns = sql`delivery_id, webhook_id::text AS webhook_id, user_id, notification_id, alert_id, body,
     ${epochMillis("due_at")} AS due_at, attempts, ${epochMillis("next_attempt_at")} AS next_attempt_at,
-    state, last_error`
+    state, last_error, traceparent`
 
   const attemptColumns = sql`delivery_id, webhook_id::text AS webhook_id, user_id, notification_id, attempt,
     ${epochMillis("at")} AS at, status_code, latency_ms, error, outcome`
@@ -109,8 +116,10 @@ export const make = Effect.gen(function* () {
     if (deliveries.length === 0) return 0
     const inserted = yield* sql`
       INSERT INTO webhook_deliveries
-        (delivery_id, webhook_id, user_id, notification_id, alert_id, body, due_at, attempts, next_attempt_at, state)
-      SELECT delivery_id, webhook_id, user_id, notification_id, alert_id, body, due_at, 0, due_at, 'PENDING'
+        (delivery_id, webhook_id, user_id, notification_id, alert_id, body, due_at, traceparent, attempts,
+          next_attempt_at, state)
+      SELECT delivery_id, webhook_id, user_id, notification_id, alert_id, body, due_at, traceparent, 0, due_at,
+        'PENDING'
       FROM unnest(
         ${pgArray(
           deliveries.map((d) => d.delivery_id),
@@ -139,25 +148,33 @@ export const make = Effect.gen(function* () {
         ${pgArray(
           deliveries.map((d) => d.due_at),
           OID.timestamptz
-        )}::timestamptz[]
-      ) AS batch (delivery_id, webhook_id, user_id, notification_id, alert_id, body, due_at)
+        )}::timestamptz[],
+        ${pgArray(
+          deliveries.map((d) => d.traceparent),
+          OID.text
+        )}::text[]
+      ) AS batch (delivery_id, webhook_id, user_id, notification_id, alert_id, body, due_at, traceparent)
       ORDER BY delivery_id
       ON CONFLICT (delivery_id) DO NOTHING
       RETURNING 1`.pipe(Effect.mapError(failWith("enqueue")))
     return inserted.length
   })
 
-  /** An upsert that only touches a FAILED row: the conflict's `WHERE` leaves DELIVERED and PENDING ones alone. */
+  /**
+   * An upsert that only touches a FAILED row: the conflict's `WHERE` leaves DELIVERED and PENDING ones alone. The
+   * replay is a new start, in the trace of what requeued it.
+   */
   const requeue = Effect.fn("DeliveryOutbox.requeue")(function* (delivery: NewDelivery) {
     yield* sql`
       INSERT INTO webhook_deliveries
-        (delivery_id, webhook_id, user_id, notification_id, alert_id, body, due_at, attempts, next_attempt_at, state)
+        (delivery_id, webhook_id, user_id, notification_id, alert_id, body, due_at, traceparent, attempts,
+          next_attempt_at, state)
       VALUES (${delivery.delivery_id}, ${delivery.webhook_id}::uuid, ${delivery.user_id}, ${delivery.notification_id},
-        ${delivery.alert_id}::text, ${delivery.body}, ${instant(delivery.due_at)}, 0, ${instant(delivery.due_at)},
-        'PENDING')
+        ${delivery.alert_id}::text, ${delivery.body}, ${instant(delivery.due_at)}, ${delivery.traceparent}::text, 0,
+        ${instant(delivery.due_at)}, 'PENDING')
       ON CONFLICT (delivery_id) DO UPDATE SET
         state = 'PENDING', attempts = 0, due_at = EXCLUDED.due_at, next_attempt_at = EXCLUDED.next_attempt_at,
-        last_error = NULL
+        last_error = NULL, traceparent = EXCLUDED.traceparent
       WHERE webhook_deliveries.state = 'FAILED'`.pipe(Effect.mapError(failWith("requeue")))
   })
 

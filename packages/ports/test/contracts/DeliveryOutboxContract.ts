@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto"
+import { randomBytes, randomUUID } from "node:crypto"
 import { deliveryId, UserId, WebhookId } from "@dexmon/domain"
 import { assert, layer } from "@effect/vitest"
 import { Effect, type Layer, Option } from "effect"
@@ -23,7 +23,10 @@ let windowCounter = 0
  */
 const newWindow = () => 1_900_000_000_000 - windowCounter++ * 30 * DAY
 
-/** Deliveries and endpoints of one test's own users. */
+/** A W3C `traceparent` of a trace of its own. */
+const newTraceparent = () => `00-${randomBytes(16).toString("hex")}-${randomBytes(8).toString("hex")}-01`
+
+/** Deliveries and endpoints of one test's own users, each delivery in a trace of its own unless told. */
 const fixture = () => {
   const run = newRun()
   let notifications = 0
@@ -33,7 +36,8 @@ const fixture = () => {
     userId: UserId,
     webhookId: WebhookId,
     dueAt: number,
-    alertId: string | null = `alert-${run}`
+    alertId: string | null = `alert-${run}`,
+    traceparent: string | null = newTraceparent()
   ): NewDelivery => {
     const notificationId = `${run}-n${notifications++}`
     return {
@@ -43,7 +47,8 @@ const fixture = () => {
       notification_id: notificationId,
       alert_id: alertId,
       body: JSON.stringify({ notification_id: notificationId, kind: "LOW", text: 'émoji 🩸, "quotes"' }),
-      due_at: dueAt
+      due_at: dueAt,
+      traceparent
     }
   }
   return { run, user, endpoint, delivery }
@@ -115,6 +120,37 @@ export const deliveryOutboxContract = (name: string, outboxLayer: Layer.Layer<De
         assert.strictEqual((yield* getSome(b.delivery_id)).state, "DELIVERED")
         assert.isTrue(Option.isNone(yield* outbox.get(deliveryId("no such notification", webhook))))
       })
+    )
+
+    it.effect(
+      "a delivery keeps the trace it was queued in through claims and attempts; one queued in none keeps none",
+      () =>
+        Effect.gen(function* () {
+          const outbox = yield* DeliveryOutbox
+          const now = newWindow()
+          const { user, endpoint, delivery } = fixture()
+          const [alice, webhook] = [user("alice"), endpoint()]
+          const traced = delivery(alice, webhook, now - 20)
+          const untraced = delivery(alice, webhook, now - 10, "alert-untraced", null)
+          assert.notStrictEqual(traced.traceparent, null)
+          yield* outbox.enqueue([traced, untraced])
+          const traces = (deliveries: ReadonlyArray<Delivery>) => deliveries.map((d) => [d.delivery_id, d.traceparent])
+          assert.deepStrictEqual(traces(yield* outbox.claim(now, { ...wide, lease: 1_000 })), [
+            [traced.delivery_id, traced.traceparent],
+            [untraced.delivery_id, null]
+          ])
+          // A retry: claimed again once its lease is over, still in the trace it was queued in.
+          yield* outbox.record(
+            attemptOf(traced, 1, now, { status_code: 503, latency_ms: 3, error: "HTTP 503", outcome: "RETRY" }),
+            { state: "PENDING", next_attempt_at: now + 5_000 },
+            now + 1_000
+          )
+          assert.deepStrictEqual(traces(yield* outbox.claim(now + 5_000, wide)), [
+            [untraced.delivery_id, null],
+            [traced.delivery_id, traced.traceparent]
+          ])
+          assert.strictEqual((yield* getSome(traced.delivery_id)).traceparent, traced.traceparent)
+        })
     )
 
     it.effect("claim answers the due PENDING deliveries only, oldest first, leased until now + lease", () =>
@@ -428,15 +464,21 @@ export const deliveryOutboxContract = (name: string, outboxLayer: Layer.Layer<De
         const [doneBefore, pendingBefore] = [yield* getSome(done.delivery_id), yield* getSome(pending.delivery_id)]
 
         const replayAt = now + 1_000
-        for (const d of [failed, done, pending, absent]) yield* outbox.requeue({ ...d, due_at: replayAt })
+        const replayTrace = newTraceparent()
+        for (const d of [failed, done, pending, absent]) {
+          yield* outbox.requeue({ ...d, due_at: replayAt, traceparent: replayTrace })
+        }
         assert.deepStrictEqual(
           yield* getSome(failed.delivery_id),
-          queued({ ...failed, due_at: replayAt }),
-          "no attempts, no error, due (and its budget counted) from the replay"
+          queued({ ...failed, due_at: replayAt, traceparent: replayTrace }),
+          "no attempts, no error, due (and its budget counted) from the replay, in the replay's trace"
         )
         assert.deepStrictEqual(yield* getSome(done.delivery_id), doneBefore, "a delivered one is left alone")
         assert.deepStrictEqual(yield* getSome(pending.delivery_id), pendingBefore, "a pending one too")
-        assert.deepStrictEqual(yield* getSome(absent.delivery_id), queued({ ...absent, due_at: replayAt }))
+        assert.deepStrictEqual(
+          yield* getSome(absent.delivery_id),
+          queued({ ...absent, due_at: replayAt, traceparent: replayTrace })
+        )
         assert.deepStrictEqual(
           ids(yield* outbox.claim(replayAt, wide)).sort(),
           ids([failed, absent]).sort(),

@@ -1,7 +1,8 @@
 /**
  * What a test reads of a finished span: the parts of OpenTelemetry's
  * `ReadableSpan` that carry recorded data (its name, attributes, events and
- * status), so a test can look for what must, or must never, be recorded.
+ * status) and where it sits in its trace, so a test can look for what must,
+ * or must never, be recorded, and what continues what.
  */
 export interface FinishedSpan {
   readonly name: string
@@ -12,6 +13,10 @@ export interface FinishedSpan {
     readonly attributes?: Readonly<Record<string, unknown>> | undefined
   }>
   readonly status: { readonly code: number; readonly message?: string | undefined }
+  /** Its trace and its own id. */
+  readonly spanContext: () => { readonly traceId: string; readonly spanId: string }
+  /** Its parent's, absent for a trace's root. */
+  readonly parentSpanContext?: { readonly traceId: string; readonly spanId: string } | undefined
 }
 
 /** Span kind SERVER, as OpenTelemetry numbers it. */
