@@ -172,15 +172,18 @@ const spawnDetached = (command: string, args: ReadonlyArray<string>, logFile: st
   return child.pid!
 }
 
+/** Whether the server answers 200 at `/-/ready` (all three serve it). */
+const isReady = (server: ServerProcess): Promise<boolean> =>
+  fetch(`http://${host}:${server.port}/-/ready`).then(
+    (response) => response.ok,
+    () => false
+  )
+
 /** Polls `<url>/-/ready` until it answers 200; throws with the server's log when it dies or the time runs out. */
 const waitUntilReady = async (name: string, server: ServerProcess, logFile: string): Promise<void> => {
   const deadline = Date.now() + readyTimeoutMs
   for (;;) {
-    const ready = await fetch(`http://${host}:${server.port}/-/ready`).then(
-      (response) => response.ok,
-      () => false
-    )
-    if (ready) return
+    if (await isReady(server)) return
     if (!isAlive(server.pid) || Date.now() > deadline) {
       throw new Error(`${name} did not get ready on ${host}:${server.port}:\n${tailOfFile(logFile)}`)
     }
@@ -283,14 +286,7 @@ export const isPrometheusServersRunning = (state: PrometheusServersState): boole
 
 /** Whether all three answer `/-/ready`. */
 export const prometheusServersAnswer = async (state: PrometheusServersState): Promise<boolean> => {
-  const answers = await Promise.all(
-    [state.prometheus, state.alertmanager, state.pushgateway].map((server) =>
-      fetch(`http://${host}:${server.port}/-/ready`).then(
-        (response) => response.ok,
-        () => false
-      )
-    )
-  )
+  const answers = await Promise.all([state.prometheus, state.alertmanager, state.pushgateway].map(isReady))
   return answers.every(Boolean)
 }
 

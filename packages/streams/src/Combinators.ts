@@ -294,9 +294,10 @@ export const observeBatches = (groupId: string) => {
       batches,
       Effect.fnUntraced(function* (decoded) {
         const { batch } = decoded
-        // Per-record spans only put the records in their producers' traces, which only a trace store shows.
+        // Per-record spans, and the batch's place in a producer's trace, only show in a trace store: without
+        // export no record's header is even parsed (this runs for every record consumed).
         const exported = yield* TracesExported
-        const producers = batch.records.map((record) => parentFromHeaders(record.headers))
+        const producers = exported ? batch.records.map((record) => parentFromHeaders(record.headers)) : []
         const records = new Map<ConsumerRecord, Tracer.Span>()
         if (exported) {
           for (const [index, record] of batch.records.entries()) {
@@ -363,8 +364,14 @@ export const observeBatches = (groupId: string) => {
  * header), so the trace runs on through this consumer; undefined for a record that carries none.
  */
 export const recordTraceparent = (batch: DecodedBatch<unknown>, record: ConsumerRecord): string | undefined => {
-  const span = batch.trace?.records.get(record) ?? parentFromHeaders(record.headers)
-  return span === undefined ? undefined : traceparentOf(span)
+  const span = batch.trace?.records.get(record)
+  if (span !== undefined) return traceparentOf(span)
+  // The producer's own header as it came (DexMon's producers write W3C and B3 both); only a B3-only producer's
+  // is parsed and written again, as W3C.
+  const header = record.headers.traceparent
+  if (header !== undefined) return header
+  const producer = parentFromHeaders(record.headers)
+  return producer === undefined ? undefined : traceparentOf(producer)
 }
 
 /**
